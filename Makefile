@@ -1,0 +1,29 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+# Each bootstraps what it needs (Debian packages, .venv, pinned wheels) by itself.
+VENV := .venv
+PY := $(VENV)/bin/python
+export PYTHONUNBUFFERED := 1
+
+.PHONY: bootstrap demo test test-slow lint bench clean
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+demo: bootstrap
+	@$(VENV)/bin/diffariff demo --out out/demo
+
+test: bootstrap
+	@$(VENV)/bin/ruff check src tests benchmarks
+	@$(PY) -m pytest -q
+
+test-slow: bootstrap
+	@$(PY) -m pytest -q -m slow
+
+lint: bootstrap
+	@$(VENV)/bin/ruff check src tests benchmarks
+
+bench: bootstrap
+	@$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf out .pytest_cache .ruff_cache
