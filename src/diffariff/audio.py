@@ -100,6 +100,7 @@ def load_audio(
         with sf.SoundFile(str(p)) as f:
             sr = int(f.samplerate)
             check_sample_rate(sr, str(p))
+            _check_not_truncated(f, p)
             total = f.frames
             if max_seconds is not None and total / sr > max_seconds:
                 raise AudioTooLongError(
@@ -256,6 +257,18 @@ def _existing_file(path: str | os.PathLike) -> Path:
     if p.stat().st_size == 0:
         raise NotAudioError(f"{p}: the file is empty (0 bytes)")
     return p
+
+
+def _check_not_truncated(f: sf.SoundFile, p: Path) -> None:
+    """Refuse a WAV-family file whose data chunk is shorter than its header says.
+
+    libsndfile silently reads what is there; its header log (``extra_info``) marks the data chunk
+    with ``(should be N)`` when the file ends early. A truncated FLAC/OGG/MP3 fails while decoding
+    and is reported by the reader instead.
+    """
+    for line in (f.extra_info or "").splitlines():
+        if line.strip().startswith("data") and "should be" in line:
+            raise NotAudioError(f"{p}: the file is truncated ({line.strip()})")
 
 
 def _first_line(exc: BaseException) -> str:
