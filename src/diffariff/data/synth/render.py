@@ -42,6 +42,10 @@ def find_soundfont(preferred: str | os.PathLike | None = None) -> Path:
         p = Path(preferred)
         if not p.is_file():
             raise InputError(f"soundfont not found: {p}")
+        with open(p, "rb") as f:
+            head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"sfbk":
+            raise InputError(f"not a SoundFont (.sf2/.sf3) file: {p}")
         return p
     for cand in SOUNDFONT_CANDIDATES:
         if Path(cand).is_file():
@@ -90,6 +94,10 @@ def render_midi(
             str(sf2), str(midi_path),
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        # FluidSynth falls back to its default soundfont (and exits 0) when the one given fails to load
+        log = f"{proc.stderr}\n{proc.stdout}".lower()
+        if "failed to load soundfont" in log or f"'{sf2}' not a soundfont".lower() in log:
+            raise InputError(f"fluidsynth could not load the soundfont {sf2}")
         if proc.returncode != 0 or not out.is_file() or out.stat().st_size <= 44:
             msg = (proc.stderr or proc.stdout or "no output").strip().splitlines()
             raise InputError(f"fluidsynth failed on {midi_path}: {msg[-1] if msg else 'unknown error'}")
