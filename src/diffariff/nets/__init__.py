@@ -1,0 +1,6 @@
+"""Pure networks (tensors in, tensors out): the DiT and 1-D U-Net latent denoisers and their layers."""
+
+from .dit import NET_KINDS, DiT, DiTConfig, build_net
+from .unet1d import UNet1d, UNetConfig
+
+__all__ = ["NET_KINDS", "DiT", "DiTConfig", "UNet1d", "UNetConfig", "build_net"]

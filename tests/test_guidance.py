@@ -1,0 +1,118 @@
+"""Dual classifier-free guidance: reductions, the formula, pass merging, one batched call, rescaling."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from diffariff.diffusion.edm import EDMDenoiser
+from diffariff.diffusion.guidance import GuidedDenoiser, guidance_weights, rescale_to
+from diffariff.errors import InputError
+from diffariff.nets.dit import build_net
+
+
+class Counting:
+    """An EDM denoiser around a tiny randomised DiT that records each call's batch size."""
+
+    def __init__(self):
+        torch.manual_seed(0)
+        net = build_net("dit", {"width": 64, "depth": 2, "heads": 4, "cond_dim": 64, "clap_dim": 32})
+        g = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for p in net.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+        self.den = EDMDenoiser(net.eval(), sigma_data=0.5)
+        self.batches: list[int] = []
+
+    def __call__(self, x, sigma, **cond):
+        self.batches.append(x.shape[0])
+        with torch.no_grad():
+            return self.den(x, sigma, **cond)
+
+
+def _data(b=2, t=15):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(b, 64, t, generator=g) * 2.0
+    ctx = torch.randn(b, 64, t, generator=g) * 0.5
+    clap = torch.nn.functional.normalize(torch.randn(b, 32, generator=g), dim=1)
+    return x, torch.full((b,), 2.0), ctx, clap
+
+
+def test_strengths_one_one_is_the_conditional_denoiser_in_one_pass():
+    d = Counting()
+    x, s, ctx, clap = _data()
+    out = GuidedDenoiser(d, ctx, clap, 1.0, 1.0)(x, s)
+    assert d.batches == [2]
+    assert torch.allclose(out, d(x, s, context=ctx, clap=clap), atol=1e-5)
+
+
+def test_strengths_zero_zero_is_the_unconditional_denoiser():
+    d = Counting()
+    x, s, ctx, clap = _data()
+    out = GuidedDenoiser(d, ctx, clap, 0.0, 0.0)(x, s)
+    assert d.batches == [2]
+    assert torch.allclose(out, d(x, s), atol=1e-5)
+
+
+def test_formula_with_all_three_passes_in_one_batched_call():
+    d = Counting()
+    x, s, ctx, clap = _data()
+    out = GuidedDenoiser(d, ctx, clap, 2.0, 0.5)(x, s)
+    assert d.batches == [6]  # three passes, one call
+    d00, dc0, dcc = d(x, s), d(x, s, context=ctx), d(x, s, context=ctx, clap=clap)
+    expected = d00 + 2.0 * (dc0 - d00) + 0.5 * (dcc - dc0)
+    assert torch.allclose(out, expected, atol=1e-4)
+    assert not torch.allclose(out, dcc, atol=1e-3)
+
+
+def test_default_strengths_and_pass_reduction():
+    assert guidance_weights(1.25, 1.25, True, True) == pytest.approx({(False, False): -0.25, (True, True): 1.25})
+    assert guidance_weights(1.25, 2.0, False, True) == pytest.approx({(False, False): -1.0, (False, True): 2.0})
+    assert guidance_weights(3.0, 2.0, True, False) == pytest.approx({(False, False): -2.0, (True, False): 3.0})
+    assert guidance_weights(3.0, 2.0, False, False) == pytest.approx({(False, False): 1.0})
+    d = Counting()
+    x, s, ctx, clap = _data()
+    g = GuidedDenoiser(d, ctx, clap)
+    assert (g.w_ctx, g.w_clap) == (1.25, 1.25)
+    g(x, s)
+    assert d.batches == [4]  # equal strengths: D(0,0) and D(ctx,clap) only
+
+
+def test_absent_context_uses_clap_guidance_only():
+    d = Counting()
+    x, s, _, clap = _data()
+    out = GuidedDenoiser(d, None, clap, 1.5, 2.0)(x, s)
+    assert d.batches == [4]
+    d00, d0c = d(x, s), d(x, s, clap=clap)
+    assert torch.allclose(out, d00 + 2.0 * (d0c - d00), atol=1e-4)
+    d.batches.clear()
+    assert torch.allclose(GuidedDenoiser(d, None, None, 3.0, 3.0)(x, s), d00, atol=1e-5)
+    assert d.batches == [2]
+
+
+def test_rescaled_guidance_matches_conditional_std():
+    d = Counting()
+    x, s, ctx, clap = _data()
+    plain = GuidedDenoiser(d, ctx, clap, 4.0, 4.0)(x, s)
+    d.batches.clear()
+    out = GuidedDenoiser(d, ctx, clap, 4.0, 4.0, rescale_phi=1.0)(x, s)
+    assert d.batches == [4]
+    dcc = d(x, s, context=ctx, clap=clap)
+    assert torch.allclose(out.flatten(1).std(dim=1), dcc.flatten(1).std(dim=1), rtol=1e-4)
+    assert plain.flatten(1).std(dim=1).mean() > dcc.flatten(1).std(dim=1).mean()
+    half = rescale_to(plain, dcc, 0.5)
+    assert torch.allclose(half, 0.5 * plain + 0.5 * out, atol=1e-5)
+    d.batches.clear()
+    GuidedDenoiser(d, ctx, clap, 0.0, 0.0, rescale_phi=0.7)(x, s)
+    assert d.batches == [4]  # the conditional pass is added for the rescaling reference
+
+
+def test_bad_guidance_inputs():
+    d = Counting()
+    x, s, ctx, clap = _data()
+    with pytest.raises(InputError):
+        GuidedDenoiser(d, ctx, clap, rescale_phi=1.5)
+    with pytest.raises(InputError):
+        GuidedDenoiser(d, ctx[:1].repeat(3, 1, 1), clap)(x, s)
+    out = GuidedDenoiser(d, ctx[:1], clap[:1], 1.0, 1.0)(x, s)  # batch-1 conditions broadcast
+    assert out.shape == x.shape
