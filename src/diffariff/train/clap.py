@@ -1,0 +1,152 @@
+"""``diffariff train clap``: contrastive training of the built-in CLAP on the synthetic corpus.
+
+A run folder holds everything: ``run_config.json`` (model + training recipe), Lightning checkpoints
+in ``checkpoints/`` (``last.ckpt`` resumes a killed run: running the same command again continues),
+CSV logs, the exported ``clap.safetensors`` (EMA weights when enabled) and ``eval.json`` (zero-shot
+results on the evaluation split). Heavy imports happen inside :func:`run` so ``diffariff --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``diffariff train clap``."""
+    parser.add_argument("--corpus", required=True, help="corpus folder (ROOT/<song>/metadata.json)")
+    parser.add_argument("--out", required=True, help="run folder (created; an existing run resumes)")
+    parser.add_argument("--config", help="JSON run config {model: ..., train: ...} (e.g. configs/clap_small.json)")
+    parser.add_argument("--max-steps", type=int, help="optimizer steps (overrides the config)")
+    parser.add_argument("--batch-size", type=int, help="clips per step (overrides the config)")
+    parser.add_argument("--lr", type=float, help="peak learning rate (overrides the config)")
+    parser.add_argument("--ema-decay", type=float, help="EMA decay, 0 disables (overrides the config)")
+    parser.add_argument("--precision", help="Lightning precision: 32-true, bf16-mixed, ... (overrides)")
+    parser.add_argument("--num-workers", type=int, help="data-loader workers (overrides the config)")
+    parser.add_argument("--seed", type=int, help="random seed (overrides the config)")
+    parser.add_argument("--limit-songs", type=int, help="use only the first N training songs")
+    parser.add_argument("--eval-split", default="test", help="split for the final zero-shot evaluation "
+                        "(default test; 'none' skips it)")
+    parser.add_argument("--accelerator", default="cpu", help="Lightning accelerator (default cpu)")
+    parser.add_argument("--devices", default="auto", help="Lightning devices (default auto)")
+    parser.add_argument("--num-nodes", type=int, default=1, help="Lightning nodes (default 1)")
+    parser.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp (default auto)")
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    mapping = {
+        "max_steps": args.max_steps, "batch_size": args.batch_size, "lr": args.lr,
+        "ema_decay": args.ema_decay, "precision": args.precision, "num_workers": args.num_workers,
+        "seed": args.seed,
+    }
+    return {k: v for k, v in mapping.items() if v is not None}
+
+
+def resolve_run_config(args: argparse.Namespace, run_dir: Path):
+    """The run config: the run folder's own (resume) or ``--config`` or the defaults, then the
+    command-line overrides; written back to ``run_dir/run_config.json``."""
+    import dataclasses
+    import json
+
+    from ..checkpoint import config_from_dict, config_to_dict, load_config_file
+    from ..errors import ConfigError
+    from ..fsutil import write_json_atomic
+    from .clap_module import ClapRunConfig
+
+    saved = run_dir / "run_config.json"
+    if saved.is_file():
+        config = load_config_file(ClapRunConfig, saved)
+        if args.config:
+            given = load_config_file(ClapRunConfig, args.config)
+            if given.model != dataclasses.replace(config.model, text_package_version=given.model.text_package_version):
+                raise ConfigError(f"{run_dir} holds a run with another model config; use a new --out folder")
+    elif args.config:
+        config = load_config_file(ClapRunConfig, args.config)
+    else:
+        config = ClapRunConfig()
+    data = config_to_dict(config)
+    data["train"].update(_overrides(args))
+    config = config_from_dict(ClapRunConfig, json.loads(json.dumps(data)))
+    write_json_atomic(saved, config_to_dict(config))
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train (or resume), export ``clap.safetensors`` and evaluate. Returns the exit code."""
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+    from torch.utils.data import DataLoader
+
+    from ..clap.corpus import scan_songs
+    from ..clap.evaluate import evaluate_clap, format_clap_report
+    from ..clap.text_tower import FrozenTextEncoder
+    from ..errors import DatasetError
+    from ..fsutil import write_json_atomic
+    from ..torchutil import setup_cpu
+    from .clap_module import ClapCorpusDataset, ClapLightning, PromptBank
+
+    setup_cpu()
+    run_dir = Path(args.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = resolve_run_config(args, run_dir)
+    cfg = config.train
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    progress = sys.stderr.isatty()
+
+    songs = scan_songs(args.corpus, "train")
+    if args.limit_songs:
+        songs = songs[: args.limit_songs]
+    try:
+        valid = scan_songs(args.corpus, "valid")
+    except DatasetError:
+        valid = []
+    bank, labels = PromptBank(), {}
+    train_ds = ClapCorpusDataset(songs, config.model, cfg, bank, labels, cfg.max_steps * cfg.batch_size,
+                                 cfg.seed, progress=progress)
+    val_ds = None
+    if valid and cfg.val_samples >= cfg.batch_size:
+        val_ds = ClapCorpusDataset(valid, config.model, cfg, bank, labels, cfg.val_samples, cfg.seed + 1)
+    features = bank.compute(FrozenTextEncoder(config.model.text_package, cache_size=0), progress=progress)
+    print(f"clap: {len(songs)} training songs, {len(train_ds.stem_items)} stems, {len(bank.texts)} distinct "
+          f"prompts, {len(labels)} labels", file=sys.stderr)
+
+    module = ClapLightning(config, features)
+    module.train_dataset = train_ds
+    loader_kw = {"batch_size": cfg.batch_size, "num_workers": cfg.num_workers, "drop_last": True,
+                 "persistent_workers": cfg.num_workers > 0}
+    train_loader = DataLoader(train_ds, shuffle=False, **loader_kw)
+    val_loader = DataLoader(val_ds, shuffle=False, **loader_kw) if val_ds is not None else None
+    ckpt_dir = run_dir / "checkpoints"
+    trainer = L.Trainer(
+        accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy,
+        precision=cfg.precision, max_steps=cfg.max_steps, gradient_clip_val=cfg.grad_clip or None,
+        val_check_interval=min(cfg.val_every, cfg.max_steps) if val_loader is not None else None,
+        check_val_every_n_epoch=None, num_sanity_val_steps=0, limit_val_batches=1.0 if val_loader else 0,
+        callbacks=[ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=cfg.checkpoint_every, save_last=True,
+                                   save_top_k=1)],
+        logger=CSVLogger(str(run_dir), name="logs", flush_logs_every_n_steps=50), default_root_dir=str(run_dir),
+        enable_progress_bar=progress, log_every_n_steps=min(10, cfg.max_steps), deterministic=False,
+    )
+    last = ckpt_dir / "last.ckpt"
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if last.is_file() else None)
+    if trainer.global_rank != 0:
+        return 0
+    model = module.export_model()
+    speed = getattr(module, "throughput", {})
+    out = model.save(run_dir / "clap.safetensors", extra={"step": int(trainer.global_step),
+                                                          "corpus": str(args.corpus), "songs": len(songs),
+                                                          "throughput": speed})
+    print(f"clap: exported {out} (step {trainer.global_step}; this session {speed.get('steps', 0)} steps, "
+          f"{speed.get('clips_per_second', 0.0)} clips/s)", file=sys.stderr)
+    if args.eval_split and args.eval_split != "none":
+        try:
+            result = evaluate_clap(model, args.corpus, args.eval_split, progress=progress)
+        except DatasetError as exc:
+            print(f"clap: no evaluation ({exc})", file=sys.stderr)
+        else:
+            write_json_atomic(run_dir / "eval.json", result)
+            print(format_clap_report(result))
+    return 0
