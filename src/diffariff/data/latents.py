@@ -1,0 +1,334 @@
+"""Pre-encoded latent cache: train the diffusion model without running the codec or CLAP per step.
+
+Layout of a cache folder::
+
+    manifest.json            recipe (pairs config, seed, shard size), codec / CLAP identities, counts,
+                             latent statistics of the targets (per channel and global)
+    shard_00000.safetensors  target [S, 64, T], context [S, 64, T]  codec latents (float16)
+                             clap_audio [S, D], clap_text [S, D]    CLAP embeddings (float32)
+                             index [S] (int64: the pair index of each row)
+    shard_00000.json         per row: song, stem, role, instrument, tags, prompt, start, reference_start
+
+Row ``j`` of shard ``k`` is pair ``k * shard_size + j`` of :class:`~diffariff.data.pairs.PairSampler`
+(a deterministic function of the seed and the index), so shards can be (re)built independently:
+a build skips every shard that is already complete (both files present, written atomically, with the
+expected rows), and an interrupted build resumes where it stopped. ``clap_audio`` embeds the pair's
+reference clip (another segment of the same target stem); ``clap_text`` embeds a tag prompt of the
+target stem drawn by :func:`diffariff.clap.prompts.stem_prompt` with a generator seeded by the pair.
+T = ceil(window samples / 4096) latent frames (118 for 10 s at 48 kHz).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from ..errors import DatasetError, InputError
+from ..fsutil import atomic_path, write_json_atomic
+from .pairs import PairConfig, PairSampler
+from .sources import Song
+
+MANIFEST = "manifest.json"
+CACHE_FORMAT = "diffariff-latent-cache"
+CACHE_VERSION = 1
+
+
+@dataclass
+class CacheRecipe:
+    """What determines a cache's content (stored in the manifest; a resumed build must match it,
+    except ``pairs``, which may grow)."""
+
+    pairs: int
+    seed: int = 0
+    shard_size: int = 256
+    window_seconds: float = 10.0
+    reference_seconds: float | None = None
+    context_probability: float = 0.5
+    silence_threshold_db: float = -50.0
+    split: str | None = "train"
+    layout: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.pairs < 1:
+            raise InputError(f"--pairs must be >= 1, got {self.pairs}")
+        if self.shard_size < 1:
+            raise InputError(f"--shard-size must be >= 1, got {self.shard_size}")
+
+    def pair_config(self, channels: int) -> PairConfig:
+        return PairConfig(window_seconds=self.window_seconds, sample_rate=48_000, channels=channels,
+                          silence_threshold_db=self.silence_threshold_db, reference_seconds=self.reference_seconds,
+                          context_probability=self.context_probability)
+
+    @property
+    def num_shards(self) -> int:
+        return math.ceil(self.pairs / self.shard_size)
+
+    def shard_rows(self, k: int) -> range:
+        return range(k * self.shard_size, min((k + 1) * self.shard_size, self.pairs))
+
+
+def shard_path(root: Path, k: int, suffix: str = ".safetensors") -> Path:
+    return Path(root) / f"shard_{k:05d}{suffix}"
+
+
+def shard_is_complete(root: Path, k: int, rows: range) -> bool:
+    """Both files of shard ``k`` exist and hold exactly ``rows``."""
+    st, side = shard_path(root, k), shard_path(root, k, ".json")
+    if not (st.is_file() and side.is_file()):
+        return False
+    try:
+        with safe_open(str(st), framework="pt") as f:
+            meta = f.metadata() or {}
+        return int(meta.get("first", -1)) == rows.start and int(meta.get("count", -1)) == len(rows)
+    except Exception:
+        return False
+
+
+def _compatible(old: dict, new: dict) -> list[str]:
+    keys = [k for k in new if k != "pairs"]
+    return [k for k in keys if old.get(k) != new.get(k)]
+
+
+class Encoders:
+    """The two encoders a build needs, as plain callables (so tests and other codecs plug in):
+    ``encode(audio [B, C, N] 48 kHz) -> latents [B, 64, T]``, ``embed_audio(audio [B, C, N]) -> [B, D]``,
+    ``embed_text(list[str]) -> [B, D]``; ``channels`` = audio channels the codec uses (1 or 2)."""
+
+    def __init__(self, codec, clap, codec_id: str = "", clap_id: str = ""):
+        self.codec = codec
+        self.clap = clap
+        self.codec_id = codec_id
+        self.clap_id = clap_id
+        self.channels = 1 if getattr(codec.config, "stereo", "mono") == "mono" else 2
+        self.latent_channels = int(getattr(codec.config, "latent_dim", 64))
+        self.clap_dim = int(clap.dim)
+
+
+def _encode_rows(enc: Encoders, sampler: PairSampler, rows: list[int], seed: int) -> tuple[dict, list[dict]]:
+    from ..clap.prompts import stem_prompt
+
+    items = [sampler.pair(i) for i in rows]
+    context = torch.stack([it["context"] for it in items])
+    target = torch.stack([it["target"] for it in items])
+    reference = torch.stack([it["reference"] for it in items])
+    meta, prompts = [], []
+    for it in items:
+        song = next(s for s in sampler.songs if s.name == it["song"])
+        stem = song.stems[it["target_stem"]]
+        stem_meta = {**stem.meta, "role": it["target_role"], "instrument": it["target_instrument"],
+                     "family": it["target_family"], "tags": it["target_tags"]}
+        prompt = stem_prompt(stem_meta, np.random.default_rng([seed, it["index"], 1]))
+        prompts.append(prompt)
+        meta.append({"index": it["index"], "song": it["song"], "stem": it["target_stem"], "role": it["target_role"],
+                     "instrument": it["target_instrument"], "tags": it["target_tags"], "prompt": prompt,
+                     "context_stems": it["context_stems"], "start": it["start"],
+                     "reference_start": it["reference_start"]})
+    tensors = {
+        "target": enc.codec.encode(target).float(),
+        "context": enc.codec.encode(context).float(),
+        "clap_audio": enc.clap.embed_audio(reference).float(),
+        "clap_text": enc.clap.embed_text(prompts).float(),
+    }
+    return tensors, meta
+
+
+def build_latent_cache(
+    encoders: Encoders,
+    songs: list[Song],
+    out: str | os.PathLike,
+    recipe: CacheRecipe,
+    *,
+    batch_size: int = 8,
+    data_root: str = "",
+    progress: bool = True,
+    on_shard: Callable[[int], None] | None = None,
+) -> dict:
+    """Encode ``recipe.pairs`` pairs of ``songs`` into shards under ``out``; skip complete shards.
+
+    Returns the manifest dict (also written to ``out/manifest.json``). Raises InputError when ``out``
+    holds a cache built with another recipe, codec or CLAP. ``on_shard(k)`` is called after each
+    shard written (used by tests).
+    """
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
+    root = Path(out)
+    if root.exists() and not root.is_dir():
+        raise InputError(f"--out {root} exists and is not a folder")
+    root.mkdir(parents=True, exist_ok=True)
+    ident = {"codec_id": encoders.codec_id, "clap_id": encoders.clap_id, "recipe": asdict(recipe)}
+    mpath = root / MANIFEST
+    if mpath.is_file():
+        old = json.loads(mpath.read_text(encoding="utf-8"))
+        bad = _compatible(old.get("recipe", {}), ident["recipe"])
+        bad += [k for k in ("codec_id", "clap_id") if old.get(k) != ident[k]]
+        if bad:
+            raise InputError(f"{root} holds a cache built with a different {', '.join(bad)}; use a new --out")
+    sampler = PairSampler(songs, recipe.pair_config(encoders.channels), recipe.seed)
+    todo = [k for k in range(recipe.num_shards) if not shard_is_complete(root, k, recipe.shard_rows(k))]
+    total = sum(len(recipe.shard_rows(k)) for k in todo)
+    bar = tqdm(total=total, desc="encoding pairs", unit="pair", disable=not progress)
+    try:
+        for k in todo:
+            rows = list(recipe.shard_rows(k))
+            parts: dict[str, list[torch.Tensor]] = {}
+            meta: list[dict] = []
+            for i in range(0, len(rows), batch_size):
+                tensors, m = _encode_rows(encoders, sampler, rows[i:i + batch_size], recipe.seed)
+                for name, t in tensors.items():
+                    parts.setdefault(name, []).append(t)
+                meta += m
+                bar.update(len(m))
+            _write_shard(root, k, rows, parts, meta)
+            if on_shard is not None:
+                on_shard(k)
+    finally:
+        bar.close()
+    manifest = {"format": CACHE_FORMAT, "version": CACHE_VERSION, **ident, "data": data_root,
+                "songs": len(sampler.songs), "skipped_songs": sampler.skipped_songs,
+                "pairs": recipe.pairs, "shards": recipe.num_shards,
+                "latent_channels": encoders.latent_channels, "clap_dim": encoders.clap_dim,
+                "codec_channels": encoders.channels, "sample_rate": 48_000,
+                "stats": latent_statistics(root, recipe.num_shards)}
+    first = _read_shard(root, 0)
+    manifest["frames"] = int(first["target"].shape[-1])
+    write_json_atomic(mpath, manifest)
+    return manifest
+
+
+def _write_shard(root: Path, k: int, rows: list[int], parts: dict, meta: list[dict]) -> None:
+    tensors = {name: torch.cat(ts) for name, ts in parts.items()}
+    tensors["target"] = tensors["target"].half()
+    tensors["context"] = tensors["context"].half()
+    tensors["index"] = torch.tensor(rows, dtype=torch.int64)
+    write_json_atomic(shard_path(root, k, ".json"), {"first": rows[0], "count": len(rows), "items": meta})
+    with atomic_path(shard_path(root, k)) as tmp:
+        save_file({n: t.contiguous() for n, t in tensors.items()}, str(tmp),
+                  metadata={"first": str(rows[0]), "count": str(len(rows))})
+
+
+def _read_shard(root: Path, k: int) -> dict[str, torch.Tensor]:
+    path = shard_path(root, k)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {name: f.get_tensor(name) for name in f.keys()}
+    except Exception as exc:
+        raise DatasetError(f"{path}: unreadable latent shard ({str(exc).splitlines()[0]})") from None
+
+
+def latent_statistics(root: str | os.PathLike, shards: int) -> dict:
+    """Per-channel and global mean / std of the **target** latents of ``shards`` shards (float64
+    streaming sums): {"channel_mean": [C], "channel_std": [C], "mean": float, "std": float,
+    "context_std": float}."""
+    s1 = s2 = None
+    c1 = c2 = 0.0
+    n = cn = 0
+    for k in range(shards):
+        sh = _read_shard(Path(root), k)
+        t = sh["target"].double()
+        s1 = t.sum(dim=(0, 2)) if s1 is None else s1 + t.sum(dim=(0, 2))
+        s2 = (t * t).sum(dim=(0, 2)) if s2 is None else s2 + (t * t).sum(dim=(0, 2))
+        n += t.shape[0] * t.shape[2]
+        c = sh["context"].double()
+        c1 += float(c.sum())
+        c2 += float((c * c).sum())
+        cn += c.numel()
+    if s1 is None or n < 2:
+        raise DatasetError(f"{root}: no latents to measure")
+    mean = s1 / n
+    var = (s2 / n - mean * mean).clamp_min(0)
+    g_mean = float(s1.sum() / (n * len(s1)))
+    g_var = max(float(s2.sum() / (n * len(s1))) - g_mean**2, 0.0)
+    c_mean = c1 / cn
+    return {"channel_mean": mean.tolist(), "channel_std": var.sqrt().tolist(), "mean": g_mean,
+            "std": math.sqrt(g_var), "context_std": math.sqrt(max(c2 / cn - c_mean**2, 0.0))}
+
+
+def read_manifest(root: str | os.PathLike) -> dict:
+    """The manifest of the cache at ``root``; DatasetError when it is not a (complete) cache."""
+    path = Path(root) / MANIFEST
+    if not path.is_file():
+        raise DatasetError(f"{root}: not a latent cache (no {MANIFEST}; build one with `diffariff latents build`)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{path}: malformed JSON ({exc.msg})") from None
+    if manifest.get("format") != CACHE_FORMAT:
+        raise DatasetError(f"{path}: not a diffariff latent cache manifest")
+    return manifest
+
+
+class LatentCacheDataset(torch.utils.data.Dataset):
+    """All rows of a latent cache, held in memory (float16 latents; it is small).
+
+    Item ``i``: ``target`` / ``context`` float32 [64, F] codec latents, ``clap_audio`` / ``clap_text``
+    float32 [D], ``index`` (pair index). F = ``train_frames`` (a random crop, the same span for target and
+    context) or the full cached length T when ``full_length`` or ``train_frames`` is None. Crops are
+    a deterministic function of (``seed``, epoch set by :meth:`set_epoch`, i).
+    """
+
+    def __init__(self, root: str | os.PathLike, train_frames: int | None = None, full_length: bool = False,
+                 seed: int = 0, limit: int | None = None):
+        self.root = Path(root)
+        self.manifest = read_manifest(self.root)
+        parts: dict[str, list[torch.Tensor]] = {}
+        for k in range(int(self.manifest["shards"])):
+            if not shard_path(self.root, k).is_file():
+                raise DatasetError(f"{self.root}: shard {k} is missing (re-run `diffariff latents build`)")
+            for name, t in _read_shard(self.root, k).items():
+                parts.setdefault(name, []).append(t)
+        self.tensors = {name: torch.cat(ts) for name, ts in parts.items()}
+        if limit is not None:
+            self.tensors = {name: t[: int(limit)] for name, t in self.tensors.items()}
+        self.frames = int(self.tensors["target"].shape[-1])
+        if train_frames is not None and not 1 <= int(train_frames) <= self.frames:
+            raise InputError(f"train_frames must be in [1, {self.frames}] for this cache, got {train_frames}")
+        self.train_frames = None if train_frames is None else int(train_frames)
+        self.full_length = bool(full_length)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    @property
+    def clap_dim(self) -> int:
+        return int(self.tensors["clap_audio"].shape[1])
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the crops drawn (call at each epoch start)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return int(self.tensors["target"].shape[0])
+
+    def crop_start(self, i: int) -> int:
+        if self.full_length or self.train_frames is None or self.train_frames == self.frames:
+            return 0
+        rng = np.random.default_rng([self.seed, self.epoch, int(i)])
+        return int(rng.integers(0, self.frames - self.train_frames + 1))
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < len(self):
+            raise IndexError(f"latent cache index {i} out of range for {len(self)} rows")
+        s = self.crop_start(i)
+        f = self.frames if (self.full_length or self.train_frames is None) else self.train_frames
+        return {
+            "target": self.tensors["target"][i, :, s:s + f].float(),
+            "context": self.tensors["context"][i, :, s:s + f].float(),
+            "clap_audio": self.tensors["clap_audio"][i].float(),
+            "clap_text": self.tensors["clap_text"][i].float(),
+            "index": int(self.tensors["index"][i]),
+        }
+
+    def metadata(self, i: int) -> dict:
+        """The sidecar metadata (song, stem, tags, prompt, start, ...) of row ``i``."""
+        k, j = divmod(i, int(self.manifest["recipe"]["shard_size"]))
+        side = json.loads(shard_path(self.root, k, ".json").read_text(encoding="utf-8"))
+        return side["items"][j]

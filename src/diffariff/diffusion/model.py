@@ -1,0 +1,316 @@
+"""The latent diffusion model: a network (DiT or 1-D U-Net) inside an EDM or consistency
+preconditioner, the codec-latent normalisation it was trained with, and sampling with dual
+classifier-free guidance and the editing hooks of :mod:`.edits`.
+
+Units. The codec produces latents ``z`` [B, 64, T] (T latent frames, 4096 samples each at 48 kHz).
+The diffusion model works on normalised latents ``x = (z - latent_mean) / latent_std`` (per channel
+or one scalar each), whose element std is ``sigma_data`` (measured on the training cache). The
+context latents (codec latents of the context mix) are normalised the same way. Everything public
+that takes or returns latents says which of the two it uses: :meth:`LatentDiffusion.sample` takes
+and returns codec units; :meth:`LatentDiffusion.denoise` works in normalised units.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..checkpoint import config_from_dict, load_checkpoint, load_state_into, save_checkpoint
+from ..errors import CheckpointError, ConfigError, InputError
+from ..nets import build_net
+from ..torchutil import seeded_generator
+from .consistency import ConsistencyDenoiser
+from .edits import Inpaint, LoopTie, StyleGround, loop_noise, variation_start
+from .edm import EDMDenoiser, karras_sigmas
+from .guidance import GuidedDenoiser
+from .samplers import get_sampler
+
+KIND = "latent-diffusion"
+MODES = ("edm", "consistency")
+
+Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class LatentDiffusionConfig:
+    """Everything needed to rebuild and run a latent diffusion model.
+
+    ``net`` / ``net_config``: network kind ("dit" | "unet1d") and its config dict (``configs/dit_small.json``);
+    its ``latent_channels`` / ``context_channels`` / ``clap_dim`` are filled from this config when absent.
+    ``mode``: "edm" (Heun sampling, ``steps`` 30 by default) or "consistency" (``consistency_steps`` 5).
+    ``sigma_data``: element std of the normalised training latents. ``latent_mean`` / ``latent_std``:
+    codec-latent normalisation, one value (broadcast) or ``latent_channels`` values.
+    ``train_frames``: training window length in latent frames (117 ~ 10 s at 11.72 Hz).
+    ``codec_id`` / ``clap_id``: :func:`model_identity` of the codec and CLAP checkpoints used for the
+    training cache, so that a bundle can refuse a mismatched codec or CLAP.
+    """
+
+    net: str = "dit"
+    net_config: dict = field(default_factory=dict)
+    mode: str = "edm"
+    sigma_data: float = 1.0
+    latent_channels: int = 64
+    clap_dim: int = 512
+    latent_mean: tuple[float, ...] = (0.0,)
+    latent_std: tuple[float, ...] = (0.06,)
+    train_frames: int = 117
+    codec_id: str = ""
+    clap_id: str = ""
+    # EDM training noise distribution (log-normal)
+    p_mean: float = -1.2
+    p_std: float = 1.2
+    # sampling schedule and defaults
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    rho: float = 7.0
+    sampler: str = "heun"
+    steps: int = 30
+    consistency_steps: int = 5
+    w_ctx: float = 1.25
+    w_clap: float = 1.25
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}, got '{self.mode}'")
+        if not self.sigma_data > 0:
+            raise ConfigError(f"sigma_data must be > 0, got {self.sigma_data}")
+        if self.latent_channels < 1 or self.clap_dim < 1 or self.train_frames < 1:
+            raise ConfigError("latent_channels, clap_dim and train_frames must be >= 1")
+        for name in ("latent_mean", "latent_std"):
+            vals = tuple(float(v) for v in getattr(self, name))
+            if len(vals) not in (1, self.latent_channels):
+                raise ConfigError(f"{name} needs 1 or {self.latent_channels} values, got {len(vals)}")
+            setattr(self, name, vals)
+        if min(self.latent_std) <= 0:
+            raise ConfigError("latent_std values must be > 0")
+        if not 0 < self.sigma_min < self.sigma_max:
+            raise ConfigError(f"need 0 < sigma_min < sigma_max, got {self.sigma_min}, {self.sigma_max}")
+        if self.steps < 1 or self.consistency_steps < 1:
+            raise ConfigError("steps and consistency_steps must be >= 1")
+        for key, want in (("latent_channels", self.latent_channels), ("context_channels", self.latent_channels),
+                          ("clap_dim", self.clap_dim)):
+            have = self.net_config.get(key, want)
+            if int(have) != want:
+                raise ConfigError(f"net_config.{key} = {have} disagrees with the model's {want}")
+
+    def full_net_config(self) -> dict:
+        """``net_config`` with the channel / CLAP sizes filled in."""
+        return {**self.net_config, "latent_channels": self.latent_channels,
+                "context_channels": self.latent_channels, "clap_dim": self.clap_dim}
+
+    def default_sampling(self) -> tuple[str, int]:
+        """(sampler name, steps) for this model's mode."""
+        return ("consistency", self.consistency_steps) if self.mode == "consistency" else (self.sampler, self.steps)
+
+
+def model_identity(path: str | os.PathLike) -> str:
+    """A short identity of a diffariff checkpoint (codec, CLAP, ...): sha256 over its kind, its config
+    and its weights rounded to float16, so an fp32 checkpoint and its fp16 export share one identity.
+    Returns ``"<kind>:<16 hex digits>"``."""
+    ck = load_checkpoint(path, keep_dtype=True)
+    h = hashlib.sha256()
+    h.update(ck.kind.encode())
+    h.update(json.dumps(ck.config, sort_keys=True).encode())
+    for name in sorted(ck.tensors):
+        t = ck.tensors[name]
+        h.update(name.encode())
+        t = t.to(torch.float16) if t.is_floating_point() else t
+        h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return f"{ck.kind}:{h.hexdigest()[:16]}"
+
+
+class LatentDiffusion(nn.Module):
+    """Network + preconditioner + latent normalisation (see the module doc for units).
+
+    State dict keys: ``denoiser.net.*`` (the network's weights only; the normalisation lives in the config).
+    """
+
+    def __init__(self, config: LatentDiffusionConfig):
+        super().__init__()
+        self.config = config
+        net = build_net(config.net, config.full_net_config())
+        if config.mode == "edm":
+            self.denoiser: nn.Module = EDMDenoiser(net, config.sigma_data, config.p_mean, config.p_std)
+        else:
+            self.denoiser = ConsistencyDenoiser(net, config.sigma_data, config.sigma_min)
+        shape = (1, -1, 1)
+        self.register_buffer("latent_mean", torch.tensor(config.latent_mean).reshape(shape), persistent=False)
+        self.register_buffer("latent_std", torch.tensor(config.latent_std).reshape(shape), persistent=False)
+
+    @property
+    def net(self) -> nn.Module:
+        return self.denoiser.net
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # ------------------------------------------------------------------------------- normalisation
+    def normalize(self, z: torch.Tensor) -> torch.Tensor:
+        """Codec latents [B, C, T] -> normalised latents (z - mean) / std, same shape."""
+        self._check_latents(z, "latents")
+        return (z.float() - self.latent_mean) / self.latent_std
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised latents [B, C, T] -> codec latents x * std + mean."""
+        self._check_latents(x, "latents")
+        return x * self.latent_std + self.latent_mean
+
+    def _check_latents(self, z: torch.Tensor, what: str) -> None:
+        if not torch.is_tensor(z) or z.ndim != 3 or z.shape[1] != self.config.latent_channels or z.shape[2] < 1:
+            shape = list(z.shape) if torch.is_tensor(z) else type(z).__name__
+            raise InputError(f"{what} must be shaped [B, {self.config.latent_channels}, T>=1], got {shape}")
+
+    # ----------------------------------------------------------------------------------- denoising
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor | float, context: torch.Tensor | None = None,
+                clap: torch.Tensor | None = None, drop_context: torch.Tensor | None = None,
+                drop_clap: torch.Tensor | None = None) -> torch.Tensor:
+        """D(x, sigma | context, clap) in normalised units: ``x`` [B, C, T], ``sigma`` [B] or scalar,
+        ``context`` [B, C, T] normalised latents, ``clap`` [B, D] embedding, ``drop_*`` [B] bool masks
+        (True = that sample's condition is dropped). Returns the x0 estimate [B, C, T]."""
+        return self.denoiser(x, sigma, context=context, clap=clap, drop_context=drop_context, drop_clap=drop_clap)
+
+    forward = denoise
+
+    # ------------------------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def sample(
+        self,
+        context_latents: torch.Tensor | None = None,
+        clap: torch.Tensor | None = None,
+        *,
+        frames: int | None = None,
+        batch: int | None = None,
+        steps: int | None = None,
+        sampler: str | None = None,
+        w_ctx: float | None = None,
+        w_clap: float | None = None,
+        rescale_phi: float = 0.0,
+        seed: int | None = None,
+        callback: Callable[[dict], None] | None = None,
+        init_latents: torch.Tensor | None = None,
+        variation_strength: float | None = None,
+        inpaint_latents: torch.Tensor | None = None,
+        inpaint_mask: torch.Tensor | None = None,
+        loop_n: int | None = None,
+        loop_fraction: float = 0.5,
+        style_latents: torch.Tensor | None = None,
+        style_strength: float = 0.5,
+        wrappers: Sequence[Callable[[Denoise], Denoise]] = (),
+    ) -> torch.Tensor:
+        """Generate target latents in **codec units** [B, C, T].
+
+        ``context_latents`` [B or 1, C, T] codec latents of the context mix (None: no context);
+        ``clap`` [B or 1, D] CLAP embedding (None: no CLAP condition). ``frames`` T (default: the
+        context's length, else ``train_frames``); ``batch`` B (default: from the conditions, else 1).
+        ``steps`` / ``sampler``: default from the config's mode (Heun 30 or consistency 5).
+        ``w_ctx`` / ``w_clap``: guidance strengths (nested CFG, :mod:`.guidance`); ``rescale_phi``
+        rescaled CFG. ``seed``: same seed, same inputs -> same output. ``callback(dict)`` per step
+        (``x`` / ``denoised`` in normalised units).
+
+        Edits (codec units, all [B or 1, C, T]): ``init_latents`` + ``variation_strength`` in (0, 1]
+        (variation of an existing latent); ``inpaint_latents`` + ``inpaint_mask`` (broadcastable,
+        1 = keep); ``loop_n`` repetitions tied for the first ``loop_fraction`` of the steps;
+        ``style_latents`` (any length) grounding with ``style_strength``. ``wrappers``: further
+        ``f(denoise) -> denoise`` hooks applied innermost-first after the built-in ones.
+        """
+        cfg = self.config
+        default_sampler, default_steps = cfg.default_sampling()
+        sampler = sampler or default_sampler
+        steps = int(steps if steps is not None else default_steps)
+        w_ctx = cfg.w_ctx if w_ctx is None else float(w_ctx)
+        w_clap = cfg.w_clap if w_clap is None else float(w_clap)
+        sample_fn = get_sampler(sampler)
+        device = self.latent_mean.device
+        ctx = None
+        if context_latents is not None:
+            ctx = self.normalize(context_latents.to(device))
+        if clap is not None:
+            if clap.ndim != 2 or clap.shape[1] != cfg.clap_dim:
+                raise InputError(f"clap embedding must be shaped [B, {cfg.clap_dim}], got {list(clap.shape)}")
+            clap = clap.to(device).float()
+        sizes = {t.shape[0] for t in (ctx, clap, init_latents, inpaint_latents) if t is not None and t.shape[0] > 1}
+        if batch is not None:
+            sizes.add(int(batch))
+        if len(sizes) > 1:
+            raise InputError(f"inconsistent batch sizes in the sampling inputs: {sorted(sizes)}")
+        b = sizes.pop() if sizes else 1
+        if frames is None:
+            ref = next((t for t in (ctx, init_latents, inpaint_latents) if t is not None), None)
+            frames = ref.shape[-1] if ref is not None else cfg.train_frames
+        frames = int(frames)
+        if frames < 1:
+            raise InputError(f"frames must be >= 1, got {frames}")
+        if ctx is not None and ctx.shape[-1] != frames:
+            raise InputError(f"context has {ctx.shape[-1]} latent frames but {frames} were requested")
+        if ctx is not None and ctx.shape[0] != b:
+            ctx = ctx.expand(b, -1, -1)
+        if clap is not None and clap.shape[0] != b:
+            clap = clap.expand(b, -1)
+
+        gen = seeded_generator(seed, device)
+        shape = (b, cfg.latent_channels, frames)
+        denoise: Denoise = GuidedDenoiser(self.denoise, ctx, clap, w_ctx, w_clap, rescale_phi)
+        if style_latents is not None:
+            denoise = StyleGround(denoise, self.normalize(style_latents.to(device)), style_strength)
+
+        if init_latents is not None:
+            if variation_strength is None:
+                raise InputError("init_latents needs a variation_strength in (0, 1]")
+            known = self._fit(self.normalize(init_latents.to(device)), shape, "init_latents")
+            x, sigmas = variation_start(known, variation_strength, steps, gen, cfg.sigma_min, cfg.sigma_max, cfg.rho)
+        else:
+            sigmas = karras_sigmas(steps, cfg.sigma_min, cfg.sigma_max, cfg.rho, device=device)
+            x = torch.randn(shape, generator=gen, device=device) * sigmas[0]
+        if loop_n is not None and loop_n > 1:
+            if init_latents is None:
+                x = loop_noise(x, int(loop_n))
+            denoise = LoopTie.for_schedule(denoise, int(loop_n), loop_fraction, sigmas)
+        for wrap in wrappers:
+            denoise = wrap(denoise)
+        inpaint = None
+        if inpaint_latents is not None:
+            if inpaint_mask is None:
+                raise InputError("inpaint_latents needs an inpaint_mask (1 = keep)")
+            known = self._fit(self.normalize(inpaint_latents.to(device)), shape, "inpaint_latents")
+            inpaint = Inpaint(denoise, known, inpaint_mask.to(device), gen)
+            denoise = inpaint
+
+        kwargs = {"sigma_min": cfg.sigma_min} if sampler == "consistency" else {}
+        out = sample_fn(denoise, x, sigmas, callback=callback, generator=gen, **kwargs)
+        if inpaint is not None:
+            out = inpaint.finalize(out)
+        return self.denormalize(out)
+
+    @staticmethod
+    def _fit(t: torch.Tensor, shape: tuple[int, int, int], what: str) -> torch.Tensor:
+        if t.shape[1:] != shape[1:]:
+            raise InputError(f"{what} must be shaped [B, {shape[1]}, {shape[2]}], got {list(t.shape)}")
+        return t.expand(shape[0], -1, -1) if t.shape[0] != shape[0] else t
+
+    # ---------------------------------------------------------------------------------- persistence
+    def save(self, path: str | os.PathLike, *, fp16: bool = False, extra: dict | None = None) -> Path:
+        """Write a ``kind="latent-diffusion"`` safetensors checkpoint (config inside, atomically);
+        ``fp16=True`` halves the file for shipping."""
+        info = {"parameters": self.num_parameters(), **(extra or {})}
+        return save_checkpoint(path, self.state_dict(), kind=KIND, config=self.config, extra=info,
+                               dtype=torch.float16 if fp16 else None)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, codec_id: str | None = None, clap_id: str | None = None) -> LatentDiffusion:
+        """Rebuild a model saved by :meth:`save` (float32, eval mode). When ``codec_id`` / ``clap_id``
+        are given and the model records a different one, raise CheckpointError."""
+        ck = load_checkpoint(path, kind=KIND)
+        config = config_from_dict(LatentDiffusionConfig, ck.config)
+        for name, want, have in (("codec", codec_id, config.codec_id), ("CLAP", clap_id, config.clap_id)):
+            if want and have and want != have:
+                raise CheckpointError(f"{path}: trained with {name} {have}, but {want} was given")
+        model = cls(config)
+        load_state_into(model, ck.tensors, path)
+        return model.eval()

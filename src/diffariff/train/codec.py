@@ -1,0 +1,387 @@
+"""``diffariff train codec``: the codec's two-stage training (SPEC, "Measured on this kind of machine").
+
+* Stage 1: encoder + upsampler with the deterministic head, loss = complex L1 on the compressed
+  spectrogram + multi-resolution STFT loss (magnitude, log-magnitude, compressed complex) on the
+  waveform after the exact inverse STFT + optional waveform L1.
+* Stage 2 (initialised from a stage-1 export): encoder and upsampler frozen; the consistency U-Net
+  learns the residual over the deterministic reconstruction by improved consistency training
+  (pseudo-Huber distance in fp32, log-normal interval sampling with extra high-noise draws, N(k)
+  doubling from 10 to 1280 intervals, weight sigma_{i+1} / (sigma_{i+1} - sigma_i), teacher = EMA of
+  the student with the CT decay mu(k) = exp(s0 log mu0 / N(k)); mu0 = 0 makes it stop-grad iCT).
+
+Data: random crops of 48 kHz stems *and* mixtures (the sum of a song's stems) decoded into RAM once
+as float16; near-silent crops are mostly skipped; songs of split "test"/"valid" are held out and
+used for the evaluation written to ``RUN/metrics.csv`` (held-out log-mel L1 and MR-STFT distance).
+
+Run folder: ``last.ckpt`` (Lightning, resumable with ``--resume``), ``codec_config.json``,
+``metrics.csv``, and the EMA export ``codec_ema.safetensors`` (fp16) or ``--export PATH``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+
+from ..checkpoint import config_from_dict, config_to_dict, load_checkpoint, load_config_file
+from ..codec import Codec, CodecConfig
+from ..codec import consistency as ct
+from ..codec.losses import complex_l1, log_mel_l1, mr_stft_distance, mr_stft_loss
+from ..errors import ConfigError, DatasetError, InputError
+from ..fsutil import write_json_atomic, write_text_atomic
+from ..torchutil import setup_cpu
+
+HELD_OUT_SPLITS = ("test", "valid", "validation")
+
+
+@dataclass
+class CodecTrainConfig:
+    stage: int = 1
+    batch_size: int = 8
+    crop_seconds: float = 2.0
+    lr: float = 3e-4
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 200
+    total_steps: int = 20_000  # length of the cosine schedule and of the CT curriculum
+    weight_decay: float = 0.0
+    ema_decay: float = 0.999
+    # stage 1 loss weights
+    w_complex: float = 1.0
+    w_mrstft: float = 1.0
+    w_mrstft_complex: float = 1.0
+    w_wave: float = 0.0
+    # stage 2 (consistency training)
+    ct_s0: int = 10
+    ct_s1: int = 1280
+    ct_high_fraction: float = 0.2
+    teacher_mu0: float = 0.9
+    # data / evaluation / checkpoints
+    silence_dbfs: float = -50.0
+    keep_silent_prob: float = 0.05
+    eval_every: int = 250
+    eval_clips: int = 8
+    eval_seconds: float = 3.0
+    ckpt_every: int = 250
+    seed: int = 0
+
+
+# ---------------------------------------------------------------------------------------------- data
+def load_corpus(root: str | Path, channels: int, sample_rate: int = 48_000) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Decode every stem and every song mixture into RAM: (train clips, held-out clips), each a list of
+    ``float16 [channels, N]`` arrays. Held out: songs whose split is test / valid (when no song has such
+    a split, the last song)."""
+    from ..data.sources import open_dataset
+
+    songs = open_dataset(root)
+    train, held = [], []
+    held_names = {s.name for s in songs if (s.split or "").lower() in HELD_OUT_SPLITS}
+    if not held_names and len(songs) > 1:  # no split metadata: hold out the last song
+        held_names = {songs[-1].name}
+    for song in songs:
+        clips = [song.load_stem(name, sample_rate, channels) for name in song.stems]
+        if len(clips) > 1:
+            n = min(c.shape[1] for c in clips)
+            mix = sum(c[:, :n] for c in clips)
+            peak = float(np.abs(mix).max())
+            clips.append(mix / peak * 0.9 if peak > 0.99 else mix)
+        dest = held if song.name in held_names else train
+        dest.extend(np.clip(c, -1, 1).astype(np.float16) for c in clips if c.shape[1] > 0)
+    if not train:
+        raise DatasetError(f"{root}: no training audio found (songs: {len(songs)})")
+    return train, held
+
+
+class CropStream(torch.utils.data.IterableDataset):
+    """Endless random crops ``float32 [channels, crop]`` (crop a multiple of 4096 samples) from RAM clips;
+    crops quieter than ``silence_dbfs`` RMS are redrawn except with probability ``keep_silent_prob``."""
+
+    def __init__(self, clips: list[np.ndarray], crop: int, seed: int, silence_dbfs: float, keep_silent_prob: float):
+        super().__init__()
+        self.clips, self.crop, self.seed = clips, crop, seed
+        self.floor = 10 ** (silence_dbfs / 20)
+        self.keep_silent_prob = keep_silent_prob
+        self.weights = np.array([max(c.shape[1], 1) for c in clips], dtype=np.float64)
+        self.weights /= self.weights.sum()
+
+    def __iter__(self):
+        rng = np.random.default_rng(self.seed)
+        while True:
+            for _ in range(10):
+                clip = self.clips[rng.choice(len(self.clips), p=self.weights)]
+                n = clip.shape[1]
+                start = int(rng.integers(0, max(1, n - self.crop + 1)))
+                x = clip[:, start: start + self.crop].astype(np.float32)
+                if x.shape[1] < self.crop:
+                    x = np.pad(x, ((0, 0), (0, self.crop - x.shape[1])))
+                if np.sqrt(np.mean(x**2)) >= self.floor or rng.random() < self.keep_silent_prob:
+                    break
+            yield torch.from_numpy(x)
+
+
+def held_out_batch(held: list[np.ndarray], clips: int, seconds: float, spf: int,
+                   sample_rate: int = 48_000) -> torch.Tensor | None:
+    """Deterministic held-out clips ``[K, C, n]``: the loudest ``seconds`` window of up to ``clips`` clips."""
+    if not held:
+        return None
+    n = max(spf, int(seconds * sample_rate) // spf * spf)
+    out = []
+    for clip in held[:clips]:
+        x = clip.astype(np.float32)
+        if x.shape[1] < n:
+            x = np.pad(x, ((0, 0), (0, n - x.shape[1])))
+        hops = range(0, x.shape[1] - n + 1, n // 2)
+        best = max(hops, key=lambda s: float(np.mean(x[:, s: s + n] ** 2)))
+        out.append(torch.from_numpy(x[:, best: best + n]))
+    return torch.stack(out)
+
+
+# -------------------------------------------------------------------------------------------- module
+class CodecModule(L.LightningModule):
+    """Lightning wrapper: holds the codec, its EMA copy (what gets exported) and the CT teacher."""
+
+    def __init__(self, codec_config: dict, train_config: dict):
+        super().__init__()
+        self.save_hyperparameters()
+        self.cfg = config_from_dict(CodecConfig, dict(codec_config))
+        self.tcfg = CodecTrainConfig(**train_config)
+        self.codec = Codec(self.cfg)
+        self.ema = copy.deepcopy(self.codec).requires_grad_(False)
+        self.teacher = copy.deepcopy(self.codec.unet).requires_grad_(False) if self.tcfg.stage == 2 else None
+        trainable = (self.codec.encoder, self.codec.upsampler) if self.tcfg.stage == 1 else (self.codec.unet,)
+        self.codec.requires_grad_(False)
+        for m in trainable:
+            m.requires_grad_(True)
+        self.held_out: torch.Tensor | None = None
+        self.metrics_path: Path | None = None
+        self.rows: list[dict] = []
+        self._losses: list[float] = []
+        self._t0 = time.time()
+
+    # training ------------------------------------------------------------------------------------
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        loss = self._stage1_loss(batch) if self.tcfg.stage == 1 else self._stage2_loss(batch)
+        self._losses.append(float(loss.detach()))
+        self.log("loss", loss.detach(), prog_bar=True)
+        return loss
+
+    def _stage1_loss(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.tcfg
+        with torch.no_grad():
+            spec = self.codec.spectrogram(x)
+        _, det = self.codec.upsampler(self.codec.encoder(spec))
+        det = det.float()
+        y = self.codec.audio_from_spectrogram(det)
+        with torch.autocast("cpu", enabled=False):
+            loss = t.w_complex * complex_l1(det, spec)
+            loss = loss + t.w_mrstft * mr_stft_loss(y.flatten(0, 1), x.flatten(0, 1), t.w_mrstft_complex)
+            if t.w_wave:
+                loss = loss + t.w_wave * (y - x).abs().mean()
+        return loss
+
+    def _stage2_loss(self, x: torch.Tensor) -> torch.Tensor:
+        t, c = self.tcfg, self.cfg
+        with torch.no_grad():
+            spec = self.codec.spectrogram(x)
+            pyramid, det = self.codec.upsampler(self.codec.encoder(spec))
+            det = det.float()
+            residual = spec - det
+        g = torch.Generator().manual_seed(t.seed * 100_003 + int(self.global_step))
+        n = ct.discretisation_steps(int(self.global_step), t.total_steps, t.ct_s0, t.ct_s1)
+        s_lo, s_hi = ct.sample_intervals(n, x.shape[0], g, c.sigma_min, c.sigma_max, c.rho,
+                                         high_fraction=t.ct_high_fraction)
+        noise = torch.randn(residual.shape, generator=g)
+        bc = (slice(None), None, None, None)
+        student = self.codec.denoise(residual + s_hi[bc] * noise, s_hi, det, pyramid)
+        with torch.no_grad():
+            teacher_net = self.teacher if t.teacher_mu0 > 0 else self.codec.unet
+            target = self.codec.denoise(residual + s_lo[bc] * noise, s_lo, det, pyramid, unet=teacher_net)
+        with torch.autocast("cpu", enabled=False):
+            w = ct.interval_weight(s_lo, s_hi)
+            return (w * ct.pseudo_huber(student.float(), target.float())).mean() / c.sigma_data
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        step = int(self.global_step)
+        decay = min(self.tcfg.ema_decay, (1 + step) / (10 + step))  # EMA warm-up: early exports are not init
+        with torch.no_grad():
+            ema_p = [p for p in self.ema.parameters()]
+            cur_p = [p for p in self.codec.parameters()]
+            torch._foreach_lerp_(ema_p, cur_p, 1.0 - decay)
+            if self.teacher is not None and self.tcfg.teacher_mu0 > 0:
+                n = ct.discretisation_steps(int(self.global_step), self.tcfg.total_steps, self.tcfg.ct_s0, self.tcfg.ct_s1)
+                mu = math.exp(self.tcfg.ct_s0 * math.log(self.tcfg.teacher_mu0) / n)
+                torch._foreach_lerp_(list(self.teacher.parameters()), list(self.codec.unet.parameters()), 1.0 - mu)
+        if self.tcfg.eval_every and step % self.tcfg.eval_every == 0:
+            self.evaluate(step)
+
+    # evaluation ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, step: int) -> dict:
+        """Held-out metrics of the EMA codec; appends a row to ``metrics.csv`` (rewritten atomically)."""
+        row = {"step": step, "minutes": round((time.time() - self._t0) / 60, 2),
+               "train_loss": round(float(np.mean(self._losses)) if self._losses else float("nan"), 5),
+               "lr": float(self.optimizers().param_groups[0]["lr"]) if self._trainer is not None else float("nan")}
+        self._losses = []
+        if self.held_out is not None:
+            x = self.held_out
+            modes = ["deterministic"] if self.tcfg.stage == 1 else ["deterministic", "consistency"]
+            self.ema.eval()
+            with torch.autocast("cpu", enabled=False):
+                z = self.ema.encode(x)
+                for mode in modes:
+                    y = self.ema.decode(z, steps=1, seed=0, mode=mode)[..., : x.shape[-1]]
+                    a, b = x.flatten(0, 1), y.flatten(0, 1)  # held-out clips are already in the codec's channels
+                    row[f"{mode[:3]}_logmel_l1"] = round(log_mel_l1(b, a), 4)
+                    row[f"{mode[:3]}_mrstft"] = round(mr_stft_distance(b, a), 4)
+        self.rows.append(row)
+        if self.metrics_path is not None:
+            keys = list(dict.fromkeys(k for r in self.rows for k in r))
+            lines = [",".join(keys)] + [",".join(str(r.get(k, "")) for k in keys) for r in self.rows]
+            write_text_atomic(self.metrics_path, "\n".join(lines) + "\n")
+        print("codec eval " + " ".join(f"{k}={v}" for k, v in row.items()), file=sys.stderr, flush=True)
+        return row
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["codec_metrics_rows"] = self.rows
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.rows = list(checkpoint.get("codec_metrics_rows", []))
+
+    # optimisation --------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        t = self.tcfg
+        params = [p for p in self.codec.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=t.lr, betas=(0.9, 0.99), weight_decay=t.weight_decay)
+
+        def factor(step: int) -> float:
+            if step < t.warmup_steps:
+                return (step + 1) / t.warmup_steps
+            prog = min(1.0, (step - t.warmup_steps) / max(1, t.total_steps - t.warmup_steps))
+            return t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * prog))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # export ---------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def measure_latent_stats(self, batches: list[torch.Tensor]) -> None:
+        """Set the EMA codec's latent mean/std buffers from the latents of ``batches``."""
+        zs = torch.cat([self.ema.encode(b).flatten() for b in batches])
+        self.ema.latent_mean.fill_(float(zs.mean()))
+        self.ema.latent_std.fill_(float(zs.std().clamp_min(1e-4)))
+
+    def export(self, path: Path, batches: list[torch.Tensor]) -> Path:
+        self.measure_latent_stats(batches)
+        return self.ema.save(path, dtype=torch.float16,
+                             extra={"stage": self.tcfg.stage, "step": int(self.global_step)})
+
+
+# ----------------------------------------------------------------------------------------------- CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="corpus folder (ROOT/<song>/<stem>.flac or another layout)")
+    parser.add_argument("--out", default="runs/codec", help="run folder (checkpoints, metrics.csv, export)")
+    parser.add_argument("--config", help="codec config JSON (configs/codec_small.json, configs/codec_paper.json)")
+    parser.add_argument("--stage", type=int, choices=(1, 2), default=1, help="1: encoder + deterministic decoder; "
+                        "2: consistency decoder on frozen latents")
+    parser.add_argument("--init", help="stage 2: the stage-1 export (.safetensors) to start from")
+    parser.add_argument("--max-minutes", type=float, help="stop after this many minutes")
+    parser.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
+    parser.add_argument("--total-steps", type=int, help="length of the LR schedule / CT curriculum "
+                        "(default: --max-steps or 20000)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--crop-seconds", type=float, default=2.0)
+    parser.add_argument("--lr", type=float, help="peak learning rate (default 3e-4 stage 1, 1e-4 stage 2)")
+    parser.add_argument("--eval-every", type=int, default=250, help="held-out evaluation every N steps")
+    parser.add_argument("--eval-seconds", type=float, default=3.0, help="length of each held-out clip")
+    parser.add_argument("--resume", action="store_true", help="continue from RUN/last.ckpt")
+    parser.add_argument("--export", help="where to write the EMA weights (default RUN/codec_ema.safetensors)")
+    parser.add_argument("--precision", default="bf16-mixed", help="Lightning precision (bf16-mixed, 32-true)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _codec_config(args: argparse.Namespace, run_dir: Path) -> tuple[CodecConfig, dict | None]:
+    """The run's codec config and, for stage 2, the stage-1 weights to start from."""
+    saved = run_dir / "codec_config.json"
+    if args.resume and saved.is_file():
+        return load_config_file(CodecConfig, saved), None
+    init = None
+    if args.stage == 2:
+        if not args.init:
+            raise InputError("--stage 2 needs --init STAGE1_EXPORT.safetensors")
+        ck = load_checkpoint(args.init, kind="codec")
+        cfg = config_from_dict(CodecConfig, ck.config)
+        init = ck.tensors
+    else:
+        cfg = load_config_file(CodecConfig, args.config) if args.config else CodecConfig()
+    return cfg, init
+
+
+def run(args: argparse.Namespace) -> int:
+    setup_cpu()
+    torch.manual_seed(args.seed)
+    run_dir = Path(args.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg, init = _codec_config(args, run_dir)
+    total = args.total_steps or args.max_steps or 20_000
+    tcfg = CodecTrainConfig(stage=args.stage, batch_size=args.batch_size, crop_seconds=args.crop_seconds,
+                            lr=args.lr or (3e-4 if args.stage == 1 else 1e-4), total_steps=total,
+                            eval_every=args.eval_every, eval_seconds=args.eval_seconds, seed=args.seed,
+                            warmup_steps=min(200, max(1, total // 10)))
+    if tcfg.batch_size < 1 or tcfg.crop_seconds <= 0:
+        raise ConfigError("--batch-size must be >= 1 and --crop-seconds > 0")
+    train, held = load_corpus(args.data, cfg.audio_channels, cfg.sample_rate)
+    spf = cfg.samples_per_frame
+    crop = max(spf, int(tcfg.crop_seconds * cfg.sample_rate) // spf * spf)
+    stream = CropStream(train, crop, args.seed, tcfg.silence_dbfs, tcfg.keep_silent_prob)
+    loader = torch.utils.data.DataLoader(stream, batch_size=tcfg.batch_size, num_workers=0)
+    probe = [torch.stack([t for _, t in zip(range(tcfg.batch_size), iter(CropStream(
+        train, crop, args.seed + 1, tcfg.silence_dbfs, 0.0)))])]
+
+    if init is not None:  # stage 2: start from the stage-1 weights; sigma_data from the measured residual
+        tmp = Codec(cfg)
+        tmp.load_state_dict(init, strict=False)
+        with torch.no_grad():
+            spec = tmp.spectrogram(tmp.prepare_audio(probe[0])[0])
+            res = spec - tmp.upsampler(tmp.encoder(spec))[1]
+        cfg = dataclasses.replace(cfg, sigma_data=round(float(res.std()), 4))
+        print(f"codec stage 2: measured residual std (sigma_data) = {cfg.sigma_data}", file=sys.stderr)
+    write_json_atomic(run_dir / "codec_config.json", config_to_dict(cfg))
+
+    module = CodecModule(config_to_dict(cfg), dataclasses.asdict(tcfg))
+    if init is not None:
+        module.codec.load_state_dict(init, strict=False)
+        module.ema.load_state_dict(module.codec.state_dict())
+        module.teacher.load_state_dict(module.codec.unet.state_dict())
+    module.held_out = held_out_batch(held, tcfg.eval_clips, tcfg.eval_seconds, spf, cfg.sample_rate)
+    module.metrics_path = run_dir / "metrics.csv"
+
+    ckpt = L.pytorch.callbacks.ModelCheckpoint(dirpath=run_dir, save_last=True, save_top_k=0,
+                                               every_n_train_steps=tcfg.ckpt_every)
+    trainer = L.Trainer(
+        accelerator="cpu", devices=1, precision=args.precision, logger=False, callbacks=[ckpt],
+        max_steps=args.max_steps or (-1 if args.max_minutes else total),
+        max_time=timedelta(minutes=args.max_minutes) if args.max_minutes else None,
+        enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False, num_sanity_val_steps=0,
+        log_every_n_steps=10,
+    )
+    resume = run_dir / "last.ckpt"
+    trainer.fit(module, loader, ckpt_path=str(resume) if args.resume and resume.is_file() else None)
+    trainer.save_checkpoint(str(resume))
+    if not module.rows or module.rows[-1]["step"] != int(module.global_step):
+        module.evaluate(int(module.global_step))
+    out = Path(args.export) if args.export else run_dir / "codec_ema.safetensors"
+    module.export(out, probe)
+    summary = {"stage": args.stage, "steps": int(module.global_step), "export": str(out),
+               "latent_std": float(module.ema.latent_std), "last_eval": module.rows[-1] if module.rows else None}
+    print(json.dumps(summary), flush=True)
+    return 0

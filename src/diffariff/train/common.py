@@ -1,0 +1,207 @@
+"""Training utilities shared by every trainer (codec, CLAP, bridge, diffusion):
+
+* :class:`EMA` - exponential moving average of a module's parameters with a warm-up of the decay
+  (decay_t = min(decay, (1 + t) / (10 + t))), a submodule so its weights travel in Lightning checkpoints;
+* :func:`lr_factor` / :func:`adamw_with_schedule` - AdamW with linear warm-up then cosine decay to
+  ``min_ratio`` (0 = to zero), stepped per optimiser step;
+* :class:`CSVMetrics` - a Lightning callback writing the logged step metrics to ``metrics.csv`` (resumable);
+* :func:`build_trainer` / :func:`fit` - a CPU Lightning Trainer (bf16-mixed by default, ``max_time`` in
+  minutes, ``last.ckpt`` every K steps in the run folder) and resuming from it.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import math
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..fsutil import write_text_atomic
+
+LAST = "last.ckpt"
+
+
+class EMA(nn.Module):
+    """EMA copy of ``model`` (``self.module``, frozen, eval mode). Call :meth:`update` after each
+    optimiser step. Decay warms up as min(decay, (1 + n) / (10 + n)) with n the number of updates,
+    so early averages are not dominated by the random initialisation."""
+
+    def __init__(self, model: nn.Module, decay: float = 0.999):
+        super().__init__()
+        if not 0.0 <= decay < 1.0:
+            raise ConfigError(f"EMA decay must be in [0, 1), got {decay}")
+        self.decay = float(decay)
+        self.module = copy.deepcopy(model).requires_grad_(False).eval()
+        self.register_buffer("num_updates", torch.tensor(0, dtype=torch.long))
+
+    def current_decay(self) -> float:
+        n = int(self.num_updates)
+        return min(self.decay, (1 + n) / (10 + n))
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        d = self.current_decay()
+        ema_p = list(self.module.parameters())
+        cur_p = [p.detach().to(e.dtype) for p, e in zip(model.parameters(), ema_p)]
+        if ema_p:
+            torch._foreach_lerp_(ema_p, cur_p, 1.0 - d)
+        for b_ema, b in zip(self.module.buffers(), model.buffers()):
+            b_ema.copy_(b)
+        self.num_updates += 1
+
+    def train(self, mode: bool = True) -> EMA:  # the average always stays in eval mode
+        super().train(mode)
+        self.module.eval()
+        return self
+
+
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float = 0.0) -> float:
+    """Learning-rate multiplier at optimiser step ``step``: linear warm-up over ``warmup`` steps
+    ((step + 1) / warmup), then cosine from 1 to ``min_ratio`` at ``total`` steps (flat after)."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    prog = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * prog))
+
+
+def adamw_with_schedule(
+    module: nn.Module, lr: float, total_steps: int, warmup_steps: int = 1000, betas: tuple[float, float] = (0.9, 0.999),
+    weight_decay: float = 0.01, min_ratio: float = 0.0,
+) -> dict:
+    """``configure_optimizers`` result: AdamW over the trainable parameters of ``module`` (no weight decay
+    on biases, norms and other 1-D parameters) with :func:`lr_factor` stepped per step."""
+    if lr <= 0 or total_steps < 1 or warmup_steps < 0:
+        raise ConfigError(f"need lr > 0, total_steps >= 1, warmup_steps >= 0; got {lr}, {total_steps}, {warmup_steps}")
+    params = [p for p in module.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=tuple(betas))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup_steps, total_steps, min_ratio))
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class CSVMetrics(L.Callback):
+    """Every ``every`` optimiser steps, append a row to ``path``: step, epoch, lr, seconds since the
+    start, ``samples_per_s`` (batch items per second since the previous row) and every float metric
+    logged with ``self.log(..., on_step=True)``. Rows are kept in the Lightning checkpoint; on resume
+    the file is rewritten (atomically) from them, so it never holds steps the run lost. A new column
+    triggers an atomic rewrite with the widened header."""
+
+    def __init__(self, path: str | Path, every: int = 10):
+        if every < 1:
+            raise ConfigError(f"metrics interval must be >= 1 step, got {every}")
+        self.path = Path(path)
+        self.every = int(every)
+        self.rows: list[dict] = []
+        self.columns: list[str] = []
+        self._t0 = time.monotonic()
+        self._last: tuple[float, int] | None = None
+        self._items = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._items += _batch_len(batch)
+        step = int(trainer.global_step)
+        if step % self.every:
+            return
+        now = time.monotonic()
+        row: dict = {"step": step, "epoch": int(trainer.current_epoch)}
+        if trainer.optimizers:
+            row["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
+        row["seconds"] = round(now - self._t0, 2)
+        if self._last is not None and now > self._last[0]:
+            row["samples_per_s"] = round(self._items / (now - self._last[0]), 3)
+        self._last, self._items = (now, step), 0
+        for key, value in trainer.callback_metrics.items():
+            if key.endswith("_epoch"):
+                continue
+            v = float(value)
+            if math.isfinite(v):
+                row[key.removesuffix("_step")] = v
+        self.append(row)
+
+    def append(self, row: dict) -> None:
+        self.rows.append(row)
+        new = [k for k in row if k not in self.columns]
+        if new or not self.path.is_file():
+            self.columns += new
+            self._rewrite()
+            return
+        with self.path.open("a", encoding="utf-8", newline="") as f:
+            csv.DictWriter(f, fieldnames=self.columns).writerow(row)
+
+    def _rewrite(self) -> None:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=self.columns)
+        w.writeheader()
+        w.writerows(self.rows)
+        write_text_atomic(self.path, buf.getvalue())
+
+    def state_dict(self) -> dict:
+        return {"rows": self.rows, "columns": self.columns}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rows = list(state.get("rows", []))
+        self.columns = list(state.get("columns", []))
+        self._rewrite()
+
+
+def _batch_len(batch) -> int:
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0])
+    if isinstance(batch, dict):
+        batch = next(iter(batch.values()), None)
+        return _batch_len(batch) if batch is not None else 0
+    if isinstance(batch, list | tuple) and batch:
+        return _batch_len(batch[0])
+    return 0
+
+
+def build_trainer(
+    run_dir: str | Path, *, max_steps: int | None = None, max_minutes: float | None = None,
+    precision: str = "bf16-mixed", checkpoint_every: int = 500, callbacks: list | None = None,
+    grad_clip: float | None = 1.0, progress: bool | None = None, **trainer_kwargs,
+) -> L.Trainer:
+    """A CPU Lightning Trainer that saves ``run_dir/last.ckpt`` every ``checkpoint_every`` steps.
+
+    Stops at ``max_steps`` or after ``max_minutes`` (whichever first; at least one must be given).
+    ``progress`` None: a bar only on a terminal. Extra keyword arguments go to ``L.Trainer``
+    (e.g. ``devices``, ``strategy`` on a cluster)."""
+    if not max_steps and not max_minutes:
+        raise ConfigError("give --max-steps or --max-minutes")
+    if checkpoint_every < 1:
+        raise ConfigError(f"checkpoint interval must be >= 1 step, got {checkpoint_every}")
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    ckpt = L.pytorch.callbacks.ModelCheckpoint(dirpath=run, save_last=True, save_top_k=0,
+                                               every_n_train_steps=int(checkpoint_every))
+    kwargs = dict(accelerator="cpu", devices=1, precision=precision, logger=False,
+                  callbacks=[ckpt, *(callbacks or [])], max_steps=int(max_steps) if max_steps else -1,
+                  max_time=timedelta(minutes=float(max_minutes)) if max_minutes else None,
+                  enable_progress_bar=sys.stderr.isatty() if progress is None else progress,
+                  enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=1,
+                  gradient_clip_val=grad_clip, max_epochs=-1)
+    kwargs.update(trainer_kwargs)
+    return L.Trainer(**kwargs)
+
+
+def resume_path(run_dir: str | Path, resume: bool) -> Path | None:
+    """``run_dir/last.ckpt`` when ``resume`` and it exists, else None."""
+    p = Path(run_dir) / LAST
+    return p if resume and p.is_file() else None
+
+
+def fit(trainer: L.Trainer, module: L.LightningModule, loader, run_dir: str | Path, resume: bool) -> None:
+    """``trainer.fit`` (resuming from ``last.ckpt`` when asked and present), then save ``last.ckpt`` so
+    a run stopped by ``max_time`` or ``max_steps`` continues exactly from where it ended."""
+    ckpt = resume_path(run_dir, resume)
+    trainer.fit(module, loader, ckpt_path=str(ckpt) if ckpt else None)
+    trainer.save_checkpoint(str(Path(run_dir) / LAST))

@@ -1,0 +1,317 @@
+"""``diffariff train diffusion``: train the latent diffusion model on a latent cache.
+
+Modes: ``edm`` (EDM loss, log-normal sigmas) or ``consistency`` (iCT consistency training from scratch,
+or distillation from an EDM teacher given with ``--teacher``; the student then starts from the
+teacher's weights and normalisation).
+
+Conditions per sample (documented defaults, tune them):
+* the CLAP condition is the **audio** embedding of the reference clip with probability ``p_audio``
+  (0.7), else the **text** embedding of the target's tag prompt, so the model answers to both;
+* the context is dropped with probability ``p_drop_context`` (0.3) and the CLAP condition with
+  probability ``p_drop_clap`` (0.3), independently: the model learns p(x), p(x|ctx), p(x|clap) and
+  p(x|ctx, clap) (all four needed by the nested CFG at sampling time; about 9 % of samples are
+  unconditional). The Diff-A-Riff summary mentions 50 %; 0.3 keeps more fully-conditioned samples.
+
+Before the first step the latent normalisation (``--norm global`` or ``channel``, from the cache's
+target statistics) is fixed and ``sigma_data`` is measured on the normalised cache; both go to
+``RUN/run_config.json`` and into the exported model. Randomness of step k (sigmas, noise, dropout,
+CLAP choice) comes from a generator seeded by (seed, k), so a resumed run draws what the
+uninterrupted run would have. Outputs in the run folder: ``last.ckpt`` (every ``checkpoint_every``
+steps and at the end), ``metrics.csv`` (loss, loss per noise band, lr, samples/s), and the EMA
+weights as a fp16 ``latent-diffusion`` checkpoint (``diffusion_ema.safetensors`` or ``--export``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from ..checkpoint import config_from_dict, config_to_dict
+from ..data.latents import LatentCacheDataset
+from ..diffusion.consistency import ConsistencyConfig, consistency_loss
+from ..diffusion.edm import edm_loss, measure_sigma_data
+from ..diffusion.model import LatentDiffusion, LatentDiffusionConfig
+from ..errors import ConfigError, InputError
+from ..fsutil import write_json_atomic
+from ..torchutil import seeded_generator, setup_cpu
+from .common import EMA, CSVMetrics, adamw_with_schedule, build_trainer, fit
+
+#: standard-normal quartiles: band edges at p_mean + p_std * q split the training sigmas into 4 equal bands
+_QUARTILES = (-0.6745, 0.0, 0.6745)
+#: network sizes that come from the cache (codec latent channels, CLAP dimension), not from the config
+_SIZED_BY_DATA = ("latent_channels", "context_channels", "clap_dim")
+#: the network used when no --config is given (the DiT of configs/dit_small.json, ~5 M parameters)
+SMALL_DIT = {"width": 256, "depth": 6, "heads": 4, "mlp_ratio": 4.0, "cond_dim": 256, "noise_emb_dim": 512,
+             "pos": "dpb", "qkv_dwconv_kernel": 3, "dpb_dim": 64, "dpb_log_distance": True}
+
+
+@dataclass
+class DiffusionTrainConfig:
+    """Optimisation and conditioning settings (``"train"`` section of ``configs/diffusion_small.json``)."""
+
+    batch_size: int = 32
+    lr: float = 3e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.01
+    warmup_steps: int = 1000
+    total_steps: int = 100_000
+    min_lr_ratio: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    p_drop_context: float = 0.3
+    p_drop_clap: float = 0.3
+    p_audio: float = 0.7
+    normalization: str = "global"
+    checkpoint_every: int = 500
+    log_every: int = 10
+    precision: str = "bf16-mixed"
+    seed: int = 0
+    # consistency mode (iCT curriculum over total_steps)
+    ct_s0: int = 10
+    ct_s1: int = 1280
+    ct_p_mean: float = -1.1
+    ct_p_std: float = 2.0
+
+    def __post_init__(self) -> None:
+        for name in ("p_drop_context", "p_drop_clap", "p_audio"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.normalization not in ("global", "channel"):
+            raise ConfigError(f"normalization must be 'global' or 'channel', got '{self.normalization}'")
+        if self.batch_size < 1 or self.lr <= 0 or self.total_steps < 1:
+            raise ConfigError("need batch_size >= 1, lr > 0 and total_steps >= 1")
+
+
+@dataclass
+class DiffusionRunConfig:
+    """What a run folder's ``run_config.json`` holds: the model config (with measured statistics) and
+    the training settings."""
+
+    model: LatentDiffusionConfig = field(default_factory=lambda: LatentDiffusionConfig(net_config=dict(SMALL_DIT)))
+    train: DiffusionTrainConfig = field(default_factory=DiffusionTrainConfig)
+
+
+class DiffusionModule(L.LightningModule):
+    """Lightning module: the LatentDiffusion being trained, its EMA, the optional EDM teacher."""
+
+    def __init__(self, run_config: DiffusionRunConfig, teacher: LatentDiffusion | None = None):
+        super().__init__()
+        self.run_config = run_config
+        self.tcfg = run_config.train
+        self.model = LatentDiffusion(run_config.model)
+        self.model.train()
+        self.ema = EMA(self.model, self.tcfg.ema_decay)
+        self.teacher = teacher.requires_grad_(False).eval() if teacher is not None else None
+        if self.teacher is not None and self.teacher.config.mode != "edm":
+            raise InputError("--teacher must be an EDM-mode latent diffusion checkpoint")
+        t = self.tcfg
+        self.ct_config = ConsistencyConfig(
+            sigma_data=run_config.model.sigma_data, sigma_min=run_config.model.sigma_min,
+            sigma_max=run_config.model.sigma_max, rho=run_config.model.rho, p_mean=t.ct_p_mean, p_std=t.ct_p_std,
+            s0=t.ct_s0, s1=t.ct_s1, total_steps=t.total_steps, distill=teacher is not None)
+        if run_config.model.mode == "edm":
+            p_mean, p_std = run_config.model.p_mean, run_config.model.p_std
+        else:
+            p_mean, p_std = t.ct_p_mean, t.ct_p_std
+        self.band_edges = [math.exp(p_mean + p_std * q) for q in _QUARTILES]
+
+    def state_dict(self, *args, **kwargs):  # the frozen teacher is not part of the run's state
+        return {k: v for k, v in super().state_dict(*args, **kwargs).items() if not k.startswith("teacher.")}
+
+    def load_state_dict(self, state_dict, strict: bool = True, **kwargs):
+        if self.teacher is not None:
+            state_dict = {**state_dict, **{f"teacher.{k}": v for k, v in self.teacher.state_dict().items()}}
+        return super().load_state_dict(state_dict, strict=strict, **kwargs)
+
+    def generator(self, step: int) -> torch.Generator:
+        """The random source of training step ``step`` (depends on seed and step only)."""
+        return seeded_generator(self.tcfg.seed * 1_000_003 + int(step), self.device)
+
+    def conditions(self, batch: dict, g: torch.Generator) -> dict:
+        """Denoiser keyword arguments for a batch: normalised context, per-sample CLAP choice
+        (audio with probability p_audio, else text) and independent drop masks [B] (bool)."""
+        b = batch["target"].shape[0]
+        r = torch.rand(3, b, generator=g, device=self.device)
+        use_audio = r[0] < self.tcfg.p_audio
+        clap = torch.where(use_audio[:, None], batch["clap_audio"], batch["clap_text"])
+        return {"context": self.model.normalize(batch["context"]), "clap": clap,
+                "drop_context": r[1] < self.tcfg.p_drop_context, "drop_clap": r[2] < self.tcfg.p_drop_clap}
+
+    def loss(self, batch: dict, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample losses [B] and their noise levels [B] for training step ``step``."""
+        g = self.generator(step)
+        x0 = self.model.normalize(batch["target"])
+        cond = self.conditions(batch, g)
+        if self.run_config.model.mode == "edm":
+            return edm_loss(self.model.denoiser, x0, cond, generator=g)
+        teacher = self.teacher.denoiser if self.teacher is not None else None
+        return consistency_loss(self.model.denoiser, x0, step, self.ct_config, cond, g, teacher)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        per_sample, sigma = self.loss(batch, int(self.global_step))
+        per_sample = per_sample.float()
+        loss = per_sample.mean()
+        self.log("loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        band = torch.bucketize(sigma.float(), torch.tensor(self.band_edges, device=sigma.device))
+        for k in range(len(self.band_edges) + 1):
+            sel = band == k
+            if bool(sel.any()):
+                self.log(f"loss_band{k}", per_sample[sel].mean().detach(), on_step=True, on_epoch=False)
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        self.ema.update(self.model)
+
+    def on_train_epoch_start(self) -> None:
+        loader = self.trainer.train_dataloader
+        ds = getattr(loader, "dataset", None)
+        if hasattr(ds, "set_epoch"):
+            ds.set_epoch(self.current_epoch)
+
+    def configure_optimizers(self):
+        t = self.tcfg
+        return adamw_with_schedule(self.model, t.lr, t.total_steps, min(t.warmup_steps, t.total_steps // 10 or 1),
+                                   t.betas, t.weight_decay, t.min_lr_ratio)
+
+    def export(self, path: str | Path, extra: dict | None = None) -> Path:
+        """The EMA weights as a fp16 ``latent-diffusion`` checkpoint."""
+        return self.ema.module.save(path, fp16=True, extra={"step": int(self.global_step), **(extra or {})})
+
+
+def measure_normalisation(dataset: LatentCacheDataset, how: str) -> tuple[tuple[float, ...], tuple[float, ...], float]:
+    """(latent_mean, latent_std, sigma_data): the cache's target statistics (global: one value each;
+    channel: 64 each, std floored at 10 % of the global std so that near-constant channels are not
+    blown up) and the element std of the normalised full-length target latents."""
+    stats = dataset.manifest["stats"]
+    if how == "global":
+        mean, std = (float(stats["mean"]),), (max(float(stats["std"]), 1e-6),)
+    else:
+        floor = 0.1 * float(stats["std"])
+        mean = tuple(float(v) for v in stats["channel_mean"])
+        std = tuple(max(float(v), floor, 1e-6) for v in stats["channel_std"])
+    m = torch.tensor(mean).reshape(1, -1, 1)
+    s = torch.tensor(std).reshape(1, -1, 1)
+    target = dataset.tensors["target"]
+    sigma_data = measure_sigma_data((target[i:i + 256].float() - m) / s for i in range(0, target.shape[0], 256))
+    return mean, std, float(sigma_data)
+
+
+def load_run_config(path: str | Path | None) -> DiffusionRunConfig:
+    """A ``{"model": {...}, "train": {...}}`` JSON file (or the defaults when None)."""
+    if path is None:
+        return DiffusionRunConfig()
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    return config_from_dict(DiffusionRunConfig, data)
+
+
+# ----------------------------------------------------------------------------------------------- CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cache", required=True, help="latent cache folder (`diffariff latents build`)")
+    parser.add_argument("--out", required=True, help="run folder (checkpoints, metrics.csv, export)")
+    parser.add_argument("--config", help="JSON config {model, train} (e.g. configs/diffusion_small.json)")
+    parser.add_argument("--mode", choices=("edm", "consistency"), help="training mode (default: the config's)")
+    parser.add_argument("--teacher", help="EDM latent-diffusion checkpoint to distil from (consistency mode)")
+    parser.add_argument("--max-minutes", type=float, help="stop after this many minutes")
+    parser.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (in total)")
+    parser.add_argument("--total-steps", type=int, help="length of the lr / consistency schedules (default config)")
+    parser.add_argument("--batch-size", type=int, help="sequences per step")
+    parser.add_argument("--lr", type=float, help="peak learning rate")
+    parser.add_argument("--train-frames", type=int, help="training window in latent frames (<= cached length)")
+    parser.add_argument("--norm", choices=("global", "channel"), help="latent normalisation (default: global)")
+    parser.add_argument("--checkpoint-every", type=int, help="steps between last.ckpt saves")
+    parser.add_argument("--precision", help="Lightning precision (default bf16-mixed)")
+    parser.add_argument("--seed", type=int, help="training seed")
+    parser.add_argument("--resume", action="store_true", help="continue from RUN/last.ckpt")
+    parser.add_argument("--export", help="EMA export path (default RUN/diffusion_ema.safetensors)")
+
+
+def _overrides(cfg: DiffusionRunConfig, args: argparse.Namespace) -> DiffusionRunConfig:
+    t = {k: v for k, v in {"batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+                           "normalization": args.norm, "checkpoint_every": args.checkpoint_every,
+                           "precision": args.precision, "total_steps": args.total_steps}.items() if v is not None}
+    if "total_steps" not in t and args.max_steps:
+        t["total_steps"] = int(args.max_steps)
+    m = {k: v for k, v in {"mode": args.mode, "train_frames": args.train_frames}.items() if v is not None}
+    if args.teacher:
+        m["mode"] = "consistency"
+    try:
+        return DiffusionRunConfig(model=dataclasses.replace(cfg.model, **m), train=dataclasses.replace(cfg.train, **t))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def prepare_run(args: argparse.Namespace) -> tuple[DiffusionRunConfig, LatentCacheDataset, LatentDiffusion | None]:
+    """Resolve the run config (a resumed run keeps its stored one), open the cache, load the teacher."""
+    run_dir = Path(args.out)
+    stored = run_dir / "run_config.json"
+    teacher = LatentDiffusion.load(args.teacher) if args.teacher else None
+    if args.resume and stored.is_file():
+        cfg = load_run_config(stored)  # schedules and measured statistics stay as stored
+        ds = LatentCacheDataset(args.cache, cfg.model.train_frames, seed=cfg.train.seed)
+        return cfg, ds, teacher
+    cfg = _overrides(load_run_config(args.config), args)
+    ds = LatentCacheDataset(args.cache, None, seed=cfg.train.seed)
+    man = ds.manifest
+    frames = min(cfg.model.train_frames, ds.frames)
+    if teacher is not None:
+        tc = teacher.config
+        model = dataclasses.replace(tc, mode="consistency", train_frames=frames)
+        if tc.codec_id and man.get("codec_id") and tc.codec_id != man["codec_id"]:
+            raise InputError(f"--teacher was trained with codec {tc.codec_id}, the cache uses {man['codec_id']}")
+    else:
+        mean, std, sigma_data = measure_normalisation(ds, cfg.train.normalization)
+        net_config = {k: v for k, v in cfg.model.net_config.items() if k not in _SIZED_BY_DATA}
+        model = dataclasses.replace(cfg.model, net_config=net_config, latent_mean=mean, latent_std=std, sigma_data=round(sigma_data, 5),
+                                    clap_dim=ds.clap_dim, latent_channels=int(man["latent_channels"]),
+                                    codec_id=man.get("codec_id", ""), clap_id=man.get("clap_id", ""),
+                                    train_frames=frames)
+    cfg = DiffusionRunConfig(model=model, train=cfg.train)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(stored, config_to_dict(cfg))
+    ds.train_frames = frames
+    return cfg, ds, teacher
+
+
+def run(args: argparse.Namespace) -> int:
+    setup_cpu()
+    cfg, ds, teacher = prepare_run(args)
+    t = cfg.train
+    L.seed_everything(t.seed, workers=True, verbose=False)
+    run_dir = Path(args.out)
+    module = DiffusionModule(cfg, teacher)
+    if teacher is not None and not (args.resume and (run_dir / "last.ckpt").is_file()):
+        module.model.load_state_dict(teacher.state_dict())  # distillation starts from the teacher
+        module.ema.module.load_state_dict(teacher.state_dict())
+    if len(ds) < 1:
+        raise InputError(f"{args.cache}: the latent cache is empty")
+    loader = torch.utils.data.DataLoader(ds, batch_size=min(t.batch_size, len(ds)), shuffle=True, drop_last=True,
+                                         generator=torch.Generator().manual_seed(t.seed), num_workers=0)
+    metrics = CSVMetrics(run_dir / "metrics.csv", every=t.log_every)
+    trainer = build_trainer(run_dir, max_steps=args.max_steps or (None if args.max_minutes else t.total_steps),
+                            max_minutes=args.max_minutes, precision=t.precision,
+                            checkpoint_every=t.checkpoint_every, callbacks=[metrics], grad_clip=t.grad_clip)
+    fit(trainer, module, loader, run_dir, args.resume)
+    out = Path(args.export) if args.export else run_dir / "diffusion_ema.safetensors"
+    module.export(out)
+    rates = [r["samples_per_s"] for r in metrics.rows if "samples_per_s" in r]
+    summary = {"mode": cfg.model.mode, "steps": int(module.global_step), "export": str(out),
+               "sigma_data": cfg.model.sigma_data, "parameters": module.model.num_parameters(),
+               "last_loss": next((r["loss"] for r in reversed(metrics.rows) if "loss" in r), None),
+               "samples_per_s": round(sum(rates) / len(rates), 3) if rates else None}
+    print(json.dumps(summary), flush=True)
+    print(f"exported EMA weights to {out}", file=sys.stderr)
+    return 0

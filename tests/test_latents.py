@@ -1,0 +1,136 @@
+"""Latent cache: built from a tiny real corpus with a tiny random codec / CLAP (real networks), resumable,
+deterministic; LatentCacheDataset crops; the ``diffariff latents build`` command."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from diffariff.clap.builtin import BuiltinClap, ClapConfig
+from diffariff.cli import main as cli_main
+from diffariff.codec import Codec, CodecConfig
+from diffariff.data.latents import CacheRecipe, Encoders, LatentCacheDataset, build_latent_cache, shard_path
+from diffariff.data.sources import open_dataset
+from diffariff.data.synth.corpus import build_corpus
+from diffariff.diffusion.model import model_identity
+from diffariff.errors import DatasetError, InputError
+
+TINY_CODEC = dict(freq_patch=8, enc_channels=(8, 16, 16, 32), dec_channels=(8, 16, 16, 32),
+                  unet_channels=(8, 16, 16, 32), attn_heads=4, noise_embed_dim=32, chunk_seconds=10.0,
+                  chunk_context_frames=4)
+TINY_CLAP = dict(dim=32, n_mels=32, channels=(8, 16, 32), pool_dim=32, audio_hidden=64, text_hidden=64,
+                 window_seconds=1.0)
+RECIPE = dict(pairs=12, shard_size=5, window_seconds=3.0, reference_seconds=1.0, split=None, seed=3)
+FRAMES = math.ceil(3.0 * 48_000 / 4096)  # 36 latent frames per 3-s window
+
+
+def tiny_cache(tmp_path_factory) -> dict:
+    """Corpus (3 songs x 12 s), tiny codec + CLAP checkpoints and a 12-pair cache, built once per test
+    session under the session's base temp folder (every step is resumable, so a second module reuses it)."""
+    base = tmp_path_factory.getbasetemp() / "diffariff_latents"
+    corpus = base / "corpus"
+    build_corpus(corpus, songs=3, seconds=12, seed=1, jobs=1, progress=False)
+    codec_path, clap_path = base / "codec.safetensors", base / "clap.safetensors"
+    if not codec_path.is_file():
+        torch.manual_seed(0)
+        Codec(CodecConfig(**TINY_CODEC)).save(codec_path)
+        BuiltinClap(ClapConfig(**TINY_CLAP)).save(clap_path)
+    codec, clap = Codec.load(codec_path), BuiltinClap.load(clap_path)
+    encoders = Encoders(codec, clap, model_identity(codec_path), model_identity(clap_path))
+    songs = open_dataset(corpus)
+    cache = base / "cache"
+    manifest = build_latent_cache(encoders, songs, cache, CacheRecipe(**RECIPE), batch_size=6, progress=False)
+    return dict(corpus=corpus, codec=codec_path, clap=clap_path, cache=cache, manifest=manifest,
+                encoders=encoders, songs=songs)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    return tiny_cache(tmp_path_factory)
+
+
+def test_shards_have_the_right_shapes_and_metadata(built):
+    man = built["manifest"]
+    assert man["pairs"] == 12 and man["shards"] == 3 and man["frames"] == FRAMES
+    assert man["codec_id"] == model_identity(built["codec"])
+    assert man["codec_id"].startswith("codec:") and man["clap_id"] == model_identity(built["clap"])
+    assert len(man["stats"]["channel_std"]) == 64 and man["stats"]["std"] > 0
+    for k, rows in enumerate((5, 5, 2)):
+        with safe_open(str(shard_path(built["cache"], k)), framework="pt") as f:
+            t = {n: f.get_tensor(n) for n in f.keys()}
+        assert t["target"].shape == (rows, 64, FRAMES) and t["context"].shape == (rows, 64, FRAMES)
+        assert t["clap_audio"].shape == (rows, 32) and t["clap_text"].shape == (rows, 32)
+        assert torch.allclose(t["clap_audio"].norm(dim=1), torch.ones(rows), atol=1e-3)
+        assert t["index"].tolist() == list(range(5 * k, 5 * k + rows))
+        side = json.loads(shard_path(built["cache"], k, ".json").read_text())
+        assert len(side["items"]) == rows
+        for item in side["items"]:
+            assert item["prompt"] and item["song"].startswith("song_") and item["stem"]
+    # the target latent is the codec's encoding of the pair's target window (mono downmix)
+    ds = LatentCacheDataset(built["cache"])
+    meta = ds.metadata(7)
+    song = next(s for s in built["songs"] if s.name == meta["song"])
+    audio = song.load_stem(meta["stem"], 48_000, 1, meta["start"] / 48_000, 3.0)
+    z = built["encoders"].codec.encode(torch.from_numpy(audio)[None])
+    assert torch.allclose(z[0], ds[7]["target"], atol=2e-3)
+
+
+def test_second_build_skips_complete_shards_and_rebuilds_missing_ones(built):
+    calls = []
+    recipe = CacheRecipe(**RECIPE)
+    build_latent_cache(built["encoders"], built["songs"], built["cache"], recipe, progress=False, on_shard=calls.append)
+    assert calls == []
+    before = LatentCacheDataset(built["cache"]).tensors
+    shard_path(built["cache"], 1).unlink()
+    build_latent_cache(built["encoders"], built["songs"], built["cache"], recipe, batch_size=3, progress=False,
+                       on_shard=calls.append)
+    assert calls == [1]
+    after = LatentCacheDataset(built["cache"]).tensors
+    for name in before:  # deterministic: the rebuilt shard equals the first build
+        assert torch.allclose(before[name].float(), after[name].float(), atol=1e-3), name
+    with pytest.raises(InputError, match="different"):
+        build_latent_cache(built["encoders"], built["songs"], built["cache"], CacheRecipe(**{**RECIPE, "seed": 4}),
+                           progress=False)
+
+
+def test_dataset_crops_aligned_deterministic_windows(built):
+    full = LatentCacheDataset(built["cache"], full_length=True)
+    ds = LatentCacheDataset(built["cache"], train_frames=16, seed=5)
+    assert len(ds) == 12 and full[0]["target"].shape == (64, FRAMES)
+    starts = []
+    for i in range(len(ds)):
+        item = ds[i]
+        s = ds.crop_start(i)
+        starts.append(s)
+        assert item["target"].shape == (64, 16) and item["context"].shape == (64, 16)
+        assert torch.equal(item["target"], full[i]["target"][:, s:s + 16])
+        assert torch.equal(item["context"], full[i]["context"][:, s:s + 16])
+        assert item["clap_audio"].shape == (32,)
+    assert len(set(starts)) > 1
+    assert [LatentCacheDataset(built["cache"], 16, seed=5).crop_start(i) for i in range(12)] == starts
+    ds.set_epoch(1)
+    assert [ds.crop_start(i) for i in range(12)] != starts
+    with pytest.raises(InputError):
+        LatentCacheDataset(built["cache"], train_frames=FRAMES + 1)
+    with pytest.raises(DatasetError):
+        LatentCacheDataset(built["corpus"])
+
+
+def test_build_command_resumes_and_reports_bad_input(built, capsys):
+    args = ["latents", "build", "--codec", str(built["codec"]), "--clap", str(built["clap"]),
+            "--data", str(built["corpus"]), "--out", str(built["cache"]), "--split", "all", "--pairs", "12",
+            "--shard-size", "5", "--window-seconds", "3", "--reference-seconds", "1", "--seed", "3", "--quiet"]
+    assert cli_main(args) == 0
+    assert "12 pairs in 3 shards" in capsys.readouterr().out
+    bad = list(args)
+    bad[bad.index("--window-seconds") + 1] = "4"
+    assert cli_main(bad) == 2
+    assert "different" in capsys.readouterr().err
+    missing = list(args)
+    missing[missing.index("--codec") + 1] = str(Path(built["cache"]) / "nope.safetensors")
+    assert cli_main(missing) == 2

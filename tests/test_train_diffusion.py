@@ -1,0 +1,136 @@
+"""Diffusion training on a real (tiny) latent cache: EDM loss falls, resume continues the step count,
+consistency training and distillation run, the EMA export loads, condition dropout rates; the shared
+training utilities."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from diffariff.data.latents import LatentCacheDataset
+from diffariff.diffusion.model import LatentDiffusion
+from diffariff.train.common import EMA, lr_factor
+from diffariff.train.diffusion import DiffusionModule, add_arguments, load_run_config, run
+from test_latents import tiny_cache
+
+TINY = ('{"model": {"net_config": {"width": 32, "depth": 2, "heads": 2, "cond_dim": 32, "noise_emb_dim": 32,'
+        ' "dpb_dim": 16}, "train_frames": 16}, "train": {"batch_size": 6, "lr": 0.003, "warmup_steps": 2,'
+        ' "log_every": 2, "checkpoint_every": 4, "ema_decay": 0.5, "precision": "32-true"}}')
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tiny_cache(tmp_path_factory)["cache"]
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory) -> Path:
+    p = tmp_path_factory.mktemp("cfg") / "tiny.json"
+    p.write_text(TINY)
+    return p
+
+
+def train(cache, out, config, *extra) -> int:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return run(parser.parse_args(["--cache", str(cache), "--out", str(out), "--config", str(config), *extra]))
+
+
+def eval_loss(module: DiffusionModule, ds: LatentCacheDataset) -> float:
+    """Mean loss over the whole cache for 4 fixed draws of sigma / noise / conditions."""
+    batch = torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
+    with torch.no_grad():
+        return float(sum(module.loss(batch, 10_000 + k)[0].mean() for k in range(4)) / 4)
+
+
+@pytest.fixture(scope="module")
+def edm_run(cache, config_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("edm_run")
+    assert train(cache, out, config_file, "--max-steps", "10", "--seed", "1") == 0
+    first = list(csv.DictReader((out / "metrics.csv").open()))
+    assert train(cache, out, config_file, "--max-steps", "16", "--resume") == 0
+    return out, first
+
+
+def test_edm_training_reduces_the_loss_and_resume_continues(edm_run, cache):
+    out, first = edm_run
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    steps = [int(r["step"]) for r in rows]
+    assert int(first[-1]["step"]) == 10
+    assert steps == sorted(set(steps)) and steps[-1] == 16  # resumed at 10, not from 0
+    assert {"loss", "loss_band0", "lr", "samples_per_s"} <= set(rows[0])
+    cfg = load_run_config(out / "run_config.json")
+    assert abs(cfg.model.sigma_data - 1.0) < 0.05  # global normalisation: unit std on the cache
+    assert cfg.model.codec_id.startswith("codec:") and cfg.model.clap_dim == 32
+    ds = LatentCacheDataset(cache, cfg.model.train_frames, seed=0)
+    torch.manual_seed(1)
+    fresh = DiffusionModule(cfg)
+    trained = DiffusionModule(cfg)
+    trained.model.load_state_dict(LatentDiffusion.load(out / "diffusion_ema.safetensors").state_dict())
+    before, after = eval_loss(fresh, ds), eval_loss(trained, ds)
+    assert after < 0.95 * before, (before, after)
+
+
+def test_export_round_trip_and_sampling(edm_run, cache):
+    out, _ = edm_run
+    model = LatentDiffusion.load(out / "diffusion_ema.safetensors")
+    ck = torch.load(out / "last.ckpt", weights_only=False)
+    ema = {k.removeprefix("ema.module."): v for k, v in ck["state_dict"].items() if k.startswith("ema.module.")}
+    for k, v in model.state_dict().items():
+        assert torch.allclose(v, ema[k].float(), atol=1e-2, rtol=1e-2), k
+    ds = LatentCacheDataset(cache, full_length=True)
+    item = ds[0]
+    z = model.sample(item["context"][None], item["clap_audio"][None], steps=3, seed=0)
+    assert z.shape == (1, 64, ds.frames) and torch.isfinite(z).all()
+    assert model.config.codec_id == ds.manifest["codec_id"]
+
+
+def test_consistency_training_and_distillation_run(edm_run, cache, config_file, tmp_path):
+    assert train(cache, tmp_path / "ct", config_file, "--mode", "consistency", "--max-steps", "3") == 0
+    ct = LatentDiffusion.load(tmp_path / "ct" / "diffusion_ema.safetensors")
+    assert ct.config.mode == "consistency"
+    assert torch.isfinite(ct.sample(None, None, frames=8, seed=0)).all()
+    teacher = edm_run[0] / "diffusion_ema.safetensors"
+    assert train(cache, tmp_path / "cd", config_file, "--teacher", str(teacher), "--max-steps", "2") == 0
+    cd = LatentDiffusion.load(tmp_path / "cd" / "diffusion_ema.safetensors")
+    assert cd.config.mode == "consistency" and cd.config.latent_std == LatentDiffusion.load(teacher).config.latent_std
+
+
+def test_condition_dropout_happens_at_the_configured_rate(edm_run, cache):
+    cfg = load_run_config(edm_run[0] / "run_config.json")
+    module = DiffusionModule(cfg)
+    ds = LatentCacheDataset(cache, 16)
+    one = torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
+    n = 4000
+    batch = {k: v.repeat(n // len(ds) + 1, *([1] * (v.ndim - 1)))[:n] for k, v in one.items() if k != "index"}
+    cond = module.conditions(batch, module.generator(0))
+    dc, dl = cond["drop_context"].float(), cond["drop_clap"].float()
+    assert abs(float(dc.mean()) - 0.3) < 0.035 and abs(float(dl.mean()) - 0.3) < 0.035
+    assert abs(float((dc * dl).mean()) - 0.09) < 0.025  # independent
+    audio = (cond["clap"] == batch["clap_audio"]).all(dim=1).float().mean()
+    assert abs(float(audio) - 0.7) < 0.035
+    again = module.conditions(batch, module.generator(0))
+    assert torch.equal(again["drop_context"], cond["drop_context"])
+
+
+def test_shared_utilities():
+    assert lr_factor(0, 10, 100) == pytest.approx(0.1)
+    assert lr_factor(9, 10, 100) == pytest.approx(1.0)
+    assert lr_factor(55, 10, 100) == pytest.approx(0.5)
+    assert lr_factor(100, 10, 100) == pytest.approx(0.0) and lr_factor(500, 10, 100, 0.1) == pytest.approx(0.1)
+    net = torch.nn.Linear(3, 3)
+    ema = EMA(net, decay=0.999)
+    assert ema.current_decay() == pytest.approx(0.1)  # warm-up: (1 + 0) / (10 + 0)
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    old = ema.module.weight.clone()
+    ema.update(net)
+    assert torch.allclose(ema.module.weight, old + 0.9 * (net.weight - old))
+    for _ in range(10_000):
+        ema.num_updates += 1
+    assert ema.current_decay() == pytest.approx(0.999)
+    assert not any(p.requires_grad for p in ema.module.parameters())
