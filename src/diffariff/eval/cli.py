@@ -1,0 +1,166 @@
+"""``diffariff eval generation | pairs | codec``: the evaluation commands.
+
+* ``generation``: Table 1 of Improved Diff-A-Riff on held-out pairs (see :mod:`.protocol`), for the
+  candidate stems of ``--candidates`` (files) and/or ``--bundle`` (generated), with the bounds;
+  writes ``results.json``, ``table.md``, ``pairs.json``, ``metrics.png``, ``pca.png`` and an
+  embedding cache (``--cache``, default ``OUT/cache``) that makes re-runs cheap.
+* ``pairs``: only draws the pairs and writes ``pairs.json`` (and, with ``--audio``, each pair's
+  ``context/<i>.wav`` and ``reference/<i>.wav``), so a generator can make matching candidates.
+* ``codec``: reconstruction of held-out stems and mixes by the codec vs Opus vs silence
+  (see :mod:`.codec_eval`); writes ``results.json`` and ``table.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import InputError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("eval", help="evaluate generated stems (Table 1) or the codec")
+    sub = parser.add_subparsers(dest="eval_command", metavar="WHAT")
+    parser.set_defaults(func=lambda args: _missing_sub(parser))
+
+    g = sub.add_parser("generation", help="KD, FAD, coverage, density, APA and CLAP scores vs real data")
+    g.add_argument("--clap", required=True, help="CLAP checkpoint (.safetensors) used as the embedding")
+    _data_args(g)
+    g.add_argument("--out", required=True, help="report folder")
+    g.add_argument("--candidates", help="folder of <index>.wav or <setting>/<index>.wav candidate stems")
+    g.add_argument("--bundle", help="model bundle: generate candidates for each conditioning setting")
+    g.add_argument("--settings", nargs="+", help="with --bundle: only these settings (default: all)")
+    g.add_argument("--reference-n", type=int, help="pairs in the real reference draw (default: --n)")
+    g.add_argument("--batches", type=int, default=5, help="batches for the mean and CI (default 5)")
+    g.add_argument("--bounds", nargs="*", default=["random", "noise", "silence"],
+                   help="bound rows besides 'real' (default: random noise silence)")
+    g.add_argument("--cache", help="embedding cache folder (default: OUT/cache)")
+    g.add_argument("--no-progress", action="store_true", help="never show progress bars")
+    g.set_defaults(func=run_generation)
+
+    p = sub.add_parser("pairs", help="write the held-out pairs' manifest (pairs.json) for a generator")
+    _data_args(p)
+    p.add_argument("--out", required=True, help="folder for pairs.json (and the audio with --audio)")
+    p.add_argument("--audio", action="store_true", help="also write context/<i>.wav and reference/<i>.wav")
+    p.set_defaults(func=run_pairs)
+
+    c = sub.add_parser("codec", help="codec reconstruction vs Opus and silence on held-out audio")
+    c.add_argument("--codec", required=True, help="codec checkpoint (.safetensors)")
+    c.add_argument("--data", required=True, help="multitrack dataset folder")
+    c.add_argument("--split", default="test", help="held-out split ('all': every song; default test)")
+    c.add_argument("--seconds", type=float, default=10.0, help="clip length (default 10 s)")
+    c.add_argument("--n", type=int, default=20, help="windows (each gives a stem and a mix clip; default 20)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", required=True, help="report folder")
+    c.add_argument("--opus", type=float, nargs="*", default=[12.0, 24.0], help="Opus bitrates in kbps")
+    c.add_argument("--steps", type=int, nargs="+", default=[1, 2], help="consistency decoding steps")
+    c.add_argument("--mode", nargs="+", default=["consistency", "deterministic"], help="decode modes")
+    c.add_argument("--no-progress", action="store_true", help="never show progress bars")
+    c.set_defaults(func=run_codec)
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="multitrack dataset folder (e.g. the built-in corpus)")
+    p.add_argument("--split", default="test", help="held-out split ('all': every song; default test)")
+    p.add_argument("--n", type=int, default=100, help="held-out pairs (default 100)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--window-seconds", type=float, default=10.0, help="pair length in seconds (default 10)")
+
+
+def _missing_sub(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _config(args):
+    from .protocol import GenerationEvalConfig  # noqa: PLC0415  (keep `diffariff --help` fast)
+
+    return GenerationEvalConfig(
+        n=args.n, reference_n=getattr(args, "reference_n", None), seed=args.seed, split=args.split,
+        window_seconds=args.window_seconds, batches=getattr(args, "batches", 5),
+    )
+
+
+def _arguments(args) -> dict:
+    """The parsed arguments as JSON-able values (the handler left out)."""
+    return {k: v for k, v in vars(args).items() if k != "func" and (v is None or isinstance(v, (str, int, float,
+                                                                                               bool, list)))}
+
+
+def _progress(args):
+    return False if getattr(args, "no_progress", False) else None
+
+
+def run_generation(args) -> int:
+    from ..clap.builtin import BuiltinClap  # noqa: PLC0415
+    from .cache import CachedEmbedder, EmbeddingCache, file_hash  # noqa: PLC0415
+    from .protocol import bundle_generators, evaluate_generation  # noqa: PLC0415
+    from .report import write_generation_report  # noqa: PLC0415
+
+    config = _config(args)  # bad numbers fail before anything is loaded
+    if not Path(args.data).is_dir():
+        raise InputError(f"--data {args.data}: no such folder")
+    if args.candidates is not None and not Path(args.candidates).is_dir():
+        raise InputError(f"--candidates {args.candidates}: no such folder")
+    if args.candidates is None and args.bundle is None:
+        print("diffariff: note: no --candidates or --bundle: only the real row and the bounds are scored",
+              file=sys.stderr)
+    clap_path = Path(args.clap)
+    if not clap_path.is_file():
+        raise InputError(f"--clap {clap_path}: no such file")
+    clap_hash = file_hash(clap_path)
+    clap = BuiltinClap.load(clap_path)
+    out = Path(args.out)
+    cache = EmbeddingCache(Path(args.cache) if args.cache else out / "cache", clap_hash)
+    embedder = CachedEmbedder(clap, cache)
+    generators = bundle_generators(args.bundle, args.settings) if args.bundle else None
+    evaluation = evaluate_generation(embedder, args.data, config, candidates_dir=args.candidates,
+                                     generators=generators, bounds=args.bounds, progress=_progress(args))
+    write_generation_report(evaluation, out, arguments=_arguments(args), clap_path=clap_path, clap_hash=clap_hash,
+                            data_root=args.data, embed_calls=embedder.calls)
+    print((out / "table.md").read_text())
+    print(f"report written to {out}", file=sys.stderr)
+    return 0
+
+
+def run_pairs(args) -> int:
+    from ..audio import save_audio  # noqa: PLC0415
+    from ..fsutil import write_json_atomic  # noqa: PLC0415
+    from .protocol import SAMPLE_RATE, draw_pairs, load_songs, pair_manifest  # noqa: PLC0415
+
+    config = _config(args)
+    items = draw_pairs(load_songs(args.data, config.split), config, config.n, config.seed)
+    out = Path(args.out)
+    if args.audio:
+        for it in items:
+            save_audio(out / "context" / f"{it['index']}.wav", it["context"], SAMPLE_RATE)
+            save_audio(out / "reference" / f"{it['index']}.wav", it["reference"], SAMPLE_RATE)
+    write_json_atomic(out / "pairs.json", pair_manifest(items, config, args.data))
+    print(f"{len(items)} pairs written to {out / 'pairs.json'}", file=sys.stderr)
+    return 0
+
+
+def run_codec(args) -> int:
+    from ..codec import Codec  # noqa: PLC0415
+    from ..fsutil import write_json_atomic, write_text_atomic  # noqa: PLC0415
+    from .cache import file_hash  # noqa: PLC0415
+    from .codec_eval import CodecEvalConfig, run_codec_eval  # noqa: PLC0415
+    from .report import codec_table, command_line, versions  # noqa: PLC0415
+
+    config = CodecEvalConfig(n=args.n, seconds=args.seconds, seed=args.seed, split=args.split,
+                             modes=tuple(args.mode), steps=tuple(args.steps), opus_kbps=tuple(args.opus))
+    codec_path = Path(args.codec)
+    if not codec_path.is_file():
+        raise InputError(f"--codec {codec_path}: no such file")
+    results = run_codec_eval(lambda: Codec.load(codec_path), args.data, config, progress=_progress(args))
+    results = {"format": "diffariff-eval-codec", "version": 1, "command": command_line(), "versions": versions(),
+               "data": str(args.data), "codec": {"path": str(codec_path), "sha256": file_hash(codec_path)},
+               "arguments": _arguments(args), "seed": args.seed, **results}
+    out = Path(args.out)
+    write_json_atomic(out / "results.json", results)
+    table = codec_table(results)
+    write_text_atomic(out / "table.md", table)
+    print(table)
+    print(f"report written to {out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,186 @@
+"""Codec reconstruction on held-out audio, side by side with Opus and silence.
+
+Clips: ``n`` held-out windows of ``seconds`` (evaluation pairs of :mod:`diffariff.data.pairs`, whose
+context is every other stem): each gives one **stem** clip (the target) and one **mix** clip
+(context + target = the whole song over that window). Clips are converted to the codec's channel
+count (mono codec: channel mean) and every system is scored on exactly those signals.
+
+Systems:
+
+* the codec, for each decode ``mode`` (``deterministic``; ``consistency`` with each ``steps``
+  count; decode noise seeded by ``decode_seed``): encode, decode, crop to the clip length;
+* ``decode twice``: for each consistency step count, the distance between two decodings of one
+  latent with seeds ``decode_seed`` and ``decode_seed + 1`` (how much the stochastic decoder
+  varies: the room a pseudo-stereo image built from two decodings has);
+* Opus at each bitrate (ffmpeg/libopus round trip, time-aligned), skipped with a note when ffmpeg
+  is missing;
+* silence (all zeros): the lower bound. SI-SDR of silence is 0 dB by the metric's convention.
+
+Metrics (:mod:`diffariff.eval.reconstruction`): multi-resolution STFT distance, log-mel L1 and
+SI-SDR (dB), each as mean ± 95 % t-interval over the clips of a kind (``stems``, ``mixes``, ``all``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..audio import to_channels
+from ..data.pairs import PairConfig, evaluation_pairs
+from ..errors import ConfigError, MissingDependencyError
+from .metrics import mean_and_ci
+from .protocol import load_songs
+from .reconstruction import log_mel_distance, mr_stft_distance, opus_roundtrip, si_sdr
+
+#: Sample rate of the codec and of every clip (Hz).
+SAMPLE_RATE = 48_000
+#: Clip kinds of the report, in order.
+KINDS = ("stems", "mixes", "all")
+DECODE_MODES = ("consistency", "deterministic")
+
+
+@dataclass
+class CodecEvalConfig:
+    """Settings of :func:`evaluate_codec`: ``n`` windows (2 clips each) of ``seconds``, drawn with
+    ``seed`` from ``split``; decode ``modes`` x ``steps`` with ``decode_seed``; Opus at ``opus_kbps``."""
+
+    n: int = 20
+    seconds: float = 10.0
+    seed: int = 0
+    split: str | None = "test"
+    modes: tuple[str, ...] = DECODE_MODES
+    steps: tuple[int, ...] = (1, 2)
+    opus_kbps: tuple[float, ...] = (12.0, 24.0)
+    decode_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if int(self.n) < 1:
+            raise ConfigError(f"--n must be at least 1, got {self.n}")
+        if not self.seconds > 0:
+            raise ConfigError(f"--seconds must be positive, got {self.seconds}")
+        self.modes = tuple(str(m) for m in self.modes)
+        bad = [m for m in self.modes if m not in DECODE_MODES]
+        if bad or not self.modes:
+            raise ConfigError(f"--mode must be among {', '.join(DECODE_MODES)}, got {', '.join(bad) or 'nothing'}")
+        self.steps = tuple(int(s) for s in self.steps)
+        if any(s < 1 for s in self.steps) or ("consistency" in self.modes and not self.steps):
+            raise ConfigError(f"--steps must be integers >= 1, got {self.steps}")
+        self.opus_kbps = tuple(float(b) for b in self.opus_kbps)
+        if any(not 1.0 <= b <= 512.0 for b in self.opus_kbps):
+            raise ConfigError(f"--opus bitrates must be 1-512 kbps, got {self.opus_kbps}")
+
+
+def held_out_clips(songs, config: CodecEvalConfig) -> list[dict]:
+    """Clips ``{"kind": "stems"|"mixes", "audio": float32 [2, N], "song", "stem", "start"}``, two per
+    evaluation pair (target stem, then context + target), N = round(seconds * 48000)."""
+    pair_cfg = PairConfig(window_seconds=float(config.seconds), sample_rate=SAMPLE_RATE, channels=2,
+                          reference_seconds=min(1.0, float(config.seconds)))
+    clips = []
+    for item in evaluation_pairs(songs, pair_cfg, int(config.n), int(config.seed)):
+        target = item["target"].numpy()
+        meta = {"song": item["song"], "stem": item["target_stem"], "start": int(item["start"])}
+        clips.append({"kind": "stems", "audio": target, **meta})
+        clips.append({"kind": "mixes", "audio": target + item["context"].numpy(), **{**meta, "stem": "mixture"}})
+    return clips
+
+
+def clip_metrics(reference: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
+    """MR-STFT distance, log-mel L1 and SI-SDR (dB) of ``estimate`` vs ``reference`` (``[C, N]``)."""
+    return {"mr_stft": mr_stft_distance(reference, estimate), "log_mel": log_mel_distance(reference, estimate),
+            "si_sdr": si_sdr(reference, estimate)}
+
+
+def summarise(kinds: Sequence[str], per_clip: Sequence[dict[str, float]]) -> dict:
+    """``{kind: {metric: MeanCI dict}}`` over the clips of each kind and over all clips."""
+    out = {}
+    for kind in KINDS:
+        chosen = [m for k, m in zip(kinds, per_clip) if kind == "all" or k == kind]
+        if chosen:
+            out[kind] = {key: _ci(mean_and_ci([m[key] for m in chosen])) for key in chosen[0]}
+    return out
+
+
+def _ci(ci) -> dict:
+    d = ci.as_dict()
+    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in d.items()}
+
+
+def _system(name: str, kind: str, kinds, per_clip, **extra) -> dict:
+    return {"name": name, "kind": kind, **extra, "metrics": summarise(kinds, per_clip) if per_clip else {}}
+
+
+def evaluate_codec(codec, clips: Sequence[dict], config: CodecEvalConfig, *, progress=None,
+                   ffmpeg: str | None = None) -> dict:
+    """Score every system of the module docstring on ``clips``; returns a JSON-able dict with
+    ``systems`` (name, kind, metrics per clip kind, optional note), ``clips``, ``channels``, ``kinds``.
+
+    ``codec``: anything with ``encode(audio [B, C, N]) -> [B, 64, T]``, ``decode(latents, steps=,
+    seed=, mode=, length=) -> [B, C, N]`` and ``config.audio_channels``.
+    """
+    channels = int(getattr(codec.config, "audio_channels", 1))
+    refs = [to_channels(c["audio"], channels) for c in clips]
+    kinds = [c["kind"] for c in clips]
+    decoders: list[tuple[str, str, int]] = []  # (name, mode, steps)
+    for mode in config.modes:
+        if mode == "deterministic":
+            decoders.append(("codec deterministic", mode, 1))
+        else:
+            decoders += [(f"codec consistency, {s} step{'s' if s > 1 else ''}", mode, s) for s in config.steps]
+    scores: dict[str, list] = {name: [] for name, _, _ in decoders}
+    twice: dict[int, list] = {s: [] for _, m, s in decoders if m == "consistency"}
+    disable = None if progress is None else not progress
+    for ref in tqdm(refs, desc="codec clips", unit="clip", disable=disable):
+        x = torch.from_numpy(np.ascontiguousarray(ref))[None]
+        latents = codec.encode(x)
+        n = ref.shape[-1]
+        for name, mode, steps in decoders:
+            y = _decode(codec, latents, steps, config.decode_seed, mode, n)
+            scores[name].append(clip_metrics(ref, y))
+            if mode == "consistency":
+                y2 = _decode(codec, latents, steps, config.decode_seed + 1, mode, n)
+                twice[steps].append(clip_metrics(y, y2))
+    systems = [_system(name, "codec", kinds, scores[name], mode=mode, steps=steps) for name, mode, steps in decoders]
+    for steps, values in twice.items():
+        systems.append(_system(
+            f"decode twice, {steps} step{'s' if steps > 1 else ''}", "stochasticity", kinds, values, steps=steps,
+            note=f"distance between two decodings of one latent (seeds {config.decode_seed}, "
+                 f"{config.decode_seed + 1}), not a reconstruction score"))
+    for kbps in config.opus_kbps:
+        systems.append(_opus_system(refs, kinds, kbps, ffmpeg, disable))
+    systems.append(_system("silence", "bound", kinds, [clip_metrics(r, np.zeros_like(r)) for r in refs],
+                           note="lower bound; SI-SDR of silence is 0 dB by convention"))
+    return {"systems": systems, "clips": len(clips), "channels": channels, "kinds": list(KINDS),
+            "seconds": config.seconds, "split": config.split, "config": asdict(config),
+            "clip_list": [{k: c[k] for k in ("kind", "song", "stem", "start")} for c in clips]}
+
+
+def _decode(codec, latents, steps: int, seed: int, mode: str, length: int) -> np.ndarray:
+    y = codec.decode(latents, steps=int(steps), seed=int(seed), mode=mode, length=int(length))
+    out = y[0].detach().float().cpu().numpy()
+    if out.shape[-1] < length:  # a codec that returns whole frames only
+        out = np.pad(out, ((0, 0), (0, length - out.shape[-1])))
+    return out
+
+
+def _opus_system(refs, kinds, kbps: float, ffmpeg, disable) -> dict:
+    name = f"Opus {kbps:g} kbps"
+    per_clip = []
+    try:
+        for ref in tqdm(refs, desc=name, unit="clip", disable=disable):
+            per_clip.append(clip_metrics(ref, opus_roundtrip(ref, SAMPLE_RATE, kbps, ffmpeg=ffmpeg)))
+    except MissingDependencyError as exc:
+        return _system(name, "opus", kinds, [], kbps=kbps, note=f"skipped: {exc}")
+    return _system(name, "opus", kinds, per_clip, kbps=kbps)
+
+
+def run_codec_eval(load_codec: Callable[[], object], data_root, config: CodecEvalConfig, *, progress=None,
+                   ffmpeg: str | None = None) -> dict:
+    """Open the data (split), draw the clips, load the codec and evaluate (data errors come first)."""
+    songs = load_songs(data_root, config.split)
+    clips = held_out_clips(songs, config)
+    codec = load_codec()
+    return evaluate_codec(codec, clips, config, progress=progress, ffmpeg=ffmpeg)

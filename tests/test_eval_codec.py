@@ -1,0 +1,104 @@
+"""``diffariff eval codec`` on a tiny rendered corpus with a tiny randomly initialised codec: every
+system is scored on the same held-out clips, Opus and silence bracket the scale, the stochastic
+decoder's two decodings differ, results are seeded, and bad input exits 2 with one line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from codec_helpers import tiny_codec
+from diffariff.cli import main
+from diffariff.data.synth.corpus import build_corpus
+from diffariff.eval.codec_eval import CodecEvalConfig, evaluate_codec, held_out_clips
+from diffariff.eval.protocol import load_songs
+
+
+@pytest.fixture(scope="session")
+def eval_corpus(tmp_path_factory):
+    """4 rendered songs of 12 s (same folder as test_eval_protocol's: rendered once per session)."""
+    root = tmp_path_factory.getbasetemp() / "eval_corpus"
+    build_corpus(root, songs=4, seconds=12, seed=11, jobs=1, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def codec():
+    return tiny_codec(seed=0)
+
+
+@pytest.fixture(scope="module")
+def codec_file(codec, tmp_path_factory):
+    path = tmp_path_factory.mktemp("codec") / "codec.safetensors"
+    codec.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def report(eval_corpus, codec_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("codec_report")
+    code = main(["eval", "codec", "--codec", str(codec_file), "--data", str(eval_corpus), "--split", "all",
+                 "--seconds", "2", "--n", "2", "--out", str(out), "--opus", "24", "--steps", "1", "2",
+                 "--no-progress"])
+    assert code == 0
+    return out
+
+
+def test_every_system_is_scored_side_by_side(report):
+    results = json.loads((report / "results.json").read_text())
+    names = [s["name"] for s in results["systems"]]
+    assert names == ["codec consistency, 1 step", "codec consistency, 2 steps", "codec deterministic",
+                     "decode twice, 1 step", "decode twice, 2 steps", "Opus 24 kbps", "silence"]
+    assert results["clips"] == 4 and results["channels"] == 1
+    assert [c["kind"] for c in results["clip_list"]] == ["stems", "mixes", "stems", "mixes"]
+    by = {s["name"]: s["metrics"] for s in results["systems"]}
+    for name, metrics in by.items():
+        assert set(metrics) == {"stems", "mixes", "all"}, name
+        assert metrics["all"]["mr_stft"]["n"] == 4 and metrics["stems"]["log_mel"]["n"] == 2
+    # Opus at 24 kbps is far closer to the input than silence on every measure
+    opus, silence = by["Opus 24 kbps"]["all"], by["silence"]["all"]
+    assert opus["mr_stft"]["mean"] < silence["mr_stft"]["mean"]
+    assert opus["log_mel"]["mean"] < silence["log_mel"]["mean"]
+    assert opus["si_sdr"]["mean"] > 5.0 and silence["si_sdr"]["mean"] == pytest.approx(0.0, abs=1e-6)
+    # the stochastic decoder's two decodings of one latent differ; the table lists every system
+    assert by["decode twice, 1 step"]["all"]["mr_stft"]["mean"] > 0
+    table = (report / "table.md").read_text()
+    assert all(f"| {name} |" in table for name in names)
+    assert "MR-STFT ↓ [stems]" in table and "SI-SDR (dB) ↑ [all]" in table
+
+
+def test_codec_evaluation_is_seeded(eval_corpus, codec):
+    config = CodecEvalConfig(n=1, seconds=1.0, seed=5, split=None, modes=("consistency",), steps=(1,), opus_kbps=())
+    clips = held_out_clips(load_songs(eval_corpus, None), config)
+    assert [c["kind"] for c in clips] == ["stems", "mixes"]
+    assert not np.array_equal(clips[1]["audio"], clips[0]["audio"])  # the mix holds the other stems too
+    first = evaluate_codec(codec, clips, config, progress=False)
+    again = evaluate_codec(codec, clips, config, progress=False)
+    assert first["systems"] == again["systems"]
+    other = evaluate_codec(codec, clips, CodecEvalConfig(n=1, seconds=1.0, seed=5, split=None,
+                                                         modes=("consistency",), steps=(1,), opus_kbps=(),
+                                                         decode_seed=9), progress=False)
+    assert other["systems"][0]["metrics"] != first["systems"][0]["metrics"]
+
+
+@pytest.mark.parametrize("case", ["missing-codec", "bad-mode", "zero-n", "missing-data"])
+def test_cli_errors_exit_2_with_one_line(case, eval_corpus, codec_file, tmp_path, capsys):
+    args = {"--codec": str(codec_file), "--data": str(eval_corpus), "--split": "all", "--n": "1",
+            "--seconds": "1", "--out": str(tmp_path / "out")}
+    expect = {"missing-codec": "no such file", "bad-mode": "--mode must be among", "zero-n": "--n must be at least 1",
+              "missing-data": "no such folder"}[case]
+    extra = []
+    if case == "missing-codec":
+        args["--codec"] = str(tmp_path / "none.safetensors")
+    elif case == "bad-mode":
+        extra = ["--mode", "magic"]
+    elif case == "zero-n":
+        args["--n"] = "0"
+    else:
+        args["--data"] = str(tmp_path / "nope")
+    argv = ["eval", "codec", *[x for kv in args.items() for x in kv], *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("diffariff: error:") and expect in err[0]
