@@ -1,0 +1,392 @@
+"""``diffariff train bridge``: train the text-to-audio CLAP bridge (:mod:`diffariff.clap.bridge`).
+
+Data: (text embedding, audio embedding) pairs from the corpus. For each non-silent stem of each
+training song, ``crops_per_stem`` random crops are embedded with the CLAP audio tower and
+``prompts_per_stem`` varied prompts (templates, tag dropout: :func:`~diffariff.clap.prompts.stem_prompt`)
+with the text tower, ONCE; the result is cached in the run folder (``pairs.safetensors``, keyed by
+the CLAP file hash, the songs and the recipe). A training batch draws random (stem, crop, prompt)
+triples from that cache, with the text dropped (null embedding) with probability ``p_uncond``.
+
+Why Lightning for an MLP on cached vectors: it is the project convention, and it gives resumable
+checkpoints, ``--max-minutes`` (Timer), CSV logs and GPU/DDP flags for free; the data path stays a
+cheap in-RAM tensor gather, so Lightning's overhead per step is negligible next to the MLP.
+
+A run folder holds ``run_config.json``, ``pairs.safetensors``, ``checkpoints/last.ckpt`` (``--resume``
+continues from it), CSV logs, the exported ``bridge.safetensors`` (EMA weights) and ``eval.json``.
+Lightning is imported inside :func:`run` only, so ``diffariff --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..clap.bridge import BridgeConfig, ClapBridge, StemEmbeddings, file_sha256, stem_crop_embeddings
+from ..clap.prompts import stem_prompt
+from ..errors import ConfigError, InputError
+
+PAIRS_FILE = "pairs.safetensors"
+PAIRS_KIND = "bridge-pairs"
+
+
+@dataclasses.dataclass
+class BridgeTrainConfig:
+    """Training settings. ``crop_seconds``: length of the embedded stem crops (the diffusion model's
+    CLAP reference length); ``prompts_per_stem``: prompts drawn per stem (distinct ones kept);
+    ``train_split`` / ``eval_split``: corpus splits to train on and to evaluate on ("none" skips)."""
+
+    batch_size: int = 256
+    max_steps: int = 20_000
+    lr: float = 1e-4
+    min_lr_ratio: float = 0.0
+    warmup_steps: int = 1000
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    crops_per_stem: int = 4
+    crop_seconds: float = 10.0
+    prompts_per_stem: int = 16
+    tag_dropout: float = 0.35
+    silence_db: float = -50.0
+    checkpoint_every: int = 500
+    precision: str = "32-true"
+    seed: int = 0
+    train_split: str = "train"
+    eval_split: str = "test"
+    eval_samples: int = 8
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.max_steps < 1 or not self.lr > 0:
+            raise ConfigError("need batch_size >= 1, max_steps >= 1 and lr > 0")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.crops_per_stem < 1 or self.prompts_per_stem < 1 or not self.crop_seconds > 0:
+            raise ConfigError("need crops_per_stem >= 1, prompts_per_stem >= 1 and crop_seconds > 0")
+
+
+@dataclasses.dataclass
+class BridgeRunConfig:
+    """What ``configs/bridge_*.json`` holds: the model and the training recipe."""
+
+    model: BridgeConfig = dataclasses.field(default_factory=BridgeConfig)
+    train: BridgeTrainConfig = dataclasses.field(default_factory=BridgeTrainConfig)
+
+
+# ---- training pairs ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class PairBank:
+    """The cached training pairs.
+
+    ``audio`` ``[S, K, dim]``: K crop embeddings per stem; ``text`` ``[P, dim]``: distinct prompt
+    embeddings; ``prompt_index`` ``[S, M]`` (long) and ``prompt_count`` ``[S]``: the first
+    ``prompt_count[s]`` entries of row s index the prompts of stem s (the rest is padding)."""
+
+    audio: torch.Tensor
+    text: torch.Tensor
+    prompt_index: torch.Tensor
+    prompt_count: torch.Tensor
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"audio": self.audio, "text": self.text, "prompt_index": self.prompt_index,
+                "prompt_count": self.prompt_count}
+
+
+def stem_prompts(stems: StemEmbeddings, count: int, tag_dropout: float, seed: int) -> list[list[str]]:
+    """``count`` prompts per stem (duplicates removed, order kept), seeded by (seed, song, stem)."""
+    out = []
+    for song, stem, meta in zip(stems.songs, stems.stems, stems.metas):
+        rng = random.Random(f"{seed}/{song}/{stem}/bridge")
+        out.append(list(dict.fromkeys(stem_prompt(meta, rng, tag_dropout) for _ in range(count))))
+    return out
+
+
+def build_pairs(clap, songs, cfg: BridgeTrainConfig, progress: bool = False) -> PairBank:
+    """Embed the stems' crops and prompts of ``songs`` with ``clap`` (see the module docstring)."""
+    stems = stem_crop_embeddings(clap, songs, crops_per_stem=cfg.crops_per_stem, crop_seconds=cfg.crop_seconds,
+                                 seed=cfg.seed, silence_db=cfg.silence_db, progress=progress)
+    prompts = stem_prompts(stems, cfg.prompts_per_stem, cfg.tag_dropout, cfg.seed)
+    texts: dict[str, int] = {}
+    rows = [[texts.setdefault(p, len(texts)) for p in ps] for ps in prompts]
+    width = max(len(r) for r in rows)
+    index = torch.tensor([r + [r[0]] * (width - len(r)) for r in rows], dtype=torch.long)
+    text = clap.embed_text(list(texts), progress=progress)
+    return PairBank(stems.audio.float(), text.float(), index, torch.tensor([len(r) for r in rows]))
+
+
+def pairs_key(clap_sha: str, songs, cfg: BridgeTrainConfig) -> dict:
+    """What the cached pairs depend on (a different key means recomputing them)."""
+    return {"clap_sha256": clap_sha, "songs": sorted(s.name for s in songs), "crops_per_stem": cfg.crops_per_stem,
+            "crop_seconds": cfg.crop_seconds, "prompts_per_stem": cfg.prompts_per_stem,
+            "tag_dropout": cfg.tag_dropout, "silence_db": cfg.silence_db, "seed": cfg.seed}
+
+
+def cached_pairs(path: Path, key: dict, compute) -> tuple[PairBank, bool]:
+    """The pairs cached at ``path`` when their key equals ``key``; otherwise ``compute()``'s result,
+    written to ``path`` (atomically). Returns (pairs, whether the cache was used)."""
+    from ..checkpoint import load_checkpoint, save_checkpoint
+    from ..errors import CheckpointError
+
+    if path.is_file():
+        try:
+            ckpt = load_checkpoint(path, kind=PAIRS_KIND, keep_dtype=True)
+        except CheckpointError:
+            ckpt = None
+        if ckpt is not None and ckpt.config == key:
+            return PairBank(**{k: ckpt.tensors[k] for k in ("audio", "text", "prompt_index", "prompt_count")}), True
+    bank = compute()
+    save_checkpoint(path, bank.tensors(), kind=PAIRS_KIND, config=key)
+    return bank, False
+
+
+class PairBatches(torch.utils.data.Dataset):
+    """Item ``i`` is a whole training batch ``(audio [B, dim], text [B, dim], drop bool [B])``, a pure
+    function of ``(seed, i + offset)``: random stems, one random crop and one random prompt each,
+    the text dropped with probability ``p_uncond``. ``offset`` skips the batches a resumed run saw."""
+
+    def __init__(self, bank: PairBank, batch_size: int, steps: int, p_uncond: float, seed: int) -> None:
+        self.bank = bank
+        self.batch_size = int(batch_size)
+        self.steps = int(steps)
+        self.p_uncond = float(p_uncond)
+        self.seed = int(seed)
+        self.offset = 0
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, int(index) + self.offset])
+        s, k, _ = self.bank.audio.shape
+        b = self.batch_size
+        stem = torch.from_numpy(rng.integers(0, s, size=b))
+        crop = torch.from_numpy(rng.integers(0, k, size=b))
+        counts = self.bank.prompt_count[stem]
+        col = (torch.from_numpy(rng.random(b)) * counts).long().clamp(max=counts - 1)
+        prompt = self.bank.prompt_index[stem, col]
+        drop = torch.from_numpy(rng.random(b) < self.p_uncond)
+        return self.bank.audio[stem, crop], self.bank.text[prompt], drop
+
+
+# ---- Lightning module ---------------------------------------------------------------------------
+
+
+def make_module(run_config: BridgeRunConfig, bridge: ClapBridge):
+    """The Lightning module training ``bridge`` (data statistics already set) with AdamW, linear
+    warm-up + cosine decay and an EMA copy (exported). Built here so Lightning loads lazily."""
+    import copy
+    import time
+
+    import lightning as L
+
+    from .clap_module import lr_lambda
+
+    cfg = run_config.train
+
+    class BridgeLightning(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = bridge
+            self.model.train()
+            self.ema = None
+            if cfg.ema_decay > 0:
+                self.ema = copy.deepcopy(bridge)
+                self.ema.requires_grad_(False)
+            self.train_dataset: PairBatches | None = None
+            self.throughput: dict = {}
+
+        def training_step(self, batch, batch_idx):
+            audio, text, drop = batch
+            loss = self.model.loss(audio, text, drop)
+            self.log("train/loss", loss, prog_bar=True, batch_size=audio.shape[0])
+            return loss
+
+        def on_train_start(self) -> None:
+            self._timing = (time.perf_counter(), int(self.global_step))
+            if self.train_dataset is not None:
+                self.train_dataset.offset = int(self.global_step)
+
+        def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+            if self.ema is None:
+                return
+            step = self.global_step
+            decay = min(cfg.ema_decay, (1.0 + step) / (10.0 + step))
+            with torch.no_grad():
+                for e, p in zip(self.ema.parameters(), self.model.parameters()):
+                    e.lerp_(p.detach(), 1.0 - decay)
+
+        def on_train_end(self) -> None:
+            start, step0 = getattr(self, "_timing", (time.perf_counter(), int(self.global_step)))
+            elapsed = max(time.perf_counter() - start, 1e-9)
+            steps = int(self.global_step) - step0
+            self.throughput = {"steps": steps, "seconds": round(elapsed, 1),
+                               "steps_per_second": round(steps / elapsed, 3)}
+
+        def configure_optimizers(self):
+            decay, no_decay = [], []
+            for _, p in self.model.named_parameters():
+                (decay if p.ndim >= 2 else no_decay).append(p)
+            opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                     {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=tuple(cfg.betas))
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda s: lr_lambda(s, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio))
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+        def export_model(self) -> ClapBridge:
+            """The bridge to ship (EMA weights when kept), float32, eval mode."""
+            return copy.deepcopy(self.ema if self.ema is not None else self.model).float().eval()
+
+    return BridgeLightning()
+
+
+# ---- command ------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``diffariff train bridge``."""
+    parser.add_argument("--clap", required=True, help="CLAP checkpoint (clap.safetensors) whose embeddings to bridge")
+    parser.add_argument("--corpus", required=True, help="corpus folder (ROOT/<song>/metadata.json)")
+    parser.add_argument("--out", required=True, help="run folder (created)")
+    parser.add_argument("--config", help="JSON run config {model: ..., train: ...} (e.g. configs/bridge_small.json)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--max-minutes", type=float, help="stop (and export) after this much training time")
+    parser.add_argument("--max-steps", type=int, help="optimizer steps (overrides the config)")
+    parser.add_argument("--batch-size", type=int, help="pairs per step (overrides the config)")
+    parser.add_argument("--lr", type=float, help="peak learning rate (overrides the config)")
+    parser.add_argument("--seed", type=int, help="random seed (overrides the config)")
+    parser.add_argument("--crops-per-stem", type=int, help="audio crops embedded per stem (overrides the config)")
+    parser.add_argument("--limit-songs", type=int, help="use only the first N training songs (quick trials)")
+    parser.add_argument("--train-split", help="corpus split to train on (default from the config: train)")
+    parser.add_argument("--eval-split", help="split for the final evaluation ('none' skips; default: test)")
+    parser.add_argument("--export", help="where to write the trained bridge (default RUN_DIR/bridge.safetensors)")
+    parser.add_argument("--accelerator", default="cpu", help="Lightning accelerator (default cpu)")
+    parser.add_argument("--devices", default="auto", help="Lightning devices (default auto)")
+    parser.add_argument("--num-nodes", type=int, default=1, help="Lightning nodes (default 1)")
+    parser.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp (default auto)")
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    mapping = {"max_steps": args.max_steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+               "crops_per_stem": args.crops_per_stem, "train_split": args.train_split,
+               "eval_split": args.eval_split}
+    return {k: v for k, v in mapping.items() if v is not None}
+
+
+def resolve_run_config(args: argparse.Namespace, run_dir: Path, clap_dim: int, clap_sha: str) -> BridgeRunConfig:
+    """The run config (the run folder's own when resuming, else ``--config`` or the defaults) with
+    the command-line overrides and the CLAP's width and identity; written to ``run_config.json``."""
+    import json
+
+    from ..checkpoint import config_from_dict, config_to_dict, load_config_file
+    from ..fsutil import write_json_atomic
+
+    saved = run_dir / "run_config.json"
+    if args.resume:
+        if not saved.is_file():
+            raise InputError(f"--resume: {run_dir} holds no run (no run_config.json)")
+        config = load_config_file(BridgeRunConfig, saved)
+        if config.model.clap_sha256 and config.model.clap_sha256 != clap_sha:
+            raise ConfigError(f"--resume: {run_dir} was trained on another CLAP checkpoint than {args.clap}")
+    elif args.config:
+        config = load_config_file(BridgeRunConfig, args.config)
+    else:
+        config = BridgeRunConfig()
+    data = config_to_dict(config)
+    data["train"].update(_overrides(args))
+    data["model"].update(dim=clap_dim, text_dim=clap_dim, clap_sha256=clap_sha)
+    config = config_from_dict(BridgeRunConfig, json.loads(json.dumps(data)))
+    write_json_atomic(saved, config_to_dict(config))
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train (or resume), export the bridge and evaluate it. Returns the exit code."""
+    import datetime
+
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+    from torch.utils.data import DataLoader
+
+    from ..clap.bridge import evaluate_bridge, format_bridge_report
+    from ..clap.builtin import BuiltinClap
+    from ..clap.corpus import scan_songs
+    from ..errors import DatasetError
+    from ..fsutil import write_json_atomic
+    from ..torchutil import setup_cpu
+
+    setup_cpu()
+    run_dir = Path(args.out)
+    ckpt_dir = run_dir / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    if last.is_file() and not args.resume:
+        raise InputError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new --out")
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise InputError(f"--max-minutes must be > 0, got {args.max_minutes}")
+    clap_sha = file_sha256(args.clap)
+    clap = BuiltinClap.load(args.clap)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = resolve_run_config(args, run_dir, clap.dim, clap_sha)
+    cfg = config.train
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    progress = sys.stderr.isatty()
+
+    songs = scan_songs(args.corpus, cfg.train_split)
+    if args.limit_songs is not None:
+        if args.limit_songs < 1:
+            raise InputError(f"--limit-songs must be >= 1, got {args.limit_songs}")
+        songs = songs[: args.limit_songs]
+    bank, hit = cached_pairs(run_dir / PAIRS_FILE, pairs_key(clap_sha, songs, cfg),
+                             lambda: build_pairs(clap, songs, cfg, progress))
+    s, k, _ = bank.audio.shape
+    bridge = ClapBridge(config.model)
+    sigma = bridge.set_data_stats(bank.audio.reshape(s * k, -1))
+    print(f"bridge: {len(songs)} songs, {s} stems x {k} crops, {bank.text.shape[0]} distinct prompts "
+          f"({'cached' if hit else 'embedded'}); sigma_data {sigma:.4f}; {bridge.num_parameters() / 1e6:.2f} M "
+          "parameters", file=sys.stderr)
+
+    module = make_module(config, bridge)
+    dataset = PairBatches(bank, cfg.batch_size, cfg.max_steps, config.model.p_uncond, cfg.seed)
+    module.train_dataset = dataset
+    trainer = L.Trainer(
+        accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy,
+        precision=cfg.precision, max_steps=cfg.max_steps, gradient_clip_val=cfg.grad_clip or None,
+        max_time=datetime.timedelta(minutes=args.max_minutes) if args.max_minutes else None,
+        limit_val_batches=0, num_sanity_val_steps=0,
+        callbacks=[ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=cfg.checkpoint_every, save_last=True,
+                                   save_top_k=1)],
+        logger=CSVLogger(str(run_dir), name="logs", flush_logs_every_n_steps=50), default_root_dir=str(run_dir),
+        enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=min(10, cfg.max_steps),
+    )
+    trainer.fit(module, DataLoader(dataset, batch_size=None, shuffle=False),
+                ckpt_path=str(last) if args.resume and last.is_file() else None)
+    trainer.save_checkpoint(str(last))  # also when stopped by --max-minutes between checkpoints
+    if trainer.global_rank != 0:
+        return 0
+    model = module.export_model()
+    speed = module.throughput
+    export = Path(args.export) if args.export else run_dir / "bridge.safetensors"
+    model.save(export, extra={"step": int(trainer.global_step), "corpus": str(args.corpus), "songs": len(songs),
+                              "clap": str(args.clap), "throughput": speed})
+    print(f"bridge: exported {export} (step {trainer.global_step}; this session {speed.get('steps', 0)} steps, "
+          f"{speed.get('steps_per_second', 0.0)} steps/s)", file=sys.stderr)
+    if cfg.eval_split and cfg.eval_split != "none":
+        try:
+            result = evaluate_bridge(model, clap, args.corpus, cfg.eval_split, n_samples=cfg.eval_samples,
+                                     crops_per_stem=cfg.crops_per_stem, crop_seconds=cfg.crop_seconds,
+                                     seed=cfg.seed, progress=progress)
+        except DatasetError as exc:
+            print(f"bridge: no evaluation ({exc})", file=sys.stderr)
+        else:
+            result["step"] = int(trainer.global_step)
+            write_json_atomic(run_dir / "eval.json", result)
+            print(format_bridge_report(result))
+    return 0
