@@ -1,0 +1,128 @@
+"""Generation speed and memory: real-time factor (wall seconds per second of audio) and peak resident
+memory of ``Accompanist.generate`` for 10-s and 3-min contexts, EDM (Heun, 30 steps, dual CFG with a
+CLAP reference) and consistency (5 steps).
+
+    python benchmarks/bench_generate.py [--bundle PATH] [--lengths 10 180] [--no-write]
+
+``--bundle`` defaults to the packaged default bundle when it exists, else a tiny randomly initialised
+bundle is built in a temporary folder and the section says so (its numbers measure the pipeline's
+overheads: codec, windowing, guidance, not a real model). Each case runs in its own process so that
+peak memory is per case. Writes the "Generation" section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import machine_line, peak_rss_mb, write_section  # noqa: E402
+
+SR = 48_000
+CASES = (("edm", "heun", 30), ("consistency", "consistency", 5))
+
+
+def synthetic_context(seconds: float, seed: int = 0) -> np.ndarray:
+    """A stereo float32 [2, N] chord progression with note envelopes (deterministic)."""
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * SR))
+    t = np.arange(n) / SR
+    out = np.zeros(n)
+    beat = 0.5
+    for k in range(int(np.ceil(seconds / beat))):
+        root = 110.0 * 2 ** (rng.integers(0, 12) / 12)
+        start = int(k * beat * SR)
+        seg = slice(start, min(n, start + int(beat * SR)))
+        env = np.exp(-3 * (t[seg] - t[start]))
+        for ratio in (1.0, 1.26, 1.5, 2.0):
+            out[seg] += 0.08 * env * np.sin(2 * np.pi * root * ratio * t[seg])
+    return np.stack([out, 0.9 * out]).astype(np.float32)
+
+
+def run_case(bundle: str, mode: str, sampler: str, steps: int, seconds: float) -> dict:
+    import torch
+
+    from diffariff.pipeline import Accompanist
+
+    torch.set_num_threads(2)
+    t0 = time.perf_counter()
+    acc = Accompanist.from_pretrained(bundle)
+    load_s = time.perf_counter() - t0
+    ctx = synthetic_context(seconds)
+    ref = synthetic_context(5.0, seed=1)
+    t0 = time.perf_counter()
+    out = acc.generate(ctx, reference=ref, sampler=sampler, steps=steps, seed=0, cfg_context=1.25, cfg_clap=1.25)
+    wall = time.perf_counter() - t0
+    return {"mode": mode, "sampler": sampler, "steps": steps, "seconds": seconds, "load_s": load_s, "wall_s": wall,
+            "rtf": wall / seconds, "peak_mb": peak_rss_mb(), "windows": len(acc.last_windows),
+            "shape": list(out.shape)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bundle", default=None, help="bundle folder (default: the packaged one, else a tiny one)")
+    ap.add_argument("--lengths", type=float, nargs="+", default=[10.0, 180.0], help="context lengths (seconds)")
+    ap.add_argument("--no-write", action="store_true", help="print only, do not touch BENCHMARKS.md")
+    ap.add_argument("--one", nargs=4, metavar=("MODE", "SAMPLER", "STEPS", "SECONDS"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.one:
+        mode, sampler, steps, seconds = args.one
+        print(json.dumps(run_case(args.bundle, mode, sampler, int(steps), float(seconds))))
+        return 0
+
+    from diffariff.bundle import DEFAULT_BUNDLE, MANIFEST, make_tiny_bundle, open_bundle
+
+    tmp = None
+    label = ""
+    bundle = args.bundle
+    if bundle is None and (DEFAULT_BUNDLE / MANIFEST).is_file():
+        bundle = str(DEFAULT_BUNDLE)
+        label = "default bundle"
+    if bundle is None:
+        tmp = tempfile.TemporaryDirectory(prefix="bench-gen-")
+        bundle = str(make_tiny_bundle(Path(tmp.name) / "tiny", train_frames=117).root)
+        label = "TINY random bundle (no default bundle yet): pipeline overheads only"
+    label = label or f"bundle {bundle}"
+    modes = open_bundle(bundle).modes
+    rows = []
+    try:
+        for mode, sampler, steps in CASES:
+            if mode not in modes:
+                print(f"skipping {mode}: not in the bundle", file=sys.stderr)
+                continue
+            for seconds in args.lengths:
+                cmd = [sys.executable, __file__, "--bundle", bundle, "--one", mode, sampler, str(steps), str(seconds)]
+                res = subprocess.run(cmd, check=True, capture_output=True, text=True)
+                row = json.loads(res.stdout.strip().splitlines()[-1])
+                print(row, flush=True)
+                rows.append(row)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    lines = [
+        f"Measured on: {machine_line()}. Model: {label}.",
+        "Generate = encode context + CLAP reference + sampling (dual CFG 1.25 / 1.25) + pseudo-stereo decode;",
+        "RTF = wall seconds per second of audio (< 1 is faster than real time); peak RSS per process.",
+        "",
+        "| sampler | steps | context | windows | load s | generate s | RTF | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['sampler']} | {r['steps']} | {r['seconds']:g} s | {r['windows']} | {r['load_s']:.1f} | "
+                     f"{r['wall_s']:.1f} | {r['rtf']:.2f} | {r['peak_mb']:.0f} |")
+    body = "\n".join(lines)
+    print(body)
+    if not args.no_write:
+        write_section("Generation", body)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

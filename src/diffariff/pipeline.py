@@ -1,0 +1,621 @@
+"""The Accompanist: everything a producer does goes through this one object.
+
+    acc = Accompanist.from_pretrained("default")            # or a bundle folder
+    stems = acc.generate("mix.wav", text="warm fingered bass", n=2, seed=1)   # float32 [2, 2, N]
+    song = acc.arrange(None, seconds=10, parts=[{"text": "drums"}, {"text": "warm bass"}])
+
+Audio in: a file path (wav / flac / ogg / mp3) or an array ``[C, N]`` / ``[N]`` with ``sample_rate``
+(default 48 kHz); any rate is resampled (soxr), mono is duplicated, more than two channels are
+averaged (with a warning), all via :mod:`diffariff.audio`. Audio out: ``float32 [n, 2, N]`` at 48 kHz,
+aligned sample-exactly with the context (same start, same N samples).
+
+Behaviour worth knowing:
+
+* **Silent context** (RMS below -60 dBFS): the context condition is dropped, i.e. the model generates
+  from the CLAP condition alone (the model is trained on empty contexts too). Context shorter than
+  ``MIN_CONTEXT_SECONDS`` (0.5 s): InputError. Longer than ``max_seconds``: AudioTooLongError.
+* **Text**: any non-empty string is a valid prompt (unknown words are embedded by the frozen sentence
+  model like any other text); an empty prompt is an InputError. With a CLAP bridge in the bundle and
+  ``use_bridge=True`` the text embedding is mapped to an audio-space embedding first.
+* **Text and reference together**: the normalised sum of the two audio-space embeddings (for unit
+  vectors exactly the slerp midpoint). ``clap_mix=(a, b, ratio)`` slerps two conditions instead.
+  A reference must be at least ``MIN_REFERENCE_SECONDS`` (1 s) long.
+* **Loudness**: each generated stem is set to (context loudness - 3 LU), BS.1770 integrated, or to
+  -23 LUFS when the context is silent, then peak-limited to 0.99 (a typical stem sits a few LU under
+  the mix it joins). :meth:`mix` returns context + stem, peak-limited.
+* **Any length**: with ``long_mode="auto"`` contexts longer than 2 x the model's ``train_frames`` are
+  generated in overlapping windows of ``train_frames`` (each window inpainted against the frames
+  already generated, :func:`~diffariff.diffusion.edits.generate_windowed`): memory is bounded by one
+  window, time is linear in length. ``"direct"`` runs the net over the whole length at once
+  (networks with a dynamic positional bias generalise), ``"windowed"`` forces windows.
+* **Stereo**: a mono codec decodes twice and mixes the two decodings with ``width`` (pseudo-stereo;
+  0 gives identical channels); a stereo (mid/side) codec decodes true stereo and ignores ``width``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .audio import (
+    DEFAULT_MAX_SECONDS,
+    SILENCE_LUFS,
+    check_finite,
+    check_sample_rate,
+    is_silent,
+    load_audio,
+    loudness,
+    normalize_loudness,
+    peak_limit,
+    resample,
+    to_channels,
+)
+from .bundle import open_bundle
+from .diffusion.edits import plan_windows, slerp
+from .errors import (
+    AudioFileError,
+    AudioTooLongError,
+    CheckpointError,
+    ConfigError,
+    EmptyAudioError,
+    InputError,
+)
+from .torchutil import seeded_generator, setup_cpu
+
+SAMPLE_RATE = 48_000
+#: Generated stem loudness relative to the context (LU) and for a silent context (LUFS).
+STEM_RELATIVE_LU = -3.0
+SILENT_CONTEXT_STEM_LUFS = -23.0
+PEAK_CEILING = 0.99
+MIN_CONTEXT_SECONDS = 0.5
+MIN_REFERENCE_SECONDS = 1.0
+LONG_MODES = ("auto", "windowed", "direct")
+SILENCE_DB = -60.0
+
+AudioLike = Any  # path (str / PathLike), numpy array or torch tensor [C, N] / [N]
+
+
+@dataclasses.dataclass
+class Context:
+    """A prepared context: ``audio`` float32 [2, N] at 48 kHz, its codec ``latents`` [1, 64, T] (None
+    when silent: the condition is dropped), loudness ``lufs`` and ``silent``."""
+
+    audio: np.ndarray
+    latents: torch.Tensor | None
+    lufs: float
+    silent: bool
+
+    @property
+    def length(self) -> int:
+        return int(self.audio.shape[1])
+
+
+@dataclasses.dataclass
+class Arrangement:
+    """Result of :meth:`Accompanist.arrange`: one ``float32 [2, N]`` stem per part, in order, and the
+    final ``mix`` [2, N] (context + all stems, peak-limited)."""
+
+    stems: list[np.ndarray]
+    mix: np.ndarray
+    texts: list[str | None]
+
+
+@dataclasses.dataclass
+class SeamReport:
+    """Discontinuity at window borders vs elsewhere: spectral flux (L2 distance of consecutive log
+    magnitude frames) and level jumps (dB between consecutive frames). ``*_ratio`` = value at the
+    borders / median over all frames (about 1: seams are no worse than ordinary frame changes)."""
+
+    boundary_flux: float
+    typical_flux: float
+    flux_ratio: float
+    boundary_jump_db: float
+    typical_jump_db: float
+    jump_ratio: float
+
+
+def _to_numpy(audio: Any, what: str) -> np.ndarray:
+    if torch.is_tensor(audio):
+        audio = audio.detach().to("cpu", torch.float32).numpy()
+    arr = np.asarray(audio, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2:
+        raise AudioFileError(f"{what} must be shaped [C, N] or [N], got {tuple(arr.shape)}")
+    if arr.shape[1] == 0 or arr.shape[0] == 0:
+        raise EmptyAudioError(f"{what} has no samples")
+    return arr
+
+
+def read_audio(audio: AudioLike, sample_rate: int | None = None, *, what: str = "audio",
+               max_seconds: float | None = DEFAULT_MAX_SECONDS, min_seconds: float = 0.0,
+               seconds: float | None = None) -> np.ndarray:
+    """Any audio input -> float32 [2, N] at 48 kHz (validated; see the module doc). ``seconds`` crops
+    to the first ``seconds``; shorter than ``min_seconds`` -> InputError."""
+    if isinstance(audio, str | os.PathLike):
+        arr, _ = load_audio(audio, SAMPLE_RATE, 2, max_seconds=max_seconds)
+        name = f"{what} {Path(audio).name}"
+    else:
+        sr = SAMPLE_RATE if sample_rate is None else int(sample_rate)
+        check_sample_rate(sr, what)
+        arr = _to_numpy(audio, what)
+        check_finite(arr, what)
+        if max_seconds is not None and arr.shape[1] / sr > max_seconds:
+            raise AudioTooLongError(f"{what}: {arr.shape[1] / sr:.1f} s is longer than the limit of {max_seconds:.1f} s")
+        if arr.shape[0] > 2:
+            warnings.warn(f"downmixing {arr.shape[0]}-channel {what} to mono by averaging", stacklevel=3)
+            arr = arr.mean(axis=0, keepdims=True)
+        arr = to_channels(resample(arr, sr, SAMPLE_RATE), 2)
+        name = what
+    if seconds is not None:
+        if seconds <= 0:
+            raise InputError(f"seconds must be > 0, got {seconds}")
+        arr = arr[:, : int(round(seconds * SAMPLE_RATE))]
+    if arr.shape[1] < min_seconds * SAMPLE_RATE:
+        raise InputError(f"{name} is {arr.shape[1] / SAMPLE_RATE:.2f} s long; at least {min_seconds:g} s is needed")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def measure_seams(audio: np.ndarray, boundaries_s: Sequence[float], sample_rate: int = SAMPLE_RATE,
+                  n_fft: int = 2048, hop: int = 512) -> SeamReport:
+    """Seam measurement for ``audio`` [C, N] (or [N]) at the given border times (seconds): the largest
+    spectral flux / level jump among the frame transitions within one hop of each border, averaged
+    over borders, against the median transition of the whole clip (see :class:`SeamReport`)."""
+    x = _to_numpy(audio, "audio").mean(axis=0).astype(np.float64)
+    if x.shape[0] < n_fft + 2 * hop:
+        raise InputError("audio too short to measure seams")
+    frames = 1 + (x.shape[0] - n_fft) // hop
+    idx = np.arange(n_fft)[None] + hop * np.arange(frames)[:, None]
+    spec = np.abs(np.fft.rfft(x[idx] * np.hanning(n_fft), axis=1))
+    logmag = np.log1p(spec / (spec.mean() + 1e-12))
+    flux = np.linalg.norm(np.diff(logmag, axis=0), axis=1)  # transition t -> t+1 at sample (t+1) hop + n/2
+    level = 10 * np.log10(np.mean(x[idx] ** 2, axis=1) + 1e-10)
+    jump = np.abs(np.diff(level))
+    centres = (np.arange(1, frames) * hop + n_fft / 2) / sample_rate
+    bf, bj = [], []
+    for b in boundaries_s:
+        near = np.abs(centres - b) <= 1.5 * hop / sample_rate
+        if near.any():
+            bf.append(flux[near].max())
+            bj.append(jump[near].max())
+    if not bf:
+        raise InputError("no seam boundary falls inside the audio")
+    tf, tj = float(np.median(flux)), float(np.median(jump))
+    bfm, bjm = float(np.mean(bf)), float(np.mean(bj))
+    return SeamReport(bfm, tf, bfm / max(tf, 1e-12), bjm, tj, bjm / max(tj, 1e-12))
+
+
+def crossfade_paste(base: np.ndarray, insert: np.ndarray, start: int, end: int, fade: int) -> np.ndarray:
+    """``base`` [..., N] with samples [start, end) replaced by ``insert`` [..., N] (same shape), joined
+    by raised-cosine crossfades of ``fade`` samples centred on both borders."""
+    n = base.shape[-1]
+    w = np.zeros(n, dtype=np.float64)
+    w[start:end] = 1.0
+    half = fade // 2
+    if half > 0:
+        ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(2 * half) + 0.5) / (2 * half))
+        for edge, r in ((start, ramp), (end, ramp[::-1])):
+            lo, hi = edge - half, edge + half
+            a, b = max(lo, 0), min(hi, n)
+            if a < b and 0 < edge < n:
+                w[a:b] = r[a - lo: b - lo]
+    return (base * (1 - w) + insert * w).astype(np.float32)
+
+
+class Accompanist:
+    """Context in, new stem out. Build with :meth:`from_pretrained` (a bundle folder) or directly from
+    loaded models: ``codec`` (:class:`~diffariff.codec.Codec`), ``clap``
+    (:class:`~diffariff.clap.builtin.BuiltinClap`), ``models`` {"edm" | "consistency":
+    :class:`~diffariff.diffusion.model.LatentDiffusion`} and an optional ``bridge``."""
+
+    def __init__(self, codec, clap, models: dict[str, Any], bridge=None, *, name: str = ""):
+        if not models:
+            raise CheckpointError("an Accompanist needs at least one diffusion model")
+        for mode, m in models.items():
+            if m.config.mode != mode:
+                raise CheckpointError(f"the '{mode}' diffusion model is a {m.config.mode} model")
+            if m.config.latent_channels != codec.config.latent_dim:
+                raise CheckpointError(f"the {mode} model expects {m.config.latent_channels}-channel latents, "
+                                      f"the codec makes {codec.config.latent_dim}")
+            if m.config.clap_dim != clap.dim:
+                raise CheckpointError(f"the {mode} model expects {m.config.clap_dim}-d CLAP embeddings, "
+                                      f"the CLAP makes {clap.dim}")
+        self.codec, self.clap, self.models, self.bridge, self.name = codec.eval(), clap.eval(), dict(models), bridge, name
+        self.last_windows: list[tuple[int, int]] = []
+        self.last_seed: int | None = None
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike = "default", *, load_bridge: bool = True) -> Accompanist:
+        """Load a model bundle (a folder, or ``"default"`` for the packaged one) offline."""
+        from .clap.builtin import BuiltinClap
+        from .codec import Codec
+        from .diffusion.model import LatentDiffusion
+
+        setup_cpu()
+        b = open_bundle(path)
+        models = {mode: LatentDiffusion.load(p) for mode, p in b.diffusion.items()}
+        bridge = None
+        if b.bridge is not None and load_bridge:
+            from .clap.bridge import ClapBridge
+
+            bridge = ClapBridge.load(b.bridge)
+        return cls(Codec.load(b.codec), BuiltinClap.load(b.clap), models, bridge, name=str(b.root))
+
+    # ------------------------------------------------------------------------------ sizes / helpers
+    @property
+    def sample_rate(self) -> int:
+        return SAMPLE_RATE
+
+    @property
+    def samples_per_frame(self) -> int:
+        return int(self.codec.config.samples_per_frame)
+
+    @property
+    def train_frames(self) -> int:
+        return min(m.config.train_frames for m in self.models.values())
+
+    def frames_for(self, samples: int) -> int:
+        """Latent frames covering ``samples`` (ceil(N / 4096))."""
+        return -(-int(samples) // self.samples_per_frame)
+
+    def model_for(self, sampler: str | None) -> tuple[Any, str]:
+        """(diffusion model, sampler name) for ``sampler`` (None: the bundle's preferred mode)."""
+        if sampler is None:
+            mode = "edm" if "edm" in self.models else "consistency"
+            return self.models[mode], self.models[mode].config.default_sampling()[0]
+        mode = "consistency" if sampler == "consistency" else "edm"
+        if mode not in self.models:
+            have = ", ".join(sorted(self.models))
+            raise ConfigError(f"sampler '{sampler}' needs the {mode} diffusion model, but this bundle has only: {have}")
+        return self.models[mode], sampler
+
+    def prepare_context(self, context: AudioLike | None, sample_rate: int | None = None, *,
+                        seconds: float | None = None, max_seconds: float | None = DEFAULT_MAX_SECONDS) -> Context:
+        """Load / convert / encode a context (None -> ``seconds`` of silence). See the module doc."""
+        if context is None:
+            if seconds is None or seconds <= 0:
+                raise InputError("without a context, give the length to generate (seconds > 0)")
+            if max_seconds is not None and seconds > max_seconds:
+                raise AudioTooLongError(f"{seconds:.1f} s is longer than the limit of {max_seconds:.1f} s")
+            audio = np.zeros((2, int(round(seconds * SAMPLE_RATE))), dtype=np.float32)
+        else:
+            audio = read_audio(context, sample_rate, what="context", max_seconds=max_seconds,
+                               min_seconds=MIN_CONTEXT_SECONDS, seconds=seconds)
+        if audio.shape[1] < MIN_CONTEXT_SECONDS * SAMPLE_RATE:
+            raise InputError(f"the context must be at least {MIN_CONTEXT_SECONDS:g} s long")
+        silent = is_silent(audio, SILENCE_DB)
+        latents = None if silent else self.encode(audio)
+        return Context(audio, latents, loudness(audio, SAMPLE_RATE), silent)
+
+    def encode(self, audio: np.ndarray) -> torch.Tensor:
+        """Audio float32 [C, N] (or [B, C, N]) at 48 kHz -> codec latents [B, 64, ceil(N / 4096)]."""
+        x = torch.as_tensor(np.asarray(audio, dtype=np.float32))
+        return self.codec.encode(x if x.ndim == 3 else x.unsqueeze(0))
+
+    def decode(self, latents: torch.Tensor, length: int, *, width: float = 0.4, seed: int = 0,
+               steps: int = 1, mode: str = "consistency") -> np.ndarray:
+        """Codec latents [B, 64, T] -> float32 audio [B, 2, length] (pseudo-stereo with ``width`` from a
+        mono codec, true stereo from a stereo codec). ``mode="deterministic"`` uses the codec's fast
+        deterministic head: no decoding noise, so a mono codec gives identical channels."""
+        if not 0.0 <= float(width) <= 1.0:
+            raise InputError(f"stereo width must be between 0 and 1, got {width}")
+        if mode == "deterministic":
+            y = self.codec.decode(latents, mode="deterministic", length=length)
+        elif mode == "consistency":
+            y = self.codec.decode_pseudo_stereo(latents, width=float(width), steps=steps, seed=int(seed), length=length)
+        else:
+            raise InputError(f"decode mode must be 'consistency' or 'deterministic', got '{mode}'")
+        if y.shape[1] == 1:
+            y = y.repeat(1, 2, 1)
+        return y.detach().float().numpy()
+
+    # ---------------------------------------------------------------------------------- conditions
+    def embed(self, cond: Any, *, sample_rate: int | None = None, use_bridge: bool = True,
+              seed: int | None = None, bridge_steps: int | None = None) -> torch.Tensor:
+        """One condition -> CLAP embedding [1, D] in audio space. ``str``: text prompt (through the
+        bridge when there is one and ``use_bridge``); ``pathlib.Path``: audio file; numpy array or
+        ``(array, sample_rate)``: audio; torch tensor [D] / [1, D]: a ready embedding (re-normalised)."""
+        if isinstance(cond, str):
+            if not cond.strip():
+                raise InputError("the text prompt is empty")
+            emb = self.clap.embed_text([cond])
+            if self.bridge is not None and use_bridge:
+                emb = self.bridge.sample(emb, steps=bridge_steps, seed=seed)
+            return torch.nn.functional.normalize(emb.float(), dim=-1)
+        if torch.is_tensor(cond) and cond.ndim <= 2 and cond.shape[-1] == self.clap.dim and cond.numel() == self.clap.dim:
+            return torch.nn.functional.normalize(cond.reshape(1, -1).float(), dim=-1)
+        if isinstance(cond, tuple) and len(cond) == 2:
+            cond, sample_rate = cond
+        audio = read_audio(cond, sample_rate, what="reference", min_seconds=MIN_REFERENCE_SECONDS)
+        return self.clap.embed_audio(audio[None], sample_rate=SAMPLE_RATE).float()
+
+    def interpolate(self, cond_a: Any, cond_b: Any, ratio: float, **kw) -> torch.Tensor:
+        """Slerp between two conditions (see :meth:`embed`): ratio 0 -> a, 1 -> b. [1, D]."""
+        return slerp(self.embed(cond_a, **kw), self.embed(cond_b, **kw), float(ratio))
+
+    def condition(self, text: str | None = None, reference: AudioLike | None = None, *,
+                  reference_sample_rate: int | None = None, clap_mix: tuple | None = None,
+                  use_bridge: bool = True, seed: int | None = None) -> torch.Tensor | None:
+        """The CLAP condition [1, D] of a request, or None (no CLAP condition). ``clap_mix`` wins over
+        ``text`` / ``reference``; both of those -> normalised sum (module doc)."""
+        kw = dict(use_bridge=use_bridge, seed=seed)
+        if clap_mix is not None:
+            if len(clap_mix) != 3:
+                raise InputError("clap_mix must be (condition_a, condition_b, ratio)")
+            return self.interpolate(clap_mix[0], clap_mix[1], clap_mix[2], **kw)
+        embs = []
+        if text is not None:
+            embs.append(self.embed(str(text), **kw))
+        if reference is not None:
+            ref = Path(reference) if isinstance(reference, str) else reference
+            embs.append(self.embed(ref, sample_rate=reference_sample_rate, **kw))
+        if not embs:
+            return None
+        return torch.nn.functional.normalize(sum(embs), dim=-1)
+
+    # ------------------------------------------------------------------------------------ sampling
+    def sample_latents(
+        self, ctx_latents: torch.Tensor | None, clap: torch.Tensor | None, frames: int, *, n: int = 1,
+        sampler: str | None = None, steps: int | None = None, cfg_context: float = 1.25, cfg_clap: float = 1.25,
+        rescale_phi: float = 0.0, seed: int | None = None, known: torch.Tensor | None = None,
+        keep: torch.Tensor | None = None, init: torch.Tensor | None = None, strength: float | None = None,
+        loop: int | None = None, loop_strength: float = 0.5, style: torch.Tensor | None = None,
+        style_strength: float = 0.5, long_mode: str = "auto", overlap_frames: int | None = None,
+        progress: bool | None = False,
+    ) -> torch.Tensor:
+        """Generate ``n`` target latents [n, 64, frames] in codec units.
+
+        ``ctx_latents`` [1, 64, frames] or None; ``clap`` [1, D] or None. Edits (codec units, [1, 64,
+        frames]): ``known`` + ``keep`` (bool [frames], True = keep) inpaint; ``init`` + ``strength``
+        variation; ``loop`` (2 / 4) with ``loop_strength``; ``style`` latents (any length).
+        ``long_mode``: see the module doc; the windows used are left in :attr:`last_windows`.
+        """
+        if long_mode not in LONG_MODES:
+            raise InputError(f"long_mode must be one of {', '.join(LONG_MODES)}, got '{long_mode}'")
+        if int(n) < 1:
+            raise InputError(f"n (candidates) must be >= 1, got {n}")
+        model, sampler = self.model_for(sampler)
+        steps = int(steps if steps is not None else model.config.default_sampling()[1])
+        if steps < 1:
+            raise InputError(f"steps must be >= 1, got {steps}")
+        if loop is not None and int(loop) not in (1, 2, 3, 4, 6, 8):
+            raise InputError(f"loop must be 2 or 4 repetitions (1-8 accepted), got {loop}")
+        seed = self._resolve_seed(seed)
+        window = model.config.train_frames
+        windowed = long_mode == "windowed" or (long_mode == "auto" and frames > 2 * window)
+        plan = plan_windows(frames, window, self._overlap(window, overlap_frames)) if windowed else [(0, frames)]
+        if len(plan) > 1 and loop:
+            raise InputError("loops need direct generation (long_mode='direct') or a context within 2 training windows")
+        self.last_windows = plan
+        keep_t = None if keep is None else torch.as_tensor(keep, dtype=torch.bool).reshape(-1)
+        if keep_t is not None and keep_t.shape[0] != frames:
+            raise InputError(f"keep mask has {keep_t.shape[0]} frames, expected {frames}")
+        total = len(plan) * (steps if init is None else max(1, round(steps * float(strength or 1.0))))
+        bar = tqdm(total=total, desc="generating", unit="step", disable=(None if progress is None else not progress),
+                   leave=False)
+        out = torch.zeros(int(n), model.config.latent_channels, frames)
+        done = 0
+        try:
+            for w, (a, b) in enumerate(plan):
+                length = b - a
+                mask = torch.zeros(length, dtype=torch.bool)
+                mask[: max(0, done - a)] = True
+                win_known = out[..., a:b].clone()
+                if keep_t is not None and known is not None:
+                    outside = keep_t[a:b] & ~mask
+                    win_known[..., outside] = known[..., a:b].expand(int(n), -1, -1)[..., outside]
+                    mask = mask | keep_t[a:b]
+                z = model.sample(
+                    None if ctx_latents is None else ctx_latents[..., a:b], clap, frames=length, batch=int(n),
+                    steps=steps, sampler=sampler, w_ctx=cfg_context, w_clap=cfg_clap, rescale_phi=rescale_phi,
+                    seed=int(seed) + 7919 * w, callback=lambda _d: bar.update(1),
+                    init_latents=None if init is None else init[..., a:b], variation_strength=strength,
+                    inpaint_latents=win_known if bool(mask.any()) else None,
+                    inpaint_mask=mask.float().reshape(1, 1, -1) if bool(mask.any()) else None,
+                    loop_n=loop, loop_fraction=loop_strength, style_latents=style, style_strength=style_strength,
+                )
+                keep_prev = max(0, done - a)
+                out[..., a + keep_prev:b] = z[..., keep_prev:]
+                done = b
+        finally:
+            bar.close()
+        if keep_t is not None and known is not None:  # exact in codec units (no normalisation round trip)
+            out[..., keep_t] = known.expand(int(n), -1, -1)[..., keep_t]
+        return out
+
+    def _resolve_seed(self, seed: int | None) -> int:
+        """``seed``, or a fresh random one when None; remembered in :attr:`last_seed`."""
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=seeded_generator(None)))
+        self.last_seed = int(seed)
+        return self.last_seed
+
+    @staticmethod
+    def _overlap(window: int, overlap_frames: int | None) -> int:
+        ov = max(1, window // 4) if overlap_frames is None else int(overlap_frames)
+        if not 0 < ov < window:
+            raise InputError(f"window overlap must be between 1 and {window - 1} latent frames, got {ov}")
+        return ov
+
+    def window_boundaries(self) -> list[float]:
+        """Times (seconds) where the windows of the last generation start new material (the end of
+        each overlap with the previous window), for :func:`measure_seams`. Empty for one window."""
+        spf = self.samples_per_frame / SAMPLE_RATE
+        return [self.last_windows[i - 1][1] * spf for i in range(1, len(self.last_windows))]
+
+    def _finish(self, audio: np.ndarray, target_lufs: float) -> np.ndarray:
+        """[n, 2, N] -> each candidate at ``target_lufs`` and peak-limited (silent ones unchanged)."""
+        return np.stack([normalize_loudness(a, SAMPLE_RATE, target_lufs, ceiling=PEAK_CEILING) for a in audio])
+
+    def _style_latents(self, style_reference: AudioLike | None, sample_rate: int | None) -> torch.Tensor | None:
+        if style_reference is None:
+            return None
+        audio = read_audio(style_reference, sample_rate, what="style reference", min_seconds=MIN_REFERENCE_SECONDS)
+        return self.encode(audio)
+
+    # --------------------------------------------------------------------------------- entry points
+    def generate(
+        self, context: AudioLike | None = None, *, sample_rate: int | None = None, seconds: float | None = None,
+        text: str | None = None, reference: AudioLike | None = None, reference_sample_rate: int | None = None,
+        clap_mix: tuple | None = None, cfg_context: float = 1.25, cfg_clap: float = 1.25, steps: int | None = None,
+        sampler: str | None = None, width: float = 0.4, seed: int | None = None, n: int = 1, use_bridge: bool = True,
+        rescale_phi: float = 0.0, style_reference: AudioLike | None = None, style_strength: float = 0.5,
+        loop: int | None = None, loop_strength: float = 0.5, long_mode: str = "auto",
+        overlap_seconds: float | None = None, decode_steps: int = 1, decode_mode: str = "consistency",
+        max_seconds: float | None = DEFAULT_MAX_SECONDS, progress: bool | None = False,
+    ) -> np.ndarray:
+        """Generate ``n`` stems for ``context`` -> float32 [n, 2, N] at 48 kHz, N = the context's length
+        (after ``seconds`` cropping; without a context, ``seconds`` of silence is the context).
+
+        ``text`` / ``reference`` / ``clap_mix``: CLAP condition (:meth:`condition`); ``cfg_context`` /
+        ``cfg_clap``: guidance strengths; ``sampler``: "heun" | "dpmpp_2m" | "euler" (EDM model) or
+        "consistency"; ``steps``: default 30 (EDM) / 5 (consistency); ``width``: stereo width;
+        ``decode_steps`` / ``decode_mode``: codec decoding (see :meth:`decode`);
+        ``style_reference``: audio whose latent statistics ground the timbre (``style_strength`` 0-1);
+        ``loop``: 2 or 4 repetitions tied for the first ``loop_strength`` of the steps; ``long_mode``
+        / ``overlap_seconds``: long contexts (module doc); ``seed``: same seed, same output.
+        """
+        ctx = self.prepare_context(context, sample_rate, seconds=seconds, max_seconds=max_seconds)
+        seed = self._resolve_seed(seed)
+        clap = self.condition(text, reference, reference_sample_rate=reference_sample_rate, clap_mix=clap_mix,
+                              use_bridge=use_bridge, seed=seed)
+        style = self._style_latents(style_reference, reference_sample_rate)
+        frames = self.frames_for(ctx.length)
+        z = self.sample_latents(
+            ctx.latents, clap, frames, n=n, sampler=sampler, steps=steps, cfg_context=cfg_context,
+            cfg_clap=cfg_clap, rescale_phi=rescale_phi, seed=seed, loop=loop, loop_strength=loop_strength,
+            style=style, style_strength=style_strength, long_mode=long_mode,
+            overlap_frames=self._seconds_to_frames(overlap_seconds), progress=progress)
+        audio = self.decode(z, ctx.length, width=width, seed=self.last_seed or 0, steps=decode_steps, mode=decode_mode)
+        return self._finish(audio, self.stem_target_lufs(ctx))
+
+    def _seconds_to_frames(self, seconds: float | None) -> int | None:
+        return None if seconds is None else max(1, round(seconds * SAMPLE_RATE / self.samples_per_frame))
+
+    @staticmethod
+    def stem_target_lufs(ctx: Context) -> float:
+        """Loudness for a stem generated against ``ctx`` (module doc)."""
+        return SILENT_CONTEXT_STEM_LUFS if ctx.silent or ctx.lufs <= SILENCE_LUFS else ctx.lufs + STEM_RELATIVE_LU
+
+    def _stem_and_context(self, stem: AudioLike, context: AudioLike | None, sample_rate: int | None,
+                          max_seconds: float | None) -> tuple[np.ndarray, Context]:
+        st = read_audio(stem, sample_rate, what="stem", max_seconds=max_seconds, min_seconds=MIN_CONTEXT_SECONDS)
+        if context is None:
+            ctx = self.prepare_context(None, seconds=st.shape[1] / SAMPLE_RATE, max_seconds=max_seconds)
+        else:
+            ctx = self.prepare_context(context, sample_rate, max_seconds=max_seconds)
+        if ctx.length != st.shape[1]:
+            raise InputError(f"stem and context lengths differ ({st.shape[1]} vs {ctx.length} samples at 48 kHz)")
+        return st, ctx
+
+    def inpaint(
+        self, stem: AudioLike, context: AudioLike | None, start_s: float, end_s: float, *,
+        sample_rate: int | None = None, crossfade_s: float = 0.05, text: str | None = None,
+        reference: AudioLike | None = None, width: float = 0.4, seed: int | None = None, n: int = 1,
+        decode_steps: int = 1, decode_mode: str = "consistency", max_seconds: float | None = DEFAULT_MAX_SECONDS,
+        progress: bool | None = False, **sample_kw,
+    ) -> np.ndarray:
+        """Regenerate seconds [start_s, end_s) of ``stem`` against ``context`` (same length), keeping the
+        rest: latent frames touching the region are inpainted, the others kept exactly; in audio the
+        original stem is kept outside the region and the new audio pasted in with ``crossfade_s``
+        raised-cosine crossfades centred on both borders. -> float32 [n, 2, N]."""
+        st, ctx = self._stem_and_context(stem, context, sample_rate, max_seconds)
+        dur = st.shape[1] / SAMPLE_RATE
+        if not 0 <= start_s < end_s <= dur + 1e-9:
+            raise InputError(f"inpaint region must satisfy 0 <= start < end <= {dur:.2f} s, got {start_s}-{end_s}")
+        a, b = int(round(start_s * SAMPLE_RATE)), int(round(end_s * SAMPLE_RATE))
+        z_stem = self.encode(st)
+        frames = z_stem.shape[-1]
+        seed = self._resolve_seed(seed)
+        spf = self.samples_per_frame
+        f_idx = torch.arange(frames)
+        keep = ~((f_idx * spf < b) & ((f_idx + 1) * spf > a))
+        clap = self.condition(text, reference, use_bridge=sample_kw.pop("use_bridge", True), seed=seed)
+        z = self.sample_latents(ctx.latents, clap, frames, n=n, seed=seed, known=z_stem, keep=keep,
+                                progress=progress, **sample_kw)
+        new = self.decode(z, st.shape[1], width=width, seed=self.last_seed or 0, steps=decode_steps, mode=decode_mode)
+        fade = int(round(crossfade_s * SAMPLE_RATE))
+        out = np.stack([crossfade_paste(st, y, a, b, fade) for y in new])
+        return np.stack([peak_limit(o, PEAK_CEILING) for o in out])
+
+    def vary(
+        self, stem: AudioLike, context: AudioLike | None, strength: float = 0.5, *, sample_rate: int | None = None,
+        text: str | None = None, reference: AudioLike | None = None, width: float = 0.4, seed: int | None = None,
+        n: int = 1, decode_steps: int = 1, decode_mode: str = "consistency",
+        max_seconds: float | None = DEFAULT_MAX_SECONDS, progress: bool | None = False, **sample_kw,
+    ) -> np.ndarray:
+        """Variations of ``stem`` (against ``context``, or none): encode, re-noise to ``strength``
+        (s_var in (0, 1]; 0.2 subtle, 0.5 clear, 0.8 loose), denoise, decode; each variation at the
+        stem's loudness, peak-limited. -> float32 [n, 2, N]."""
+        st, ctx = self._stem_and_context(stem, context, sample_rate, max_seconds)
+        if not 0.0 < float(strength) <= 1.0:
+            raise InputError(f"variation strength must be in (0, 1], got {strength}")
+        z_stem = self.encode(st)
+        seed = self._resolve_seed(seed)
+        clap = self.condition(text, reference, use_bridge=sample_kw.pop("use_bridge", True), seed=seed)
+        z = self.sample_latents(ctx.latents, clap, z_stem.shape[-1], n=n, seed=seed, init=z_stem,
+                                strength=float(strength), progress=progress, **sample_kw)
+        new = self.decode(z, st.shape[1], width=width, seed=self.last_seed or 0, steps=decode_steps, mode=decode_mode)
+        target = loudness(st, SAMPLE_RATE)
+        return self._finish(new, target) if target > SILENCE_LUFS else np.stack([peak_limit(y) for y in new])
+
+    def arrange(
+        self, context: AudioLike | None, parts: Sequence[dict | str], *, seconds: float | None = None,
+        sample_rate: int | None = None, seed: int | None = None, progress: bool | None = False, **common,
+    ) -> Arrangement:
+        """Multitrack build-up: for each part (a dict of :meth:`generate` options, e.g. ``{"text":
+        "drums"}``, or just a prompt string) generate one stem against the context so far, then add it
+        to the context. ``context`` None starts from ``seconds`` of silence. Part i uses seed
+        ``seed + i`` unless it gives its own."""
+        if not parts:
+            raise InputError("arrange needs at least one part")
+        ctx = self.prepare_context(context, sample_rate, seconds=seconds,
+                                   max_seconds=common.get("max_seconds", DEFAULT_MAX_SECONDS))
+        base = self._resolve_seed(seed)
+        running = ctx.audio.copy()
+        stems, texts = [], []
+        for i, part in enumerate(parts):
+            opts = {"text": part} if isinstance(part, str) else dict(part)
+            if not isinstance(opts, dict):
+                raise InputError(f"part {i} must be a prompt or a dict of options")
+            unknown = {"context", "sample_rate", "n", "seconds"} & set(opts)
+            if unknown:
+                raise InputError(f"part {i}: option(s) {', '.join(sorted(unknown))} cannot be set per part")
+            opts = {**common, **opts}
+            opts.setdefault("seed", base + i)
+            stem = self.generate(running, n=1, progress=progress, **opts)[0]
+            stems.append(stem)
+            texts.append(opts.get("text"))
+            running = running + stem
+        return Arrangement(stems=stems, mix=self.mix(ctx.audio, *stems), texts=texts)
+
+    @staticmethod
+    def mix(context: np.ndarray, *stems: np.ndarray) -> np.ndarray:
+        """``context`` [C, N] + the stems ([2, N] each), as float32 [2, N], peak-limited to 0.99."""
+        total = to_channels(_to_numpy(context, "context"), 2).astype(np.float64)
+        for s in stems:
+            s = to_channels(_to_numpy(s, "stem"), 2)
+            if s.shape[1] != total.shape[1]:
+                raise InputError(f"stem length {s.shape[1]} differs from the context's {total.shape[1]}")
+            total = total + s
+        return peak_limit(total.astype(np.float32), PEAK_CEILING)
+
+
+def seam_report_for(acc: Accompanist, audio: np.ndarray) -> SeamReport:
+    """:func:`measure_seams` at the window borders of ``acc``'s last windowed generation."""
+    bounds = acc.window_boundaries()
+    if not bounds:
+        raise InputError("the last generation used a single window: there are no seams to measure")
+    return measure_seams(audio, bounds)
+
+
+__all__ = ["Accompanist", "Arrangement", "Context", "SeamReport", "crossfade_paste", "measure_seams",
+           "read_audio", "seam_report_for", "LONG_MODES", "SAMPLE_RATE"]
