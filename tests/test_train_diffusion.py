@@ -5,6 +5,7 @@ training utilities."""
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import torch
 
 from diffariff.data.latents import LatentCacheDataset
 from diffariff.diffusion.model import LatentDiffusion
-from diffariff.train.common import EMA, lr_factor
+from diffariff.train.common import EMA, adamw_with_schedule, ema_decay, ema_update_, lr_factor, write_rows_csv
 from diffariff.train.diffusion import DiffusionModule, add_arguments, load_run_config, run
 from test_latents import tiny_cache
 
@@ -134,3 +135,26 @@ def test_shared_utilities():
         ema.num_updates += 1
     assert ema.current_decay() == pytest.approx(0.999)
     assert not any(p.requires_grad for p in ema.module.parameters())
+
+
+def test_shared_ema_step_optimiser_groups_and_csv_writer(tmp_path):
+    assert ema_decay(0.999, 0) == pytest.approx(0.1) and ema_decay(0.999, 10**6) == 0.999
+    net = torch.nn.BatchNorm1d(3)
+    avg = copy.deepcopy(net)
+    with torch.no_grad():
+        net.weight.add_(1.0)
+        net.running_mean.add_(2.0)
+    ema_update_(avg, net, 0.75)  # parameters move a quarter of the way, buffers are copied
+    assert torch.allclose(avg.weight, torch.full((3,), 1.25)) and torch.equal(avg.running_mean, net.running_mean)
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+    split = adamw_with_schedule(model, 1e-3, 100, 10, weight_decay=0.1)
+    groups = split["optimizer"].param_groups
+    assert [g["weight_decay"] for g in groups] == [0.1, 0.0] and [len(g["params"]) for g in groups] == [1, 3]
+    one = adamw_with_schedule(model, 1e-3, 100, 10, weight_decay=0.1, split_decay=False)["optimizer"]
+    assert len(one.param_groups) == 1 and len(one.param_groups[0]["params"]) == 4
+    assert one.param_groups[0]["lr"] == pytest.approx(1e-3 * lr_factor(0, 10, 100))  # warm-up starts
+
+    path = tmp_path / "m.csv"
+    write_rows_csv(path, [{"step": 1, "a": 0.5}, {"step": 2, "b": 1.0}])
+    assert list(csv.DictReader(path.open())) == [{"step": "1", "a": "0.5", "b": ""}, {"step": "2", "a": "", "b": "1.0"}]

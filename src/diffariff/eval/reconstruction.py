@@ -1,5 +1,10 @@
 """Reconstruction metrics for the codec, and an Opus round trip as a reference codec.
 
+These are THE definitions of the codec's held-out metrics: ``diffariff eval codec`` reports them and
+the codec trainer logs them (``*_mrstft``, ``*_logmel_l1`` in ``RUN/metrics.csv``). They score
+detached signals in float64 and are not differentiable; the training losses are in
+:mod:`diffariff.codec.losses`.
+
 Signals are numpy arrays or torch tensors shaped ``[C, N]`` (or ``[N]``, or ``[B, C, N]``: every
 leading axis is treated as more channels), float, at 48 kHz unless stated. Distances are means over
 channels; a reference and an estimate must have the same shape.

@@ -187,7 +187,7 @@ def make_module(run_config: BridgeRunConfig, bridge: ClapBridge):
 
     import lightning as L
 
-    from .clap_module import lr_lambda
+    from .common import adamw_with_schedule, ema_decay, ema_update_, session_throughput
 
     cfg = run_config.train
 
@@ -215,30 +215,17 @@ def make_module(run_config: BridgeRunConfig, bridge: ClapBridge):
                 self.train_dataset.offset = int(self.global_step)
 
         def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-            if self.ema is None:
-                return
-            step = self.global_step
-            decay = min(cfg.ema_decay, (1.0 + step) / (10.0 + step))
-            with torch.no_grad():
-                for e, p in zip(self.ema.parameters(), self.model.parameters()):
-                    e.lerp_(p.detach(), 1.0 - decay)
+            if self.ema is not None:
+                ema_update_(self.ema, self.model, ema_decay(cfg.ema_decay, int(self.global_step)))
 
         def on_train_end(self) -> None:
-            start, step0 = getattr(self, "_timing", (time.perf_counter(), int(self.global_step)))
-            elapsed = max(time.perf_counter() - start, 1e-9)
-            steps = int(self.global_step) - step0
+            steps, elapsed = session_throughput(getattr(self, "_timing", None), int(self.global_step))
             self.throughput = {"steps": steps, "seconds": round(elapsed, 1),
                                "steps_per_second": round(steps / elapsed, 3)}
 
-        def configure_optimizers(self):
-            decay, no_decay = [], []
-            for _, p in self.model.named_parameters():
-                (decay if p.ndim >= 2 else no_decay).append(p)
-            opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                     {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=tuple(cfg.betas))
-            sched = torch.optim.lr_scheduler.LambdaLR(
-                opt, lambda s: lr_lambda(s, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio))
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        def configure_optimizers(self):  # no weight decay on 0-/1-D parameters
+            return adamw_with_schedule(self.model, cfg.lr, cfg.max_steps, cfg.warmup_steps, cfg.betas,
+                                       cfg.weight_decay, cfg.min_lr_ratio)
 
         def export_model(self) -> ClapBridge:
             """The bridge to ship (EMA weights when kept), float32, eval mode."""
@@ -309,11 +296,7 @@ def resolve_run_config(args: argparse.Namespace, run_dir: Path, clap_dim: int, c
 
 def run(args: argparse.Namespace) -> int:
     """Train (or resume), export the bridge and evaluate it. Returns the exit code."""
-    import datetime
-
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
     from torch.utils.data import DataLoader
 
     from ..clap.bridge import evaluate_bridge, format_bridge_report
@@ -322,6 +305,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import DatasetError
     from ..fsutil import write_json_atomic
     from ..torchutil import setup_cpu
+    from .common import build_trainer, cluster_trainer_kwargs, fit
 
     setup_cpu()
     run_dir = Path(args.out)
@@ -356,19 +340,14 @@ def run(args: argparse.Namespace) -> int:
     module = make_module(config, bridge)
     dataset = PairBatches(bank, cfg.batch_size, cfg.max_steps, config.model.p_uncond, cfg.seed)
     module.train_dataset = dataset
-    trainer = L.Trainer(
-        accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy,
-        precision=cfg.precision, max_steps=cfg.max_steps, gradient_clip_val=cfg.grad_clip or None,
-        max_time=datetime.timedelta(minutes=args.max_minutes) if args.max_minutes else None,
-        limit_val_batches=0, num_sanity_val_steps=0,
-        callbacks=[ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=cfg.checkpoint_every, save_last=True,
-                                   save_top_k=1)],
-        logger=CSVLogger(str(run_dir), name="logs", flush_logs_every_n_steps=50), default_root_dir=str(run_dir),
-        enable_progress_bar=progress, enable_model_summary=False, log_every_n_steps=min(10, cfg.max_steps),
+    trainer = build_trainer(
+        run_dir, max_steps=cfg.max_steps, max_minutes=args.max_minutes, precision=cfg.precision,
+        checkpoint_every=cfg.checkpoint_every, grad_clip=cfg.grad_clip or None, progress=progress,
+        checkpoint_dir=ckpt_dir, keep_checkpoints=1, limit_val_batches=0,
+        **cluster_trainer_kwargs(args, run_dir, cfg.max_steps),
     )
-    trainer.fit(module, DataLoader(dataset, batch_size=None, shuffle=False),
-                ckpt_path=str(last) if args.resume and last.is_file() else None)
-    trainer.save_checkpoint(str(last))  # also when stopped by --max-minutes between checkpoints
+    # last.ckpt is also written at the end, e.g. when --max-minutes stopped the run between checkpoints
+    fit(trainer, module, DataLoader(dataset, batch_size=None, shuffle=False), ckpt_dir, args.resume)
     if trainer.global_rank != 0:
         return 0
     model = module.export_model()

@@ -1,7 +1,8 @@
 """``diffariff train clap``: contrastive training of the built-in CLAP on the synthetic corpus.
 
 A run folder holds everything: ``run_config.json`` (model + training recipe), Lightning checkpoints
-in ``checkpoints/`` (``last.ckpt`` resumes a killed run: running the same command again continues),
+in ``checkpoints/`` (``last.ckpt``, also written when the run ends, resumes a killed or finished run:
+running the same command again continues; Trainer and resume from :mod:`diffariff.train.common`),
 CSV logs, the exported ``clap.safetensors`` (EMA weights when enabled) and ``eval.json`` (zero-shot
 results on the evaluation split). Heavy imports happen inside :func:`run` so ``diffariff --help``
 stays fast.
@@ -76,8 +77,6 @@ def resolve_run_config(args: argparse.Namespace, run_dir: Path):
 def run(args: argparse.Namespace) -> int:
     """Train (or resume), export ``clap.safetensors`` and evaluate. Returns the exit code."""
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
     from torch.utils.data import DataLoader
 
     from ..clap.corpus import scan_songs
@@ -87,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from ..fsutil import write_json_atomic
     from ..torchutil import setup_cpu
     from .clap_module import ClapCorpusDataset, ClapLightning, PromptBank
+    from .common import build_trainer, cluster_trainer_kwargs, fit
 
     setup_cpu()
     run_dir = Path(args.out)
@@ -120,18 +120,14 @@ def run(args: argparse.Namespace) -> int:
     train_loader = DataLoader(train_ds, shuffle=False, **loader_kw)
     val_loader = DataLoader(val_ds, shuffle=False, **loader_kw) if val_ds is not None else None
     ckpt_dir = run_dir / "checkpoints"
-    trainer = L.Trainer(
-        accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy,
-        precision=cfg.precision, max_steps=cfg.max_steps, gradient_clip_val=cfg.grad_clip or None,
+    trainer = build_trainer(
+        run_dir, max_steps=cfg.max_steps, precision=cfg.precision, checkpoint_every=cfg.checkpoint_every,
+        grad_clip=cfg.grad_clip or None, progress=progress, checkpoint_dir=ckpt_dir, keep_checkpoints=1,
         val_check_interval=min(cfg.val_every, cfg.max_steps) if val_loader is not None else None,
-        check_val_every_n_epoch=None, num_sanity_val_steps=0, limit_val_batches=1.0 if val_loader else 0,
-        callbacks=[ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=cfg.checkpoint_every, save_last=True,
-                                   save_top_k=1)],
-        logger=CSVLogger(str(run_dir), name="logs", flush_logs_every_n_steps=50), default_root_dir=str(run_dir),
-        enable_progress_bar=progress, log_every_n_steps=min(10, cfg.max_steps), deterministic=False,
+        check_val_every_n_epoch=None, limit_val_batches=1.0 if val_loader else 0, enable_model_summary=True,
+        deterministic=False, **cluster_trainer_kwargs(args, run_dir, cfg.max_steps),
     )
-    last = ckpt_dir / "last.ckpt"
-    trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if last.is_file() else None)
+    fit(trainer, module, train_loader, ckpt_dir, resume=True, val_loader=val_loader)  # resumes when last.ckpt exists
     if trainer.global_rank != 0:
         return 0
     model = module.export_model()

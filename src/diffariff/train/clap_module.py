@@ -4,7 +4,8 @@ Kept apart from :mod:`diffariff.train.clap` (the command) so that building the C
 Lightning. Data: every song of a split is decoded once into RAM (mono float16 at the tower's
 ``frontend_rate``); a sample is a random ``window_seconds`` crop of one stem or of the mixture
 (re-drawn when silent), a random gain, and one of a fixed pool of prompts for that stem / mixture,
-whose frozen sentence embeddings are computed once per distinct prompt at start-up.
+whose frozen sentence embeddings are computed once per distinct prompt at start-up. The EMA step and
+the warm-up + cosine AdamW schedule are :mod:`diffariff.train.common`'s.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..clap.corpus import SongEntry, load_song_audio
 from ..clap.prompts import mixture_label, mixture_prompt, stem_label, stem_prompt
 from ..clap.text_tower import FrozenTextEncoder
 from ..errors import ConfigError, DatasetError
+from .common import adamw_with_schedule, ema_decay, ema_update_, lr_factor, session_throughput
 
 MIXTURE = "mixture"
 
@@ -220,12 +222,8 @@ def positives_mask(prompt_idx: torch.Tensor, label_idx: torch.Tensor) -> torch.T
     return (prompt_idx[:, None] == prompt_idx[None]) | (label_idx[:, None] == label_idx[None])
 
 
-def lr_lambda(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine from 1 to ``min_ratio`` at ``total``."""
-    if step < warmup:
-        return (step + 1) / max(1, warmup)
-    t = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * t))
+#: the learning-rate multiplier (linear warm-up, cosine to ``min_ratio``); kept under its older name
+lr_lambda = lr_factor
 
 
 # ---- Lightning module ----------------------------------------------------------------------------
@@ -281,33 +279,18 @@ class ClapLightning(L.LightningModule):
             dataset.offset = int(self.global_step) * self.cfg.batch_size
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        if self.ema is None:
-            return
-        step = self.global_step
-        decay = min(self.cfg.ema_decay, (1.0 + step) / (10.0 + step))
-        with torch.no_grad():
-            for e, p in zip(self.ema.parameters(), self.model.parameters()):
-                e.lerp_(p.detach(), 1.0 - decay)
+        if self.ema is not None:
+            ema_update_(self.ema, self.model, ema_decay(self.cfg.ema_decay, int(self.global_step)))
 
     def on_train_end(self) -> None:
-        start, step0 = getattr(self, "_timing", (time.perf_counter(), int(self.global_step)))
-        elapsed = max(time.perf_counter() - start, 1e-9)
-        steps = int(self.global_step) - step0
+        steps, elapsed = session_throughput(getattr(self, "_timing", None), int(self.global_step))
         self.throughput = {"steps": steps, "seconds": round(elapsed, 1),
                            "clips_per_second": round(steps * self.cfg.batch_size / elapsed, 2)}
 
     def configure_optimizers(self):
-        decay, no_decay = [], []
-        for name, p in self.model.named_parameters():
-            (no_decay if p.ndim < 2 or name == "logit_scale" else decay).append(p)
-        opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=self.cfg.lr, betas=tuple(self.cfg.betas),
-        )
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: lr_lambda(s, self.cfg.warmup_steps, self.cfg.max_steps, self.cfg.min_lr_ratio)
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        c = self.cfg  # no weight decay on 0-/1-D parameters (biases, norms, the temperature)
+        return adamw_with_schedule(self.model, c.lr, c.max_steps, c.warmup_steps, c.betas, c.weight_decay,
+                                   c.min_lr_ratio)
 
     def export_model(self) -> BuiltinClap:
         """The model to ship (EMA weights when kept), in eval mode."""

@@ -11,7 +11,12 @@
 
 Data: random crops of 48 kHz stems *and* mixtures (the sum of a song's stems) decoded into RAM once
 as float16; near-silent crops are mostly skipped; songs of split "test"/"valid" are held out and
-used for the evaluation written to ``RUN/metrics.csv`` (held-out log-mel L1 and MR-STFT distance).
+used for the evaluation written to ``RUN/metrics.csv``: held-out log-mel L1 (``*_logmel_l1``) and
+MR-STFT distance (``*_mrstft``) of the EMA codec, as defined in :mod:`diffariff.eval.reconstruction`
+(the metrics ``diffariff eval codec`` reports), averaged over the held-out clips.
+
+Shared training machinery (EMA step, warm-up + cosine schedule, Trainer, ``last.ckpt`` resume, CSV
+writer) comes from :mod:`diffariff.train.common`.
 
 Run folder: ``last.ckpt`` (Lightning, resumable with ``--resume``), ``codec_config.json``,
 ``metrics.csv``, and the EMA export ``codec_ema.safetensors`` (fp16) or ``--export PATH``.
@@ -27,7 +32,6 @@ import math
 import sys
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
@@ -37,10 +41,12 @@ import torch
 from ..checkpoint import config_from_dict, config_to_dict, load_checkpoint, load_config_file
 from ..codec import Codec, CodecConfig
 from ..codec import consistency as ct
-from ..codec.losses import complex_l1, log_mel_l1, mr_stft_distance, mr_stft_loss
+from ..codec.losses import complex_l1, mr_stft_loss
 from ..errors import ConfigError, DatasetError, InputError
-from ..fsutil import write_json_atomic, write_text_atomic
+from ..eval.reconstruction import log_mel_distance, mr_stft_distance
+from ..fsutil import write_json_atomic
 from ..torchutil import setup_cpu
+from .common import adamw_with_schedule, build_trainer, ema_decay, ema_update_, fit, write_rows_csv
 
 HELD_OUT_SPLITS = ("test", "valid", "validation")
 
@@ -211,23 +217,22 @@ class CodecModule(L.LightningModule):
             return (w * ct.pseudo_huber(student.float(), target.float())).mean() / c.sigma_data
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        step = int(self.global_step)
-        decay = min(self.tcfg.ema_decay, (1 + step) / (10 + step))  # EMA warm-up: early exports are not init
-        with torch.no_grad():
-            ema_p = [p for p in self.ema.parameters()]
-            cur_p = [p for p in self.codec.parameters()]
-            torch._foreach_lerp_(ema_p, cur_p, 1.0 - decay)
-            if self.teacher is not None and self.tcfg.teacher_mu0 > 0:
-                n = ct.discretisation_steps(int(self.global_step), self.tcfg.total_steps, self.tcfg.ct_s0, self.tcfg.ct_s1)
-                mu = math.exp(self.tcfg.ct_s0 * math.log(self.tcfg.teacher_mu0) / n)
-                torch._foreach_lerp_(list(self.teacher.parameters()), list(self.codec.unet.parameters()), 1.0 - mu)
-        if self.tcfg.eval_every and step % self.tcfg.eval_every == 0:
+        t, step = self.tcfg, int(self.global_step)
+        ema_update_(self.ema, self.codec, ema_decay(t.ema_decay, step))  # warm-up: early exports are not init
+        if self.teacher is not None and t.teacher_mu0 > 0:  # CT teacher: mu(k), no warm-up
+            n = ct.discretisation_steps(step, t.total_steps, t.ct_s0, t.ct_s1)
+            ema_update_(self.teacher, self.codec.unet, math.exp(t.ct_s0 * math.log(t.teacher_mu0) / n))
+        if t.eval_every and step % t.eval_every == 0:
             self.evaluate(step)
 
     # evaluation ----------------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, step: int) -> dict:
-        """Held-out metrics of the EMA codec; appends a row to ``metrics.csv`` (rewritten atomically)."""
+        """Held-out metrics of the EMA codec; appends a row to ``metrics.csv`` (rewritten atomically).
+
+        Per decode mode (``det``, and ``con`` in stage 2): the mean over the held-out clips ``[C, n]`` of
+        :func:`~diffariff.eval.reconstruction.log_mel_distance` and
+        :func:`~diffariff.eval.reconstruction.mr_stft_distance` (reference = the clip)."""
         row = {"step": step, "minutes": round((time.time() - self._t0) / 60, 2),
                "train_loss": round(float(np.mean(self._losses)) if self._losses else float("nan"), 5),
                "lr": float(self.optimizers().param_groups[0]["lr"]) if self._trainer is not None else float("nan")}
@@ -240,14 +245,13 @@ class CodecModule(L.LightningModule):
                 z = self.ema.encode(x)
                 for mode in modes:
                     y = self.ema.decode(z, steps=1, seed=0, mode=mode)[..., : x.shape[-1]]
-                    a, b = x.flatten(0, 1), y.flatten(0, 1)  # held-out clips are already in the codec's channels
-                    row[f"{mode[:3]}_logmel_l1"] = round(log_mel_l1(b, a), 4)
-                    row[f"{mode[:3]}_mrstft"] = round(mr_stft_distance(b, a), 4)
+                    pairs = list(zip(x, y))  # held-out clips [C, n] are already in the codec's channels
+                    sr = self.cfg.sample_rate
+                    row[f"{mode[:3]}_logmel_l1"] = round(float(np.mean([log_mel_distance(a, b, sr) for a, b in pairs])), 4)
+                    row[f"{mode[:3]}_mrstft"] = round(float(np.mean([mr_stft_distance(a, b) for a, b in pairs])), 4)
         self.rows.append(row)
         if self.metrics_path is not None:
-            keys = list(dict.fromkeys(k for r in self.rows for k in r))
-            lines = [",".join(keys)] + [",".join(str(r.get(k, "")) for k in keys) for r in self.rows]
-            write_text_atomic(self.metrics_path, "\n".join(lines) + "\n")
+            write_rows_csv(self.metrics_path, self.rows)
         print("codec eval " + " ".join(f"{k}={v}" for k, v in row.items()), file=sys.stderr, flush=True)
         return row
 
@@ -259,18 +263,9 @@ class CodecModule(L.LightningModule):
 
     # optimisation --------------------------------------------------------------------------------
     def configure_optimizers(self):
-        t = self.tcfg
-        params = [p for p in self.codec.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=t.lr, betas=(0.9, 0.99), weight_decay=t.weight_decay)
-
-        def factor(step: int) -> float:
-            if step < t.warmup_steps:
-                return (step + 1) / t.warmup_steps
-            prog = min(1.0, (step - t.warmup_steps) / max(1, t.total_steps - t.warmup_steps))
-            return t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * prog))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        t = self.tcfg  # one parameter group (weight decay on everything), as the run's checkpoints hold
+        return adamw_with_schedule(self.codec, t.lr, t.total_steps, t.warmup_steps, (0.9, 0.99), t.weight_decay,
+                                   t.min_lr_ratio, split_decay=False)
 
     # export ---------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -365,18 +360,10 @@ def run(args: argparse.Namespace) -> int:
     module.held_out = held_out_batch(held, tcfg.eval_clips, tcfg.eval_seconds, spf, cfg.sample_rate)
     module.metrics_path = run_dir / "metrics.csv"
 
-    ckpt = L.pytorch.callbacks.ModelCheckpoint(dirpath=run_dir, save_last=True, save_top_k=0,
-                                               every_n_train_steps=tcfg.ckpt_every)
-    trainer = L.Trainer(
-        accelerator="cpu", devices=1, precision=args.precision, logger=False, callbacks=[ckpt],
-        max_steps=args.max_steps or (-1 if args.max_minutes else total),
-        max_time=timedelta(minutes=args.max_minutes) if args.max_minutes else None,
-        enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False, num_sanity_val_steps=0,
-        log_every_n_steps=10,
-    )
-    resume = run_dir / "last.ckpt"
-    trainer.fit(module, loader, ckpt_path=str(resume) if args.resume and resume.is_file() else None)
-    trainer.save_checkpoint(str(resume))
+    trainer = build_trainer(run_dir, max_steps=args.max_steps or (None if args.max_minutes else total),
+                            max_minutes=args.max_minutes, precision=args.precision, checkpoint_every=tcfg.ckpt_every,
+                            grad_clip=None, log_every_n_steps=10)
+    fit(trainer, module, loader, run_dir, args.resume)
     if not module.rows or module.rows[-1]["step"] != int(module.global_step):
         module.evaluate(int(module.global_step))
     out = Path(args.export) if args.export else run_dir / "codec_ema.safetensors"

@@ -1,12 +1,18 @@
 """Training utilities shared by every trainer (codec, CLAP, bridge, diffusion):
 
-* :class:`EMA` - exponential moving average of a module's parameters with a warm-up of the decay
-  (decay_t = min(decay, (1 + t) / (10 + t))), a submodule so its weights travel in Lightning checkpoints;
+* :func:`ema_decay` / :func:`ema_update_` - the one definition of the EMA step: the decay warm-up
+  decay_n = min(decay, (1 + n) / (10 + n)), and the update of an average from a module of the same
+  structure (trainers whose checkpoints hold a plain EMA copy of their model use these directly; an
+  average without warm-up, like the codec's consistency teacher, calls ``ema_update_`` with its decay);
+* :class:`EMA` - an EMA copy of a module as a submodule with its own update counter, so its weights
+  travel in Lightning checkpoints (keys ``<name>.module.*`` and ``<name>.num_updates``);
 * :func:`lr_factor` / :func:`adamw_with_schedule` - AdamW with linear warm-up then cosine decay to
   ``min_ratio`` (0 = to zero), stepped per optimiser step;
 * :class:`CSVMetrics` - a Lightning callback writing the logged step metrics to ``metrics.csv`` (resumable);
-* :func:`build_trainer` / :func:`fit` - a CPU Lightning Trainer (bf16-mixed by default, ``max_time`` in
-  minutes, ``last.ckpt`` every K steps in the run folder) and resuming from it.
+  :func:`write_rows_csv` - the atomic CSV writer behind it, for trainers that log rows of their own;
+* :func:`build_trainer` / :func:`fit` - a Lightning Trainer (CPU, bf16-mixed by default, ``max_time`` in
+  minutes, ``last.ckpt`` every K steps in the run folder or a checkpoint folder) and resuming from it;
+* :func:`session_throughput` - steps and seconds of the current ``fit`` call (a resumed run counts its own).
 """
 
 from __future__ import annotations
@@ -30,10 +36,27 @@ from ..fsutil import write_text_atomic
 LAST = "last.ckpt"
 
 
+def ema_decay(decay: float, n: int) -> float:
+    """Warmed-up EMA decay at update ``n``: ``min(decay, (1 + n) / (10 + n))``, so early averages are
+    not dominated by the random initialisation."""
+    return min(decay, (1 + n) / (10 + n))
+
+
+@torch.no_grad()
+def ema_update_(average: nn.Module, model: nn.Module, decay: float) -> None:
+    """In place: every parameter of ``average`` <- ``decay * average + (1 - decay) * model`` (in the
+    average's dtype), and its buffers <- ``model``'s. Both modules must have the same structure."""
+    avg_p = list(average.parameters())
+    cur_p = [p.detach().to(a.dtype) for p, a in zip(model.parameters(), avg_p)]
+    if avg_p:
+        torch._foreach_lerp_(avg_p, cur_p, 1.0 - decay)
+    for b_avg, b in zip(average.buffers(), model.buffers()):
+        b_avg.copy_(b)
+
+
 class EMA(nn.Module):
     """EMA copy of ``model`` (``self.module``, frozen, eval mode). Call :meth:`update` after each
-    optimiser step. Decay warms up as min(decay, (1 + n) / (10 + n)) with n the number of updates,
-    so early averages are not dominated by the random initialisation."""
+    optimiser step. The decay is :func:`ema_decay` of n, the number of updates so far."""
 
     def __init__(self, model: nn.Module, decay: float = 0.999):
         super().__init__()
@@ -44,18 +67,11 @@ class EMA(nn.Module):
         self.register_buffer("num_updates", torch.tensor(0, dtype=torch.long))
 
     def current_decay(self) -> float:
-        n = int(self.num_updates)
-        return min(self.decay, (1 + n) / (10 + n))
+        return ema_decay(self.decay, int(self.num_updates))
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        d = self.current_decay()
-        ema_p = list(self.module.parameters())
-        cur_p = [p.detach().to(e.dtype) for p, e in zip(model.parameters(), ema_p)]
-        if ema_p:
-            torch._foreach_lerp_(ema_p, cur_p, 1.0 - d)
-        for b_ema, b in zip(self.module.buffers(), model.buffers()):
-            b_ema.copy_(b)
+        ema_update_(self.module, model, self.current_decay())
         self.num_updates += 1
 
     def train(self, mode: bool = True) -> EMA:  # the average always stays in eval mode
@@ -75,15 +91,19 @@ def lr_factor(step: int, warmup: int, total: int, min_ratio: float = 0.0) -> flo
 
 def adamw_with_schedule(
     module: nn.Module, lr: float, total_steps: int, warmup_steps: int = 1000, betas: tuple[float, float] = (0.9, 0.999),
-    weight_decay: float = 0.01, min_ratio: float = 0.0,
+    weight_decay: float = 0.01, min_ratio: float = 0.0, split_decay: bool = True,
 ) -> dict:
-    """``configure_optimizers`` result: AdamW over the trainable parameters of ``module`` (no weight decay
-    on biases, norms and other 1-D parameters) with :func:`lr_factor` stepped per step."""
+    """``configure_optimizers`` result: AdamW over the trainable parameters of ``module`` with
+    :func:`lr_factor` stepped per step. ``split_decay``: two parameter groups, no weight decay on
+    biases, norms and other 0-/1-D parameters; else one group, ``weight_decay`` on everything."""
     if lr <= 0 or total_steps < 1 or warmup_steps < 0:
         raise ConfigError(f"need lr > 0, total_steps >= 1, warmup_steps >= 0; got {lr}, {total_steps}, {warmup_steps}")
     params = [p for p in module.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    if split_decay:
+        groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+                  {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    else:
+        groups = [{"params": params, "weight_decay": weight_decay}]
     opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=tuple(betas))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup_steps, total_steps, min_ratio))
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
@@ -139,11 +159,7 @@ class CSVMetrics(L.Callback):
             csv.DictWriter(f, fieldnames=self.columns).writerow(row)
 
     def _rewrite(self) -> None:
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=self.columns)
-        w.writeheader()
-        w.writerows(self.rows)
-        write_text_atomic(self.path, buf.getvalue())
+        write_rows_csv(self.path, self.rows, self.columns)
 
     def state_dict(self) -> dict:
         return {"rows": self.rows, "columns": self.columns}
@@ -152,6 +168,18 @@ class CSVMetrics(L.Callback):
         self.rows = list(state.get("rows", []))
         self.columns = list(state.get("columns", []))
         self._rewrite()
+
+
+def write_rows_csv(path: str | Path, rows: list[dict], columns: list[str] | None = None) -> None:
+    """Write ``rows`` (dicts) to the CSV file ``path`` atomically: header ``columns`` (default: every
+    key of the rows, in first-seen order), an empty cell where a row lacks a column."""
+    if columns is None:
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns)
+    w.writeheader()
+    w.writerows(rows)
+    write_text_atomic(path, buf.getvalue())
 
 
 def _batch_len(batch) -> int:
@@ -168,20 +196,23 @@ def _batch_len(batch) -> int:
 def build_trainer(
     run_dir: str | Path, *, max_steps: int | None = None, max_minutes: float | None = None,
     precision: str = "bf16-mixed", checkpoint_every: int = 500, callbacks: list | None = None,
-    grad_clip: float | None = 1.0, progress: bool | None = None, **trainer_kwargs,
+    grad_clip: float | None = 1.0, progress: bool | None = None, checkpoint_dir: str | Path | None = None,
+    keep_checkpoints: int = 0, **trainer_kwargs,
 ) -> L.Trainer:
-    """A CPU Lightning Trainer that saves ``run_dir/last.ckpt`` every ``checkpoint_every`` steps.
+    """A CPU Lightning Trainer that saves ``last.ckpt`` every ``checkpoint_every`` steps in
+    ``checkpoint_dir`` (default ``run_dir``), plus the ``keep_checkpoints`` latest step checkpoints.
 
     Stops at ``max_steps`` or after ``max_minutes`` (whichever first; at least one must be given).
-    ``progress`` None: a bar only on a terminal. Extra keyword arguments go to ``L.Trainer``
-    (e.g. ``devices``, ``strategy`` on a cluster)."""
+    ``progress`` None: a bar only on a terminal. Extra keyword arguments go to ``L.Trainer`` and win
+    over the defaults (e.g. ``accelerator``, ``devices``, ``strategy``, ``logger`` on a cluster)."""
     if not max_steps and not max_minutes:
         raise ConfigError("give --max-steps or --max-minutes")
     if checkpoint_every < 1:
         raise ConfigError(f"checkpoint interval must be >= 1 step, got {checkpoint_every}")
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
-    ckpt = L.pytorch.callbacks.ModelCheckpoint(dirpath=run, save_last=True, save_top_k=0,
+    ckpt = L.pytorch.callbacks.ModelCheckpoint(dirpath=Path(checkpoint_dir or run), save_last=True,
+                                               save_top_k=int(keep_checkpoints),
                                                every_n_train_steps=int(checkpoint_every))
     kwargs = dict(accelerator="cpu", devices=1, precision=precision, logger=False,
                   callbacks=[ckpt, *(callbacks or [])], max_steps=int(max_steps) if max_steps else -1,
@@ -193,15 +224,36 @@ def build_trainer(
     return L.Trainer(**kwargs)
 
 
+def cluster_trainer_kwargs(args, run_dir: str | Path, max_steps: int) -> dict:
+    """:func:`build_trainer` keyword arguments of the commands with the flags ``--accelerator``,
+    ``--devices``, ``--num-nodes`` and ``--strategy`` (``args``): those flags, Lightning's CSV logs in
+    ``run_dir/logs/version_N/metrics.csv`` (a row every min(10, ``max_steps``) steps) and ``run_dir``
+    as Lightning's default root folder."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    return dict(accelerator=args.accelerator, devices=args.devices, num_nodes=args.num_nodes, strategy=args.strategy,
+                logger=CSVLogger(str(run_dir), name="logs", flush_logs_every_n_steps=50),
+                default_root_dir=str(run_dir), log_every_n_steps=min(10, int(max_steps)))
+
+
 def resume_path(run_dir: str | Path, resume: bool) -> Path | None:
     """``run_dir/last.ckpt`` when ``resume`` and it exists, else None."""
     p = Path(run_dir) / LAST
     return p if resume and p.is_file() else None
 
 
-def fit(trainer: L.Trainer, module: L.LightningModule, loader, run_dir: str | Path, resume: bool) -> None:
-    """``trainer.fit`` (resuming from ``last.ckpt`` when asked and present), then save ``last.ckpt`` so
-    a run stopped by ``max_time`` or ``max_steps`` continues exactly from where it ended."""
+def fit(trainer: L.Trainer, module: L.LightningModule, loader, run_dir: str | Path, resume: bool,
+        val_loader=None) -> None:
+    """``trainer.fit`` (resuming from ``run_dir/last.ckpt`` when asked and present; pass the checkpoint
+    folder as ``run_dir`` when it is another one), then save ``last.ckpt`` so a run stopped by
+    ``max_time`` or ``max_steps`` continues exactly from where it ended."""
     ckpt = resume_path(run_dir, resume)
-    trainer.fit(module, loader, ckpt_path=str(ckpt) if ckpt else None)
+    trainer.fit(module, loader, val_loader, ckpt_path=str(ckpt) if ckpt else None)
     trainer.save_checkpoint(str(Path(run_dir) / LAST))
+
+
+def session_throughput(start: tuple[float, int] | None, step: int) -> tuple[int, float]:
+    """(optimiser steps, seconds) since ``start`` = (``time.perf_counter()``, global step) was taken
+    in ``on_train_start``; a module that never started counts (0, ~0)."""
+    t0, step0 = start if start is not None else (time.perf_counter(), int(step))
+    return int(step) - step0, max(time.perf_counter() - t0, 1e-9)

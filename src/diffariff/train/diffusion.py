@@ -34,7 +34,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from ..checkpoint import config_from_dict, config_to_dict
+from ..checkpoint import config_to_dict, load_config_file
 from ..data.latents import LatentCacheDataset
 from ..diffusion.consistency import ConsistencyConfig, consistency_loss
 from ..diffusion.edm import edm_loss, measure_sigma_data
@@ -206,16 +206,7 @@ def measure_normalisation(dataset: LatentCacheDataset, how: str) -> tuple[tuple[
 
 def load_run_config(path: str | Path | None) -> DiffusionRunConfig:
     """A ``{"model": {...}, "train": {...}}`` JSON file (or the defaults when None)."""
-    if path is None:
-        return DiffusionRunConfig()
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file not found: {p}")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    return config_from_dict(DiffusionRunConfig, data)
+    return DiffusionRunConfig() if path is None else load_config_file(DiffusionRunConfig, path)
 
 
 # ----------------------------------------------------------------------------------------------- CLI
