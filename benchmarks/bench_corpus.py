@@ -10,11 +10,9 @@ second, with the machine (CPU model, cores) and the date.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,16 +20,8 @@ from pathlib import Path
 from diffariff.data.synth.corpus import build_corpus
 from diffariff.data.synth.stats import corpus_stats, format_stats
 
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (platform.processor() as a fallback)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import machine_line, write_section  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--soundfont", default=None)
     ap.add_argument("--keep", default=None, help="render into this folder and keep it")
     ap.add_argument("--variety", action="store_true", help="also print the corpus variety statistics")
+    ap.add_argument("--no-write", action="store_true", help="print only; do not rewrite BENCHMARKS.md")
     args = ap.parse_args(argv)
     out = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-corpus-"))
     try:
@@ -58,11 +49,19 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(out, ignore_errors=True)
     song_s = args.songs * args.seconds
     stem_s = stems * args.seconds
-    print(f"rendered {args.songs} songs x {args.seconds:g} s ({stems} stems) in {wall:.1f} s wall")
-    print("| date | machine | songs x s | jobs | song s / wall s | stem s / wall s |")
-    print("|---|---|---|---|---|---|")
-    print(f"| {dt.date.today().isoformat()} | {cpu_model()}, {os.cpu_count()} cores | {args.songs} x "
-          f"{args.seconds:g} | {args.jobs} | {song_s / wall:.2f} | {stem_s / wall:.2f} |")
+    summary = f"rendered {args.songs} songs x {args.seconds:g} s ({stems} stems) in {wall:.1f} s wall"
+    table = (
+        "| songs x seconds | jobs | stems | wall s | song s / wall s | stem s / wall s |\n"
+        "|---|---|---|---|---|---|\n"
+        f"| {args.songs} x {args.seconds:g} | {args.jobs} | {stems} | {wall:.1f} | {song_s / wall:.2f} "
+        f"| {stem_s / wall:.2f} |"
+    )
+    print(summary)
+    print(table)
+    if not args.no_write:
+        cmd = " ".join(["python benchmarks/bench_corpus.py", *(argv if argv is not None else sys.argv[1:])])
+        write_section("Corpus rendering", f"Measured on: {machine_line()}.\nCommand: `{cmd}`. "
+                      "Each stem is one FluidSynth process (the soundfont is loaded per stem).\n\n" + table)
     return 0
 
 

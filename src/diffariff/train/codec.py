@@ -288,7 +288,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="codec config JSON (configs/codec_small.json, configs/codec_paper.json)")
     parser.add_argument("--stage", type=int, choices=(1, 2), default=1, help="1: encoder + deterministic decoder; "
                         "2: consistency decoder on frozen latents")
-    parser.add_argument("--init", help="stage 2: the stage-1 export (.safetensors) to start from")
+    parser.add_argument("--init", help="an exported codec (.safetensors) to start from: required for stage 2 "
+                        "(the stage-1 export); in stage 1 it continues training committed weights")
     parser.add_argument("--max-minutes", type=float, help="stop after this many minutes")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
     parser.add_argument("--total-steps", type=int, help="length of the LR schedule / CT curriculum "
@@ -305,14 +306,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _codec_config(args: argparse.Namespace, run_dir: Path) -> tuple[CodecConfig, dict | None]:
-    """The run's codec config and, for stage 2, the stage-1 weights to start from."""
+    """The run's codec config and the weights to start from: for stage 2 the stage-1 export; for
+    stage 1 an optional earlier export (e.g. the committed default codec on a fresh machine, where the
+    full training state of ``runs/`` is gone)."""
     saved = run_dir / "codec_config.json"
     if args.resume and saved.is_file():
         return load_config_file(CodecConfig, saved), None
     init = None
-    if args.stage == 2:
-        if not args.init:
-            raise InputError("--stage 2 needs --init STAGE1_EXPORT.safetensors")
+    if args.stage == 2 and not args.init:
+        raise InputError("--stage 2 needs --init STAGE1_EXPORT.safetensors")
+    if args.init:
         ck = load_checkpoint(args.init, kind="codec")
         cfg = config_from_dict(CodecConfig, ck.config)
         init = ck.tensors
@@ -342,7 +345,7 @@ def run(args: argparse.Namespace) -> int:
     probe = [torch.stack([t for _, t in zip(range(tcfg.batch_size), iter(CropStream(
         train, crop, args.seed + 1, tcfg.silence_dbfs, 0.0)))])]
 
-    if init is not None:  # stage 2: start from the stage-1 weights; sigma_data from the measured residual
+    if init is not None and args.stage == 2:  # sigma_data of stage 2 from the measured residual
         tmp = Codec(cfg)
         tmp.load_state_dict(init, strict=False)
         with torch.no_grad():
