@@ -1,8 +1,8 @@
 """``diffariff demo``: the README's first command.
 
-With a default model bundle installed it generates an accompaniment for the shipped example context;
-until the models exist it renders an example multitrack song with the corpus generator and prints
-where its stems are.
+When the default model bundle is installed (``diffariff/assets/default/manifest.json``) it generates an
+accompaniment stem for the shipped example context and writes the stem and the mix. Until then it
+renders an example multitrack song with the corpus generator and prints where its stems are.
 """
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..bundle import DEFAULT_BUNDLE, MANIFEST
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("demo", help="run the README demo (example song -> stems)")
+    parser = subparsers.add_parser("demo", help="run the README demo (accompaniment, or example stems)")
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
     parser.add_argument("--seed", type=int, default=7, help="random seed (default: 7)")
     parser.add_argument("--seconds", type=float, default=10.0, help="example length in seconds (default: 10)")
@@ -20,12 +22,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if (DEFAULT_BUNDLE / MANIFEST).is_file():
+        return _accompany(args)
+    return _render_example(args)
+
+
+def _render_example(args: argparse.Namespace) -> int:
     from ..data.synth.corpus import render_example
 
     folder = render_example(args.out, seconds=args.seconds, seed=args.seed)
     stems = sorted(p for p in Path(folder).glob("*.flac"))
-    print(f"Rendered an example multitrack song ({args.seconds:.0f} s, 48 kHz stereo) in {folder}:")
+    print("No default model bundle is installed yet, so the demo renders an example multitrack song")
+    print(f"({args.seconds:.0f} s, 48 kHz stereo) with the corpus generator in {folder}:")
     for p in stems:
         print(f"  {p}")
     print(f"  {Path(folder) / 'metadata.json'} (key, tempo, instruments and tags)")
+    return 0
+
+
+def _accompany(args: argparse.Namespace) -> int:
+    from ..audio import load_audio, save_audio
+    from ..bundle import open_bundle
+    from ..pipeline import Accompanist
+
+    bundle = open_bundle("default")
+    if bundle.example and bundle.example.get("context"):
+        context_path = bundle.root / bundle.example["context"]
+        text = bundle.example.get("text", "electric bass")
+    else:
+        from ..data.synth.corpus import render_example
+
+        folder = Path(render_example(args.out / "example", seconds=args.seconds, seed=args.seed))
+        context_path, text = folder / "mixture.flac", "electric bass"
+    context, sr = load_audio(context_path, sample_rate=48_000)
+    acc = Accompanist.from_pretrained("default")
+    stem = acc.generate(context, sample_rate=sr, text=text, seed=args.seed)[0]
+    stem_path = save_audio(args.out / "stem.wav", stem, 48_000)
+    mix_path = save_audio(args.out / "mix.wav", acc.mix(context, stem), 48_000)
+    print(f"Generated a '{text}' stem for {context_path}:")
+    print(f"  stem: {stem_path}")
+    print(f"  mix:  {mix_path}")
     return 0
