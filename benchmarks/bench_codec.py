@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine_line, peak_rss_mb, write_section  # noqa: E402
 
-DEFAULT_CODEC = Path(__file__).resolve().parent.parent / "src/diffariff/assets/default/codec.safetensors"
+DEFAULT_CODEC = Path("src/diffariff/assets/default/codec.safetensors")
 
 
 def _music(seconds: float) -> np.ndarray:
