@@ -79,7 +79,7 @@ def test_edm_training_reduces_the_loss_and_resume_continues(edm_run, cache):
 def test_export_round_trip_and_sampling(edm_run, cache):
     out, _ = edm_run
     model = LatentDiffusion.load(out / "diffusion_ema.safetensors")
-    ck = torch.load(out / "last.ckpt", weights_only=False)
+    ck = torch.load(out / "last.ckpt", weights_only=True)
     ema = {k.removeprefix("ema.module."): v for k, v in ck["state_dict"].items() if k.startswith("ema.module.")}
     for k, v in model.state_dict().items():
         assert torch.allclose(v, ema[k].float(), atol=1e-2, rtol=1e-2), k
