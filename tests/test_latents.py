@@ -134,3 +134,18 @@ def test_build_command_resumes_and_reports_bad_input(built, capsys):
     missing = list(args)
     missing[missing.index("--codec") + 1] = str(Path(built["cache"]) / "nope.safetensors")
     assert cli_main(missing) == 2
+
+
+def test_two_workers_fill_one_cache_identical_to_a_single_build(built, tmp_path):
+    recipe = CacheRecipe(**RECIPE)
+    shared = tmp_path / "shared"
+    first = build_latent_cache(built["encoders"], built["songs"], shared, recipe, progress=False, worker=(1, 2))
+    assert first is None and not (shared / "manifest.json").exists()
+    assert shard_path(shared, 1).is_file() and not shard_path(shared, 0).exists()
+    manifest = build_latent_cache(built["encoders"], built["songs"], shared, recipe, progress=False, worker=(0, 2))
+    assert manifest is not None and manifest["stats"] == built["manifest"]["stats"]
+    whole, split = LatentCacheDataset(built["cache"]).tensors, LatentCacheDataset(shared).tensors
+    for name in whole:
+        assert torch.allclose(whole[name].float(), split[name].float(), atol=1e-3), name
+    with pytest.raises(InputError, match="worker"):
+        build_latent_cache(built["encoders"], built["songs"], shared, recipe, progress=False, worker=(2, 2))

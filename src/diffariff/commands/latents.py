@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--seed", type=int, default=0, help="pair seed (default 0)")
     b.add_argument("--shard-size", type=int, default=256, help="pairs per shard file (default 256)")
     b.add_argument("--batch-size", type=int, default=8, help="pairs encoded per forward pass (default 8)")
+    b.add_argument("--worker", default="0/1", metavar="I/N",
+                   help="build only shards k with k %% N == I, to share one cache between N processes "
+                        "(default 0/1)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=run_build)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
@@ -42,17 +45,26 @@ def run_build(args: argparse.Namespace) -> int:
     from ..data.latents import CacheRecipe, Encoders, build_latent_cache
     from ..data.sources import open_dataset
     from ..diffusion.model import model_identity
+    from ..errors import InputError
 
     recipe = CacheRecipe(pairs=args.pairs, seed=args.seed, shard_size=args.shard_size,
                          window_seconds=args.window_seconds, reference_seconds=args.reference_seconds,
                          context_probability=args.context_probability,
                          split=None if args.split == "all" else args.split, layout=args.layout)
+    try:
+        wid, nworkers = (int(x) for x in args.worker.split("/"))
+    except ValueError:
+        raise InputError(f"--worker must look like 0/2, got {args.worker!r}") from None
     songs = open_dataset(args.data, layout=args.layout, split=recipe.split)
     codec = Codec.load(args.codec)
     clap = BuiltinClap.load(args.clap)
     encoders = Encoders(codec, clap, model_identity(args.codec), model_identity(args.clap))
     manifest = build_latent_cache(encoders, songs, args.out, recipe, batch_size=args.batch_size,
-                                  data_root=str(args.data), progress=not args.quiet and sys.stderr.isatty())
+                                  data_root=str(args.data), progress=not args.quiet and sys.stderr.isatty(),
+                                  worker=(wid, nworkers))
+    if manifest is None:
+        print(f"worker {wid}/{nworkers} done; the manifest is written when every worker has finished")
+        return 0
     print(f"latent cache {args.out}: {manifest['pairs']} pairs in {manifest['shards']} shards, "
           f"{manifest['frames']} latent frames each; target latent std {manifest['stats']['std']:.4f}")
     return 0

@@ -152,13 +152,22 @@ def build_latent_cache(
     data_root: str = "",
     progress: bool = True,
     on_shard: Callable[[int], None] | None = None,
-) -> dict:
+    worker: tuple[int, int] = (0, 1),
+) -> dict | None:
     """Encode ``recipe.pairs`` pairs of ``songs`` into shards under ``out``; skip complete shards.
 
     Returns the manifest dict (also written to ``out/manifest.json``). Raises InputError when ``out``
     holds a cache built with another recipe, codec or CLAP. ``on_shard(k)`` is called after each
     shard written (used by tests).
+
+    ``worker=(i, n)`` builds only the shards ``k`` with ``k % n == i``, so ``n`` processes (e.g. one
+    per core, each with one thread) can fill one cache together; the manifest is written by whichever
+    worker finds every shard complete at its end. Returns None when shards of other workers are still
+    missing.
     """
+    wid, nworkers = worker
+    if nworkers < 1 or not 0 <= wid < nworkers:
+        raise InputError(f"--worker must be I/N with 0 <= I < N, got {wid}/{nworkers}")
     if batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {batch_size}")
     root = Path(out)
@@ -174,7 +183,8 @@ def build_latent_cache(
         if bad:
             raise InputError(f"{root} holds a cache built with a different {', '.join(bad)}; use a new --out")
     sampler = PairSampler(songs, recipe.pair_config(encoders.channels), recipe.seed)
-    todo = [k for k in range(recipe.num_shards) if not shard_is_complete(root, k, recipe.shard_rows(k))]
+    todo = [k for k in range(recipe.num_shards)
+            if k % nworkers == wid and not shard_is_complete(root, k, recipe.shard_rows(k))]
     total = sum(len(recipe.shard_rows(k)) for k in todo)
     bar = tqdm(total=total, desc="encoding pairs", unit="pair", disable=not progress)
     try:
@@ -193,6 +203,8 @@ def build_latent_cache(
                 on_shard(k)
     finally:
         bar.close()
+    if not all(shard_is_complete(root, k, recipe.shard_rows(k)) for k in range(recipe.num_shards)):
+        return None
     manifest = {"format": CACHE_FORMAT, "version": CACHE_VERSION, **ident, "data": data_root,
                 "songs": len(sampler.songs), "skipped_songs": sampler.skipped_songs,
                 "pairs": recipe.pairs, "shards": recipe.num_shards,
