@@ -90,7 +90,7 @@ def resolve_bundle_dir(path_or_name: str | os.PathLike) -> Path:
         if not (root / MANIFEST).is_file():
             raise CheckpointError(
                 f"the default model bundle is not installed ({root} has no {MANIFEST}); train the models "
-                "and assemble one with diffariff.bundle.save_bundle (see README), or pass --bundle PATH"
+                "and assemble one with `diffariff bundle create` (see README), or pass --bundle PATH"
             )
         return root
     root = Path(path_or_name).expanduser()

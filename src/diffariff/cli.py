@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "diffariff.commands.latents",
     "diffariff.eval.cli",
     "diffariff.commands.generate",
+    "diffariff.commands.bundle",
 )
 
 
