@@ -202,3 +202,28 @@ def test_cli_errors_exit_2_with_one_line(case, eval_corpus, clap_file, tmp_path,
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("diffariff: error:") and expect in err[0]
+
+
+def test_bundle_generators_serve_every_setting_with_a_real_tiny_bundle(items, tmp_path):
+    from diffariff.bundle import make_tiny_bundle
+    from diffariff.eval.protocol import SETTINGS, bundle_generators
+
+    root = make_tiny_bundle(tmp_path / "b", modes=("consistency",), bridge=True).root
+    gens = bundle_generators(root)
+    assert set(gens) == {s.name for s in SETTINGS}  # a bridge -> the bridge settings too
+    item = items[0]
+    outs = {name: gen(item, name, 5) for name, gen in gens.items()}
+    for name, out in outs.items():
+        assert out.shape == item["target"].shape and np.isfinite(out).all(), name
+        assert np.abs(out).max() > 0, name
+    # the conditions differ: text through the bridge vs raw text vs an unconditional bridge sample
+    assert not np.allclose(outs["clap_t+ctx"], outs["clap_t_bridge+ctx"])
+    assert not np.allclose(outs["clap_a_bridge+ctx"], outs["ctx"])
+    again = gens["clap_a+ctx"](item, "clap_a+ctx", 5)
+    np.testing.assert_array_equal(again, outs["clap_a+ctx"])
+    no_bridge = make_tiny_bundle(tmp_path / "nb", modes=("consistency",)).root
+    assert all(not n.endswith("bridge") and "bridge+" not in n for n in bundle_generators(no_bridge))
+    with pytest.raises(InputError, match="bridge"):
+        bundle_generators(no_bridge, ["clap_t_bridge"])
+    with pytest.raises(InputError, match="unknown"):
+        bundle_generators(no_bridge, ["nope"])

@@ -31,6 +31,9 @@ def register(subparsers) -> None:
     g.add_argument("--candidates", help="folder of <index>.wav or <setting>/<index>.wav candidate stems")
     g.add_argument("--bundle", help="model bundle: generate candidates for each conditioning setting")
     g.add_argument("--settings", nargs="+", help="with --bundle: only these settings (default: all)")
+    g.add_argument("--sampler", help="with --bundle: heun | dpmpp_2m | euler (EDM) or consistency (default: the "
+                                     "bundle's preferred model)")
+    g.add_argument("--steps", type=int, help="with --bundle: sampling steps (default 30 EDM / 5 consistency)")
     g.add_argument("--reference-n", type=int, help="pairs in the real reference draw (default: --n)")
     g.add_argument("--batches", type=int, default=5, help="batches for the mean and CI (default 5)")
     g.add_argument("--bounds", nargs="*", default=["random", "noise", "silence"],
@@ -114,7 +117,8 @@ def run_generation(args) -> int:
     out = Path(args.out)
     cache = EmbeddingCache(Path(args.cache) if args.cache else out / "cache", clap_hash)
     embedder = CachedEmbedder(clap, cache)
-    generators = bundle_generators(args.bundle, args.settings) if args.bundle else None
+    generators = (bundle_generators(args.bundle, args.settings, sampler=args.sampler, steps=args.steps)
+                  if args.bundle else None)
     evaluation = evaluate_generation(embedder, args.data, config, candidates_dir=args.candidates,
                                      generators=generators, bounds=args.bounds, progress=_progress(args))
     write_generation_report(evaluation, out, arguments=_arguments(args), clap_path=clap_path, clap_hash=clap_hash,

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 from ..audio import gain_db, load_audio, loudness, to_channels
 from ..data.pairs import PairConfig, evaluation_pairs
 from ..data.sources import open_dataset
-from ..errors import ConfigError, InputError, MissingDependencyError
+from ..errors import ConfigError, InputError
 from .apa import apa_from_embeddings, derangement, mismatched_stems
 from .cache import CachedEmbedder
 from .metrics import (
@@ -305,31 +305,42 @@ def setting_inputs(item: Mapping, setting: Setting) -> dict:
     }
 
 
-def bundle_generators(bundle, names: Sequence[str] | None = None) -> dict[str, Generator]:
-    """Generators for Table 1's settings from a model bundle (the one hook to complete when
-    :mod:`diffariff.pipeline` lands): ``Accompanist.from_pretrained(bundle).generate(context=...,
-    text=..., reference=..., bridge=..., seed=...)`` with the inputs of :func:`setting_inputs`."""
-    try:
-        from ..pipeline import Accompanist  # noqa: PLC0415  (optional until the pipeline exists)
-    except ImportError:
-        raise MissingDependencyError(
-            "--bundle needs diffariff.pipeline.Accompanist, which this build does not have yet; "
-            "generate stems elsewhere and pass --candidates"
-        ) from None
+def bundle_generators(bundle, names: Sequence[str] | None = None, *, sampler: str | None = None,
+                      steps: int | None = None) -> dict[str, Generator]:
+    """Generators for Table 1's settings from a model bundle: each runs
+    ``Accompanist.generate`` with the inputs of :func:`setting_inputs` and returns one stem ``[2, N]``.
+
+    No context -> the pair's length of silence is the context (the model's unconditional-context
+    branch); ``"text"`` uses the raw text embedding (bridge off), ``"bridge-text"`` maps it through the
+    bundle's bridge, ``"bridge-uncond"`` conditions on an embedding sampled by the unconditional
+    bridge (seeded by the pair). ``names`` None: every setting the bundle supports (bridge settings
+    only with a bridge). ``sampler`` / ``steps``: as in ``Accompanist.generate`` (default: the
+    bundle's preferred model, Heun 30 steps for EDM)."""
+    from ..pipeline import Accompanist  # noqa: PLC0415  (heavy; only needed with --bundle)
+
     model = Accompanist.from_pretrained(bundle)
-    chosen = [SETTINGS_BY_NAME[n] if n in SETTINGS_BY_NAME else None for n in (names or list(SETTINGS_BY_NAME))]
-    if any(s is None for s in chosen):
-        raise InputError(f"unknown setting in {list(names or [])} (known: {', '.join(SETTINGS_BY_NAME)})")
+    if names is None:
+        names = [s.name for s in SETTINGS if model.bridge is not None or not s.clap.startswith("bridge")]
+    unknown = [n for n in names if n not in SETTINGS_BY_NAME]
+    if unknown:
+        raise InputError(f"unknown setting(s) {', '.join(unknown)} (known: {', '.join(SETTINGS_BY_NAME)})")
+    chosen = [SETTINGS_BY_NAME[n] for n in names]
+    if model.bridge is None and any(s.clap.startswith("bridge") for s in chosen):
+        raise InputError("the bridge settings need a bundle with a CLAP bridge")
 
     def make(setting: Setting) -> Generator:
         def generate(item: dict, name: str, seed: int):
-            return model.generate(**setting_inputs(item, setting), seed=seed)
+            inputs = setting_inputs(item, setting)
+            kw = {"context": inputs["context"], "text": inputs["text"], "reference": inputs["reference"],
+                  "use_bridge": inputs["bridge"] == "text", "seed": seed, "sampler": sampler, "steps": steps}
+            if inputs["context"] is None:
+                kw["seconds"] = item["target"].shape[-1] / SAMPLE_RATE
+            if inputs["bridge"] == "uncond":
+                kw["reference"] = model.bridge.sample(None, seed=seed)
+            return model.generate(**kw)[0]
         return generate
 
     return {s.name: make(s) for s in chosen}
-
-
-# ------------------------------------------------------------------------------------ bounds
 
 
 def noise_stems(items: Sequence[Mapping], seed: int) -> list[np.ndarray]:
