@@ -48,6 +48,25 @@ def register(subparsers) -> None:
     p.add_argument("--audio", action="store_true", help="also write context/<i>.wav and reference/<i>.wav")
     p.set_defaults(func=run_pairs)
 
+    k = sub.add_parser("controls", help="style grounding, length generalisation and window seams of a bundle")
+    k.add_argument("--bundle", required=True, help="model bundle folder or 'default'")
+    k.add_argument("--clap", required=True, help="CLAP checkpoint (.safetensors) used as the embedding")
+    k.add_argument("--data", required=True, help="multitrack dataset folder")
+    k.add_argument("--split", default="test", help="held-out split ('all': every song; default test)")
+    k.add_argument("--n", type=int, default=12, help="pairs for style grounding (default 12)")
+    k.add_argument("--long-n", type=int, default=4, help="long contexts for length generalisation (default 4)")
+    k.add_argument("--long-seconds", type=float, default=30.0, help="long context length (default 30 s)")
+    k.add_argument("--window-seconds", type=float, default=10.0, help="style-grounding pair length (default 10 s)")
+    k.add_argument("--reference-seconds", type=float, default=5.0, help="style reference clip (default 5 s)")
+    k.add_argument("--segment-seconds", type=float, default=5.0, help="segment length (default 5 s)")
+    k.add_argument("--strengths", type=float, nargs="+", default=[0.5, 1.0], help="style strengths (default 0.5 1)")
+    k.add_argument("--sampler", help="heun | dpmpp_2m | euler (EDM) or consistency (default: the bundle's)")
+    k.add_argument("--steps", type=int, help="sampling steps (default 30 EDM / 5 consistency)")
+    k.add_argument("--seed", type=int, default=0)
+    k.add_argument("--out", required=True, help="report folder (results.json, table.md)")
+    k.add_argument("--no-progress", action="store_true", help="never show progress bars")
+    k.set_defaults(func=run_controls)
+
     c = sub.add_parser("codec", help="codec reconstruction vs Opus and silence on held-out audio")
     c.add_argument("--codec", required=True, help="codec checkpoint (.safetensors)")
     c.add_argument("--data", required=True, help="multitrack dataset folder")
@@ -142,6 +161,33 @@ def run_pairs(args) -> int:
             save_audio(out / "reference" / f"{it['index']}.wav", it["reference"], SAMPLE_RATE)
     write_json_atomic(out / "pairs.json", pair_manifest(items, config, args.data))
     print(f"{len(items)} pairs written to {out / 'pairs.json'}", file=sys.stderr)
+    return 0
+
+
+def run_controls(args) -> int:
+    from ..clap.builtin import BuiltinClap  # noqa: PLC0415
+    from ..fsutil import write_json_atomic, write_text_atomic  # noqa: PLC0415
+    from .controls import ControlsConfig, controls_table, evaluate_controls  # noqa: PLC0415
+    from .report import command_line, versions  # noqa: PLC0415
+
+    config = ControlsConfig(n=args.n, long_n=args.long_n, seed=args.seed, split=args.split,
+                            window_seconds=args.window_seconds, long_seconds=args.long_seconds,
+                            segment_seconds=args.segment_seconds,
+                            reference_seconds=args.reference_seconds, strengths=tuple(args.strengths),
+                            sampler=args.sampler, steps=args.steps)
+    if not Path(args.data).is_dir():
+        raise InputError(f"--data {args.data}: no such folder")
+    if not Path(args.clap).is_file():
+        raise InputError(f"--clap {args.clap}: no such file")
+    results = evaluate_controls(args.bundle, BuiltinClap.load(args.clap), args.data, config, progress=_progress(args))
+    results = {"format": "diffariff-eval-controls", "version": 1, "command": command_line(), "versions": versions(),
+               "arguments": _arguments(args), **results}
+    out = Path(args.out)
+    write_json_atomic(out / "results.json", results)
+    table = controls_table(results)
+    write_text_atomic(out / "table.md", table)
+    print(table)
+    print(f"report written to {out}", file=sys.stderr)
     return 0
 
 

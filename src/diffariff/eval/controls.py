@@ -1,0 +1,218 @@
+"""Measurements of the Accompanist's controls on held-out pairs: style grounding, length
+generalisation and window seams (``diffariff eval controls``).
+
+* **Style grounding** (bass-accompaniment paper): for ``n`` held-out pairs, a stem is generated from
+  the context and the target's tag prompt (raw text, no bridge) without grounding and with the pair's
+  reference clip (another segment of the real target stem) as ``style_reference`` at each strength.
+  Score: CLAP cosine between the generated stem and the reference clip (does the timbre move toward
+  the reference?), and to the real target window.
+* **Length generalisation**: for ``m`` long held-out contexts (``long_seconds``, several times the
+  model's training window), the stem is generated ``direct`` (the whole length in one pass of the
+  network) and ``windowed`` (overlapping inpainted windows). Each is cut into ``segment_seconds``
+  segments; per segment: CLAP cosine to the real target's segment and the level (dBFS RMS). A model
+  that does not generalise in length degrades in the segments beyond its training window.
+* **Seams** of the windowed stems at the window borders (:func:`~diffariff.pipeline.measure_seams`),
+  with the real target stem measured at the same times as the baseline of ordinary musical change.
+
+All audio is 48 kHz stereo float32 ``[2, N]``; embeddings are L2-normalised ``[D]``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..data.pairs import PairConfig, evaluation_pairs
+from ..errors import InputError
+from .metrics import mean_and_ci
+from .protocol import load_songs, target_prompt
+
+SAMPLE_RATE = 48_000
+
+
+@dataclass
+class ControlsConfig:
+    """Settings of :func:`evaluate_controls` (seconds unless stated)."""
+
+    n: int = 12
+    long_n: int = 4
+    seed: int = 0
+    split: str | None = "test"
+    window_seconds: float = 10.0
+    long_seconds: float = 30.0
+    segment_seconds: float = 5.0
+    reference_seconds: float = 5.0
+    strengths: tuple[float, ...] = (0.5, 1.0)
+    sampler: str | None = None
+    steps: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.n < 2 or self.long_n < 1:
+            raise InputError(f"need --n >= 2 and --long-n >= 1, got {self.n}, {self.long_n}")
+        if not 0 < self.segment_seconds <= self.long_seconds / 2:
+            raise InputError("--segment-seconds must be positive and at most half of --long-seconds")
+        if any(not 0.0 < s <= 1.0 for s in self.strengths):
+            raise InputError(f"style strengths must be in (0, 1], got {list(self.strengths)}")
+
+
+def held_out_pairs(songs, window_seconds: float, reference_seconds: float, n: int, seed: int) -> list[dict]:
+    """``n`` held-out pairs (:func:`~diffariff.data.pairs.evaluation_pairs`, full context) as numpy
+    ``[2, N]`` float32 context / target / reference (``reference_seconds`` long) with a tag ``prompt``."""
+    cfg = PairConfig(window_seconds=window_seconds, sample_rate=SAMPLE_RATE, channels=2,
+                     reference_seconds=reference_seconds)
+    items = evaluation_pairs(songs, cfg, int(n), int(seed))
+    for it in items:
+        for key in ("context", "target", "reference"):
+            it[key] = np.ascontiguousarray(it[key].numpy(), dtype=np.float32)
+        it["prompt"] = target_prompt(it)
+    return items
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+
+
+def _embed(clap, clips: Sequence[np.ndarray]) -> np.ndarray:
+    return clap.embed_audio(np.stack(clips), sample_rate=SAMPLE_RATE).numpy()
+
+
+def _ci(values: Sequence[float]) -> dict:
+    ci = mean_and_ci(values)
+    return {"mean": ci.mean, "ci95": ci.half_width, "n": ci.n}
+
+
+def _level_db(x: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(np.square(x, dtype=np.float64)) + 1e-10))
+
+
+def style_grounding(acc, clap, items: Sequence[dict], config: ControlsConfig, progress=None) -> dict:
+    """Cosines of generated stems to the pair's reference clip and real target, without grounding
+    (``"none"``) and per strength: ``{"none": {...}, "0.5": {...}, ...}``, each with the mean and 95 %
+    CI of ``cos_reference`` and ``cos_target`` over the pairs, plus the paired gain over "none"."""
+    ref_emb = _embed(clap, [it["reference"] for it in items])
+    tgt_emb = _embed(clap, [it["target"] for it in items])
+    rows: dict[str, dict[str, list[float]]] = {}
+    labels = ["none"] + [f"{s:g}" for s in config.strengths]
+    bar = tqdm(total=len(items) * len(labels), desc="style grounding", unit="stem", disable=progress is False)
+    for i, it in enumerate(items):
+        for label, strength in zip(labels, (None, *config.strengths), strict=True):
+            stem = acc.generate(it["context"], text=it["prompt"], use_bridge=False, seed=config.seed + i,
+                                sampler=config.sampler, steps=config.steps,
+                                style_reference=None if strength is None else it["reference"],
+                                style_strength=strength or 0.5)[0]
+            e = _embed(clap, [stem])[0]
+            row = rows.setdefault(label, {"cos_reference": [], "cos_target": []})
+            row["cos_reference"].append(_cos(e, ref_emb[i]))
+            row["cos_target"].append(_cos(e, tgt_emb[i]))
+            bar.update(1)
+    bar.close()
+    out = {label: {k: _ci(v) for k, v in row.items()} for label, row in rows.items()}
+    base = np.asarray(rows["none"]["cos_reference"])
+    for label in labels[1:]:
+        out[label]["gain_cos_reference"] = _ci(np.asarray(rows[label]["cos_reference"]) - base)
+    out["real_target_cos_reference"] = _ci([_cos(t, r) for t, r in zip(tgt_emb, ref_emb, strict=True)])
+    return out
+
+
+def length_generalisation(acc, clap, items: Sequence[dict], config: ControlsConfig, progress=None) -> dict:
+    """Per-segment CLAP cosine to the real target and level (dBFS), for ``direct`` and ``windowed``
+    generation of the long pairs, seams of the windowed stems (and of the real stems at the same times),
+    and the wall time of each generation."""
+    seg = int(round(config.segment_seconds * SAMPLE_RATE))
+    train_seconds = acc.train_frames * acc.samples_per_frame / SAMPLE_RATE
+    out: dict = {"train_window_seconds": train_seconds, "segment_seconds": config.segment_seconds, "modes": {}}
+    seams, real_seams = [], []
+    bar = tqdm(total=len(items) * 2, desc="length generalisation", unit="stem", disable=progress is False)
+    for mode in ("direct", "windowed"):
+        cos_by_seg: list[list[float]] = []
+        level_by_seg: list[list[float]] = []
+        seconds = []
+        for i, it in enumerate(items):
+            t0 = time.perf_counter()
+            stem = acc.generate(it["context"], reference=it["reference"], seed=config.seed + i, long_mode=mode,
+                                sampler=config.sampler, steps=config.steps)[0]
+            seconds.append(time.perf_counter() - t0)
+            k = stem.shape[1] // seg
+            gen = _embed(clap, [stem[:, j * seg:(j + 1) * seg] for j in range(k)])
+            real = _embed(clap, [it["target"][:, j * seg:(j + 1) * seg] for j in range(k)])
+            for j in range(k):
+                if len(cos_by_seg) <= j:
+                    cos_by_seg.append([])
+                    level_by_seg.append([])
+                cos_by_seg[j].append(_cos(gen[j], real[j]))
+                level_by_seg[j].append(_level_db(stem[:, j * seg:(j + 1) * seg]))
+            if mode == "windowed" and len(acc.last_windows) > 1:
+                from ..pipeline import measure_seams, seam_report_for  # noqa: PLC0415
+
+                seams.append(seam_report_for(acc, stem))
+                real_seams.append(measure_seams(it["target"], acc.window_boundaries()))
+            bar.update(1)
+        inside = [j for j in range(len(cos_by_seg)) if (j + 1) * config.segment_seconds <= train_seconds]
+        beyond = [j for j in range(len(cos_by_seg)) if j not in inside]
+        out["modes"][mode] = {
+            "cos_target_per_segment": [float(np.mean(c)) for c in cos_by_seg],
+            "level_db_per_segment": [float(np.mean(v)) for v in level_by_seg],
+            "cos_target_within_train_window": _ci([c for j in inside for c in cos_by_seg[j]]) if inside else None,
+            "cos_target_beyond_train_window": _ci([c for j in beyond for c in cos_by_seg[j]]) if beyond else None,
+            "seconds_per_generation": float(np.mean(seconds)),
+        }
+    bar.close()
+    if seams:
+        out["seams"] = {
+            "windows_per_stem": len(acc.last_windows),
+            "generated_flux_ratio": _ci([s.flux_ratio for s in seams]),
+            "generated_jump_ratio": _ci([s.jump_ratio for s in seams]),
+            "real_flux_ratio": _ci([s.flux_ratio for s in real_seams]),
+            "real_jump_ratio": _ci([s.jump_ratio for s in real_seams]),
+        }
+    return out
+
+
+def evaluate_controls(bundle, clap, data, config: ControlsConfig, progress=None) -> dict:
+    """Run both measurements with the bundle's Accompanist on held-out pairs of ``data``; ``clap`` is
+    the evaluation CLAP (a :class:`~diffariff.clap.builtin.BuiltinClap`)."""
+    from ..pipeline import Accompanist  # noqa: PLC0415
+
+    acc = Accompanist.from_pretrained(bundle)
+    songs = load_songs(data, config.split)
+    items = held_out_pairs(songs, config.window_seconds, config.reference_seconds, config.n, config.seed)
+    long_pairs = held_out_pairs(songs, config.long_seconds, config.reference_seconds, config.long_n, config.seed + 1)
+    return {"style_grounding": style_grounding(acc, clap, items, config, progress),
+            "length_generalisation": length_generalisation(acc, clap, long_pairs, config, progress)}
+
+
+def controls_table(results: dict) -> str:
+    """Markdown summary of :func:`evaluate_controls` results."""
+    def f(d: dict | None) -> str:
+        return "-" if d is None else f"{d['mean']:.3f} ± {d['ci95']:.3f}"
+
+    sg = results["style_grounding"]
+    lines = ["### Style grounding (CLAP cosine of the generated stem)", "",
+             "| grounding | to reference | to real target | gain to reference |", "|---|---|---|---|"]
+    for label, row in sg.items():
+        if isinstance(row, dict) and "cos_reference" in row:
+            lines.append(f"| {label} | {f(row['cos_reference'])} | {f(row['cos_target'])} | "
+                         f"{f(row.get('gain_cos_reference'))} |")
+    lines += ["", f"Real target to reference: {f(sg['real_target_cos_reference'])}", ""]
+    lg = results["length_generalisation"]
+    lines += [f"### Length generalisation (training window {lg['train_window_seconds']:.1f} s, "
+              f"segments of {lg['segment_seconds']:g} s)", "",
+              "| mode | cos to real, within window | beyond window | per segment | level dB per segment | s / stem |",
+              "|---|---|---|---|---|---|"]
+    for mode, row in lg["modes"].items():
+        per = " ".join(f"{c:.2f}" for c in row["cos_target_per_segment"])
+        lev = " ".join(f"{v:.0f}" for v in row["level_db_per_segment"])
+        lines.append(f"| {mode} | {f(row['cos_target_within_train_window'])} | "
+                     f"{f(row['cos_target_beyond_train_window'])} | {per} | {lev} | {row['seconds_per_generation']:.1f} |")
+    if "seams" in lg:
+        s = lg["seams"]
+        lines += ["", f"### Seams ({s['windows_per_stem']} windows per stem; ratio of the change at a border "
+                      "to the median frame change)", "", "| | spectral flux ratio | level jump ratio |",
+                  "|---|---|---|", f"| generated (windowed) | {f(s['generated_flux_ratio'])} | "
+                                   f"{f(s['generated_jump_ratio'])} |",
+                  f"| real stem, same times | {f(s['real_flux_ratio'])} | {f(s['real_jump_ratio'])} |"]
+    return "\n".join(lines) + "\n"
