@@ -102,3 +102,18 @@ def test_cli_errors_exit_2_with_one_line(case, eval_corpus, codec_file, tmp_path
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("diffariff: error:") and expect in err[0]
+
+
+def test_chunk_seams_are_measured_on_a_long_held_out_mixture(eval_corpus, codec_file, tmp_path, capsys):
+    out = tmp_path / "seams"
+    assert main(["eval", "codec", "--codec", str(codec_file), "--data", str(eval_corpus), "--split", "all",
+                 "--seconds", "1", "--n", "1", "--out", str(out), "--opus", "--mode", "deterministic",
+                 "--seam-seconds", "8", "--seam-chunk-seconds", "2", "--no-progress"]) == 0
+    seams = json.loads((out / "results.json").read_text())["seams"]
+    assert seams["n_borders"] >= 3 and seams["seconds"] == 8  # every ~2 s (whole latent frames)
+    # the crossfaded, context-padded chunks agree with whole processing away from borders and near them
+    assert 0 <= seams["elsewhere_error"] <= seams["border_error"] + 0.05 and seams["border_error"] < 0.5
+    assert "chunk seams" in capsys.readouterr().out
+    assert main(["eval", "codec", "--codec", str(codec_file), "--data", str(eval_corpus), "--split", "all",
+                 "--out", str(out), "--seam-seconds", "600"]) == 2
+    assert "no held-out song" in capsys.readouterr().err

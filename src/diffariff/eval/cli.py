@@ -78,6 +78,9 @@ def register(subparsers) -> None:
     c.add_argument("--opus", type=float, nargs="*", default=[12.0, 24.0], help="Opus bitrates in kbps")
     c.add_argument("--steps", type=int, nargs="+", default=[1, 2], help="consistency decoding steps")
     c.add_argument("--mode", nargs="+", default=["consistency", "deterministic"], help="decode modes")
+    c.add_argument("--seam-seconds", type=float, default=0.0,
+                   help="also measure chunk seams on this many seconds of a held-out mixture (default 0: off)")
+    c.add_argument("--seam-chunk-seconds", type=float, default=5.0, help="chunk length for --seam-seconds (default 5)")
     c.add_argument("--no-progress", action="store_true", help="never show progress bars")
     c.set_defaults(func=run_codec)
 
@@ -199,7 +202,8 @@ def run_codec(args) -> int:
     from .report import codec_table, command_line, versions  # noqa: PLC0415
 
     config = CodecEvalConfig(n=args.n, seconds=args.seconds, seed=args.seed, split=args.split,
-                             modes=tuple(args.mode), steps=tuple(args.steps), opus_kbps=tuple(args.opus))
+                             modes=tuple(args.mode), steps=tuple(args.steps), opus_kbps=tuple(args.opus),
+                             seam_seconds=args.seam_seconds, seam_chunk_seconds=args.seam_chunk_seconds)
     codec_path = Path(args.codec)
     if not codec_path.is_file():
         raise InputError(f"--codec {codec_path}: no such file")

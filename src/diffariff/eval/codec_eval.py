@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from ..audio import to_channels
 from ..data.pairs import PairConfig, evaluation_pairs
-from ..errors import ConfigError, MissingDependencyError
+from ..errors import ConfigError, InputError, MissingDependencyError
 from .metrics import mean_and_ci
 from .protocol import load_songs
 from .reconstruction import log_mel_distance, mr_stft_distance, opus_roundtrip, si_sdr
@@ -56,6 +56,8 @@ class CodecEvalConfig:
     steps: tuple[int, ...] = (1, 2)
     opus_kbps: tuple[float, ...] = (12.0, 24.0)
     decode_seed: int = 0
+    seam_seconds: float = 0.0
+    seam_chunk_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         if int(self.n) < 1:
@@ -69,6 +71,8 @@ class CodecEvalConfig:
         self.steps = tuple(int(s) for s in self.steps)
         if any(s < 1 for s in self.steps) or ("consistency" in self.modes and not self.steps):
             raise ConfigError(f"--steps must be integers >= 1, got {self.steps}")
+        if self.seam_seconds < 0 or (self.seam_seconds > 0 and not 0 < self.seam_chunk_seconds < self.seam_seconds):
+            raise ConfigError("--seam-seconds must be 0 (off) or longer than --seam-chunk-seconds (> 0)")
         self.opus_kbps = tuple(float(b) for b in self.opus_kbps)
         if any(not 1.0 <= b <= 512.0 for b in self.opus_kbps):
             raise ConfigError(f"--opus bitrates must be 1-512 kbps, got {self.opus_kbps}")
@@ -183,4 +187,28 @@ def run_codec_eval(load_codec: Callable[[], object], data_root, config: CodecEva
     songs = load_songs(data_root, config.split)
     clips = held_out_clips(songs, config)
     codec = load_codec()
-    return evaluate_codec(codec, clips, config, progress=progress, ffmpeg=ffmpeg)
+    results = evaluate_codec(codec, clips, config, progress=progress, ffmpeg=ffmpeg)
+    if config.seam_seconds > 0:
+        results["seams"] = chunk_seams(codec, songs, config)
+        s = results["seams"]
+        results.setdefault("notes", []).append(
+            f"chunk seams ({s['song']} mixture, {s['seconds']:g} s, chunks of {s['chunk_seconds']:g} s, "
+            f"{s['n_borders']} borders): whole vs chunked encode+decode differ by {s['border_error']:.4f} (RMS, "
+            f"relative) within one latent frame of a border and {s['elsewhere_error']:.4f} elsewhere; "
+            f"latents differ by {s['latent_error']:.4f}")
+    return results
+
+
+def chunk_seams(codec, songs, config: CodecEvalConfig) -> dict:
+    """:func:`~diffariff.codec.chunking.measure_chunk_seams` on the mixture of the first held-out song
+    long enough (``seam_seconds`` from its start), chunked every ``seam_chunk_seconds``."""
+    from ..codec.chunking import measure_chunk_seams  # noqa: PLC0415
+
+    song = next((s for s in songs if s.duration_seconds() >= config.seam_seconds), None)
+    if song is None:
+        raise InputError(f"--seam-seconds {config.seam_seconds:g}: no held-out song is that long")
+    mix = song.load_mix(list(song.stems), SAMPLE_RATE, 2, 0.0, config.seam_seconds)
+    rep = measure_chunk_seams(codec, torch.from_numpy(mix)[None], config.seam_chunk_seconds, seed=config.decode_seed)
+    return {"song": song.name, "seconds": config.seam_seconds, "chunk_seconds": config.seam_chunk_seconds,
+            "border_error": rep.border_error, "elsewhere_error": rep.elsewhere_error,
+            "latent_error": rep.latent_error, "n_borders": rep.n_borders}
