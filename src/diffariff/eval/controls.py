@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from ..data.pairs import PairConfig, evaluation_pairs
 from ..errors import InputError
+from .apa import accompaniment_prompt_adherence
 from .metrics import mean_and_ci
 from .protocol import load_songs, target_prompt
 
@@ -130,12 +131,13 @@ def length_generalisation(acc, clap, items: Sequence[dict], config: ControlsConf
     for mode in ("direct", "windowed"):
         cos_by_seg: list[list[float]] = []
         level_by_seg: list[list[float]] = []
-        seconds = []
+        seconds, stems = [], []
         for i, it in enumerate(items):
             t0 = time.perf_counter()
             stem = acc.generate(it["context"], reference=it["reference"], seed=config.seed + i, long_mode=mode,
                                 sampler=config.sampler, steps=config.steps)[0]
             seconds.append(time.perf_counter() - t0)
+            stems.append(stem)
             k = stem.shape[1] // seg
             gen = _embed(clap, [stem[:, j * seg:(j + 1) * seg] for j in range(k)])
             real = _embed(clap, [it["target"][:, j * seg:(j + 1) * seg] for j in range(k)])
@@ -160,6 +162,11 @@ def length_generalisation(acc, clap, items: Sequence[dict], config: ControlsConf
             "cos_target_beyond_train_window": _ci([c for j in beyond for c in cos_by_seg[j]]) if beyond else None,
             "seconds_per_generation": float(np.mean(seconds)),
         }
+        if len(items) >= 2:  # APA over every 5-s window of the long stems (pooled over positions)
+            res = accompaniment_prompt_adherence(clap, [it["context"] for it in items], [it["target"] for it in items],
+                                                 stems, SAMPLE_RATE, seed=config.seed, window_seconds=5.0)
+            out["modes"][mode]["apa"] = res.apa
+            out["modes"][mode]["apa_windows"] = res.n
     bar.close()
     if seams:
         out["seams"] = {
@@ -201,12 +208,14 @@ def controls_table(results: dict) -> str:
     lg = results["length_generalisation"]
     lines += [f"### Length generalisation (training window {lg['train_window_seconds']:.1f} s, "
               f"segments of {lg['segment_seconds']:g} s)", "",
-              "| mode | cos to real, within window | beyond window | per segment | level dB per segment | s / stem |",
-              "|---|---|---|---|---|---|"]
+              "| mode | APA (all 5-s windows) | cos to real, within window | beyond window | per segment "
+              "| level dB per segment | s / stem |",
+              "|---|---|---|---|---|---|---|"]
     for mode, row in lg["modes"].items():
         per = " ".join(f"{c:.2f}" for c in row["cos_target_per_segment"])
         lev = " ".join(f"{v:.0f}" for v in row["level_db_per_segment"])
-        lines.append(f"| {mode} | {f(row['cos_target_within_train_window'])} | "
+        apa = "-" if row.get("apa") is None else f"{row['apa']:.3f} ({row['apa_windows']} windows)"
+        lines.append(f"| {mode} | {apa} | {f(row['cos_target_within_train_window'])} | "
                      f"{f(row['cos_target_beyond_train_window'])} | {per} | {lev} | {row['seconds_per_generation']:.1f} |")
     if "seams" in lg:
         s = lg["seams"]
