@@ -8,9 +8,13 @@ renders an example multitrack song with the corpus generator and prints where it
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from ..bundle import DEFAULT_BUNDLE, MANIFEST
+
+#: The demo's prompt: the shipped example context (drums + piano of a held-out rock song) has no bass.
+DEMO_PROMPT = "warm fingered electric bass"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
     parser.add_argument("--seed", type=int, default=7, help="random seed (default: 7)")
     parser.add_argument("--seconds", type=float, default=10.0, help="example length in seconds (default: 10)")
+    parser.add_argument("--text", default=DEMO_PROMPT, help=f"text prompt (default: '{DEMO_PROMPT}')")
     parser.set_defaults(func=run)
 
 
@@ -46,20 +51,21 @@ def _accompany(args: argparse.Namespace) -> int:
     from ..pipeline import Accompanist
 
     bundle = open_bundle("default")
+    text = args.text
     if bundle.example and bundle.example.get("context"):
-        context_path = bundle.root / bundle.example["context"]
-        text = bundle.example.get("text", "electric bass")
+        context_path = bundle.example["context"]
     else:
         from ..data.synth.corpus import render_example
 
         folder = Path(render_example(args.out / "example", seconds=args.seconds, seed=args.seed))
-        context_path, text = folder / "mixture.flac", "electric bass"
+        context_path = folder / "mixture.flac"
+    t0 = time.perf_counter()
     context, sr = load_audio(context_path, sample_rate=48_000)
     acc = Accompanist.from_pretrained("default")
     stem = acc.generate(context, sample_rate=sr, text=text, seed=args.seed)[0]
     stem_path = save_audio(args.out / "stem.wav", stem, 48_000)
     mix_path = save_audio(args.out / "mix.wav", acc.mix(context, stem), 48_000)
-    print(f"Generated a '{text}' stem for {context_path}:")
+    print(f"Generated a '{text}' stem for {context_path} in {time.perf_counter() - t0:.1f} s:")
     print(f"  stem: {stem_path}")
     print(f"  mix:  {mix_path}")
     return 0
