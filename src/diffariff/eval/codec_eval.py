@@ -193,9 +193,9 @@ def run_codec_eval(load_codec: Callable[[], object], data_root, config: CodecEva
         s = results["seams"]
         results.setdefault("notes", []).append(
             f"chunk seams ({s['song']} mixture, {s['seconds']:g} s, chunks of {s['chunk_seconds']:g} s, "
-            f"{s['n_borders']} borders): whole vs chunked encode+decode differ by {s['border_error']:.4f} (RMS, "
-            f"relative) within one latent frame of a border and {s['elsewhere_error']:.4f} elsewhere; "
-            f"latents differ by {s['latent_error']:.4f}")
+            f"{s['n_borders']} borders): whole vs chunked encode+decode differ by {s['border_error']:.2e} (RMS, "
+            f"relative) within one latent frame of a border and {s['elsewhere_error']:.2e} elsewhere; "
+            f"latents differ by {s['latent_error']:.2e}")
     return results
 
 
