@@ -219,6 +219,7 @@ def test_bundle_generators_serve_every_setting_with_a_real_tiny_bundle(items, tm
     # the conditions differ: text through the bridge vs raw text vs an unconditional bridge sample
     assert not np.allclose(outs["clap_t+ctx"], outs["clap_t_bridge+ctx"])
     assert not np.allclose(outs["clap_a_bridge+ctx"], outs["ctx"])
+    assert not np.allclose(outs["codec"], outs["ctx"])  # the real target through the codec, not a generation
     again = gens["clap_a+ctx"](item, "clap_a+ctx", 5)
     np.testing.assert_array_equal(again, outs["clap_a+ctx"])
     no_bridge = make_tiny_bundle(tmp_path / "nb", modes=("consistency",)).root

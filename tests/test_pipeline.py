@@ -141,6 +141,18 @@ def test_stem_loudness_follows_the_context(acc, piano):
     assert mix.shape == piano.shape and np.abs(mix).max() <= 0.99 + 1e-6
 
 
+def test_reconstruct_is_the_codec_round_trip_at_stem_loudness(acc, piano, bass):
+    out = acc.reconstruct(bass, piano, seed=2)
+    assert out.shape == bass.shape and np.isfinite(out).all()
+    assert abs(loudness(out, SR) - (loudness(piano, SR) - 3.0)) < 0.5 or np.abs(out).max() >= 0.989
+    direct = acc.decode(acc.encode(bass), bass.shape[1], seed=2)[0]
+    # same audio up to the loudness gain (and the limiter, which this quiet tiny codec never reaches)
+    gain = np.sum(out * direct) / np.sum(direct * direct)
+    np.testing.assert_allclose(out, gain * direct, atol=1e-4)
+    with pytest.raises(InputError):
+        acc.reconstruct(bass[:, :100])
+
+
 # ----------------------------------------------------------------------------------------- editing
 def test_inpaint_keeps_the_outside_region(acc, piano, bass):
     z_stem = acc.encode(bass)

@@ -497,6 +497,16 @@ class Accompanist:
         audio = self.decode(z, ctx.length, width=width, seed=self.last_seed or 0, steps=decode_steps, mode=decode_mode)
         return self._finish(audio, self.stem_target_lufs(ctx))
 
+    def reconstruct(self, stem: AudioLike, context: AudioLike | None = None, *, sample_rate: int | None = None,
+                    width: float = 0.4, seed: int = 0, decode_steps: int = 1) -> np.ndarray:
+        """``stem`` through the codec (encode, pseudo-stereo decode) at the loudness a generated stem for
+        ``context`` would get: float32 [2, N]. The ceiling of any generation on these latents."""
+        st = read_audio(stem, sample_rate, what="stem", min_seconds=MIN_CONTEXT_SECONDS)
+        ctx = self.prepare_context(context, sample_rate,
+                                   seconds=st.shape[1] / SAMPLE_RATE)
+        audio = self.decode(self.encode(st), st.shape[1], width=width, seed=seed, steps=decode_steps)
+        return self._finish(audio, self.stem_target_lufs(ctx))[0]
+
     def _seconds_to_frames(self, seconds: float | None) -> int | None:
         return None if seconds is None else max(1, round(seconds * SAMPLE_RATE / self.samples_per_frame))
 

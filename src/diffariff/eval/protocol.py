@@ -76,7 +76,8 @@ class Setting:
 
     ``clap``: ``"audio"`` (reference clip), ``"text"`` (prompt), ``"none"``, ``"bridge-text"``
     (text embedding mapped to an audio embedding by the bridge) or ``"bridge-uncond"`` (CLAP_A*:
-    an audio embedding sampled by the unconditional bridge).
+    an audio embedding sampled by the unconditional bridge). ``"codec"`` is not a generation but the
+    ceiling of any latent model: the real target passed through the bundle's codec.
     """
 
     name: str
@@ -97,6 +98,7 @@ SETTINGS = (
     Setting("clap_t_bridge+ctx", "CLAP_T (bridge), ctx", True, "bridge-text"),
     Setting("clap_a_bridge", "CLAP_A*", False, "bridge-uncond"),
     Setting("clap_t_bridge", "CLAP_T (bridge)", False, "bridge-text"),
+    Setting("codec", "real via codec (ceiling)", True, "codec"),
 )
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -330,6 +332,8 @@ def bundle_generators(bundle, names: Sequence[str] | None = None, *, sampler: st
 
     def make(setting: Setting) -> Generator:
         def generate(item: dict, name: str, seed: int):
+            if setting.clap == "codec":
+                return model.reconstruct(item["target"], item["context"], seed=seed)
             inputs = setting_inputs(item, setting)
             kw = {"context": inputs["context"], "text": inputs["text"], "reference": inputs["reference"],
                   "use_bridge": inputs["bridge"] == "text", "seed": seed, "sampler": sampler, "steps": steps}
