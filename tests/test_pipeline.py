@@ -86,13 +86,29 @@ def test_bundle_validates_files_kinds_and_identity(bundle_dir, tmp_path):
         open_bundle(wrong)
 
 
-def test_default_bundle_error_names_how_to_get_one():
-    try:
-        root = resolve_bundle_dir("default")
-    except CheckpointError as exc:
-        assert "default model bundle is not installed" in str(exc) and "save_bundle" in str(exc)
-    else:
-        assert (root / MANIFEST).is_file()
+def test_default_bundle_error_names_how_to_get_one(tmp_path, monkeypatch):
+    from diffariff import bundle as bundle_mod
+
+    monkeypatch.setattr(bundle_mod, "DEFAULT_BUNDLE", tmp_path / "not-installed")
+    with pytest.raises(CheckpointError, match="default model bundle is not installed.*bundle create"):
+        resolve_bundle_dir("default")
+
+
+@pytest.mark.slow
+def test_default_bundle_accompanies_its_example_context():
+    from diffariff.bundle import DEFAULT_BUNDLE
+
+    if not (DEFAULT_BUNDLE / MANIFEST).is_file():
+        pytest.skip("no default bundle installed")
+    acc = Accompanist.from_pretrained("default")
+    example = open_bundle("default").example["context"]
+    ctx = read_audio(example, seconds=6.0)
+    for sampler in acc.models:
+        kw = {"sampler": "consistency"} if sampler == "consistency" else {"sampler": "heun", "steps": 10}
+        out = acc.generate(ctx, text="warm fingered electric bass", seed=3, **kw)[0]
+        assert out.shape == ctx.shape and np.isfinite(out).all()
+        assert abs(loudness(out, SR) - (loudness(ctx, SR) - 3.0)) < 1.0
+        np.testing.assert_array_equal(out, acc.generate(ctx, text="warm fingered electric bass", seed=3, **kw)[0])
 
 
 def test_save_bundle_is_atomic_and_refuses_to_overwrite(bundle_dir, tmp_path):
