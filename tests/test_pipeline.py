@@ -5,6 +5,7 @@ audio is noise-like, but every control and error path is exercised for behaviour
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -116,6 +117,9 @@ def test_save_bundle_is_atomic_and_refuses_to_overwrite(bundle_dir, tmp_path):
     out = tmp_path / "copy"
     save_bundle(out, codec=b.codec, clap=b.clap, diffusion={"consistency": b.diffusion["consistency"]}, notes="x")
     assert open_bundle(out).modes == ("consistency",)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # an ordinary folder, not mkdtemp's private one
     with pytest.raises(CheckpointError, match="already exists"):
         save_bundle(out, codec=b.codec, clap=b.clap, diffusion={"edm": b.diffusion["edm"]})
     with pytest.raises(CheckpointError, match="no such file"):

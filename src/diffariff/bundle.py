@@ -271,6 +271,9 @@ def save_bundle(
         raise CheckpointError(f"diffusion must map some of {', '.join(MODES)} to models, got {sorted(diffusion)}")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a bundle is an ordinary folder
     try:
         manifest: dict[str, Any] = {"format": FORMAT, "version": VERSION}
         _place(codec, tmp / FILE_NAMES["codec"])
