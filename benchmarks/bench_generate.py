@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import machine_line, peak_rss_mb, write_section  # noqa: E402
+from machine import machine_line, peak_rss_mb, publish  # noqa: E402
 
 SR = 48_000
 CASES = (("edm", "heun", 30), ("consistency", "consistency", 5))
@@ -117,10 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         lines.append(f"| {r['sampler']} | {r['steps']} | {r['seconds']:g} s | {r['windows']} | {r['load_s']:.1f} | "
                      f"{r['wall_s']:.1f} | {r['rtf']:.2f} | {r['peak_mb']:.0f} |")
-    body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_section("Generation", body)
+    publish("Generation", lines, write=not args.no_write)
     return 0
 
 

@@ -22,7 +22,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import machine_line, write_section  # noqa: E402
+from machine import machine_line, publish  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAMES = 118  # 10 s at 48 kHz / 4096
@@ -130,10 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {name} | {r['batch']} | {r['dtype']} | {r['ms']:.1f} | {extra} |")
     lines += ["", "Batch 4 is one dual-CFG evaluation (conditional, context-only, CLAP-only and unconditional "
                   "passes in one batch); Heun 30 steps = 59 evaluations, consistency 5 steps = 5."]
-    body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_section("Latent network", body)
+    publish("Latent network", lines, write=not args.no_write)
     return 0
 
 

@@ -46,3 +46,11 @@ def write_section(title: str, body: str) -> None:
     tmp = BENCHMARKS_MD.with_suffix(".md.tmp")
     tmp.write_text(text)
     os.replace(tmp, BENCHMARKS_MD)
+
+
+def publish(title: str, lines: list[str], write: bool = True) -> None:
+    """Print a benchmark section and (when ``write``) store it as ``## title`` in BENCHMARKS.md."""
+    body = "\n".join(lines)
+    print(body)
+    if write:
+        write_section(title, body)

@@ -167,9 +167,19 @@ def run_pairs(args) -> int:
     return 0
 
 
+def _write_report(out: Path, results: dict, table: str) -> int:
+    """``out/results.json`` and ``out/table.md`` (atomic); the table on stdout."""
+    from ..fsutil import write_json_atomic, write_text_atomic  # noqa: PLC0415
+
+    write_json_atomic(out / "results.json", results)
+    write_text_atomic(out / "table.md", table)
+    print(table)
+    print(f"report written to {out}", file=sys.stderr)
+    return 0
+
+
 def run_controls(args) -> int:
     from ..clap.builtin import BuiltinClap  # noqa: PLC0415
-    from ..fsutil import write_json_atomic, write_text_atomic  # noqa: PLC0415
     from .controls import ControlsConfig, controls_table, evaluate_controls  # noqa: PLC0415
     from .report import command_line, versions  # noqa: PLC0415
 
@@ -185,18 +195,11 @@ def run_controls(args) -> int:
     results = evaluate_controls(args.bundle, BuiltinClap.load(args.clap), args.data, config, progress=_progress(args))
     results = {"format": "diffariff-eval-controls", "version": 1, "command": command_line(), "versions": versions(),
                "arguments": _arguments(args), **results}
-    out = Path(args.out)
-    write_json_atomic(out / "results.json", results)
-    table = controls_table(results)
-    write_text_atomic(out / "table.md", table)
-    print(table)
-    print(f"report written to {out}", file=sys.stderr)
-    return 0
+    return _write_report(Path(args.out), results, controls_table(results))
 
 
 def run_codec(args) -> int:
     from ..codec import Codec  # noqa: PLC0415
-    from ..fsutil import write_json_atomic, write_text_atomic  # noqa: PLC0415
     from .cache import file_hash  # noqa: PLC0415
     from .codec_eval import CodecEvalConfig, run_codec_eval  # noqa: PLC0415
     from .report import codec_table, command_line, versions  # noqa: PLC0415
@@ -211,10 +214,4 @@ def run_codec(args) -> int:
     results = {"format": "diffariff-eval-codec", "version": 1, "command": command_line(), "versions": versions(),
                "data": str(args.data), "codec": {"path": str(codec_path), "sha256": file_hash(codec_path)},
                "arguments": _arguments(args), "seed": args.seed, **results}
-    out = Path(args.out)
-    write_json_atomic(out / "results.json", results)
-    table = codec_table(results)
-    write_text_atomic(out / "table.md", table)
-    print(table)
-    print(f"report written to {out}", file=sys.stderr)
-    return 0
+    return _write_report(Path(args.out), results, codec_table(results))
