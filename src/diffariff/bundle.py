@@ -35,7 +35,7 @@ from typing import Any
 
 from .checkpoint import read_checkpoint_metadata
 from .errors import CheckpointError
-from .fsutil import write_json_atomic
+from .fsutil import current_umask, write_json_atomic
 
 FORMAT = "diffariff-bundle"
 VERSION = 1
@@ -271,9 +271,7 @@ def save_bundle(
         raise CheckpointError(f"diffusion must map some of {', '.join(MODES)} to models, got {sorted(diffusion)}")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a bundle is an ordinary folder
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private; a bundle is an ordinary folder
     try:
         manifest: dict[str, Any] = {"format": FORMAT, "version": VERSION}
         _place(codec, tmp / FILE_NAMES["codec"])

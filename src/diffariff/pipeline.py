@@ -278,8 +278,10 @@ class Accompanist:
         return self.models[mode], sampler
 
     def prepare_context(self, context: AudioLike | None, sample_rate: int | None = None, *,
-                        seconds: float | None = None, max_seconds: float | None = DEFAULT_MAX_SECONDS) -> Context:
-        """Load / convert / encode a context (None -> ``seconds`` of silence). See the module doc."""
+                        seconds: float | None = None, max_seconds: float | None = DEFAULT_MAX_SECONDS,
+                        encode: bool = True) -> Context:
+        """Load / convert / encode a context (None -> ``seconds`` of silence). See the module doc.
+        ``encode=False`` skips the codec (``latents`` None) when only the loudness is needed."""
         if context is None:
             if seconds is None or seconds <= 0:
                 raise InputError("without a context, give the length to generate (seconds > 0)")
@@ -292,7 +294,7 @@ class Accompanist:
         if audio.shape[1] < MIN_CONTEXT_SECONDS * SAMPLE_RATE:
             raise InputError(f"the context must be at least {MIN_CONTEXT_SECONDS:g} s long")
         silent = is_silent(audio, SILENCE_DB)
-        latents = None if silent else self.encode(audio)
+        latents = None if silent or not encode else self.encode(audio)
         return Context(audio, latents, loudness(audio, SAMPLE_RATE), silent)
 
     def encode(self, audio: np.ndarray) -> torch.Tensor:
@@ -502,8 +504,7 @@ class Accompanist:
         """``stem`` through the codec (encode, pseudo-stereo decode) at the loudness a generated stem for
         ``context`` would get: float32 [2, N]. The ceiling of any generation on these latents."""
         st = read_audio(stem, sample_rate, what="stem", min_seconds=MIN_CONTEXT_SECONDS)
-        ctx = self.prepare_context(context, sample_rate,
-                                   seconds=st.shape[1] / SAMPLE_RATE)
+        ctx = self.prepare_context(context, sample_rate, seconds=st.shape[1] / SAMPLE_RATE, encode=False)
         audio = self.decode(self.encode(st), st.shape[1], width=width, seed=seed, steps=decode_steps)
         return self._finish(audio, self.stem_target_lufs(ctx))[0]
 

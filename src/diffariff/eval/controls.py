@@ -30,7 +30,7 @@ from ..data.pairs import PairConfig, evaluation_pairs
 from ..errors import InputError
 from .apa import accompaniment_prompt_adherence
 from .metrics import mean_and_ci
-from .protocol import load_songs, target_prompt
+from .protocol import load_songs, pairs_as_arrays
 
 SAMPLE_RATE = 48_000
 
@@ -65,12 +65,7 @@ def held_out_pairs(songs, window_seconds: float, reference_seconds: float, n: in
     ``[2, N]`` float32 context / target / reference (``reference_seconds`` long) with a tag ``prompt``."""
     cfg = PairConfig(window_seconds=window_seconds, sample_rate=SAMPLE_RATE, channels=2,
                      reference_seconds=reference_seconds)
-    items = evaluation_pairs(songs, cfg, int(n), int(seed))
-    for it in items:
-        for key in ("context", "target", "reference"):
-            it[key] = np.ascontiguousarray(it[key].numpy(), dtype=np.float32)
-        it["prompt"] = target_prompt(it)
-    return items
+    return pairs_as_arrays(evaluation_pairs(songs, cfg, int(n), int(seed)))
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
@@ -126,11 +121,19 @@ def length_generalisation(acc, clap, items: Sequence[dict], config: ControlsConf
     seg = int(round(config.segment_seconds * SAMPLE_RATE))
     train_seconds = acc.train_frames * acc.samples_per_frame / SAMPLE_RATE
     out: dict = {"train_window_seconds": train_seconds, "segment_seconds": config.segment_seconds, "modes": {}}
+    k = min(it["target"].shape[1] for it in items) // seg
+
+    def segments(x: np.ndarray) -> list[np.ndarray]:
+        return [x[:, j * seg:(j + 1) * seg] for j in range(k)]
+
+    real = [_embed(clap, segments(it["target"])) for it in items]  # shared by both modes
+    inside = [j for j in range(k) if (j + 1) * config.segment_seconds <= train_seconds]
+    beyond = [j for j in range(k) if j not in inside]
     seams, real_seams = [], []
     bar = tqdm(total=len(items) * 2, desc="length generalisation", unit="stem", disable=progress is False)
     for mode in ("direct", "windowed"):
-        cos_by_seg: list[list[float]] = []
-        level_by_seg: list[list[float]] = []
+        cos = np.zeros((len(items), k))  # [item, segment]
+        level = np.zeros((len(items), k))
         seconds, stems = [], []
         for i, it in enumerate(items):
             t0 = time.perf_counter()
@@ -138,28 +141,20 @@ def length_generalisation(acc, clap, items: Sequence[dict], config: ControlsConf
                                 sampler=config.sampler, steps=config.steps)[0]
             seconds.append(time.perf_counter() - t0)
             stems.append(stem)
-            k = stem.shape[1] // seg
-            gen = _embed(clap, [stem[:, j * seg:(j + 1) * seg] for j in range(k)])
-            real = _embed(clap, [it["target"][:, j * seg:(j + 1) * seg] for j in range(k)])
-            for j in range(k):
-                if len(cos_by_seg) <= j:
-                    cos_by_seg.append([])
-                    level_by_seg.append([])
-                cos_by_seg[j].append(_cos(gen[j], real[j]))
-                level_by_seg[j].append(_level_db(stem[:, j * seg:(j + 1) * seg]))
+            gen = _embed(clap, segments(stem))
+            cos[i] = [_cos(g, r) for g, r in zip(gen, real[i], strict=True)]
+            level[i] = [_level_db(x) for x in segments(stem)]
             if mode == "windowed" and len(acc.last_windows) > 1:
                 from ..pipeline import measure_seams, seam_report_for  # noqa: PLC0415
 
                 seams.append(seam_report_for(acc, stem))
                 real_seams.append(measure_seams(it["target"], acc.window_boundaries()))
             bar.update(1)
-        inside = [j for j in range(len(cos_by_seg)) if (j + 1) * config.segment_seconds <= train_seconds]
-        beyond = [j for j in range(len(cos_by_seg)) if j not in inside]
         out["modes"][mode] = {
-            "cos_target_per_segment": [float(np.mean(c)) for c in cos_by_seg],
-            "level_db_per_segment": [float(np.mean(v)) for v in level_by_seg],
-            "cos_target_within_train_window": _ci([c for j in inside for c in cos_by_seg[j]]) if inside else None,
-            "cos_target_beyond_train_window": _ci([c for j in beyond for c in cos_by_seg[j]]) if beyond else None,
+            "cos_target_per_segment": cos.mean(axis=0).tolist(),
+            "level_db_per_segment": level.mean(axis=0).tolist(),
+            "cos_target_within_train_window": _ci(cos[:, inside].ravel()) if inside else None,
+            "cos_target_beyond_train_window": _ci(cos[:, beyond].ravel()) if beyond else None,
             "seconds_per_generation": float(np.mean(seconds)),
         }
         if len(items) >= 2:  # APA over every 5-s window of the long stems (pooled over positions)

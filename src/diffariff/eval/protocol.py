@@ -190,11 +190,16 @@ def load_songs(root, split: str | None):
 def draw_pairs(songs, config: GenerationEvalConfig, n: int, seed: int) -> list[dict]:
     """``n`` held-out pairs (see :func:`evaluation_pairs`) with numpy ``[2, N]`` float32 audio and a
     ``prompt``. N = ``round(window_seconds * 48000)`` samples."""
-    items = evaluation_pairs(songs, config.pair_config(), int(n), int(seed))
+    return pairs_as_arrays(evaluation_pairs(songs, config.pair_config(), int(n), int(seed)), config.prompt_tags)
+
+
+def pairs_as_arrays(items: list[dict], prompt_tags: int = 5) -> list[dict]:
+    """Evaluation pairs with numpy ``[2, N]`` float32 context / target / reference and a tag ``prompt``
+    (:func:`target_prompt`), converted in place."""
     for item in items:
         for key in ("context", "target", "reference"):
             item[key] = np.ascontiguousarray(item[key].numpy(), dtype=np.float32)
-        item["prompt"] = target_prompt(item, config.prompt_tags)
+        item["prompt"] = target_prompt(item, prompt_tags)
     return items
 
 
