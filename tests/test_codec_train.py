@@ -15,7 +15,7 @@ import torch
 
 from codec_helpers import TINY, tiny_codec
 from diffariff.codec import Codec, CodecConfig
-from diffariff.errors import InputError
+from diffariff.errors import ConfigError, InputError
 from diffariff.train.codec import CodecModule, CropStream, add_arguments, run
 
 
@@ -39,6 +39,29 @@ def test_stage1_steps_reduce_loss_on_rendered_audio(render_notes):
         losses.append(float(loss.detach()))
     assert np.mean(losses[-3:]) < 0.85 * np.mean(losses[:3])
     assert not any(p.requires_grad for p in module.codec.unet.parameters())
+
+
+def test_magphase_decoder_fine_tune_keeps_the_encoder(render_notes):
+    """``--recipe magphase --freeze-encoder``: the loss falls, only the upsampler moves, latents stay."""
+    from diffariff.train.codec import RECIPES
+
+    torch.manual_seed(0)
+    module = CodecModule(asdict(CodecConfig(**TINY)), {"stage": 1, "freeze_encoder": True, **RECIPES["magphase"]})
+    x = _clips(render_notes)
+    with torch.no_grad():
+        latents_before = module.codec.encode(x)
+    opt = torch.optim.Adam([p for p in module.codec.parameters() if p.requires_grad], 2e-3)
+    losses = []
+    for _ in range(12):
+        loss = module._stage1_loss(x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert np.mean(losses[-3:]) < 0.9 * np.mean(losses[:3])
+    assert not any(p.requires_grad for p in module.codec.encoder.parameters())
+    with torch.no_grad():
+        assert torch.equal(module.codec.encode(x), latents_before)
 
 
 def test_stage2_step_trains_only_the_unet(render_notes):
@@ -120,3 +143,12 @@ def test_train_codec_command_end_to_end(render_notes, tmp_path, capsys):
     assert run(_args(stage=2, init=export, max_steps=1, **{**common, "out": tmp_path / "run2"})) == 0
     stage2 = Codec.load(tmp_path / "run2" / "codec_ema.safetensors")
     assert stage2.config.sigma_data != CodecConfig(**TINY).sigma_data  # measured from the residual
+    # decoder-only fine-tune of an export: needs --init; keeps the encoder and the latent statistics
+    with pytest.raises(ConfigError):
+        run(_args(freeze_encoder=True, max_steps=1, **{**common, "out": tmp_path / "run3"}))
+    assert run(_args(init=export, recipe="magphase", freeze_encoder=True, max_steps=2,
+                     **{**common, "out": tmp_path / "run3"})) == 0
+    tuned, start = Codec.load(tmp_path / "run3" / "codec_ema.safetensors"), Codec.load(export)
+    assert float(tuned.latent_std) == float(start.latent_std) and float(tuned.latent_mean) == float(start.latent_mean)
+    assert torch.equal(tuned.encoder.bottleneck.weight, start.encoder.bottleneck.weight)
+    assert not torch.equal(tuned.upsampler.head.conv.weight, start.upsampler.head.conv.weight)

@@ -9,6 +9,7 @@ import torch
 from diffariff.errors import InputError, MissingDependencyError
 from diffariff.eval.reconstruction import (
     N_MELS,
+    band_level_errors,
     estimate_lag,
     log_mel,
     log_mel_distance,
@@ -57,6 +58,21 @@ def test_spectral_distances_zero_for_identical_and_grow_with_noise(piano):
     assert 0.0 < lm[0] < lm[1] < lm[2]
     # torch input gives the same numbers as numpy input.
     assert mr_stft_distance(torch.from_numpy(piano), torch.from_numpy(piano + 1e-3 * noise)) == pytest.approx(mr[1])
+
+
+def test_band_level_errors_measure_gain_and_tilt(piano):
+    assert band_level_errors(piano, piano) == {"level_db": 0.0, "band_db": 0.0}
+    quiet = band_level_errors(piano, piano * 10 ** (-6 / 20))  # -6 dB everywhere
+    assert quiet["level_db"] == pytest.approx(-6.0, abs=1e-6)
+    assert quiet["band_db"] == pytest.approx(6.0, abs=1e-6)
+    # a low-pass at 2 kHz keeps the level (the energy is low) but not the balance: a tilt, not a gain
+    spectrum = np.fft.rfft(piano, axis=1)
+    spectrum[:, np.fft.rfftfreq(piano.shape[1], 1 / SR) > 2000.0] *= 0.01  # -40 dB
+    dull = np.fft.irfft(spectrum, n=piano.shape[1], axis=1)
+    tilted = band_level_errors(piano, dull)
+    assert abs(tilted["level_db"]) < 1.0 and tilted["band_db"] > 5.0
+    silent = band_level_errors(piano, np.zeros_like(piano))
+    assert np.isfinite(silent["level_db"]) and silent["level_db"] < -100.0
 
 
 def test_log_mel_shape_and_filterbank(piano):

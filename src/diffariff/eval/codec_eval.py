@@ -34,7 +34,7 @@ from ..data.pairs import PairConfig, evaluation_pairs
 from ..errors import ConfigError, InputError, MissingDependencyError
 from .metrics import mean_and_ci
 from .protocol import load_songs
-from .reconstruction import log_mel_distance, mr_stft_distance, opus_roundtrip, si_sdr
+from .reconstruction import band_level_errors, log_mel_distance, mr_stft_distance, opus_roundtrip, si_sdr
 
 #: Sample rate of the codec and of every clip (Hz).
 SAMPLE_RATE = 48_000
@@ -93,9 +93,10 @@ def held_out_clips(songs, config: CodecEvalConfig) -> list[dict]:
 
 
 def clip_metrics(reference: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
-    """MR-STFT distance, log-mel L1 and SI-SDR (dB) of ``estimate`` vs ``reference`` (``[C, N]``)."""
+    """MR-STFT distance, log-mel L1, SI-SDR (dB), level error and octave-band error (dB) of ``estimate``
+    vs ``reference`` (``[C, N]``)."""
     return {"mr_stft": mr_stft_distance(reference, estimate), "log_mel": log_mel_distance(reference, estimate),
-            "si_sdr": si_sdr(reference, estimate)}
+            "si_sdr": si_sdr(reference, estimate), **band_level_errors(reference, estimate)}
 
 
 def summarise(kinds: Sequence[str], per_clip: Sequence[dict[str, float]]) -> dict:

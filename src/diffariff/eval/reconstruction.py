@@ -16,6 +16,11 @@ channels; a reference and an estimate must have the same shape.
 * :func:`log_mel_distance`: L1 between log10 mel power spectrograms, 128 HTK-mel triangular bands
   over 0 Hz - Nyquist, n_fft 2048, hop 512, Hann, power floored at 1e-5 before log10 (so the log
   spans at most 5 decades below full scale).
+* :func:`band_level_errors`: how far the estimate's level and spectral balance are from the
+  reference's: ``level_db`` = 10 log10(E_est / E_ref) over the whole signal (signed; negative = too
+  quiet), and ``band_db`` = mean over 10 octave bands (31 Hz - 16 kHz, power summed over time) of
+  |10 log10(P_est / P_ref)|, bands more than 60 dB below the reference's loudest band skipped.
+  A level-preserving, timbre-preserving codec scores 0 / 0.
 * :func:`si_sdr`: scale-invariant SDR in dB (Le Roux et al. 2019), zero-mean, per channel, averaged.
 * :func:`opus_roundtrip`: encode with ffmpeg/libopus at a bitrate, decode back to the input rate,
   and align to the input in time (measured by cross-correlation, so the decoder's pre-skip/latency
@@ -116,6 +121,34 @@ def log_mel_distance(reference, estimate, sample_rate: int = 48_000) -> float:
     """Mean absolute difference of :func:`log_mel` spectrograms (decades of power)."""
     ref, est = _pair(reference, estimate)
     return float((log_mel(ref, sample_rate) - log_mel(est, sample_rate)).abs().mean())
+
+
+#: Octave band edges (Hz) of :func:`band_level_errors`: 10 bands centred 31.25 Hz ... 16 kHz.
+OCTAVE_CENTERS = tuple(31.25 * 2.0**k for k in range(10))
+BAND_FLOOR_DB = 60.0
+
+
+def band_level_errors(reference, estimate, sample_rate: int = 48_000) -> dict[str, float]:
+    """``{"level_db", "band_db"}`` of ``estimate`` vs ``reference`` (``[C, N]``), see module doc.
+
+    Power spectra from the 2048-point STFT (hop 512) summed over frames and channels; powers are
+    floored at 1e-20, so an all-zero estimate gets a large finite negative ``level_db``."""
+    ref, est = _pair(reference, estimate)
+    p_ref = (_magnitude(ref, MEL_N_FFT, MEL_HOP) ** 2).sum(dim=(0, 2))
+    p_est = (_magnitude(est, MEL_N_FFT, MEL_HOP) ** 2).sum(dim=(0, 2))
+    floor = 1e-20
+    level = 10.0 * np.log10((float(p_est.sum()) + floor) / (float(p_ref.sum()) + floor))
+    freqs = np.linspace(0.0, sample_rate / 2.0, MEL_N_FFT // 2 + 1)
+    bands_ref, bands_est = [], []
+    for c in OCTAVE_CENTERS:
+        sel = torch.from_numpy((freqs >= c / np.sqrt(2)) & (freqs < c * np.sqrt(2)))
+        if bool(sel.any()):
+            bands_ref.append(float(p_ref[sel].sum()))
+            bands_est.append(float(p_est[sel].sum()))
+    b_ref, b_est = np.array(bands_ref) + floor, np.array(bands_est) + floor
+    keep = 10.0 * np.log10(b_ref / b_ref.max()) > -BAND_FLOOR_DB
+    band = float(np.mean(np.abs(10.0 * np.log10(b_est[keep] / b_ref[keep])))) if keep.any() else 0.0
+    return {"level_db": float(level), "band_db": band}
 
 
 def si_sdr(reference, estimate, eps: float = 1e-12) -> float:

@@ -202,7 +202,8 @@ def write_generation_report(evaluation, out_dir, **info) -> dict:
 # ------------------------------------------------------------------------------------ codec
 
 
-CODEC_COLUMNS = (("mr_stft", "MR-STFT ↓"), ("log_mel", "log-mel L1 ↓"), ("si_sdr", "SI-SDR (dB) ↑"))
+CODEC_COLUMNS = (("mr_stft", "MR-STFT ↓"), ("log_mel", "log-mel L1 ↓"), ("si_sdr", "SI-SDR (dB) ↑"),
+                 ("level_db", "level (dB) →0"), ("band_db", "octave-band error (dB) ↓"))
 
 
 def codec_table(results: dict) -> str:

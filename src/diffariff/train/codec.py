@@ -1,8 +1,13 @@
 """``diffariff train codec``: the codec's two-stage training (SPEC, "Measured on this kind of machine").
 
-* Stage 1: encoder + upsampler with the deterministic head, loss = complex L1 on the compressed
-  spectrogram + multi-resolution STFT loss (magnitude, log-magnitude, compressed complex) on the
-  waveform after the exact inverse STFT + optional waveform L1.
+* Stage 1: encoder + upsampler with the deterministic head. Two loss recipes (``--recipe``):
+  ``complex`` (session 1): complex L1 on the compressed spectrogram + multi-resolution STFT loss
+  (magnitude, log-magnitude, compressed complex) on the waveform after the exact inverse STFT;
+  ``magphase``: magnitude (linear + log L1) and magnitude-weighted phase losses on the compressed
+  spectrogram + the multi-resolution STFT magnitude terms only. ``complex`` shrank magnitudes under
+  phase uncertainty (decoded stems 6-15 dB too quiet); ``magphase`` keeps their level unbiased.
+  ``--freeze-encoder`` trains the decoder side only: the latents, and hence every latent model
+  trained on them, stay valid (the export keeps the initial latent statistics).
 * Stage 2 (initialised from a stage-1 export): encoder and upsampler frozen; the consistency U-Net
   learns the residual over the deterministic reconstruction by improved consistency training
   (pseudo-Huber distance in fp32, log-normal interval sampling with extra high-noise draws, N(k)
@@ -41,14 +46,19 @@ import torch
 from ..checkpoint import config_from_dict, config_to_dict, load_checkpoint, load_config_file
 from ..codec import Codec, CodecConfig
 from ..codec import consistency as ct
-from ..codec.losses import complex_l1, mr_stft_loss
+from ..codec.losses import complex_l1, magnitude_loss, mr_stft_loss, phase_loss
 from ..errors import ConfigError, DatasetError, InputError
-from ..eval.reconstruction import log_mel_distance, mr_stft_distance
+from ..eval.reconstruction import band_level_errors, log_mel_distance, mr_stft_distance
 from ..fsutil import write_json_atomic
 from ..torchutil import setup_cpu
 from .common import adamw_with_schedule, build_trainer, ema_decay, ema_update_, fit, write_rows_csv
 
 HELD_OUT_SPLITS = ("test", "valid", "validation")
+#: Stage-1 loss weights by recipe name (see the module docstring).
+RECIPES = {
+    "complex": {"w_complex": 1.0, "w_mrstft": 1.0, "w_mrstft_complex": 1.0, "w_mag": 0.0, "w_phase": 0.0},
+    "magphase": {"w_complex": 0.0, "w_mrstft": 1.0, "w_mrstft_complex": 0.0, "w_mag": 1.0, "w_phase": 1.0},
+}
 
 
 @dataclass
@@ -67,6 +77,9 @@ class CodecTrainConfig:
     w_mrstft: float = 1.0
     w_mrstft_complex: float = 1.0
     w_wave: float = 0.0
+    w_mag: float = 0.0
+    w_phase: float = 0.0
+    freeze_encoder: bool = False
     # stage 2 (consistency training)
     ct_s0: int = 10
     ct_s1: int = 1280
@@ -164,7 +177,12 @@ class CodecModule(L.LightningModule):
         self.codec = Codec(self.cfg)
         self.ema = copy.deepcopy(self.codec).requires_grad_(False)
         self.teacher = copy.deepcopy(self.codec.unet).requires_grad_(False) if self.tcfg.stage == 2 else None
-        trainable = (self.codec.encoder, self.codec.upsampler) if self.tcfg.stage == 1 else (self.codec.unet,)
+        if self.tcfg.stage == 2:
+            trainable = (self.codec.unet,)
+        elif self.tcfg.freeze_encoder:
+            trainable = (self.codec.upsampler,)
+        else:
+            trainable = (self.codec.encoder, self.codec.upsampler)
         self.codec.requires_grad_(False)
         for m in trainable:
             m.requires_grad_(True)
@@ -185,11 +203,16 @@ class CodecModule(L.LightningModule):
         t = self.tcfg
         with torch.no_grad():
             spec = self.codec.spectrogram(x)
-        _, det = self.codec.upsampler(self.codec.encoder(spec))
+            latents = self.codec.encoder(spec) if t.freeze_encoder else None
+        _, det = self.codec.upsampler(latents if latents is not None else self.codec.encoder(spec))
         det = det.float()
         y = self.codec.audio_from_spectrogram(det)
         with torch.autocast("cpu", enabled=False):
             loss = t.w_complex * complex_l1(det, spec)
+            if t.w_mag:
+                loss = loss + t.w_mag * magnitude_loss(det, spec)
+            if t.w_phase:
+                loss = loss + t.w_phase * phase_loss(det, spec)
             loss = loss + t.w_mrstft * mr_stft_loss(y.flatten(0, 1), x.flatten(0, 1), t.w_mrstft_complex)
             if t.w_wave:
                 loss = loss + t.w_wave * (y - x).abs().mean()
@@ -249,6 +272,9 @@ class CodecModule(L.LightningModule):
                     sr = self.cfg.sample_rate
                     row[f"{mode[:3]}_logmel_l1"] = round(float(np.mean([log_mel_distance(a, b, sr) for a, b in pairs])), 4)
                     row[f"{mode[:3]}_mrstft"] = round(float(np.mean([mr_stft_distance(a, b) for a, b in pairs])), 4)
+                    levels = [band_level_errors(a, b, sr) for a, b in pairs]
+                    row[f"{mode[:3]}_level_db"] = round(float(np.mean([v["level_db"] for v in levels])), 2)
+                    row[f"{mode[:3]}_band_db"] = round(float(np.mean([v["band_db"] for v in levels])), 2)
         self.rows.append(row)
         if self.metrics_path is not None:
             write_rows_csv(self.metrics_path, self.rows)
@@ -270,7 +296,10 @@ class CodecModule(L.LightningModule):
     # export ---------------------------------------------------------------------------------------
     @torch.no_grad()
     def measure_latent_stats(self, batches: list[torch.Tensor]) -> None:
-        """Set the EMA codec's latent mean/std buffers from the latents of ``batches``."""
+        """Set the EMA codec's latent mean/std buffers from the latents of ``batches`` (kept as they are
+        when the encoder is frozen: latent models trained on the initial codec rely on them)."""
+        if self.tcfg.freeze_encoder or self.tcfg.stage == 2:
+            return
         zs = torch.cat([self.ema.encode(b).flatten() for b in batches])
         self.ema.latent_mean.fill_(float(zs.mean()))
         self.ema.latent_std.fill_(float(zs.std().clamp_min(1e-4)))
@@ -290,6 +319,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "2: consistency decoder on frozen latents")
     parser.add_argument("--init", help="an exported codec (.safetensors) to start from: required for stage 2 "
                         "(the stage-1 export); in stage 1 it continues training committed weights")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="complex",
+                        help="stage-1 loss recipe (see `diffariff train codec` docs; magphase keeps levels unbiased)")
+    parser.add_argument("--freeze-encoder", action="store_true",
+                        help="stage 1: train the decoder side only, so existing latents stay valid")
     parser.add_argument("--max-minutes", type=float, help="stop after this many minutes")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
     parser.add_argument("--total-steps", type=int, help="length of the LR schedule / CT curriculum "
@@ -334,7 +367,10 @@ def run(args: argparse.Namespace) -> int:
     tcfg = CodecTrainConfig(stage=args.stage, batch_size=args.batch_size, crop_seconds=args.crop_seconds,
                             lr=args.lr or (3e-4 if args.stage == 1 else 1e-4), total_steps=total,
                             eval_every=args.eval_every, eval_seconds=args.eval_seconds, seed=args.seed,
-                            warmup_steps=min(200, max(1, total // 10)))
+                            warmup_steps=min(200, max(1, total // 10)), freeze_encoder=args.freeze_encoder,
+                            **RECIPES[args.recipe])
+    if tcfg.freeze_encoder and init is None and not args.resume:
+        raise ConfigError("--freeze-encoder needs --init CODEC.safetensors (a trained encoder to keep)")
     if tcfg.batch_size < 1 or tcfg.crop_seconds <= 0:
         raise ConfigError("--batch-size must be >= 1 and --crop-seconds > 0")
     train, held = load_corpus(args.data, cfg.audio_channels, cfg.sample_rate)
@@ -359,7 +395,8 @@ def run(args: argparse.Namespace) -> int:
     if init is not None:
         module.codec.load_state_dict(init, strict=False)
         module.ema.load_state_dict(module.codec.state_dict())
-        module.teacher.load_state_dict(module.codec.unet.state_dict())
+        if module.teacher is not None:
+            module.teacher.load_state_dict(module.codec.unet.state_dict())
     module.held_out = held_out_batch(held, tcfg.eval_clips, tcfg.eval_seconds, spf, cfg.sample_rate)
     module.metrics_path = run_dir / "metrics.csv"
 
