@@ -9,7 +9,7 @@ import torch
 
 from codec_helpers import TINY
 from diffariff.codec import Codec, CodecConfig
-from diffariff.codec.losses import complex_l1, magnitude_loss, phase_loss
+from diffariff.codec.losses import band_energy_loss, complex_l1, magnitude_loss, mr_stft_loss, phase_loss
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +54,14 @@ def test_complex_l1_prefers_shrinking_under_random_phase(spec):
     m = [float(magnitude_loss(g_ * random_phase, spec)) for g_ in gains]
     assert c[0] < c[1] < c[2]
     assert m[2] < m[1] < m[0]
+
+
+def test_band_energy_loss_sees_level_not_exact_bins(render_notes):
+    """A bass line and the same line a semitone up have nearly equal band energies but different bins."""
+    a = torch.from_numpy(render_notes(33, [36, 43, 40, 45], seconds=0.5)[0])[None]
+    up = torch.from_numpy(render_notes(33, [37, 44, 41, 46], seconds=0.5)[0])[None]
+    assert float(band_energy_loss(a, a)) == pytest.approx(0.0, abs=1e-6)
+    quiet = float(band_energy_loss(0.1 * a, a))  # -20 dB: ln(100) = 4.6 per band where energy >> floor
+    shifted = float(band_energy_loss(up, a))
+    assert shifted < 0.5 * quiet
+    assert float(mr_stft_loss(up, a)) > float(mr_stft_loss(0.5 * a, a))  # bin-wise: the shift costs more

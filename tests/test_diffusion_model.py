@@ -139,6 +139,29 @@ def test_model_identity_survives_fp16_and_sees_weight_changes(tmp_path):
     assert model_identity(model.save(tmp_path / "c.safetensors")) != a
 
 
+def test_codec_identity_is_its_latent_space(tmp_path):
+    """A decoder-only change keeps a codec's identity (its latents are the same); an encoder or latent
+    statistics change does not."""
+    import dataclasses
+
+    from codec_helpers import tiny_codec
+
+    codec = tiny_codec()
+    base = model_identity(codec.save(tmp_path / "a.safetensors"))
+    assert base.startswith("codec:")
+    with torch.no_grad():
+        codec.upsampler.head.conv.weight.add_(0.1)
+        codec.unet.head.conv.weight.add_(0.1)
+    codec.config = dataclasses.replace(codec.config, sigma_data=0.33)
+    assert model_identity(codec.save(tmp_path / "b.safetensors")) == base
+    codec.latent_std.fill_(0.5)
+    assert model_identity(codec.save(tmp_path / "c.safetensors")) != base
+    other = tiny_codec()
+    with torch.no_grad():
+        other.encoder.bottleneck.weight.add_(0.1)
+    assert model_identity(other.save(tmp_path / "d.safetensors")) != base
+
+
 def test_bad_inputs_raise_typed_errors(tmp_path):
     model = tiny_model()
     ctx, clap = conditions()

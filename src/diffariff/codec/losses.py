@@ -9,6 +9,9 @@
   towards zero (the mean of unit phasors of random angle is short): the stage-1 codec trained with it
   decoded stems 6-15 dB too quiet. Scoring magnitude on its own (linear + log L1) keeps its level
   unbiased; the phase term only turns the predicted phasor, weighted by the target's magnitude.
+* :func:`band_energy_loss`: L1 of log mel-band energies per STFT frame of waveforms ``[B, N]``. Bin-wise
+  losses let a decoder that is unsure where a harmonic lies predict (near) nothing there; band
+  energies make it put the energy somewhere in the right band, so level and spectral balance hold.
 
 Only training objectives live here. The held-out metrics (multi-resolution STFT distance, log-mel
 L1, SI-SDR) are defined once, in :mod:`diffariff.eval.reconstruction`: those are float64 scores of
@@ -19,6 +22,8 @@ detached signals, not differentiable losses, and both the codec trainer's ``metr
 from __future__ import annotations
 
 import torch
+
+from ..eval.reconstruction import mel_filterbank
 
 #: (n_fft, hop) of :func:`mr_stft_loss`, Hann windows.
 RESOLUTIONS = ((256, 64), (512, 128), (1024, 256), (2048, 512), (4096, 1024))
@@ -80,3 +85,26 @@ def phase_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     tm = (tr.square() + ti.square()).sqrt()
     # |T| cos(dphi) = Re(P conj T) / |P|
     return (tm - (pr * tr + pi * ti) / pm).mean()
+
+
+#: (n_fft, hop, mel bands) of :func:`band_energy_loss`.
+BAND_RESOLUTIONS = ((1024, 256, 48), (2048, 512, 64))
+_BAND_POWER_FLOOR = 1e-8
+_MEL_CACHE: dict[tuple[int, int, int], torch.Tensor] = {}
+
+
+def band_energy_loss(pred: torch.Tensor, target: torch.Tensor, sample_rate: int = 48_000,
+                     resolutions=BAND_RESOLUTIONS) -> torch.Tensor:
+    """Waveforms ``[B, N]`` -> scalar: mean over resolutions of ``|ln(E_pred + 1e-8) - ln(E_tgt + 1e-8)|``,
+    E = mel-band power per frame (triangular HTK-mel filters over |STFT|^2)."""
+    total = pred.new_zeros((), dtype=torch.float32)
+    for n_fft, hop, n_mels in resolutions:
+        key = (sample_rate, n_fft, n_mels)
+        if key not in _MEL_CACHE:
+            _MEL_CACHE[key] = mel_filterbank(sample_rate, n_fft, n_mels).float()
+        fb = _MEL_CACHE[key]
+        p, t = _stft(pred, n_fft, hop), _stft(target, n_fft, hop)
+        ep = torch.einsum("mf,bft->bmt", fb, p.real.square() + p.imag.square())
+        et = torch.einsum("mf,bft->bmt", fb, t.real.square() + t.imag.square())
+        total = total + (torch.log(ep + _BAND_POWER_FLOOR) - torch.log(et + _BAND_POWER_FLOOR)).abs().mean()
+    return total / len(resolutions)

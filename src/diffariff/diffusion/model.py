@@ -113,12 +113,23 @@ class LatentDiffusionConfig:
 def model_identity(path: str | os.PathLike) -> str:
     """A short identity of a diffariff checkpoint (codec, CLAP, ...): sha256 over its kind, its config
     and its weights rounded to float16, so an fp32 checkpoint and its fp16 export share one identity.
-    Returns ``"<kind>:<16 hex digits>"``."""
+    Returns ``"<kind>:<16 hex digits>"``.
+
+    For a codec it is the identity of its **latent space**: the decoder side (config fields
+    :data:`~diffariff.codec.config.DECODER_ONLY_FIELDS`, weights under ``upsampler.`` / ``unet.``) is
+    left out, so a codec whose decoder was fine-tuned with a frozen encoder (``diffariff train codec
+    --freeze-encoder``) keeps serving the latent models trained on its latents."""
+    from ..codec.config import DECODER_ONLY_FIELDS, DECODER_PREFIXES
+
     ck = load_checkpoint(path, keep_dtype=True)
+    config, names = dict(ck.config), sorted(ck.tensors)
+    if ck.kind == "codec":
+        config = {k: v for k, v in config.items() if k not in DECODER_ONLY_FIELDS}
+        names = [n for n in names if not n.startswith(DECODER_PREFIXES)]
     h = hashlib.sha256()
     h.update(ck.kind.encode())
-    h.update(json.dumps(ck.config, sort_keys=True).encode())
-    for name in sorted(ck.tensors):
+    h.update(json.dumps(config, sort_keys=True).encode())
+    for name in names:
         t = ck.tensors[name]
         h.update(name.encode())
         t = t.to(torch.float16) if t.is_floating_point() else t
