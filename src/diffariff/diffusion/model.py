@@ -112,8 +112,8 @@ class LatentDiffusionConfig:
 
 def model_identity(path: str | os.PathLike) -> str:
     """A short identity of a diffariff checkpoint (codec, CLAP, ...): sha256 over its kind, its config
-    and its weights rounded to float16, so an fp32 checkpoint and its fp16 export share one identity.
-    Returns ``"<kind>:<16 hex digits>"``.
+    and its weights rounded to float16 (signed zeros folded), so an fp32 checkpoint and its fp16 export
+    share one identity. Returns ``"<kind>:<16 hex digits>"``.
 
     For a codec it is the identity of its **latent space**: the decoder side (config fields
     :data:`~diffariff.codec.config.DECODER_ONLY_FIELDS`, weights under ``upsampler.`` / ``unet.``) is
@@ -132,7 +132,7 @@ def model_identity(path: str | os.PathLike) -> str:
     for name in names:
         t = ck.tensors[name]
         h.update(name.encode())
-        t = t.to(torch.float16) if t.is_floating_point() else t
+        t = t.to(torch.float16) + 0.0 if t.is_floating_point() else t  # + 0.0 folds -0.0 into 0.0
         h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return f"{ck.kind}:{h.hexdigest()[:16]}"
 
