@@ -312,6 +312,11 @@ class CodecModule(L.LightningModule):
         self.ema.latent_std.fill_(float(zs.std().clamp_min(1e-4)))
 
     def export(self, path: Path, batches: list[torch.Tensor]) -> Path:
+        # frozen parts are exported bit for bit (an EMA of constants can round them or flip 0.0 to -0.0)
+        frozen = ["encoder"] if self.tcfg.freeze_encoder else []
+        frozen += ["encoder", "upsampler"] if self.tcfg.stage == 2 else []
+        for name in set(frozen):
+            getattr(self.ema, name).load_state_dict(getattr(self.codec, name).state_dict())
         self.measure_latent_stats(batches)
         return self.ema.save(path, dtype=torch.float16,
                              extra={"stage": self.tcfg.stage, "step": int(self.global_step)})
@@ -327,7 +332,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", help="an exported codec (.safetensors) to start from: required for stage 2 "
                         "(the stage-1 export); in stage 1 it continues training committed weights")
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="complex",
-                        help="stage-1 loss recipe (see `diffariff train codec` docs; magphase keeps levels unbiased)")
+                        help="stage-1 loss recipe: complex (session 1) or magphase (magnitude and phase scored "
+                        "apart + band energies: keeps level and spectral balance)")
     parser.add_argument("--freeze-encoder", action="store_true",
                         help="stage 1: train the decoder side only, so existing latents stay valid")
     parser.add_argument("--max-minutes", type=float, help="stop after this many minutes")
