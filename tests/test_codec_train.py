@@ -25,18 +25,24 @@ def _clips(render_notes) -> torch.Tensor:
     return torch.from_numpy(np.stack([a, b]))[:, None]  # [2, 1, 16384]
 
 
-def test_stage1_steps_reduce_loss_on_rendered_audio(render_notes):
-    torch.manual_seed(0)
-    module = CodecModule(asdict(CodecConfig(**TINY)), {"stage": 1})
-    x = _clips(render_notes)
+def _stage1_steps(module: CodecModule, x: torch.Tensor, steps: int = 12) -> list[float]:
+    """``steps`` Adam steps (lr 2e-3) of the module's stage-1 loss on ``x``; the losses before each step."""
     opt = torch.optim.Adam([p for p in module.codec.parameters() if p.requires_grad], 2e-3)
     losses = []
-    for _ in range(12):
+    for _ in range(steps):
         loss = module._stage1_loss(x)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
+    return losses
+
+
+def test_stage1_steps_reduce_loss_on_rendered_audio(render_notes):
+    torch.manual_seed(0)
+    module = CodecModule(asdict(CodecConfig(**TINY)), {"stage": 1})
+    x = _clips(render_notes)
+    losses = _stage1_steps(module, x)
     assert np.mean(losses[-3:]) < 0.85 * np.mean(losses[:3])
     assert not any(p.requires_grad for p in module.codec.unet.parameters())
 
@@ -50,14 +56,7 @@ def test_magphase_decoder_fine_tune_keeps_the_encoder(render_notes):
     x = _clips(render_notes)
     with torch.no_grad():
         latents_before = module.codec.encode(x)
-    opt = torch.optim.Adam([p for p in module.codec.parameters() if p.requires_grad], 2e-3)
-    losses = []
-    for _ in range(12):
-        loss = module._stage1_loss(x)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    losses = _stage1_steps(module, x)
     assert np.mean(losses[-3:]) < 0.9 * np.mean(losses[:3])
     assert not any(p.requires_grad for p in module.codec.encoder.parameters())
     with torch.no_grad():

@@ -56,21 +56,21 @@ def mr_stft_loss(pred: torch.Tensor, target: torch.Tensor, complex_weight: float
     return total / len(resolutions)
 
 
-def _pairs(spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[B, 2A, F, T]`` (real, imaginary per audio channel) -> real, imaginary ``[B, A, F, T]``."""
+def _polar_parts(spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``[B, 2A, F, T]`` (real, imaginary per audio channel) -> real, imaginary, magnitude ``[B, A, F, T]``
+    (float32; the magnitude has a 1e-12 floor under the root so its gradient stays finite)."""
     b, s = spec.shape[:2]
     z = spec.float().reshape(b, s // 2, 2, *spec.shape[2:])
-    return z[:, :, 0], z[:, :, 1]
+    re, im = z[:, :, 0], z[:, :, 1]
+    return re, im, (re.square() + im.square() + 1e-12).sqrt()
 
 
 def magnitude_loss(pred: torch.Tensor, target: torch.Tensor, log_eps: float = 1e-3) -> torch.Tensor:
     """Compressed spectrograms ``[B, 2A, F, T]`` -> scalar: L1 of magnitudes + L1 of
     ``log(magnitude + log_eps)`` (phase ignored). ``log_eps`` 1e-3 in the compressed domain is about
     -75 dBFS per bin, so near-silent bins do not dominate the log term."""
-    pr, pi = _pairs(pred)
-    tr, ti = _pairs(target)
-    pm = (pr.square() + pi.square() + 1e-12).sqrt()
-    tm = (tr.square() + ti.square()).sqrt()
+    _, _, pm = _polar_parts(pred)
+    _, _, tm = _polar_parts(target)
     return (pm - tm).abs().mean() + (torch.log(pm + log_eps) - torch.log(tm + log_eps)).abs().mean()
 
 
@@ -79,10 +79,8 @@ def phase_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
     Weighted by the target magnitude so inaudible bins do not matter; its gradient with respect to
     the predicted magnitude is zero (only the direction of P counts)."""
-    pr, pi = _pairs(pred)
-    tr, ti = _pairs(target)
-    pm = (pr.square() + pi.square() + 1e-12).sqrt()
-    tm = (tr.square() + ti.square()).sqrt()
+    pr, pi, pm = _polar_parts(pred)
+    tr, ti, tm = _polar_parts(target)
     # |T| cos(dphi) = Re(P conj T) / |P|
     return (tm - (pr * tr + pi * ti) / pm).mean()
 

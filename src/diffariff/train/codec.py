@@ -208,8 +208,9 @@ class CodecModule(L.LightningModule):
         t = self.tcfg
         with torch.no_grad():
             spec = self.codec.spectrogram(x)
-            latents = self.codec.encoder(spec) if t.freeze_encoder else None
-        _, det = self.codec.upsampler(latents if latents is not None else self.codec.encoder(spec))
+        with torch.set_grad_enabled(not t.freeze_encoder):  # a frozen encoder needs no graph
+            latents = self.codec.encoder(spec)
+        _, det = self.codec.upsampler(latents)
         det = det.float()
         y = self.codec.audio_from_spectrogram(det)
         with torch.autocast("cpu", enabled=False):
