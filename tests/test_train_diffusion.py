@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import csv
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import torch
 
 from diffariff.data.latents import LatentCacheDataset
 from diffariff.diffusion.model import LatentDiffusion
+from diffariff.errors import ConfigError
 from diffariff.train.common import EMA, adamw_with_schedule, ema_decay, ema_update_, lr_factor, write_rows_csv
 from diffariff.train.diffusion import DiffusionModule, add_arguments, load_run_config, run
 from test_latents import tiny_cache
@@ -101,6 +103,23 @@ def test_consistency_training_and_distillation_run(edm_run, cache, config_file, 
     assert cd.config.mode == "consistency" and cd.config.latent_std == LatentDiffusion.load(teacher).config.latent_std
 
 
+def test_init_warm_starts_a_new_run_from_a_trained_model(edm_run, cache, config_file, tmp_path):
+    """--init: a fresh run (step 0, new schedule) that begins at the checkpoint's weights and keeps
+    its normalisation; it excludes --teacher."""
+    start = edm_run[0] / "diffusion_ema.safetensors"
+    init = LatentDiffusion.load(start)
+    out = tmp_path / "warm"
+    assert train(cache, out, config_file, "--init", str(start), "--max-steps", "2", "--lr", "1e-12") == 0
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert int(rows[-1]["step"]) == 2  # counted from 0, not from the init run's 16
+    warm = LatentDiffusion.load(out / "diffusion_ema.safetensors")
+    assert warm.config.latent_std == init.config.latent_std and warm.config.sigma_data == init.config.sigma_data
+    for k, v in init.state_dict().items():  # lr ~0: the run still holds the initial weights
+        assert torch.allclose(warm.state_dict()[k], v, atol=2e-3), k
+    with pytest.raises(ConfigError):
+        train(cache, tmp_path / "both", config_file, "--init", str(start), "--teacher", str(start), "--max-steps", "1")
+
+
 def test_condition_dropout_happens_at_the_configured_rate(edm_run, cache):
     cfg = load_run_config(edm_run[0] / "run_config.json")
     module = DiffusionModule(cfg)
@@ -158,3 +177,34 @@ def test_shared_ema_step_optimiser_groups_and_csv_writer(tmp_path):
     path = tmp_path / "m.csv"
     write_rows_csv(path, [{"step": 1, "a": 0.5}, {"step": 2, "b": 1.0}])
     assert list(csv.DictReader(path.open())) == [{"step": "1", "a": "0.5", "b": ""}, {"step": "2", "a": "", "b": "1.0"}]
+
+
+def test_denoising_eval_scores_fixed_draws_and_separates_trained_from_fresh(edm_run, cache, tmp_path):
+    """`eval denoising`: a zero-output network (AdaLN-Zero at init) scores ~1.0 at every noise level
+    (the EDM weighting normalises predicting c_skip x to 1); the trained model scores lower; the
+    draw is fixed (two runs agree); a cache of another codec is refused."""
+    import json
+
+    from diffariff.cli import main
+    from diffariff.eval.denoising import DenoisingEvalConfig, denoising_losses
+
+    trained_path = edm_run[0] / "diffusion_ema.safetensors"
+    trained = LatentDiffusion.load(trained_path)
+    fresh = LatentDiffusion(trained.config).eval()
+    tensors = LatentCacheDataset(cache).tensors
+    config = DenoisingEvalConfig(sigmas=(0.1, 1.0, 10.0), batch_size=5)
+    zero = denoising_losses(fresh, tensors, config)
+    assert zero["rows"] == len(tensors["target"]) and set(zero["conditionings"]) == {"ctx+clap", "ctx", "clap", "none"}
+    for row in zero["conditionings"].values():
+        assert row["per_sigma"] == pytest.approx([1.0, 1.0, 1.0], abs=0.25)
+    good = denoising_losses(trained, tensors, config)
+    assert good["conditionings"]["ctx+clap"]["mean"] < 0.9 * zero["conditionings"]["ctx+clap"]["mean"]
+    assert denoising_losses(trained, tensors, config) == good
+    out = tmp_path / "report"
+    assert main(["eval", "denoising", "--model", str(trained_path), "--cache", str(cache), "--out", str(out),
+                 "--sigmas", "0.5", "2", "--n", "4"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["caches"][str(cache)]["rows"] == 4 and "| ctx+clap |" in (out / "table.md").read_text()
+    other = tmp_path / "other.safetensors"
+    LatentDiffusion(dataclasses.replace(trained.config, codec_id="codec:0000")).save(other)
+    assert main(["eval", "denoising", "--model", str(other), "--cache", str(cache), "--out", str(out)]) != 0

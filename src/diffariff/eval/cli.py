@@ -1,4 +1,4 @@
-"""``diffariff eval generation | pairs | codec``: the evaluation commands.
+"""``diffariff eval generation | pairs | controls | codec | denoising``: the evaluation commands.
 
 * ``generation``: Table 1 of Improved Diff-A-Riff on held-out pairs (see :mod:`.protocol`), for the
   candidate stems of ``--candidates`` (files) and/or ``--bundle`` (generated), with the bounds;
@@ -6,6 +6,8 @@
   embedding cache (``--cache``, default ``OUT/cache``) that makes re-runs cheap.
 * ``pairs``: only draws the pairs and writes ``pairs.json`` (and, with ``--audio``, each pair's
   ``context/<i>.wav`` and ``reference/<i>.wav``), so a generator can make matching candidates.
+* ``denoising``: a latent diffusion model's denoising error at fixed noise levels on latent caches
+  (see :mod:`.denoising`): a training cache vs a held-out one measures over-fitting.
 * ``codec``: reconstruction of held-out stems and mixes by the codec vs Opus vs silence
   (see :mod:`.codec_eval`); writes ``results.json`` and ``table.md``.
 """
@@ -83,6 +85,19 @@ def register(subparsers) -> None:
     c.add_argument("--seam-chunk-seconds", type=float, default=5.0, help="chunk length for --seam-seconds (default 5)")
     c.add_argument("--no-progress", action="store_true", help="never show progress bars")
     c.set_defaults(func=run_codec)
+
+    d = sub.add_parser("denoising", help="denoising error of a latent diffusion model on latent caches "
+                                         "(train vs held-out: over-fitting)")
+    d.add_argument("--model", required=True, help="latent-diffusion checkpoint (.safetensors)")
+    d.add_argument("--cache", required=True, nargs="+", help="latent cache folder(s) (`diffariff latents build`)")
+    d.add_argument("--out", required=True, help="report folder (results.json, table.md)")
+    d.add_argument("--n", type=int, help="rows per cache (default: all)")
+    d.add_argument("--sigmas", type=float, nargs="+", default=[0.05, 0.2, 0.5, 1.0, 2.0, 5.0],
+                   help="noise levels in normalised latent units (default 0.05 0.2 0.5 1 2 5)")
+    d.add_argument("--frames", type=int, help="window in latent frames (default: the model's training window)")
+    d.add_argument("--batch-size", type=int, default=64, help="sequences per forward pass (default 64)")
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=run_denoising)
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -215,3 +230,33 @@ def run_codec(args) -> int:
                "data": str(args.data), "codec": {"path": str(codec_path), "sha256": file_hash(codec_path)},
                "arguments": _arguments(args), "seed": args.seed, **results}
     return _write_report(Path(args.out), results, codec_table(results))
+
+
+def run_denoising(args) -> int:
+    import torch  # noqa: PLC0415
+
+    from ..data.latents import LatentCacheDataset  # noqa: PLC0415
+    from ..diffusion.model import LatentDiffusion  # noqa: PLC0415
+    from ..torchutil import setup_cpu  # noqa: PLC0415
+    from .denoising import DenoisingEvalConfig, denoising_losses, denoising_table  # noqa: PLC0415
+    from .report import command_line, versions  # noqa: PLC0415
+
+    config = DenoisingEvalConfig(sigmas=tuple(args.sigmas), n=args.n, frames=args.frames,
+                                 batch_size=args.batch_size, seed=args.seed)
+    if not Path(args.model).is_file():
+        raise InputError(f"--model {args.model}: no such file")
+    setup_cpu()
+    model = LatentDiffusion.load(args.model)
+    caches = {}
+    for root in args.cache:
+        ds = LatentCacheDataset(root, limit=args.n)
+        for key in ("codec_id", "clap_id"):
+            have, want = ds.manifest.get(key), getattr(model.config, key)
+            if have and want and have != want:
+                raise InputError(f"--cache {root} was built with {have}, the model was trained with {want}")
+        with torch.inference_mode():
+            caches[str(root)] = denoising_losses(model, ds.tensors, config)
+    results = {"format": "diffariff-eval-denoising", "version": 1, "command": command_line(),
+               "versions": versions(), "arguments": _arguments(args), "model": str(args.model), "seed": args.seed,
+               "caches": caches}
+    return _write_report(Path(args.out), results, denoising_table(results))

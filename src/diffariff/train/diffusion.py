@@ -2,7 +2,9 @@
 
 Modes: ``edm`` (EDM loss, log-normal sigmas) or ``consistency`` (iCT consistency training from scratch,
 or distillation from an EDM teacher given with ``--teacher``; the student then starts from the
-teacher's weights and normalisation).
+teacher's weights and normalisation). ``--init CHECKPOINT`` warm-starts a new run from a trained
+model (its architecture, normalisation and weights; a fresh optimiser and lr schedule), e.g. to
+continue training on a grown cache.
 
 Conditions per sample (documented defaults, tune them):
 * the CLAP condition is the **audio** embedding of the reference clip with probability ``p_audio``
@@ -216,6 +218,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="JSON config {model, train} (e.g. configs/diffusion_small.json)")
     parser.add_argument("--mode", choices=("edm", "consistency"), help="training mode (default: the config's)")
     parser.add_argument("--teacher", help="EDM latent-diffusion checkpoint to distil from (consistency mode)")
+    parser.add_argument("--init", help="start a new run from this latent-diffusion checkpoint's weights (same "
+                                       "architecture and normalisation; fresh optimiser and schedules)")
     parser.add_argument("--max-minutes", type=float, help="stop after this many minutes")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (in total)")
     parser.add_argument("--total-steps", type=int, help="length of the lr / consistency schedules (default config)")
@@ -245,24 +249,33 @@ def _overrides(cfg: DiffusionRunConfig, args: argparse.Namespace) -> DiffusionRu
         raise ConfigError(str(exc)) from None
 
 
-def prepare_run(args: argparse.Namespace) -> tuple[DiffusionRunConfig, LatentCacheDataset, LatentDiffusion | None]:
-    """Resolve the run config (a resumed run keeps its stored one), open the cache, load the teacher."""
+def prepare_run(args: argparse.Namespace) -> tuple[DiffusionRunConfig, LatentCacheDataset, LatentDiffusion | None,
+                                                   LatentDiffusion | None]:
+    """Resolve the run config (a resumed run keeps its stored one), open the cache, load the teacher.
+
+    Returns ``(config, dataset, teacher, start)``: ``start`` is the model whose weights a new run
+    begins from (the teacher when distilling, the ``--init`` checkpoint, else None)."""
     run_dir = Path(args.out)
     stored = run_dir / "run_config.json"
+    if args.init and args.teacher:
+        raise ConfigError("--init and --teacher exclude each other (distillation starts from the teacher)")
     teacher = LatentDiffusion.load(args.teacher) if args.teacher else None
     if args.resume and stored.is_file():
         cfg = load_run_config(stored)  # schedules and measured statistics stay as stored
         ds = LatentCacheDataset(args.cache, cfg.model.train_frames, seed=cfg.train.seed)
-        return cfg, ds, teacher
+        return cfg, ds, teacher, None
     cfg = _overrides(load_run_config(args.config), args)
     ds = LatentCacheDataset(args.cache, None, seed=cfg.train.seed)
     man = ds.manifest
     frames = min(cfg.model.train_frames, ds.frames)
-    if teacher is not None:
-        tc = teacher.config
-        model = dataclasses.replace(tc, mode="consistency", train_frames=frames)
-        if tc.codec_id and man.get("codec_id") and tc.codec_id != man["codec_id"]:
-            raise InputError(f"--teacher was trained with codec {tc.codec_id}, the cache uses {man['codec_id']}")
+    start = teacher if teacher is not None else (LatentDiffusion.load(args.init) if args.init else None)
+    if start is not None:
+        sc, flag = start.config, "--teacher" if teacher is not None else "--init"
+        model = dataclasses.replace(sc, mode="consistency" if teacher is not None else cfg.model.mode,
+                                    train_frames=frames)
+        for key in ("codec_id", "clap_id"):
+            if getattr(sc, key) and man.get(key) and getattr(sc, key) != man[key]:
+                raise InputError(f"{flag} was trained with {getattr(sc, key)}, the cache uses {man[key]}")
     else:
         mean, std, sigma_data = measure_normalisation(ds, cfg.train.normalization)
         net_config = {k: v for k, v in cfg.model.net_config.items() if k not in _SIZED_BY_DATA}
@@ -274,19 +287,19 @@ def prepare_run(args: argparse.Namespace) -> tuple[DiffusionRunConfig, LatentCac
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(stored, config_to_dict(cfg))
     ds.train_frames = frames
-    return cfg, ds, teacher
+    return cfg, ds, teacher, start
 
 
 def run(args: argparse.Namespace) -> int:
     setup_cpu()
-    cfg, ds, teacher = prepare_run(args)
+    cfg, ds, teacher, start = prepare_run(args)
     t = cfg.train
     L.seed_everything(t.seed, workers=True, verbose=False)
     run_dir = Path(args.out)
     module = DiffusionModule(cfg, teacher)
-    if teacher is not None and not (args.resume and (run_dir / "last.ckpt").is_file()):
-        module.model.load_state_dict(teacher.state_dict())  # distillation starts from the teacher
-        module.ema.module.load_state_dict(teacher.state_dict())
+    if start is not None and not (args.resume and (run_dir / "last.ckpt").is_file()):
+        module.model.load_state_dict(start.state_dict())  # distillation / warm start from these weights
+        module.ema.module.load_state_dict(start.state_dict())
     if len(ds) < 1:
         raise InputError(f"{args.cache}: the latent cache is empty")
     loader = torch.utils.data.DataLoader(ds, batch_size=min(t.batch_size, len(ds)), shuffle=True, drop_last=True,
