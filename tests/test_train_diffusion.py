@@ -105,7 +105,8 @@ def test_consistency_training_and_distillation_run(edm_run, cache, config_file, 
 
 def test_init_warm_starts_a_new_run_from_a_trained_model(edm_run, cache, config_file, tmp_path):
     """--init: a fresh run (step 0, new schedule) that begins at the checkpoint's weights and keeps
-    its normalisation; it excludes --teacher."""
+    its normalisation; with --teacher, a distillation continues from an earlier student, which must
+    share the teacher's architecture."""
     start = edm_run[0] / "diffusion_ema.safetensors"
     init = LatentDiffusion.load(start)
     out = tmp_path / "warm"
@@ -116,8 +117,13 @@ def test_init_warm_starts_a_new_run_from_a_trained_model(edm_run, cache, config_
     assert warm.config.latent_std == init.config.latent_std and warm.config.sigma_data == init.config.sigma_data
     for k, v in init.state_dict().items():  # lr ~0: the run still holds the initial weights
         assert torch.allclose(warm.state_dict()[k], v, atol=2e-3), k
-    with pytest.raises(ConfigError):
-        train(cache, tmp_path / "both", config_file, "--init", str(start), "--teacher", str(start), "--max-steps", "1")
+    assert train(cache, tmp_path / "cd", config_file, "--init", str(out / "diffusion_ema.safetensors"),
+                 "--teacher", str(start), "--max-steps", "1") == 0
+    assert LatentDiffusion.load(tmp_path / "cd" / "diffusion_ema.safetensors").config.mode == "consistency"
+    other = tmp_path / "other.safetensors"
+    LatentDiffusion(dataclasses.replace(init.config, latent_std=(2.0,))).save(other)
+    with pytest.raises(ConfigError, match="latent_std"):
+        train(cache, tmp_path / "bad", config_file, "--init", str(other), "--teacher", str(start), "--max-steps", "1")
 
 
 def test_condition_dropout_happens_at_the_configured_rate(edm_run, cache):

@@ -218,8 +218,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="JSON config {model, train} (e.g. configs/diffusion_small.json)")
     parser.add_argument("--mode", choices=("edm", "consistency"), help="training mode (default: the config's)")
     parser.add_argument("--teacher", help="EDM latent-diffusion checkpoint to distil from (consistency mode)")
-    parser.add_argument("--init", help="start a new run from this latent-diffusion checkpoint's weights (same "
-                                       "architecture and normalisation; fresh optimiser and schedules)")
+    parser.add_argument("--init", help="start a new run from this latent-diffusion checkpoint's weights and "
+                                       "normalisation (fresh optimiser and schedules); with --teacher: continue a "
+                                       "distillation from this student")
     parser.add_argument("--max-minutes", type=float, help="stop after this many minutes")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (in total)")
     parser.add_argument("--total-steps", type=int, help="length of the lr / consistency schedules (default config)")
@@ -254,11 +255,10 @@ def prepare_run(args: argparse.Namespace) -> tuple[DiffusionRunConfig, LatentCac
     """Resolve the run config (a resumed run keeps its stored one), open the cache, load the teacher.
 
     Returns ``(config, dataset, teacher, start)``: ``start`` is the model whose weights a new run
-    begins from (the teacher when distilling, the ``--init`` checkpoint, else None)."""
+    begins from (the ``--init`` checkpoint, else the teacher when distilling, else None). With both,
+    a distillation continues from an earlier student: the architecture and normalisation must match."""
     run_dir = Path(args.out)
     stored = run_dir / "run_config.json"
-    if args.init and args.teacher:
-        raise ConfigError("--init and --teacher exclude each other (distillation starts from the teacher)")
     teacher = LatentDiffusion.load(args.teacher) if args.teacher else None
     if args.resume and stored.is_file():
         cfg = load_run_config(stored)  # schedules and measured statistics stay as stored
@@ -268,14 +268,20 @@ def prepare_run(args: argparse.Namespace) -> tuple[DiffusionRunConfig, LatentCac
     ds = LatentCacheDataset(args.cache, None, seed=cfg.train.seed)
     man = ds.manifest
     frames = min(cfg.model.train_frames, ds.frames)
-    start = teacher if teacher is not None else (LatentDiffusion.load(args.init) if args.init else None)
-    if start is not None:
-        sc, flag = start.config, "--teacher" if teacher is not None else "--init"
-        model = dataclasses.replace(sc, mode="consistency" if teacher is not None else cfg.model.mode,
-                                    train_frames=frames)
+    start = LatentDiffusion.load(args.init) if args.init else teacher
+    for flag, m in (("--teacher", teacher), ("--init", start if args.init else None)):
         for key in ("codec_id", "clap_id"):
-            if getattr(sc, key) and man.get(key) and getattr(sc, key) != man[key]:
-                raise InputError(f"{flag} was trained with {getattr(sc, key)}, the cache uses {man[key]}")
+            have = getattr(m.config, key) if m is not None else ""
+            if have and man.get(key) and have != man[key]:
+                raise InputError(f"{flag} was trained with {have}, the cache uses {man[key]}")
+    if teacher is not None and args.init:
+        same = ("net", "net_config", "latent_mean", "latent_std", "sigma_data", "latent_channels", "clap_dim")
+        bad = [k for k in same if getattr(teacher.config, k) != getattr(start.config, k)]
+        if bad:
+            raise ConfigError(f"--init and --teacher differ in {', '.join(bad)}")
+    if start is not None:
+        model = dataclasses.replace(start.config, mode="consistency" if teacher is not None else cfg.model.mode,
+                                    train_frames=frames)
     else:
         mean, std, sigma_data = measure_normalisation(ds, cfg.train.normalization)
         net_config = {k: v for k, v in cfg.model.net_config.items() if k not in _SIZED_BY_DATA}
