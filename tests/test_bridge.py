@@ -124,6 +124,10 @@ def test_save_load_identical(audio_emb, text_emb, tmp_path):
     assert torch.equal(again.sample(text, n_per_text=2, seed=3), bridge.sample(text, n_per_text=2, seed=3))
     with pytest.raises(CheckpointError, match="expected 'clap'"):
         BuiltinClap.load(path)
+    half = ClapBridge.load(bridge.save(tmp_path / "half.safetensors", fp16=True))  # the shipping format
+    assert half.config == bridge.config and (tmp_path / "half.safetensors").stat().st_size < 0.6 * path.stat().st_size
+    cos = (half.sample(text, n_per_text=2, seed=3) * bridge.sample(text, n_per_text=2, seed=3)).sum(dim=1)
+    assert bool((cos > 0.999).all()), cos
 
 
 def test_bad_input_raises_typed_errors(audio_emb, tmp_path):

@@ -276,12 +276,14 @@ class ClapBridge(nn.Module):
 
     # ---- persistence -----------------------------------------------------------------------------
 
-    def save(self, path: str | os.PathLike, extra: dict | None = None) -> Path:
+    def save(self, path: str | os.PathLike, extra: dict | None = None, *, fp16: bool = False) -> Path:
         """Write the weights, the data statistics and the config (with the CLAP identity) to one
-        ``.safetensors`` file (atomically). ``extra``: JSON-able notes (training step, metrics)."""
+        ``.safetensors`` file (atomically). ``extra``: JSON-able notes (training step, metrics);
+        ``fp16=True`` halves the file for shipping (loading always gives float32)."""
         if not self.config.sigma_data > 0:
             raise ConfigError("refusing to save a bridge without data statistics (sigma_data = 0)")
-        return save_checkpoint(path, self.state_dict(), kind=KIND, config=self.config, extra=extra)
+        return save_checkpoint(path, self.state_dict(), kind=KIND, config=self.config, extra=extra,
+                               dtype=torch.float16 if fp16 else None)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ClapBridge:

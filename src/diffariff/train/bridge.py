@@ -354,7 +354,8 @@ def run(args: argparse.Namespace) -> int:
     speed = module.throughput
     export = Path(args.export) if args.export else run_dir / "bridge.safetensors"
     model.save(export, extra={"step": int(trainer.global_step), "corpus": str(args.corpus), "songs": len(songs),
-                              "clap": str(args.clap), "throughput": speed})
+                              "clap": str(args.clap), "throughput": speed}, fp16=True)
+    model = ClapBridge.load(export)  # evaluate exactly what was exported (fp16 weights)
     print(f"bridge: exported {export} (step {trainer.global_step}; this session {speed.get('steps', 0)} steps, "
           f"{speed.get('steps_per_second', 0.0)} steps/s)", file=sys.stderr)
     if cfg.eval_split and cfg.eval_split != "none":
