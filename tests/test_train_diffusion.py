@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import csv
+import dataclasses
 from pathlib import Path
 
 import pytest
