@@ -7,7 +7,7 @@ test``) at a fixed grid of noise levels, for each conditioning (context and CLAP
 with noise drawn from a seed, so two models, or two caches, are compared on identical draws:
 
     loss(sigma) = lambda(sigma) * mean((D(x0 + sigma n, sigma | cond) - x0)^2),
-    lambda(sigma) = (sigma^2 + sd^2) / (sigma sd)^2   (the EDM weighting; 1.0 = predicting the mean)
+    lambda(sigma) = (sigma^2 + sd^2) / (sigma sd)^2   (the EDM weighting; 1.0 = a zero-output network, D = c_skip x)
 
 ``x0`` are the normalised target latents cropped to the model's training window (frames from the
 cache start, the same for every model). The gap between the held-out and the training cache is the
@@ -91,7 +91,7 @@ def denoising_table(results: dict) -> str:
     caches = results["caches"]
     first = next(iter(caches.values()))
     head = "| cache | conditioning | " + " | ".join(f"σ={s:g}" for s in first["sigmas"]) + " | mean |"
-    lines = [f"Model `{results['model']}`; EDM-weighted denoising error (1.0 = predicting the mean), "
+    lines = [f"Model `{results['model']}`; EDM-weighted denoising error (1.0 = a zero-output network), "
              f"{first['frames']} latent frames, seed {results['seed']}.", "", head,
              "|" + "---|" * (len(first["sigmas"]) + 3)]
     for path, res in caches.items():
