@@ -279,6 +279,15 @@ def read_manifest(root: str | os.PathLike) -> dict:
     return manifest
 
 
+def check_model_fits_cache(config, manifest: dict, what: str) -> None:
+    """InputError when a latent model's config (``codec_id`` / ``clap_id``, where recorded) differs from
+    the codec or CLAP a cache was built with; ``what`` names the model in the message (e.g. --init)."""
+    for key in ("codec_id", "clap_id"):
+        have, want = getattr(config, key, ""), manifest.get(key)
+        if have and want and have != want:
+            raise InputError(f"{what} was trained with {have}, but the cache was built with {want}")
+
+
 class LatentCacheDataset(torch.utils.data.Dataset):
     """All rows of a latent cache, held in memory (float16 latents; it is small).
 
@@ -293,11 +302,15 @@ class LatentCacheDataset(torch.utils.data.Dataset):
         self.root = Path(root)
         self.manifest = read_manifest(self.root)
         parts: dict[str, list[torch.Tensor]] = {}
+        rows = 0
         for k in range(int(self.manifest["shards"])):
+            if limit is not None and rows >= int(limit):
+                break  # the first ``limit`` rows are read; later shards are not
             if not shard_path(self.root, k).is_file():
                 raise DatasetError(f"{self.root}: shard {k} is missing (re-run `diffariff latents build`)")
             for name, t in _read_shard(self.root, k).items():
                 parts.setdefault(name, []).append(t)
+            rows += int(parts["target"][-1].shape[0])
         self.tensors = {name: torch.cat(ts) for name, ts in parts.items()}
         if limit is not None:
             self.tensors = {name: t[: int(limit)] for name, t in self.tensors.items()}

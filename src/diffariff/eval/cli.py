@@ -235,7 +235,7 @@ def run_codec(args) -> int:
 def run_denoising(args) -> int:
     import torch  # noqa: PLC0415
 
-    from ..data.latents import LatentCacheDataset  # noqa: PLC0415
+    from ..data.latents import LatentCacheDataset, check_model_fits_cache  # noqa: PLC0415
     from ..diffusion.model import LatentDiffusion  # noqa: PLC0415
     from ..torchutil import setup_cpu  # noqa: PLC0415
     from .denoising import DenoisingEvalConfig, denoising_losses, denoising_table  # noqa: PLC0415
@@ -250,10 +250,7 @@ def run_denoising(args) -> int:
     caches = {}
     for root in args.cache:
         ds = LatentCacheDataset(root, limit=args.n)
-        for key in ("codec_id", "clap_id"):
-            have, want = ds.manifest.get(key), getattr(model.config, key)
-            if have and want and have != want:
-                raise InputError(f"--cache {root} was built with {have}, the model was trained with {want}")
+        check_model_fits_cache(model.config, ds.manifest, f"--model (for --cache {root})")
         with torch.inference_mode():
             caches[str(root)] = denoising_losses(model, ds.tensors, config)
     results = {"format": "diffariff-eval-denoising", "version": 1, "command": command_line(),

@@ -23,6 +23,7 @@ import torch
 
 from ..diffusion.edm import edm_loss_weight
 from ..errors import InputError
+from ..torchutil import seeded_generator
 
 # One row per conditioning: (name, use context, use CLAP audio embedding).
 CONDITIONINGS = (("ctx+clap", True, True), ("ctx", True, False), ("clap", False, True), ("none", False, False))
@@ -52,8 +53,7 @@ class DenoisingEvalConfig:
 def _noise(shape: tuple[int, ...], seed: int, sigma_index: int, first_row: int) -> torch.Tensor:
     """Standard normal noise [B, C, F] for rows ``first_row..first_row+B`` at grid point ``sigma_index``:
     a function of the seed and these numbers only (not of the model or the batch size's history)."""
-    g = torch.Generator().manual_seed(int(seed) * 1_000_003 + sigma_index * 65_537 + first_row)
-    return torch.randn(shape, generator=g)
+    return torch.randn(shape, generator=seeded_generator(int(seed) * 1_000_003 + sigma_index * 65_537 + first_row))
 
 
 @torch.no_grad()

@@ -37,7 +37,7 @@ import lightning as L
 import torch
 
 from ..checkpoint import config_to_dict, load_config_file
-from ..data.latents import LatentCacheDataset
+from ..data.latents import LatentCacheDataset, check_model_fits_cache
 from ..diffusion.consistency import ConsistencyConfig, consistency_loss
 from ..diffusion.edm import edm_loss, measure_sigma_data
 from ..diffusion.model import LatentDiffusion, LatentDiffusionConfig
@@ -269,11 +269,10 @@ def prepare_run(args: argparse.Namespace) -> tuple[DiffusionRunConfig, LatentCac
     man = ds.manifest
     frames = min(cfg.model.train_frames, ds.frames)
     start = LatentDiffusion.load(args.init) if args.init else teacher
-    for flag, m in (("--teacher", teacher), ("--init", start if args.init else None)):
-        for key in ("codec_id", "clap_id"):
-            have = getattr(m.config, key) if m is not None else ""
-            if have and man.get(key) and have != man[key]:
-                raise InputError(f"{flag} was trained with {have}, the cache uses {man[key]}")
+    if teacher is not None:
+        check_model_fits_cache(teacher.config, man, "--teacher")
+    if args.init:
+        check_model_fits_cache(start.config, man, "--init")
     if teacher is not None and args.init:
         same = ("net", "net_config", "latent_mean", "latent_std", "sigma_data", "latent_channels", "clap_dim")
         bad = [k for k in same if getattr(teacher.config, k) != getattr(start.config, k)]
