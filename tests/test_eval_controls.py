@@ -17,7 +17,7 @@ from diffariff.eval.controls import ControlsConfig, evaluate_controls, held_out_
 from diffariff.eval.protocol import load_songs
 
 ARGS = ["--split", "all", "--n", "2", "--long-n", "2", "--long-seconds", "8", "--window-seconds", "3",
-        "--segment-seconds", "2", "--reference-seconds", "1", "--strengths", "1.0", "--steps", "3", "--seed", "1", "--no-progress"]
+        "--segment-seconds", "2", "--slice-seconds", "4", "--reference-seconds", "1", "--strengths", "1.0", "--steps", "3", "--seed", "1", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +51,18 @@ def test_controls_report_measures_grounding_length_and_seams(setup, tmp_path, ca
         assert sg[label]["cos_reference"]["n"] == 2 and -1 <= sg[label]["cos_reference"]["mean"] <= 1
     lg = res["length_generalisation"]
     assert lg["train_window_seconds"] == pytest.approx(24 * 4096 / 48_000)
-    for mode in ("direct", "windowed"):
+    assert lg["slice_seconds"] == 4
+    for mode in ("direct", "windowed", "sliced"):
         row = lg["modes"][mode]
         assert len(row["cos_target_per_segment"]) == 4 and np.isfinite(row["level_db_per_segment"]).all()
         # training window 2.05 s: segment 0 (0-2 s) is within it, segments 1-3 are beyond
         assert row["cos_target_within_train_window"]["n"] == 2
         assert row["cos_target_beyond_train_window"]["n"] == 6
         assert 0.0 <= row["apa"] <= 1.0 and row["apa_windows"] == 2
+        assert len(row["apa_per_slice"]) == 2 and all(0.0 <= a <= 1.0 for a in row["apa_per_slice"])
+    # sliced = each 4-s piece generated on its own: not the same stem as one pass over 8 s
+    assert lg["modes"]["sliced"]["level_db_per_segment"] != lg["modes"]["direct"]["level_db_per_segment"]
+    assert "APA per 4-s slice" in (out / "table.md").read_text()
     assert lg["seams"]["windows_per_stem"] >= 3 and lg["seams"]["generated_flux_ratio"]["mean"] > 0
     assert (out / "table.md").read_text().count("|") > 20
 
@@ -74,7 +79,7 @@ def test_grounding_changes_the_stem(setup):
     assert not np.allclose(plain, grounded)
     clap = BuiltinClap.load(bundle.clap)
     res = evaluate_controls(bundle.root, clap, corpus, ControlsConfig(n=2, long_n=1, split="all", window_seconds=3,
-                                                                      long_seconds=8, segment_seconds=2, reference_seconds=1,
+                                                                      long_seconds=8, segment_seconds=2, slice_seconds=4, reference_seconds=1,
                                                                       strengths=(0.5,), steps=2), progress=False)
     assert "0.5" in res["style_grounding"]
 
@@ -86,5 +91,7 @@ def test_bad_arguments_exit_2(setup, tmp_path, capsys):
     assert "strengths" in capsys.readouterr().err
     assert main([*base, "--data", str(tmp_path / "none")]) == 2
     assert main([*base, "--data", str(corpus), "--segment-seconds", "20"]) == 2
+    assert main([*base, "--data", str(corpus), "--long-seconds", "30", "--slice-seconds", "7"]) == 2
+    assert "multiple of --slice-seconds" in capsys.readouterr().err
     with pytest.raises(InputError):
         ControlsConfig(n=1)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from diffariff.diffusion.edm import EDMDenoiser
-from diffariff.diffusion.guidance import GuidedDenoiser, guidance_weights, rescale_to
+from diffariff.diffusion.guidance import GuidedDenoiser, PerSampleGuidance, guidance_weights, rescale_to
 from diffariff.errors import InputError
 from diffariff.nets.dit import build_net
 
@@ -63,6 +63,23 @@ def test_formula_with_all_three_passes_in_one_batched_call():
     expected = d00 + 2.0 * (dc0 - d00) + 0.5 * (dcc - dc0)
     assert torch.allclose(out, expected, atol=1e-4)
     assert not torch.allclose(out, dcc, atol=1e-3)
+
+
+def test_per_sample_guidance_matches_guidance_sample_by_sample():
+    """The distillation teacher: each sample's conditions (drop masks) get their own nested CFG, all
+    passes in one call; equal to GuidedDenoiser run on that sample alone with its conditions."""
+    d = Counting()
+    x, s, ctx, clap = _data(b=4)
+    drop_ctx = torch.tensor([False, True, False, True])
+    drop_clap = torch.tensor([False, False, True, True])
+    out = PerSampleGuidance(d, 2.0, 0.5)(x, s, context=ctx, clap=clap, drop_context=drop_ctx, drop_clap=drop_clap)
+    assert d.batches == [3 + 2 + 2 + 1]  # passes per sample: both, clap only, ctx only, none
+    for i in range(4):
+        one = GuidedDenoiser(d, None if drop_ctx[i] else ctx[i:i + 1], None if drop_clap[i] else clap[i:i + 1], 2.0, 0.5)
+        assert torch.allclose(out[i:i + 1], one(x[i:i + 1], s[i:i + 1]), atol=1e-4), i
+    plain = PerSampleGuidance(d, 1.0, 1.0)(x, s, context=ctx, clap=clap, drop_context=drop_ctx, drop_clap=drop_clap)
+    assert torch.allclose(plain, d(x, s, context=ctx, clap=clap, drop_context=drop_ctx, drop_clap=drop_clap), atol=1e-5)
+    assert torch.allclose(PerSampleGuidance(d, 2.0, 0.5)(x, s), d(x, s), atol=1e-5)  # no conditions: D(0, 0)
 
 
 def test_default_strengths_and_pass_reduction():

@@ -101,6 +101,36 @@ def test_consistency_training_and_distillation_run(edm_run, cache, config_file, 
     assert train(cache, tmp_path / "cd", config_file, "--teacher", str(teacher), "--max-steps", "2") == 0
     cd = LatentDiffusion.load(tmp_path / "cd" / "diffusion_ema.safetensors")
     assert cd.config.mode == "consistency" and cd.config.latent_std == LatentDiffusion.load(teacher).config.latent_std
+    assert cd.config.distilled_guidance == (1.0, 1.0)
+
+
+def test_guided_distillation_bakes_the_strengths_into_the_student(edm_run, cache, config_file, tmp_path):
+    """--distill-guidance: the teacher step is guided, the student records the strengths and samples
+    them in a single pass (sampling at w = g equals the same weights sampled unguided at w = 1)."""
+    teacher = edm_run[0] / "diffusion_ema.safetensors"
+    assert train(cache, tmp_path / "gd", config_file, "--teacher", str(teacher), "--distill-guidance", "1.5", "2",
+                 "--max-steps", "2") == 0
+    gd = LatentDiffusion.load(tmp_path / "gd" / "diffusion_ema.safetensors")
+    assert gd.config.distilled_guidance == (1.5, 2.0)
+    ctx, clap = torch.randn(1, gd.config.latent_channels, 12), torch.nn.functional.normalize(torch.randn(1, 32), dim=1)
+    guided = gd.sample(ctx, clap, w_ctx=1.5, w_clap=2.0, seed=3)
+    plain = copy.deepcopy(gd)
+    plain.config = dataclasses.replace(gd.config, distilled_guidance=(1.0, 1.0))
+    assert torch.allclose(guided, plain.sample(ctx, clap, w_ctx=1.0, w_clap=1.0, seed=3), atol=1e-5)
+    assert not torch.allclose(guided, plain.sample(ctx, clap, w_ctx=1.5, w_clap=2.0, seed=3), atol=1e-4)
+    # the same training step with the guided teacher aims at other targets than with the unguided one
+    cfg = load_run_config(tmp_path / "gd" / "run_config.json")
+    assert cfg.train.distill_guidance == (1.5, 2.0)
+    ds = LatentCacheDataset(cache, cfg.model.train_frames, seed=0)
+    batch = torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
+    unguided = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, distill_guidance=(1.0, 1.0)))
+    t = LatentDiffusion.load(teacher)
+    with torch.no_grad():
+        a = DiffusionModule(cfg, t).loss(batch, 5)[0]
+        b = DiffusionModule(unguided, t).loss(batch, 5)[0]
+    assert not torch.allclose(a, b)
+    with pytest.raises(ConfigError, match="needs --teacher"):
+        train(cache, tmp_path / "bad", config_file, "--distill-guidance", "1.5", "2", "--max-steps", "1")
 
 
 def test_init_warm_starts_a_new_run_from_a_trained_model(edm_run, cache, config_file, tmp_path):
@@ -110,7 +140,9 @@ def test_init_warm_starts_a_new_run_from_a_trained_model(edm_run, cache, config_
     start = edm_run[0] / "diffusion_ema.safetensors"
     init = LatentDiffusion.load(start)
     out = tmp_path / "warm"
-    assert train(cache, out, config_file, "--init", str(start), "--max-steps", "2", "--lr", "1e-12") == 0
+    assert train(cache, out, config_file, "--init", str(start), "--max-steps", "2", "--lr", "1e-12",
+                 "--p-drop-context", "0.15") == 0
+    assert load_run_config(out / "run_config.json").train.p_drop_context == 0.15
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert int(rows[-1]["step"]) == 2  # counted from 0, not from the init run's 16
     warm = LatentDiffusion.load(out / "diffusion_ema.safetensors")

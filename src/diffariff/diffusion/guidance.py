@@ -96,6 +96,57 @@ class GuidedDenoiser:
         return guided
 
 
+class PerSampleGuidance:
+    """Nested CFG for a batch whose samples carry their own conditions: the teacher of *guided*
+    consistency distillation, where each training sample has its own drop masks.
+
+    Callable ``(x [B, ...], sigma [B], context=, clap=, drop_context=, drop_clap=) -> [B, ...]`` (the
+    denoiser's own signature): sample i gets ``sum_p w_p(i) D_p(x_i)`` with the weights of
+    :func:`guidance_weights` for the conditions sample i has. The passes of all samples (1 to 3 each)
+    go through ``denoiser`` in one batched call; at strengths 1 / 1 this is the plain conditional
+    denoiser.
+    """
+
+    def __init__(self, denoiser: Callable[..., torch.Tensor], w_ctx: float, w_clap: float):
+        self.denoiser = denoiser
+        self.w_ctx, self.w_clap = float(w_ctx), float(w_clap)
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor | None = None,
+                 clap: torch.Tensor | None = None, drop_context: torch.Tensor | None = None,
+                 drop_clap: torch.Tensor | None = None) -> torch.Tensor:
+        b = x.shape[0]
+        sigma = batch_sigma(sigma, x)
+        has_ctx = _present(context, drop_context, b)
+        has_clap = _present(clap, drop_clap, b)
+        rows, weights, use_ctx, use_clap = [], [], [], []
+        for i in range(b):
+            for (c, e), w in guidance_weights(self.w_ctx, self.w_clap, has_ctx[i], has_clap[i]).items():
+                rows.append(i)
+                weights.append(w)
+                use_ctx.append(c)
+                use_clap.append(e)
+        idx = torch.tensor(rows, device=x.device)
+        cond: dict = {}
+        if context is not None:
+            cond["context"] = context[idx]
+            cond["drop_context"] = ~torch.tensor(use_ctx, device=x.device)
+        if clap is not None:
+            cond["clap"] = clap[idx]
+            cond["drop_clap"] = ~torch.tensor(use_clap, device=x.device)
+        out = self.denoiser(x[idx], sigma[idx], **cond).float()
+        w = torch.tensor(weights, device=x.device, dtype=out.dtype).reshape(-1, *([1] * (x.ndim - 1)))
+        return torch.zeros(x.shape, dtype=out.dtype, device=x.device).index_add_(0, idx, out * w).to(x.dtype)
+
+
+def _present(cond: torch.Tensor | None, drop: torch.Tensor | None, b: int) -> list[bool]:
+    """Per-sample presence of a condition: absent tensor -> all False; else not dropped."""
+    if cond is None:
+        return [False] * b
+    if drop is None:
+        return [True] * b
+    return [not bool(d) for d in drop.reshape(-1).tolist()]
+
+
 def _repeat(t: torch.Tensor, b: int, k: int) -> torch.Tensor:
     if t.shape[0] == 1 and b > 1:
         t = t.expand(b, *t.shape[1:])

@@ -75,8 +75,12 @@ class LatentDiffusionConfig:
     consistency_steps: int = 5
     w_ctx: float = 1.25
     w_clap: float = 1.25
+    # guidance strengths (context, CLAP) baked in by guided consistency distillation; (1, 1) = none
+    distilled_guidance: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
+        if len(self.distilled_guidance) != 2 or min(self.distilled_guidance) <= 0:
+            raise ConfigError(f"distilled_guidance must be two strengths > 0, got {self.distilled_guidance}")
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, got '{self.mode}'")
         if not self.sigma_data > 0:
@@ -221,7 +225,10 @@ class LatentDiffusion(nn.Module):
         ``clap`` [B or 1, D] CLAP embedding (None: no CLAP condition). ``frames`` T (default: the
         context's length, else ``train_frames``); ``batch`` B (default: from the conditions, else 1).
         ``steps`` / ``sampler``: default from the config's mode (Heun 30 or consistency 5).
-        ``w_ctx`` / ``w_clap``: guidance strengths (nested CFG, :mod:`.guidance`); ``rescale_phi``
+        ``w_ctx`` / ``w_clap``: guidance strengths (nested CFG, :mod:`.guidance`; for a model distilled
+        with guidance g (``config.distilled_guidance``) the network's passes are combined with w / g,
+        so w = g takes a single pass: exact in the linear picture, where the student's passes are the
+        teacher's guided ones, D(0,0) + g (D(c) - D(0,0)) per condition); ``rescale_phi``
         rescaled CFG. ``seed``: same seed, same inputs -> same output. ``callback(dict)`` per step
         (``x`` / ``denoised`` in normalised units).
 
@@ -267,7 +274,9 @@ class LatentDiffusion(nn.Module):
 
         gen = seeded_generator(seed, device)
         shape = (b, cfg.latent_channels, frames)
-        denoise: Denoise = GuidedDenoiser(self.denoise, ctx, clap, w_ctx, w_clap, rescale_phi)
+        # a guidance-distilled network already answers with strengths g: ask it for w / g (w = g: one pass)
+        g_ctx, g_clap = cfg.distilled_guidance
+        denoise: Denoise = GuidedDenoiser(self.denoise, ctx, clap, w_ctx / g_ctx, w_clap / g_clap, rescale_phi)
         if style_latents is not None:
             denoise = StyleGround(denoise, self.normalize(style_latents.to(device)), style_strength)
 

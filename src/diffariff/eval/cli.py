@@ -61,6 +61,8 @@ def register(subparsers) -> None:
     k.add_argument("--window-seconds", type=float, default=10.0, help="style-grounding pair length (default 10 s)")
     k.add_argument("--reference-seconds", type=float, default=5.0, help="style reference clip (default 5 s)")
     k.add_argument("--segment-seconds", type=float, default=5.0, help="segment length (default 5 s)")
+    k.add_argument("--slice-seconds", type=float, default=10.0,
+                   help="APA per slice of this length; --long-seconds must be a multiple of it (default 10 s)")
     k.add_argument("--strengths", type=float, nargs="+", default=[0.5, 1.0], help="style strengths (default 0.5 1)")
     k.add_argument("--sampler", help="heun | dpmpp_2m | euler (EDM) or consistency (default: the bundle's)")
     k.add_argument("--steps", type=int, help="sampling steps (default 30 EDM / 5 consistency)")
@@ -200,7 +202,7 @@ def run_controls(args) -> int:
 
     config = ControlsConfig(n=args.n, long_n=args.long_n, seed=args.seed, split=args.split,
                             window_seconds=args.window_seconds, long_seconds=args.long_seconds,
-                            segment_seconds=args.segment_seconds,
+                            segment_seconds=args.segment_seconds, slice_seconds=args.slice_seconds,
                             reference_seconds=args.reference_seconds, strengths=tuple(args.strengths),
                             sampler=args.sampler, steps=args.steps)
     if not Path(args.data).is_dir():

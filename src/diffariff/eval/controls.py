@@ -8,9 +8,13 @@ generalisation and window seams (``diffariff eval controls``).
   the reference?), and to the real target window.
 * **Length generalisation**: for ``m`` long held-out contexts (``long_seconds``, several times the
   model's training window), the stem is generated ``direct`` (the whole length in one pass of the
-  network) and ``windowed`` (overlapping inpainted windows). Each is cut into ``segment_seconds``
-  segments; per segment: CLAP cosine to the real target's segment and the level (dBFS RMS). A model
-  that does not generalise in length degrades in the segments beyond its training window.
+  network), ``windowed`` (overlapping inpainted windows) and ``sliced`` (each ``slice_seconds`` piece
+  of the context on its own: the short-context baseline, "APA at 10 s" on the very same music). Each
+  is cut into ``segment_seconds`` segments; per segment: CLAP cosine to the real target's segment and
+  the level (dBFS RMS). APA is computed per slice position (slice j of every long pair, 5-s windows,
+  one R / R' reference per slice shared by the three modes) and pooled over the whole length. A model
+  that does not generalise in length degrades in the slices beyond its training window, relative to
+  ``sliced`` at the same position.
 * **Seams** of the windowed stems at the window borders (:func:`~diffariff.pipeline.measure_seams`),
   with the real target stem measured at the same times as the baseline of ordinary musical change.
 
@@ -28,7 +32,7 @@ from tqdm.auto import tqdm
 
 from ..data.pairs import PairConfig, evaluation_pairs
 from ..errors import InputError
-from .apa import accompaniment_prompt_adherence
+from .apa import APAResult, apa_score, build_apa_reference
 from .metrics import mean_and_ci
 from .protocol import load_songs, pairs_as_arrays
 
@@ -46,6 +50,7 @@ class ControlsConfig:
     window_seconds: float = 10.0
     long_seconds: float = 30.0
     segment_seconds: float = 5.0
+    slice_seconds: float = 10.0
     reference_seconds: float = 5.0
     strengths: tuple[float, ...] = (0.5, 1.0)
     sampler: str | None = None
@@ -56,6 +61,10 @@ class ControlsConfig:
             raise InputError(f"need --n >= 2 and --long-n >= 1, got {self.n}, {self.long_n}")
         if not 0 < self.segment_seconds <= self.long_seconds / 2:
             raise InputError("--segment-seconds must be positive and at most half of --long-seconds")
+        ratio = self.long_seconds / self.slice_seconds if self.slice_seconds > 0 else 0.0
+        if ratio < 1 or abs(ratio - round(ratio)) > 1e-6:
+            raise InputError(f"--long-seconds ({self.long_seconds:g}) must be a whole multiple of --slice-seconds "
+                             f"({self.slice_seconds:g})")
         if any(not 0.0 < s <= 1.0 for s in self.strengths):
             raise InputError(f"style strengths must be in (0, 1], got {list(self.strengths)}")
 
@@ -114,31 +123,62 @@ def style_grounding(acc, clap, items: Sequence[dict], config: ControlsConfig, pr
     return out
 
 
+def _generate(acc, it: dict, mode: str, seed: int, config: ControlsConfig) -> np.ndarray:
+    """One stem ``[2, N]`` for long pair ``it``: ``direct`` / ``windowed`` (the pipeline's long modes) or
+    ``sliced`` (every ``slice_seconds`` piece of the context generated on its own, then joined)."""
+    kw = {"reference": it["reference"], "sampler": config.sampler, "steps": config.steps}
+    if mode != "sliced":
+        return acc.generate(it["context"], seed=seed, long_mode=mode, **kw)[0]
+    ctx = it["context"]
+    step = int(round(config.slice_seconds * SAMPLE_RATE))
+    pieces = [acc.generate(ctx[:, a:a + step], seed=seed + 1000 * j, **kw)[0]
+              for j, a in enumerate(range(0, ctx.shape[1], step))]
+    return np.concatenate(pieces, axis=1)[:, : ctx.shape[1]]
+
+
+def apa_per_slice(clap, items: Sequence[dict], stems: dict[str, list[np.ndarray]], slice_seconds: float,
+                  seed: int) -> dict[str, list[APAResult]]:
+    """APA of each mode's stems at every slice position j (samples [j S, (j + 1) S) of all pairs, S =
+    ``slice_seconds``), against one matched / mismatched reference per position shared by the modes:
+    ``{mode: [APAResult of slice 0, slice 1, ...]}``. Needs >= 2 pairs."""
+    s = int(round(slice_seconds * SAMPLE_RATE))
+    k = min(it["context"].shape[1] for it in items) // s
+    out: dict[str, list[APAResult]] = {mode: [] for mode in stems}
+    for j in range(k):
+        part = slice(j * s, (j + 1) * s)
+        ctxs, reals = [it["context"][:, part] for it in items], [it["target"][:, part] for it in items]
+        ref = build_apa_reference(clap, ctxs, reals, SAMPLE_RATE, seed=seed, window_seconds=min(5.0, slice_seconds))
+        for mode, generated in stems.items():
+            out[mode].append(apa_score(clap, ref, ctxs, [g[:, part] for g in generated]))
+    return out
+
+
 def length_generalisation(acc, clap, items: Sequence[dict], config: ControlsConfig, progress=None) -> dict:
-    """Per-segment CLAP cosine to the real target and level (dBFS), for ``direct`` and ``windowed``
-    generation of the long pairs, seams of the windowed stems (and of the real stems at the same times),
-    and the wall time of each generation."""
+    """Per-segment CLAP cosine to the real target and level (dBFS), APA per slice and pooled, for
+    ``direct``, ``windowed`` and ``sliced`` generation of the long pairs; seams of the windowed stems
+    (and of the real stems at the same times); the wall time of each generation."""
     seg = int(round(config.segment_seconds * SAMPLE_RATE))
     train_seconds = acc.train_frames * acc.samples_per_frame / SAMPLE_RATE
-    out: dict = {"train_window_seconds": train_seconds, "segment_seconds": config.segment_seconds, "modes": {}}
+    out: dict = {"train_window_seconds": train_seconds, "segment_seconds": config.segment_seconds,
+                 "slice_seconds": config.slice_seconds, "modes": {}}
     k = min(it["target"].shape[1] for it in items) // seg
 
     def segments(x: np.ndarray) -> list[np.ndarray]:
         return [x[:, j * seg:(j + 1) * seg] for j in range(k)]
 
-    real = [_embed(clap, segments(it["target"])) for it in items]  # shared by both modes
+    real = [_embed(clap, segments(it["target"])) for it in items]  # shared by all modes
     inside = [j for j in range(k) if (j + 1) * config.segment_seconds <= train_seconds]
     beyond = [j for j in range(k) if j not in inside]
-    seams, real_seams = [], []
-    bar = tqdm(total=len(items) * 2, desc="length generalisation", unit="stem", disable=progress is False)
-    for mode in ("direct", "windowed"):
+    seams, real_seams, stems_by_mode, windows_per_stem = [], [], {}, 1
+    modes = ("direct", "windowed", "sliced")
+    bar = tqdm(total=len(items) * len(modes), desc="length generalisation", unit="stem", disable=progress is False)
+    for mode in modes:
         cos = np.zeros((len(items), k))  # [item, segment]
         level = np.zeros((len(items), k))
         seconds, stems = [], []
         for i, it in enumerate(items):
             t0 = time.perf_counter()
-            stem = acc.generate(it["context"], reference=it["reference"], seed=config.seed + i, long_mode=mode,
-                                sampler=config.sampler, steps=config.steps)[0]
+            stem = _generate(acc, it, mode, config.seed + i, config)
             seconds.append(time.perf_counter() - t0)
             stems.append(stem)
             gen = _embed(clap, segments(stem))
@@ -147,9 +187,11 @@ def length_generalisation(acc, clap, items: Sequence[dict], config: ControlsConf
             if mode == "windowed" and len(acc.last_windows) > 1:
                 from ..pipeline import measure_seams, seam_report_for  # noqa: PLC0415
 
+                windows_per_stem = len(acc.last_windows)
                 seams.append(seam_report_for(acc, stem))
                 real_seams.append(measure_seams(it["target"], acc.window_boundaries()))
             bar.update(1)
+        stems_by_mode[mode] = stems
         out["modes"][mode] = {
             "cos_target_per_segment": cos.mean(axis=0).tolist(),
             "level_db_per_segment": level.mean(axis=0).tolist(),
@@ -157,15 +199,17 @@ def length_generalisation(acc, clap, items: Sequence[dict], config: ControlsConf
             "cos_target_beyond_train_window": _ci(cos[:, beyond].ravel()) if beyond else None,
             "seconds_per_generation": float(np.mean(seconds)),
         }
-        if len(items) >= 2:  # APA over every 5-s window of the long stems (pooled over positions)
-            res = accompaniment_prompt_adherence(clap, [it["context"] for it in items], [it["target"] for it in items],
-                                                 stems, SAMPLE_RATE, seed=config.seed, window_seconds=5.0)
-            out["modes"][mode]["apa"] = res.apa
-            out["modes"][mode]["apa_windows"] = res.n
     bar.close()
+    if len(items) >= 2:
+        whole = apa_per_slice(clap, items, stems_by_mode, config.long_seconds, config.seed)  # pooled: 5-s windows
+        sliced = apa_per_slice(clap, items, stems_by_mode, config.slice_seconds, config.seed)
+        for mode in modes:
+            out["modes"][mode]["apa"] = whole[mode][0].apa
+            out["modes"][mode]["apa_windows"] = whole[mode][0].n
+            out["modes"][mode]["apa_per_slice"] = [r.apa for r in sliced[mode]]
     if seams:
         out["seams"] = {
-            "windows_per_stem": len(acc.last_windows),
+            "windows_per_stem": windows_per_stem,
             "generated_flux_ratio": _ci([s.flux_ratio for s in seams]),
             "generated_jump_ratio": _ci([s.jump_ratio for s in seams]),
             "real_flux_ratio": _ci([s.flux_ratio for s in real_seams]),
@@ -212,6 +256,16 @@ def controls_table(results: dict) -> str:
         apa = "-" if row.get("apa") is None else f"{row['apa']:.3f} ({row['apa_windows']} windows)"
         lines.append(f"| {mode} | {apa} | {f(row['cos_target_within_train_window'])} | "
                      f"{f(row['cos_target_beyond_train_window'])} | {per} | {lev} | {row['seconds_per_generation']:.1f} |")
+    if any("apa_per_slice" in row for row in lg["modes"].values()):
+        n_slices = max(len(row.get("apa_per_slice", [])) for row in lg["modes"].values())
+        lines += ["", f"### APA per {lg['slice_seconds']:g}-s slice of the long stems (sliced = each slice "
+                      "generated on its own)", "",
+                  "| mode | " + " | ".join(f"slice {j}" for j in range(n_slices)) + " | mean |",
+                  "|---|" + "---|" * (n_slices + 1)]
+        for mode, row in lg["modes"].items():
+            if "apa_per_slice" in row:
+                vals = row["apa_per_slice"]
+                lines.append(f"| {mode} | " + " | ".join(f"{v:.2f}" for v in vals) + f" | {np.mean(vals):.3f} |")
     if "seams" in lg:
         s = lg["seams"]
         lines += ["", f"### Seams ({s['windows_per_stem']} windows per stem; ratio of the change at a border "

@@ -2,7 +2,9 @@
 
 Modes: ``edm`` (EDM loss, log-normal sigmas) or ``consistency`` (iCT consistency training from scratch,
 or distillation from an EDM teacher given with ``--teacher``; the student then starts from the
-teacher's weights and normalisation). ``--init CHECKPOINT`` warm-starts a new run from a trained
+teacher's weights and normalisation; ``--distill-guidance W_CTX W_CLAP`` makes the teacher step a nested-CFG
+step at those strengths, per sample with its own conditions, so that the student samples the guided
+model in one network pass per step instead of three). ``--init CHECKPOINT`` warm-starts a new run from a trained
 model (its architecture, normalisation and weights; a fresh optimiser and lr schedule), e.g. to
 continue training on a grown cache.
 
@@ -40,6 +42,7 @@ from ..checkpoint import config_to_dict, load_config_file
 from ..data.latents import LatentCacheDataset, check_model_fits_cache
 from ..diffusion.consistency import ConsistencyConfig, consistency_loss
 from ..diffusion.edm import edm_loss, measure_sigma_data
+from ..diffusion.guidance import PerSampleGuidance
 from ..diffusion.model import LatentDiffusion, LatentDiffusionConfig
 from ..errors import ConfigError, InputError
 from ..fsutil import write_json_atomic
@@ -81,11 +84,15 @@ class DiffusionTrainConfig:
     ct_s1: int = 1280
     ct_p_mean: float = -1.1
     ct_p_std: float = 2.0
+    # guided distillation: the teacher step uses nested CFG at these strengths (1, 1 = unguided)
+    distill_guidance: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
         for name in ("p_drop_context", "p_drop_clap", "p_audio"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if len(self.distill_guidance) != 2 or min(self.distill_guidance) <= 0:
+            raise ConfigError(f"distill_guidance must be two strengths > 0, got {self.distill_guidance}")
         if self.normalization not in ("global", "channel"):
             raise ConfigError(f"normalization must be 'global' or 'channel', got '{self.normalization}'")
         if self.batch_size < 1 or self.lr <= 0 or self.total_steps < 1:
@@ -154,7 +161,11 @@ class DiffusionModule(L.LightningModule):
         cond = self.conditions(batch, g)
         if self.run_config.model.mode == "edm":
             return edm_loss(self.model.denoiser, x0, cond, generator=g)
-        teacher = self.teacher.denoiser if self.teacher is not None else None
+        teacher = None
+        if self.teacher is not None:
+            teacher = self.teacher.denoiser
+            if tuple(self.tcfg.distill_guidance) != (1.0, 1.0):
+                teacher = PerSampleGuidance(teacher, *self.tcfg.distill_guidance)
         return consistency_loss(self.model.denoiser, x0, step, self.ct_config, cond, g, teacher)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -228,6 +239,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, help="peak learning rate")
     parser.add_argument("--train-frames", type=int, help="training window in latent frames (<= cached length)")
     parser.add_argument("--norm", choices=("global", "channel"), help="latent normalisation (default: global)")
+    parser.add_argument("--p-drop-context", type=float, help="probability of dropping the context (default 0.3)")
+    parser.add_argument("--p-drop-clap", type=float, help="probability of dropping the CLAP condition (default 0.3)")
+    parser.add_argument("--distill-guidance", type=float, nargs=2, metavar=("W_CTX", "W_CLAP"),
+                        help="guided distillation: the teacher step uses nested CFG at these strengths, and the "
+                             "student samples them in one pass (default 1 1: unguided)")
     parser.add_argument("--checkpoint-every", type=int, help="steps between last.ckpt saves")
     parser.add_argument("--precision", help="Lightning precision (default bf16-mixed)")
     parser.add_argument("--seed", type=int, help="training seed")
@@ -238,12 +254,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _overrides(cfg: DiffusionRunConfig, args: argparse.Namespace) -> DiffusionRunConfig:
     t = {k: v for k, v in {"batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                            "normalization": args.norm, "checkpoint_every": args.checkpoint_every,
-                           "precision": args.precision, "total_steps": args.total_steps}.items() if v is not None}
+                           "precision": args.precision, "total_steps": args.total_steps,
+                           "p_drop_context": args.p_drop_context, "p_drop_clap": args.p_drop_clap,
+                           "distill_guidance": tuple(args.distill_guidance) if args.distill_guidance else None,
+                           }.items() if v is not None}
     if "total_steps" not in t and args.max_steps:
         t["total_steps"] = int(args.max_steps)
     m = {k: v for k, v in {"mode": args.mode, "train_frames": args.train_frames}.items() if v is not None}
     if args.teacher:
         m["mode"] = "consistency"
+    elif args.distill_guidance:
+        raise ConfigError("--distill-guidance needs --teacher (it sets the teacher step's guidance)")
     try:
         return DiffusionRunConfig(model=dataclasses.replace(cfg.model, **m), train=dataclasses.replace(cfg.train, **t))
     except (TypeError, ValueError) as exc:
@@ -279,8 +300,9 @@ def prepare_run(args: argparse.Namespace) -> tuple[DiffusionRunConfig, LatentCac
         if bad:
             raise ConfigError(f"--init and --teacher differ in {', '.join(bad)}")
     if start is not None:
+        distilled = tuple(cfg.train.distill_guidance) if teacher is not None else start.config.distilled_guidance
         model = dataclasses.replace(start.config, mode="consistency" if teacher is not None else cfg.model.mode,
-                                    train_frames=frames)
+                                    train_frames=frames, distilled_guidance=distilled)
     else:
         mean, std, sigma_data = measure_normalisation(ds, cfg.train.normalization)
         net_config = {k: v for k, v in cfg.model.net_config.items() if k not in _SIZED_BY_DATA}
