@@ -131,6 +131,10 @@ def test_guided_distillation_bakes_the_strengths_into_the_student(edm_run, cache
     assert not torch.allclose(a, b)
     with pytest.raises(ConfigError, match="needs --teacher"):
         train(cache, tmp_path / "bad", config_file, "--distill-guidance", "1.5", "2", "--max-steps", "1")
+    # further training on data (here iCT from the guided student) learns the unguided model again
+    assert train(cache, tmp_path / "ict", config_file, "--init", str(tmp_path / "gd" / "diffusion_ema.safetensors"),
+                 "--mode", "consistency", "--max-steps", "1") == 0
+    assert LatentDiffusion.load(tmp_path / "ict" / "diffusion_ema.safetensors").config.distilled_guidance == (1.0, 1.0)
 
 
 def test_init_warm_starts_a_new_run_from_a_trained_model(edm_run, cache, config_file, tmp_path):

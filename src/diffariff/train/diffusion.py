@@ -300,7 +300,8 @@ def prepare_run(args: argparse.Namespace) -> tuple[DiffusionRunConfig, LatentCac
         if bad:
             raise ConfigError(f"--init and --teacher differ in {', '.join(bad)}")
     if start is not None:
-        distilled = tuple(cfg.train.distill_guidance) if teacher is not None else start.config.distilled_guidance
+        # only a guided teacher bakes guidance in: training on data (EDM or iCT) learns the unguided model
+        distilled = tuple(cfg.train.distill_guidance) if teacher is not None else (1.0, 1.0)
         model = dataclasses.replace(start.config, mode="consistency" if teacher is not None else cfg.model.mode,
                                     train_frames=frames, distilled_guidance=distilled)
     else:
