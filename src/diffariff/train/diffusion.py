@@ -2,11 +2,11 @@
 
 Modes: ``edm`` (EDM loss, log-normal sigmas) or ``consistency`` (iCT consistency training from scratch,
 or distillation from an EDM teacher given with ``--teacher``; the student then starts from the
-teacher's weights and normalisation; ``--distill-guidance W_CTX W_CLAP`` makes the teacher step a nested-CFG
-step at those strengths, per sample with its own conditions, so that the student samples the guided
-model in one network pass per step instead of three). ``--init CHECKPOINT`` warm-starts a new run from a trained
-model (its architecture, normalisation and weights; a fresh optimiser and lr schedule), e.g. to
-continue training on a grown cache.
+teacher's weights and normalisation; ``--distill-guidance W_CTX W_CLAP`` makes the teacher step a
+nested-CFG step at those strengths, per sample with its own conditions, so that the student samples
+the guided model in one network pass per step instead of two or three). ``--init CHECKPOINT``
+warm-starts a new run from a trained model (its architecture, normalisation and weights; a fresh
+optimiser and lr schedule), e.g. to continue training on a grown cache.
 
 Conditions per sample (documented defaults, tune them):
 * the CLAP condition is the **audio** embedding of the reference clip with probability ``p_audio``
