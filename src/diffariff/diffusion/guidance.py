@@ -109,7 +109,9 @@ class PerSampleGuidance:
 
     def __init__(self, denoiser: Callable[..., torch.Tensor], w_ctx: float, w_clap: float):
         self.denoiser = denoiser
-        self.w_ctx, self.w_clap = float(w_ctx), float(w_clap)
+        # pass weights for each (has context, has CLAP) combination: only four exist
+        self.weights = {(c, e): guidance_weights(float(w_ctx), float(w_clap), c, e)
+                        for c in (False, True) for e in (False, True)}
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor | None = None,
                  clap: torch.Tensor | None = None, drop_context: torch.Tensor | None = None,
@@ -120,7 +122,7 @@ class PerSampleGuidance:
         has_clap = _present(clap, drop_clap, b)
         rows, weights, use_ctx, use_clap = [], [], [], []
         for i in range(b):
-            for (c, e), w in guidance_weights(self.w_ctx, self.w_clap, has_ctx[i], has_clap[i]).items():
+            for (c, e), w in self.weights[has_ctx[i], has_clap[i]].items():
                 rows.append(i)
                 weights.append(w)
                 use_ctx.append(c)

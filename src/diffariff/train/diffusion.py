@@ -122,6 +122,10 @@ class DiffusionModule(L.LightningModule):
         if self.teacher is not None and self.teacher.config.mode != "edm":
             raise InputError("--teacher must be an EDM-mode latent diffusion checkpoint")
         t = self.tcfg
+        # guided distillation: the teacher step calls this wrapper instead of the teacher's denoiser
+        # (a plain object, not a submodule, so the teacher stays out of the run's state)
+        guided = self.teacher is not None and tuple(t.distill_guidance) != (1.0, 1.0)
+        self.guided_teacher = PerSampleGuidance(self.teacher.denoiser, *t.distill_guidance) if guided else None
         self.ct_config = ConsistencyConfig(
             sigma_data=run_config.model.sigma_data, sigma_min=run_config.model.sigma_min,
             sigma_max=run_config.model.sigma_max, rho=run_config.model.rho, p_mean=t.ct_p_mean, p_std=t.ct_p_std,
@@ -161,11 +165,7 @@ class DiffusionModule(L.LightningModule):
         cond = self.conditions(batch, g)
         if self.run_config.model.mode == "edm":
             return edm_loss(self.model.denoiser, x0, cond, generator=g)
-        teacher = None
-        if self.teacher is not None:
-            teacher = self.teacher.denoiser
-            if tuple(self.tcfg.distill_guidance) != (1.0, 1.0):
-                teacher = PerSampleGuidance(teacher, *self.tcfg.distill_guidance)
+        teacher = self.guided_teacher or (self.teacher.denoiser if self.teacher is not None else None)
         return consistency_loss(self.model.denoiser, x0, step, self.ct_config, cond, g, teacher)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
