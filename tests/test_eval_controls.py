@@ -67,6 +67,22 @@ def test_controls_report_measures_grounding_length_and_seams(setup, tmp_path, ca
     assert (out / "table.md").read_text().count("|") > 20
 
 
+def test_window_lengths_compare_without_style_grounding(setup, tmp_path):
+    """``--long-modes windowed:S ... --no-style``: only the named modes, windows of S seconds, seams of
+    the first windowed mode, no style-grounding section."""
+    corpus, bundle = setup
+    out = tmp_path / "report"
+    assert main(["eval", "controls", "--bundle", str(bundle.root), "--clap", str(bundle.clap), "--data", str(corpus),
+                 "--out", str(out), *ARGS, "--long-modes", "windowed:3", "windowed", "--no-style"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["style_grounding"] is None and "Style grounding" not in (out / "table.md").read_text()
+    modes = res["length_generalisation"]["modes"]
+    assert list(modes) == ["windowed:3", "windowed"]
+    assert modes["windowed:3"]["level_db_per_segment"] != modes["windowed"]["level_db_per_segment"]
+    seams = res["length_generalisation"]["seams"]
+    assert seams["mode"] == "windowed:3" and seams["windows_per_stem"] == 4  # 35-frame windows, 8 overlap, 94 frames
+
+
 def test_grounding_changes_the_stem(setup):
     corpus, bundle = setup
     from diffariff.pipeline import Accompanist
@@ -93,5 +109,7 @@ def test_bad_arguments_exit_2(setup, tmp_path, capsys):
     assert main([*base, "--data", str(corpus), "--segment-seconds", "20"]) == 2
     assert main([*base, "--data", str(corpus), "--long-seconds", "30", "--slice-seconds", "7"]) == 2
     assert "multiple of --slice-seconds" in capsys.readouterr().err
+    assert main([*base, "--data", str(corpus), "--long-modes", "windowed:x"]) == 2
+    assert "windowed:SECONDS" in capsys.readouterr().err
     with pytest.raises(InputError):
         ControlsConfig(n=1)

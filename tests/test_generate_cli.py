@@ -103,6 +103,12 @@ def test_arrange_inpaint_and_vary(bundle, files, tmp_path, capsys):
                        bundle, *FAST)
     assert code == 0, err
     assert load_audio(out)[0].shape == stem.shape
+    windowed = tmp_path / "var_windowed.wav"  # windows of 0.4 s (5 frames) over the 1-s stem
+    code, _, err = run(capsys, "vary", files["stem"], files["ctx"], "--strength", 0.3, "-o", windowed, "--bundle",
+                       bundle, "--long-mode", "windowed", "--window-seconds", 0.4, *FAST)
+    assert code == 0, err
+    assert load_audio(windowed)[0].shape == stem.shape
+    assert not np.allclose(load_audio(windowed)[0], load_audio(out)[0])
 
 
 def test_help_has_examples(capsys):
@@ -114,7 +120,7 @@ def test_help_has_examples(capsys):
 
 
 @pytest.mark.parametrize("case", ["missing", "corrupt", "nan", "short", "long", "ref_short", "bad_suffix",
-                                  "width", "no_bundle", "bad_region", "bad_strength", "empty_text"])
+                                  "width", "no_bundle", "bad_region", "bad_strength", "empty_text", "window"])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, bundle, files, tmp_path, capsys):
     out = tmp_path / "out.wav"
     gen = ["generate", files["ctx"], "-o", out, "--bundle", bundle, *FAST]
@@ -132,6 +138,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, bundle, files,
                        bundle, *FAST],
         "bad_strength": ["vary", files["stem"], files["ctx"], "--strength", 1.5, "-o", out, "--bundle", bundle, *FAST],
         "empty_text": [*gen, "--text", " "],
+        "window": [*gen, "--window-seconds", 0],
     }[case]
     code, stdout, err = run(capsys, *argv)
     assert code == 2

@@ -21,7 +21,8 @@ from diffariff.errors import (
     InputError,
     NonFiniteAudioError,
 )
-from diffariff.pipeline import SAMPLE_RATE, Accompanist, crossfade_paste, measure_seams, read_audio
+from diffariff.eval.seams import measure_seams
+from diffariff.pipeline import SAMPLE_RATE, Accompanist, crossfade_paste, read_audio
 
 SR = SAMPLE_RATE
 FAST = dict(steps=3, sampler="euler", decode_mode="deterministic")
@@ -305,6 +306,12 @@ def test_long_context_is_generated_in_bounded_windows(acc, render_notes):
     assert np.isfinite(report.flux_ratio) and report.typical_flux > 0
     acc.generate(ctx, seed=0, long_mode="direct", **FAST)
     assert acc.last_windows == [(0, acc.frames_for(ctx.shape[1]))]
+    seconds = 40 * acc.samples_per_frame / SR  # explicit window length: 40 frames, overlap a quarter
+    longer = acc.generate(ctx, seed=0, long_mode="windowed", window_seconds=seconds, **FAST)
+    assert max(b - a for a, b in acc.last_windows) == 40 and len(acc.last_windows) < len(windows)
+    assert acc.last_windows[1][0] == 40 - 10 and not np.allclose(longer, out)
+    with pytest.raises(InputError, match="at least 2 latent frames"):
+        acc.generate(ctx, seed=0, long_mode="windowed", window_seconds=0.01, **FAST)
 
 
 @pytest.mark.slow

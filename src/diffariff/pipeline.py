@@ -78,6 +78,8 @@ PEAK_CEILING = 0.99
 MIN_CONTEXT_SECONDS = 0.5
 MIN_REFERENCE_SECONDS = 1.0
 LONG_MODES = ("auto", "windowed", "direct")
+#: Windowed generation's window length in units of the model's training window (module doc).
+WINDOW_TRAIN_RATIO = 1.0
 SILENCE_DB = -60.0
 
 AudioLike = Any  # path (str / PathLike), numpy array or torch tensor [C, N] / [N]
@@ -106,20 +108,6 @@ class Arrangement:
     stems: list[np.ndarray]
     mix: np.ndarray
     texts: list[str | None]
-
-
-@dataclasses.dataclass
-class SeamReport:
-    """Discontinuity at window borders vs elsewhere: spectral flux (L2 distance of consecutive log
-    magnitude frames) and level jumps (dB between consecutive frames). ``*_ratio`` = value at the
-    borders / median over all frames (about 1: seams are no worse than ordinary frame changes)."""
-
-    boundary_flux: float
-    typical_flux: float
-    flux_ratio: float
-    boundary_jump_db: float
-    typical_jump_db: float
-    jump_ratio: float
 
 
 def _to_numpy(audio: Any, what: str) -> np.ndarray:
@@ -162,35 +150,6 @@ def read_audio(audio: AudioLike, sample_rate: int | None = None, *, what: str = 
     if arr.shape[1] < min_seconds * SAMPLE_RATE:
         raise InputError(f"{name} is {arr.shape[1] / SAMPLE_RATE:.2f} s long; at least {min_seconds:g} s is needed")
     return np.ascontiguousarray(arr, dtype=np.float32)
-
-
-def measure_seams(audio: np.ndarray, boundaries_s: Sequence[float], sample_rate: int = SAMPLE_RATE,
-                  n_fft: int = 2048, hop: int = 512) -> SeamReport:
-    """Seam measurement for ``audio`` [C, N] (or [N]) at the given border times (seconds): the largest
-    spectral flux / level jump among the frame transitions within one hop of each border, averaged
-    over borders, against the median transition of the whole clip (see :class:`SeamReport`)."""
-    x = _to_numpy(audio, "audio").mean(axis=0).astype(np.float64)
-    if x.shape[0] < n_fft + 2 * hop:
-        raise InputError("audio too short to measure seams")
-    frames = 1 + (x.shape[0] - n_fft) // hop
-    idx = np.arange(n_fft)[None] + hop * np.arange(frames)[:, None]
-    spec = np.abs(np.fft.rfft(x[idx] * np.hanning(n_fft), axis=1))
-    logmag = np.log1p(spec / (spec.mean() + 1e-12))
-    flux = np.linalg.norm(np.diff(logmag, axis=0), axis=1)  # transition t -> t+1 at sample (t+1) hop + n/2
-    level = 10 * np.log10(np.mean(x[idx] ** 2, axis=1) + 1e-10)
-    jump = np.abs(np.diff(level))
-    centres = (np.arange(1, frames) * hop + n_fft / 2) / sample_rate
-    bf, bj = [], []
-    for b in boundaries_s:
-        near = np.abs(centres - b) <= 1.5 * hop / sample_rate
-        if near.any():
-            bf.append(flux[near].max())
-            bj.append(jump[near].max())
-    if not bf:
-        raise InputError("no seam boundary falls inside the audio")
-    tf, tj = float(np.median(flux)), float(np.median(jump))
-    bfm, bjm = float(np.mean(bf)), float(np.mean(bj))
-    return SeamReport(bfm, tf, bfm / max(tf, 1e-12), bjm, tj, bjm / max(tj, 1e-12))
 
 
 def crossfade_paste(base: np.ndarray, insert: np.ndarray, start: int, end: int, fade: int) -> np.ndarray:
@@ -371,14 +330,16 @@ class Accompanist:
         keep: torch.Tensor | None = None, init: torch.Tensor | None = None, strength: float | None = None,
         loop: int | None = None, loop_strength: float = 0.5, style: torch.Tensor | None = None,
         style_strength: float = 0.5, long_mode: str = "auto", overlap_frames: int | None = None,
-        progress: bool | None = False,
+        window_frames: int | None = None, progress: bool | None = False,
     ) -> torch.Tensor:
         """Generate ``n`` target latents [n, 64, frames] in codec units.
 
         ``ctx_latents`` [1, 64, frames] or None; ``clap`` [1, D] or None. Edits (codec units, [1, 64,
         frames]): ``known`` + ``keep`` (bool [frames], True = keep) inpaint; ``init`` + ``strength``
         variation; ``loop`` (2 / 4) with ``loop_strength``; ``style`` latents (any length).
-        ``long_mode``: see the module doc; the windows used are left in :attr:`last_windows`.
+        ``long_mode``: see the module doc; ``window_frames`` / ``overlap_frames``: the windows' length
+        and overlap (latent frames; defaults :meth:`default_window_frames` and a quarter window); the
+        windows used are left in :attr:`last_windows`.
         """
         if long_mode not in LONG_MODES:
             raise InputError(f"long_mode must be one of {', '.join(LONG_MODES)}, got '{long_mode}'")
@@ -391,7 +352,9 @@ class Accompanist:
         if loop is not None and int(loop) not in (1, 2, 3, 4, 6, 8):
             raise InputError(f"loop must be 2 or 4 repetitions (1-8 accepted), got {loop}")
         seed = self._resolve_seed(seed)
-        window = model.config.train_frames
+        window = self.default_window_frames(model) if window_frames is None else int(window_frames)
+        if window < 2:
+            raise InputError(f"window length must be at least 2 latent frames, got {window}")
         windowed = long_mode == "windowed" or (long_mode == "auto" and frames > 2 * window)
         plan = plan_windows(frames, window, self._overlap(window, overlap_frames)) if windowed else [(0, frames)]
         if len(plan) > 1 and loop:
@@ -441,6 +404,12 @@ class Accompanist:
         return self.last_seed
 
     @staticmethod
+    def default_window_frames(model) -> int:
+        """Window length (latent frames) of windowed generation: ``WINDOW_TRAIN_RATIO`` x the model's
+        ``train_frames`` (module doc)."""
+        return int(round(WINDOW_TRAIN_RATIO * model.config.train_frames))
+
+    @staticmethod
     def _overlap(window: int, overlap_frames: int | None) -> int:
         ov = max(1, window // 4) if overlap_frames is None else int(overlap_frames)
         if not 0 < ov < window:
@@ -449,7 +418,7 @@ class Accompanist:
 
     def window_boundaries(self) -> list[float]:
         """Times (seconds) where the windows of the last generation start new material (the end of
-        each overlap with the previous window), for :func:`measure_seams`. Empty for one window."""
+        each overlap with the previous window), for :func:`~diffariff.eval.seams.measure_seams`. Empty for one window."""
         spf = self.samples_per_frame / SAMPLE_RATE
         return [self.last_windows[i - 1][1] * spf for i in range(1, len(self.last_windows))]
 
@@ -471,7 +440,8 @@ class Accompanist:
         sampler: str | None = None, width: float = 0.4, seed: int | None = None, n: int = 1, use_bridge: bool = True,
         rescale_phi: float = 0.0, style_reference: AudioLike | None = None, style_strength: float = 0.5,
         loop: int | None = None, loop_strength: float = 0.5, long_mode: str = "auto",
-        overlap_seconds: float | None = None, decode_steps: int = 1, decode_mode: str = "consistency",
+        overlap_seconds: float | None = None, window_seconds: float | None = None, decode_steps: int = 1,
+        decode_mode: str = "consistency",
         max_seconds: float | None = DEFAULT_MAX_SECONDS, progress: bool | None = False,
     ) -> np.ndarray:
         """Generate ``n`` stems for ``context`` -> float32 [n, 2, N] at 48 kHz, N = the context's length
@@ -483,7 +453,7 @@ class Accompanist:
         ``decode_steps`` / ``decode_mode``: codec decoding (see :meth:`decode`);
         ``style_reference``: audio whose latent statistics ground the timbre (``style_strength`` 0-1);
         ``loop``: 2 or 4 repetitions tied for the first ``loop_strength`` of the steps; ``long_mode``
-        / ``overlap_seconds``: long contexts (module doc); ``seed``: same seed, same output.
+        / ``window_seconds`` / ``overlap_seconds``: long contexts (module doc); ``seed``: same seed, same output.
         """
         ctx = self.prepare_context(context, sample_rate, seconds=seconds, max_seconds=max_seconds)
         seed = self._resolve_seed(seed)
@@ -495,7 +465,8 @@ class Accompanist:
             ctx.latents, clap, frames, n=n, sampler=sampler, steps=steps, cfg_context=cfg_context,
             cfg_clap=cfg_clap, rescale_phi=rescale_phi, seed=seed, loop=loop, loop_strength=loop_strength,
             style=style, style_strength=style_strength, long_mode=long_mode,
-            overlap_frames=self._seconds_to_frames(overlap_seconds), progress=progress)
+            overlap_frames=self._seconds_to_frames(overlap_seconds),
+            window_frames=self._seconds_to_frames(window_seconds), progress=progress)
         audio = self.decode(z, ctx.length, width=width, seed=self.last_seed or 0, steps=decode_steps, mode=decode_mode)
         return self._finish(audio, self.stem_target_lufs(ctx))
 
@@ -510,6 +481,15 @@ class Accompanist:
 
     def _seconds_to_frames(self, seconds: float | None) -> int | None:
         return None if seconds is None else max(1, round(seconds * SAMPLE_RATE / self.samples_per_frame))
+
+    def _window_kw(self, sample_kw: dict) -> dict:
+        """:meth:`sample_latents` keywords from :meth:`generate`-style ones: ``window_seconds`` /
+        ``overlap_seconds`` become ``window_frames`` / ``overlap_frames``."""
+        kw = dict(sample_kw)
+        for name in ("window", "overlap"):
+            if f"{name}_seconds" in kw:
+                kw[f"{name}_frames"] = self._seconds_to_frames(kw.pop(f"{name}_seconds"))
+        return kw
 
     @staticmethod
     def stem_target_lufs(ctx: Context) -> float:
@@ -551,7 +531,7 @@ class Accompanist:
         keep = ~((f_idx * spf < b) & ((f_idx + 1) * spf > a))
         clap = self.condition(text, reference, use_bridge=sample_kw.pop("use_bridge", True), seed=seed)
         z = self.sample_latents(ctx.latents, clap, frames, n=n, seed=seed, known=z_stem, keep=keep,
-                                progress=progress, **sample_kw)
+                                progress=progress, **self._window_kw(sample_kw))
         new = self.decode(z, st.shape[1], width=width, seed=self.last_seed or 0, steps=decode_steps, mode=decode_mode)
         fade = int(round(crossfade_s * SAMPLE_RATE))
         out = np.stack([crossfade_paste(st, y, a, b, fade) for y in new])
@@ -573,7 +553,7 @@ class Accompanist:
         seed = self._resolve_seed(seed)
         clap = self.condition(text, reference, use_bridge=sample_kw.pop("use_bridge", True), seed=seed)
         z = self.sample_latents(ctx.latents, clap, z_stem.shape[-1], n=n, seed=seed, init=z_stem,
-                                strength=float(strength), progress=progress, **sample_kw)
+                                strength=float(strength), progress=progress, **self._window_kw(sample_kw))
         new = self.decode(z, st.shape[1], width=width, seed=self.last_seed or 0, steps=decode_steps, mode=decode_mode)
         target = loudness(st, SAMPLE_RATE)
         return self._finish(new, target) if target > SILENCE_LUFS else np.stack([peak_limit(y) for y in new])
@@ -620,13 +600,4 @@ class Accompanist:
         return peak_limit(total.astype(np.float32), PEAK_CEILING)
 
 
-def seam_report_for(acc: Accompanist, audio: np.ndarray) -> SeamReport:
-    """:func:`measure_seams` at the window borders of ``acc``'s last windowed generation."""
-    bounds = acc.window_boundaries()
-    if not bounds:
-        raise InputError("the last generation used a single window: there are no seams to measure")
-    return measure_seams(audio, bounds)
-
-
-__all__ = ["Accompanist", "Arrangement", "Context", "SeamReport", "crossfade_paste", "measure_seams",
-           "read_audio", "seam_report_for", "LONG_MODES", "SAMPLE_RATE"]
+__all__ = ["Accompanist", "Arrangement", "Context", "crossfade_paste", "read_audio", "LONG_MODES", "SAMPLE_RATE"]

@@ -55,7 +55,9 @@ def _common(parser: argparse.ArgumentParser, *, conditions: bool = True) -> None
     g.add_argument("-n", type=int, default=1, help="number of candidates (default 1)")
     g.add_argument("--decode-steps", type=int, default=1, help="codec decoding steps (default 1)")
     g.add_argument("--long-mode", choices=("auto", "windowed", "direct"), default="auto",
-                   help="long contexts: overlapping windows beyond 2 training windows (auto), always, never")
+                   help="long contexts: overlapping windows beyond 2 windows (auto), always, never")
+    g.add_argument("--window-seconds", type=float, default=None,
+                   help="window length of windowed generation (default: the model's training window)")
     g.add_argument("--max-seconds", type=float, default=600.0, help="refuse inputs longer than this (default 600)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     if conditions:
@@ -138,11 +140,13 @@ def _check_common(args: argparse.Namespace) -> None:
         raise InputError(f"--width must be between 0 and 1, got {args.width}")
     if args.max_seconds <= 0:
         raise InputError(f"--max-seconds must be > 0, got {args.max_seconds}")
+    if args.window_seconds is not None and args.window_seconds <= 0:
+        raise InputError(f"--window-seconds must be > 0, got {args.window_seconds}")
 
 
 def _sampling(args: argparse.Namespace) -> dict:
     return dict(sampler=args.sampler, steps=args.steps, cfg_context=args.cfg_context, cfg_clap=args.cfg_clap,
-                rescale_phi=args.rescale_phi, long_mode=args.long_mode)
+                rescale_phi=args.rescale_phi, long_mode=args.long_mode, window_seconds=args.window_seconds)
 
 
 def _conditions(args: argparse.Namespace) -> dict:

@@ -64,6 +64,10 @@ def register(subparsers) -> None:
     k.add_argument("--slice-seconds", type=float, default=10.0,
                    help="APA per slice of this length; --long-seconds must be a multiple of it (default 10 s)")
     k.add_argument("--strengths", type=float, nargs="+", default=[0.5, 1.0], help="style strengths (default 0.5 1)")
+    k.add_argument("--long-modes", nargs="+", default=["direct", "windowed", "sliced"],
+                   help="long-context modes: direct, sliced, windowed (the pipeline's default windows) or "
+                   "windowed:S (windows of S seconds); default: direct windowed sliced")
+    k.add_argument("--no-style", action="store_true", help="skip the style-grounding measurement")
     k.add_argument("--sampler", help="heun | dpmpp_2m | euler (EDM) or consistency (default: the bundle's)")
     k.add_argument("--steps", type=int, help="sampling steps (default 30 EDM / 5 consistency)")
     k.add_argument("--seed", type=int, default=0)
@@ -204,7 +208,8 @@ def run_controls(args) -> int:
                             window_seconds=args.window_seconds, long_seconds=args.long_seconds,
                             segment_seconds=args.segment_seconds, slice_seconds=args.slice_seconds,
                             reference_seconds=args.reference_seconds, strengths=tuple(args.strengths),
-                            sampler=args.sampler, steps=args.steps)
+                            sampler=args.sampler, steps=args.steps, long_modes=tuple(args.long_modes),
+                            style=not args.no_style)
     if not Path(args.data).is_dir():
         raise InputError(f"--data {args.data}: no such folder")
     if not Path(args.clap).is_file():

@@ -15,7 +15,7 @@ generalisation and window seams (``diffariff eval controls``).
   one R / R' reference per slice shared by the three modes) and pooled over the whole length. A model
   that does not generalise in length degrades in the slices beyond its training window, relative to
   ``sliced`` at the same position.
-* **Seams** of the windowed stems at the window borders (:func:`~diffariff.pipeline.measure_seams`),
+* **Seams** of the windowed stems at the window borders (:func:`~diffariff.eval.seams.measure_seams`),
   with the real target stem measured at the same times as the baseline of ordinary musical change.
 
 All audio is 48 kHz stereo float32 ``[2, N]``; embeddings are L2-normalised ``[D]``.
@@ -35,6 +35,7 @@ from ..errors import InputError
 from .apa import APAResult, apa_score, build_apa_reference
 from .metrics import mean_and_ci
 from .protocol import load_songs, pairs_as_arrays
+from .seams import measure_seams, seam_report_for
 
 SAMPLE_RATE = 48_000
 
@@ -55,8 +56,13 @@ class ControlsConfig:
     strengths: tuple[float, ...] = (0.5, 1.0)
     sampler: str | None = None
     steps: int | None = None
+    long_modes: tuple[str, ...] = ("direct", "windowed", "sliced")
+    style: bool = True
 
     def __post_init__(self) -> None:
+        for mode in self.long_modes:
+            if long_mode_parts(mode) is None:
+                raise InputError(f"long mode '{mode}': use direct, sliced, windowed or windowed:SECONDS")
         if self.n < 2 or self.long_n < 1:
             raise InputError(f"need --n >= 2 and --long-n >= 1, got {self.n}, {self.long_n}")
         if not 0 < self.segment_seconds <= self.long_seconds / 2:
@@ -67,6 +73,21 @@ class ControlsConfig:
                              f"({self.slice_seconds:g})")
         if any(not 0.0 < s <= 1.0 for s in self.strengths):
             raise InputError(f"style strengths must be in (0, 1], got {list(self.strengths)}")
+
+
+def long_mode_parts(mode: str) -> tuple[str, float | None] | None:
+    """``"direct"`` / ``"sliced"`` / ``"windowed"`` / ``"windowed:S"`` (windows of S seconds) -> (mode, S or
+    None); None when ``mode`` is not one of these."""
+    name, _, arg = mode.partition(":")
+    if name in ("direct", "sliced", "windowed") and not arg:
+        return name, None
+    if name == "windowed":
+        try:
+            seconds = float(arg)
+        except ValueError:
+            return None
+        return (name, seconds) if seconds > 0 else None
+    return None
 
 
 def held_out_pairs(songs, window_seconds: float, reference_seconds: float, n: int, seed: int) -> list[dict]:
@@ -127,8 +148,9 @@ def _generate(acc, it: dict, mode: str, seed: int, config: ControlsConfig) -> np
     """One stem ``[2, N]`` for long pair ``it``: ``direct`` / ``windowed`` (the pipeline's long modes) or
     ``sliced`` (every ``slice_seconds`` piece of the context generated on its own, then joined)."""
     kw = {"reference": it["reference"], "sampler": config.sampler, "steps": config.steps}
-    if mode != "sliced":
-        return acc.generate(it["context"], seed=seed, long_mode=mode, **kw)[0]
+    name, window_seconds = long_mode_parts(mode)
+    if name != "sliced":
+        return acc.generate(it["context"], seed=seed, long_mode=name, window_seconds=window_seconds, **kw)[0]
     ctx = it["context"]
     step = int(round(config.slice_seconds * SAMPLE_RATE))
     pieces = [acc.generate(ctx[:, a:a + step], seed=seed + 1000 * j, **kw)[0]
@@ -170,7 +192,8 @@ def length_generalisation(acc, clap, items: Sequence[dict], config: ControlsConf
     inside = [j for j in range(k) if (j + 1) * config.segment_seconds <= train_seconds]
     beyond = [j for j in range(k) if j not in inside]
     seams, real_seams, stems_by_mode, windows_per_stem = [], [], {}, 1
-    modes = ("direct", "windowed", "sliced")
+    modes = config.long_modes
+    seams_of = next((m for m in modes if m.startswith("windowed")), None)  # seams of the first windowed mode
     bar = tqdm(total=len(items) * len(modes), desc="length generalisation", unit="stem", disable=progress is False)
     for mode in modes:
         cos = np.zeros((len(items), k))  # [item, segment]
@@ -184,9 +207,7 @@ def length_generalisation(acc, clap, items: Sequence[dict], config: ControlsConf
             gen = _embed(clap, segments(stem))
             cos[i] = [_cos(g, r) for g, r in zip(gen, real[i], strict=True)]
             level[i] = [_level_db(x) for x in segments(stem)]
-            if mode == "windowed" and len(acc.last_windows) > 1:
-                from ..pipeline import measure_seams, seam_report_for  # noqa: PLC0415
-
+            if mode == seams_of and len(acc.last_windows) > 1:
                 windows_per_stem = len(acc.last_windows)
                 seams.append(seam_report_for(acc, stem))
                 real_seams.append(measure_seams(it["target"], acc.window_boundaries()))
@@ -209,6 +230,7 @@ def length_generalisation(acc, clap, items: Sequence[dict], config: ControlsConf
             out["modes"][mode]["apa_per_slice"] = [r.apa for r in sliced[mode]]
     if seams:
         out["seams"] = {
+            "mode": seams_of,
             "windows_per_stem": windows_per_stem,
             "generated_flux_ratio": _ci([s.flux_ratio for s in seams]),
             "generated_jump_ratio": _ci([s.jump_ratio for s in seams]),
@@ -227,7 +249,7 @@ def evaluate_controls(bundle, clap, data, config: ControlsConfig, progress=None)
     songs = load_songs(data, config.split)
     items = held_out_pairs(songs, config.window_seconds, config.reference_seconds, config.n, config.seed)
     long_pairs = held_out_pairs(songs, config.long_seconds, config.reference_seconds, config.long_n, config.seed + 1)
-    return {"style_grounding": style_grounding(acc, clap, items, config, progress),
+    return {"style_grounding": style_grounding(acc, clap, items, config, progress) if config.style else None,
             "length_generalisation": length_generalisation(acc, clap, long_pairs, config, progress)}
 
 
@@ -237,13 +259,15 @@ def controls_table(results: dict) -> str:
         return "-" if d is None else f"{d['mean']:.3f} ± {d['ci95']:.3f}"
 
     sg = results["style_grounding"]
-    lines = ["### Style grounding (CLAP cosine of the generated stem)", "",
-             "| grounding | to reference | to real target | gain to reference |", "|---|---|---|---|"]
-    for label, row in sg.items():
-        if isinstance(row, dict) and "cos_reference" in row:
-            lines.append(f"| {label} | {f(row['cos_reference'])} | {f(row['cos_target'])} | "
-                         f"{f(row.get('gain_cos_reference'))} |")
-    lines += ["", f"Real target to reference: {f(sg['real_target_cos_reference'])}", ""]
+    lines = []
+    if sg is not None:
+        lines += ["### Style grounding (CLAP cosine of the generated stem)", "",
+                  "| grounding | to reference | to real target | gain to reference |", "|---|---|---|---|"]
+        for label, row in sg.items():
+            if isinstance(row, dict) and "cos_reference" in row:
+                lines.append(f"| {label} | {f(row['cos_reference'])} | {f(row['cos_target'])} | "
+                             f"{f(row.get('gain_cos_reference'))} |")
+        lines += ["", f"Real target to reference: {f(sg['real_target_cos_reference'])}", ""]
     lg = results["length_generalisation"]
     lines += [f"### Length generalisation (training window {lg['train_window_seconds']:.1f} s, "
               f"segments of {lg['segment_seconds']:g} s)", "",
@@ -270,7 +294,7 @@ def controls_table(results: dict) -> str:
         s = lg["seams"]
         lines += ["", f"### Seams ({s['windows_per_stem']} windows per stem; ratio of the change at a border "
                       "to the median frame change)", "", "| | spectral flux ratio | level jump ratio |",
-                  "|---|---|---|", f"| generated (windowed) | {f(s['generated_flux_ratio'])} | "
+                  "|---|---|---|", f"| generated ({s.get('mode', 'windowed')}) | {f(s['generated_flux_ratio'])} | "
                                    f"{f(s['generated_jump_ratio'])} |",
                   f"| real stem, same times | {f(s['real_flux_ratio'])} | {f(s['real_jump_ratio'])} |"]
     return "\n".join(lines) + "\n"

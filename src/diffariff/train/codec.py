@@ -90,6 +90,7 @@ class CodecTrainConfig:
     ct_s1: int = 1280
     ct_high_fraction: float = 0.2
     teacher_mu0: float = 0.9
+    w_aux: float = 0.0  # weight of the magnitude-only reconstruction term on the student's output
     # data / evaluation / checkpoints
     silence_dbfs: float = -50.0
     keep_silent_prob: float = 0.05
@@ -245,7 +246,21 @@ class CodecModule(L.LightningModule):
             target = self.codec.denoise(residual + s_lo[bc] * noise, s_lo, det, pyramid, unet=teacher_net)
         with torch.autocast("cpu", enabled=False):
             w = ct.interval_weight(s_lo, s_hi)
-            return (w * ct.pseudo_huber(student.float(), target.float())).mean() / c.sigma_data
+            loss = (w * ct.pseudo_huber(student.float(), target.float())).mean() / c.sigma_data
+            if t.w_aux:
+                loss = loss + t.w_aux * self._magnitude_terms(det + student.float(), spec, x)
+        return loss
+
+    def _magnitude_terms(self, spec_hat: torch.Tensor, spec: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Stage 2's auxiliary term: the reconstruction ``spec_hat = det + student [B, S, F, T]`` scored on
+        magnitudes only (compressed-spectrogram magnitude L1 + log L1, multi-resolution STFT magnitudes
+        and 2 x log mel-band energies of its waveform against the clip ``x [B, C, N]``). Phase is free,
+        so a sample with any plausible phase scores as well as the true one; what it forbids is the
+        consistency model's early drift to the residual's posterior mean, which removes energy."""
+        y = self.codec.audio_from_spectrogram(spec_hat)[..., : x.shape[-1]].flatten(0, 1)
+        ref = x.flatten(0, 1).float()
+        return (magnitude_loss(spec_hat, spec) + mr_stft_loss(y, ref, complex_weight=0.0)
+                + 2.0 * band_energy_loss(y, ref, self.cfg.sample_rate))
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         t, step = self.tcfg, int(self.global_step)
@@ -337,6 +352,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "apart + band energies: keeps level and spectral balance)")
     parser.add_argument("--freeze-encoder", action="store_true",
                         help="stage 1: train the decoder side only, so existing latents stay valid")
+    parser.add_argument("--aux-weight", type=float, default=0.0,
+                        help="stage 2: weight of a magnitude-only reconstruction term on the consistency "
+                        "decoder's output (keeps its level while the consistency curriculum is young)")
     parser.add_argument("--max-minutes", type=float, help="stop after this many minutes")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
     parser.add_argument("--total-steps", type=int, help="length of the LR schedule / CT curriculum "
@@ -382,6 +400,7 @@ def run(args: argparse.Namespace) -> int:
                             lr=args.lr or (3e-4 if args.stage == 1 else 1e-4), total_steps=total,
                             eval_every=args.eval_every, eval_seconds=args.eval_seconds, seed=args.seed,
                             warmup_steps=min(200, max(1, total // 10)), freeze_encoder=args.freeze_encoder,
+                            w_aux=args.aux_weight,
                             **RECIPES[args.recipe])
     if tcfg.freeze_encoder and init is None and not args.resume:
         raise ConfigError("--freeze-encoder needs --init CODEC.safetensors (a trained encoder to keep)")
