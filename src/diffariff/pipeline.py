@@ -418,7 +418,8 @@ class Accompanist:
 
     def window_boundaries(self) -> list[float]:
         """Times (seconds) where the windows of the last generation start new material (the end of
-        each overlap with the previous window), for :func:`~diffariff.eval.seams.measure_seams`. Empty for one window."""
+        each overlap with the previous window), for :func:`~diffariff.eval.seams.measure_seams`. Empty
+        for one window."""
         spf = self.samples_per_frame / SAMPLE_RATE
         return [self.last_windows[i - 1][1] * spf for i in range(1, len(self.last_windows))]
 
