@@ -9,7 +9,14 @@ import torch
 
 from codec_helpers import TINY
 from diffariff.codec import Codec, CodecConfig
-from diffariff.codec.losses import band_energy_loss, complex_l1, magnitude_loss, mr_stft_loss, phase_loss
+from diffariff.codec.losses import (
+    band_energy_loss,
+    complex_l1,
+    energy_score,
+    magnitude_loss,
+    mr_stft_loss,
+    phase_loss,
+)
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +61,32 @@ def test_complex_l1_prefers_shrinking_under_random_phase(spec):
     m = [float(magnitude_loss(g_ * random_phase, spec)) for g_ in gains]
     assert c[0] < c[1] < c[2]
     assert m[2] < m[1] < m[0]
+
+
+def _random_phase(spec: torch.Tensor, seed: int) -> torch.Tensor:
+    """``spec``'s magnitudes with a uniformly random phase in every bin."""
+    g = torch.Generator().manual_seed(seed)
+    angle = torch.rand(spec.shape[0], *spec.shape[2:], generator=g) * 2 * math.pi
+    mag = spec.square().sum(1).sqrt()
+    return torch.stack([mag * torch.cos(angle), mag * torch.sin(angle)], dim=1)
+
+
+def test_energy_score_prefers_samples_of_the_right_distribution_to_the_mean(spec):
+    """When the truth's phase is unknown (here: random), the energy score of two decodings ranks
+    samples at the true level best, quieter samples worse and the posterior mean (zero) worst, the
+    reverse of complex L1, which prefers the mean."""
+    truths = [_random_phase(spec, 100 + k) for k in range(4)]  # four draws of the unknown truth
+
+    def expected(gain: float) -> tuple[float, float]:
+        es = [float(energy_score(gain * _random_phase(spec, 2 * k), gain * _random_phase(spec, 2 * k + 1), y))
+              for k, y in enumerate(truths)]
+        l1 = [float(complex_l1(gain * _random_phase(spec, 2 * k), y)) for k, y in enumerate(truths)]
+        return sum(es) / len(es), sum(l1) / len(l1)
+
+    (es_true, l1_true), (es_half, l1_half), (es_mean, l1_mean) = expected(1.0), expected(0.5), expected(0.0)
+    assert es_true < es_half < es_mean
+    assert l1_mean < l1_half < l1_true
+    assert float(energy_score(spec, spec, spec)) == 0.0
 
 
 def test_band_energy_loss_sees_level_not_exact_bins(render_notes):

@@ -185,3 +185,31 @@ def test_train_codec_command_end_to_end(render_notes, tmp_path, capsys):
     for name, w in start.encoder.state_dict().items():  # bit for bit (not even 0.0 -> -0.0)
         assert torch.equal(tuned.encoder.state_dict()[name].view(torch.int32), w.view(torch.int32)), name
     assert not torch.equal(tuned.upsampler.head.conv.weight, start.upsampler.head.conv.weight)
+
+
+def test_stage2_energy_weight_pairs_each_clip_with_a_second_decoding(render_notes, tmp_path):
+    """``--energy-weight``: the batch becomes pairs (one clip, one noise level, two noises) and the
+    energy score of the pair's reconstructions joins the loss; the U-Net gets its gradient."""
+    torch.manual_seed(0)
+    cfg = asdict(tiny_codec().config)
+    x = torch.cat([_clips(render_notes), _clips(render_notes).flip(0)])  # 4 clips
+    module = CodecModule(cfg, {"stage": 2, "total_steps": 100, "w_energy": 100.0})
+    seen = []
+    original = module.codec.denoise
+
+    def spy(y_t, sigma, det, pyramid, unet=None):
+        seen.append((sigma.clone(), det.clone()))
+        return original(y_t, sigma, det, pyramid, unet=unet)
+
+    module.codec.denoise = spy
+    loss = module._stage2_loss(x)
+    sigma, det = seen[0]  # the student's call
+    assert torch.equal(sigma[:2], sigma[2:]) and torch.equal(det[:2], det[2:])
+    faint = CodecModule(cfg, {"stage": 2, "total_steps": 100, "w_energy": 1e-9})  # same pairs, same noise
+    faint.load_state_dict(module.state_dict())
+    assert float(loss) > float(faint._stage2_loss(x)) + 0.5
+    loss.backward()
+    assert module.codec.unet.head.conv.weight.grad is not None
+    with pytest.raises(ConfigError, match="batch-size >= 2"):
+        run(_args(stage=2, init=tmp_path / "none.safetensors", batch_size=1, energy_weight=1.0,
+                  data=tmp_path, out=tmp_path / "run"))

@@ -23,11 +23,14 @@ Behaviour worth knowing:
 * **Loudness**: each generated stem is set to (context loudness - 3 LU), BS.1770 integrated, or to
   -23 LUFS when the context is silent, then peak-limited to 0.99 (a typical stem sits a few LU under
   the mix it joins). :meth:`mix` returns context + stem, peak-limited.
-* **Any length**: with ``long_mode="auto"`` contexts longer than 2 x the model's ``train_frames`` are
-  generated in overlapping windows of ``train_frames`` (each window inpainted against the frames
-  already generated, :func:`~diffariff.diffusion.edits.generate_windowed`): memory is bounded by one
-  window, time is linear in length. ``"direct"`` runs the net over the whole length at once
-  (networks with a dynamic positional bias generalise), ``"windowed"`` forces windows.
+* **Any length**: with ``long_mode="auto"`` contexts longer than one window are generated in
+  overlapping windows (each window inpainted against the frames already generated, a quarter window
+  of overlap, :func:`~diffariff.diffusion.edits.generate_windowed`): memory is bounded by one window,
+  time is linear in length. The window is ``WINDOW_TRAIN_RATIO`` = 2 x the model's ``train_frames``
+  (10.9 s for the default model), a measured choice: on 60-s held-out songs, APA per 10-s slice was
+  0.62 with 10.9-s windows, 0.56 with 5.5-s and 16.4-s windows, and 0.52 for one direct pass
+  (MODEL_CARD). ``"direct"`` runs the net over the whole length at once (networks with a dynamic
+  positional bias generalise), ``"windowed"`` forces windows; ``window_seconds`` sets the length.
 * **Stereo**: a mono codec decodes twice and mixes the two decodings with ``width`` (pseudo-stereo;
   0 gives identical channels); a stereo (mid/side) codec decodes true stereo and ignores ``width``.
 """
@@ -79,7 +82,7 @@ MIN_CONTEXT_SECONDS = 0.5
 MIN_REFERENCE_SECONDS = 1.0
 LONG_MODES = ("auto", "windowed", "direct")
 #: Windowed generation's window length in units of the model's training window (module doc).
-WINDOW_TRAIN_RATIO = 1.0
+WINDOW_TRAIN_RATIO = 2.0
 SILENCE_DB = -60.0
 
 AudioLike = Any  # path (str / PathLike), numpy array or torch tensor [C, N] / [N]
@@ -355,10 +358,10 @@ class Accompanist:
         window = self.default_window_frames(model) if window_frames is None else int(window_frames)
         if window < 2:
             raise InputError(f"window length must be at least 2 latent frames, got {window}")
-        windowed = long_mode == "windowed" or (long_mode == "auto" and frames > 2 * window)
+        windowed = long_mode == "windowed" or (long_mode == "auto" and frames > window)
         plan = plan_windows(frames, window, self._overlap(window, overlap_frames)) if windowed else [(0, frames)]
         if len(plan) > 1 and loop:
-            raise InputError("loops need direct generation (long_mode='direct') or a context within 2 training windows")
+            raise InputError("loops need direct generation (long_mode='direct') or a context within one window")
         self.last_windows = plan
         keep_t = None if keep is None else torch.as_tensor(keep, dtype=torch.bool).reshape(-1)
         if keep_t is not None and keep_t.shape[0] != frames:

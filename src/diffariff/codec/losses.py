@@ -13,6 +13,12 @@
   losses let a decoder that is unsure where a harmonic lies predict (near) nothing there; band
   energies make it put the energy somewhere in the right band, so level and spectral balance hold.
 
+* :func:`energy_score`: the energy score (per element, i.e. the fair CRPS) of two stochastic
+  decodings of the same clip. Unlike every loss above it is a proper scoring rule for a
+  *distribution*: its expectation is minimised by decodings drawn from the true conditional
+  distribution, so a stochastic decoder cannot win by predicting the mean (for a bin of unknown phase
+  the mean is ~0, i.e. "remove energy").
+
 Only training objectives live here. The held-out metrics (multi-resolution STFT distance, log-mel
 L1, SI-SDR) are defined once, in :mod:`diffariff.eval.reconstruction`: those are float64 scores of
 detached signals, not differentiable losses, and both the codec trainer's ``metrics.csv`` and
@@ -106,3 +112,12 @@ def band_energy_loss(pred: torch.Tensor, target: torch.Tensor, sample_rate: int 
         et = torch.einsum("mf,bft->bmt", fb, t.real.square() + t.imag.square())
         total = total + (torch.log(ep + _BAND_POWER_FLOOR) - torch.log(et + _BAND_POWER_FLOOR)).abs().mean()
     return total / len(resolutions)
+
+
+def energy_score(a: torch.Tensor, b: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Two samples ``a``, ``b`` and the truth ``target`` of one shape (e.g. spectrograms ``[B, S, F, T]``)
+    -> scalar ``mean(|a - y| + |b - y| - |a - b|) / 2``: the unbiased two-sample estimate of the CRPS
+    of each element (energy score with beta = 1), averaged. Zero only when both samples equal the
+    truth; for a fixed spread of the samples, lower when they lie around the truth."""
+    a, b, y = a.float(), b.float(), target.float()
+    return ((a - y).abs() + (b - y).abs() - (a - b).abs()).mean() / 2

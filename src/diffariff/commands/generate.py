@@ -55,9 +55,10 @@ def _common(parser: argparse.ArgumentParser, *, conditions: bool = True) -> None
     g.add_argument("-n", type=int, default=1, help="number of candidates (default 1)")
     g.add_argument("--decode-steps", type=int, default=1, help="codec decoding steps (default 1)")
     g.add_argument("--long-mode", choices=("auto", "windowed", "direct"), default="auto",
-                   help="long contexts: overlapping windows beyond 2 windows (auto), always, never")
+                   help="long contexts: overlapping windows beyond one window (auto), always, never")
     g.add_argument("--window-seconds", type=float, default=None,
-                   help="window length of windowed generation (default: the model's training window)")
+                   help="window length of windowed generation (default: 2 x the model's training window, "
+                   "10.9 s for the default model)")
     g.add_argument("--max-seconds", type=float, default=600.0, help="refuse inputs longer than this (default 600)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     if conditions:

@@ -48,7 +48,14 @@ import torch
 from ..checkpoint import config_from_dict, config_to_dict, load_checkpoint, load_config_file
 from ..codec import Codec, CodecConfig
 from ..codec import consistency as ct
-from ..codec.losses import band_energy_loss, complex_l1, magnitude_loss, mr_stft_loss, phase_loss
+from ..codec.losses import (
+    band_energy_loss,
+    complex_l1,
+    energy_score,
+    magnitude_loss,
+    mr_stft_loss,
+    phase_loss,
+)
 from ..errors import ConfigError, DatasetError, InputError
 from ..eval.reconstruction import band_level_errors, log_mel_distance, mr_stft_distance
 from ..fsutil import write_json_atomic
@@ -91,6 +98,7 @@ class CodecTrainConfig:
     ct_high_fraction: float = 0.2
     teacher_mu0: float = 0.9
     w_aux: float = 0.0  # weight of the magnitude-only reconstruction term on the student's output
+    w_energy: float = 0.0  # weight of the energy score of two decodings of each clip (pairs in the batch)
     # data / evaluation / checkpoints
     silence_dbfs: float = -50.0
     keep_silent_prob: float = 0.05
@@ -238,6 +246,11 @@ class CodecModule(L.LightningModule):
         n = ct.discretisation_steps(int(self.global_step), t.total_steps, t.ct_s0, t.ct_s1)
         s_lo, s_hi = ct.sample_intervals(n, x.shape[0], g, c.sigma_min, c.sigma_max, c.rho,
                                          high_fraction=t.ct_high_fraction)
+        half = x.shape[0] // 2
+        if t.w_energy:  # the second half repeats the first half's clips and noise levels (fresh noise)
+            x, spec, det, residual = (torch.cat([v[:half], v[:half]]) for v in (x, spec, det, residual))
+            pyramid = [torch.cat([p[:half], p[:half]]) for p in pyramid]
+            s_lo, s_hi = torch.cat([s_lo[:half], s_lo[:half]]), torch.cat([s_hi[:half], s_hi[:half]])
         noise = torch.randn(residual.shape, generator=g)
         bc = (slice(None), None, None, None)
         student = self.codec.denoise(residual + s_hi[bc] * noise, s_hi, det, pyramid)
@@ -249,6 +262,9 @@ class CodecModule(L.LightningModule):
             loss = (w * ct.pseudo_huber(student.float(), target.float())).mean() / c.sigma_data
             if t.w_aux:
                 loss = loss + t.w_aux * self._magnitude_terms(det + student.float(), spec, x)
+            if t.w_energy:
+                rec = det + student.float()
+                loss = loss + t.w_energy * energy_score(rec[:half], rec[half:], spec[:half])
         return loss
 
     def _magnitude_terms(self, spec_hat: torch.Tensor, spec: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -355,6 +371,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aux-weight", type=float, default=0.0,
                         help="stage 2: weight of a magnitude-only reconstruction term on the consistency "
                         "decoder's output (keeps its level while the consistency curriculum is young)")
+    parser.add_argument("--energy-weight", type=float, default=0.0,
+                        help="stage 2: weight of the energy score of two decodings of each clip (a proper "
+                        "scoring rule: rewards samples of the right distribution, not its mean)")
     parser.add_argument("--max-minutes", type=float, help="stop after this many minutes")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
     parser.add_argument("--total-steps", type=int, help="length of the LR schedule / CT curriculum "
@@ -391,6 +410,8 @@ def _codec_config(args: argparse.Namespace, run_dir: Path) -> tuple[CodecConfig,
 
 def run(args: argparse.Namespace) -> int:
     setup_cpu()
+    if args.energy_weight and args.batch_size < 2:
+        raise ConfigError("--energy-weight needs --batch-size >= 2 (pairs of decodings of one clip)")
     torch.manual_seed(args.seed)
     run_dir = Path(args.out)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -400,7 +421,7 @@ def run(args: argparse.Namespace) -> int:
                             lr=args.lr or (3e-4 if args.stage == 1 else 1e-4), total_steps=total,
                             eval_every=args.eval_every, eval_seconds=args.eval_seconds, seed=args.seed,
                             warmup_steps=min(200, max(1, total // 10)), freeze_encoder=args.freeze_encoder,
-                            w_aux=args.aux_weight,
+                            w_aux=args.aux_weight, w_energy=args.energy_weight,
                             **RECIPES[args.recipe])
     if tcfg.freeze_encoder and init is None and not args.resume:
         raise ConfigError("--freeze-encoder needs --init CODEC.safetensors (a trained encoder to keep)")
