@@ -222,6 +222,8 @@ def test_bundle_generators_serve_every_setting_with_a_real_tiny_bundle(items, tm
     assert not np.allclose(outs["codec"], outs["ctx"])  # the real target through the codec, not a generation
     again = gens["clap_a+ctx"](item, "clap_a+ctx", 5)
     np.testing.assert_array_equal(again, outs["clap_a+ctx"])
+    stronger = bundle_generators(root, ["ctx"], cfg_context=3.0)["ctx"](item, "ctx", 5)
+    assert not np.allclose(stronger, outs["ctx"])  # the guidance strength reaches the sampler
     no_bridge = make_tiny_bundle(tmp_path / "nb", modes=("consistency",)).root
     assert all(not n.endswith("bridge") and "bridge+" not in n for n in bundle_generators(no_bridge))
     with pytest.raises(InputError, match="bridge"):

@@ -313,7 +313,8 @@ def setting_inputs(item: Mapping, setting: Setting) -> dict:
 
 
 def bundle_generators(bundle, names: Sequence[str] | None = None, *, sampler: str | None = None,
-                      steps: int | None = None) -> dict[str, Generator]:
+                      steps: int | None = None, cfg_context: float = 1.25,
+                      cfg_clap: float = 1.25) -> dict[str, Generator]:
     """Generators for Table 1's settings from a model bundle: each runs
     ``Accompanist.generate`` with the inputs of :func:`setting_inputs` and returns one stem ``[2, N]``.
 
@@ -321,8 +322,9 @@ def bundle_generators(bundle, names: Sequence[str] | None = None, *, sampler: st
     branch); ``"text"`` uses the raw text embedding (bridge off), ``"bridge-text"`` maps it through the
     bundle's bridge, ``"bridge-uncond"`` conditions on an embedding sampled by the unconditional
     bridge (seeded by the pair). ``names`` None: every setting the bundle supports (bridge settings
-    only with a bridge). ``sampler`` / ``steps``: as in ``Accompanist.generate`` (default: the
-    bundle's preferred model, Heun 30 steps for EDM)."""
+    only with a bridge). ``sampler`` / ``steps`` / ``cfg_context`` / ``cfg_clap``: as in
+    ``Accompanist.generate`` (default: the bundle's preferred model, Heun 30 steps for EDM, guidance
+    1.25 / 1.25)."""
     from ..pipeline import Accompanist  # noqa: PLC0415  (heavy; only needed with --bundle)
 
     model = Accompanist.from_pretrained(bundle)
@@ -341,7 +343,8 @@ def bundle_generators(bundle, names: Sequence[str] | None = None, *, sampler: st
                 return model.reconstruct(item["target"], item["context"], seed=seed)
             inputs = setting_inputs(item, setting)
             kw = {"context": inputs["context"], "text": inputs["text"], "reference": inputs["reference"],
-                  "use_bridge": inputs["bridge"] == "text", "seed": seed, "sampler": sampler, "steps": steps}
+                  "use_bridge": inputs["bridge"] == "text", "seed": seed, "sampler": sampler, "steps": steps,
+                  "cfg_context": cfg_context, "cfg_clap": cfg_clap}
             if inputs["context"] is None:
                 kw["seconds"] = item["target"].shape[-1] / SAMPLE_RATE
             if inputs["bridge"] == "uncond":
