@@ -213,3 +213,5 @@ def test_stage2_energy_weight_pairs_each_clip_with_a_second_decoding(render_note
     with pytest.raises(ConfigError, match="batch-size >= 2"):
         run(_args(stage=2, init=tmp_path / "none.safetensors", batch_size=1, energy_weight=1.0,
                   data=tmp_path, out=tmp_path / "run"))
+    with pytest.raises(ConfigError, match=">= 0"):
+        run(_args(stage=2, init=tmp_path / "none.safetensors", aux_weight=-1.0, data=tmp_path, out=tmp_path / "run"))

@@ -117,7 +117,9 @@ def band_energy_loss(pred: torch.Tensor, target: torch.Tensor, sample_rate: int 
 def energy_score(a: torch.Tensor, b: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Two samples ``a``, ``b`` and the truth ``target`` of one shape (e.g. spectrograms ``[B, S, F, T]``)
     -> scalar ``mean(|a - y| + |b - y| - |a - b|) / 2``: the unbiased two-sample estimate of the CRPS
-    of each element (energy score with beta = 1), averaged. Zero only when both samples equal the
-    truth; for a fixed spread of the samples, lower when they lie around the truth."""
+    of each element (energy score with beta = 1), averaged. Each term is >= 0 (triangle inequality),
+    and is 0 wherever the truth lies between the two samples. One draw says little. Its expectation
+    over the decoder's noise is what is proper: lowest when the samples follow the truth's
+    distribution."""
     a, b, y = a.float(), b.float(), target.float()
     return ((a - y).abs() + (b - y).abs() - (a - b).abs()).mean() / 2

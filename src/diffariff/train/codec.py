@@ -15,6 +15,11 @@
   (pseudo-Huber distance in fp32, log-normal interval sampling with extra high-noise draws, N(k)
   doubling from 10 to 1280 intervals, weight sigma_{i+1} / (sigma_{i+1} - sigma_i), teacher = EMA of
   the student with the CT decay mu(k) = exp(s0 log mu0 / N(k)); mu0 = 0 makes it stop-grad iCT).
+  Optional terms on the decoder's reconstruction ``det + student``: ``--aux-weight``, a magnitude-only
+  term (see :meth:`CodecModule._magnitude_terms`), and ``--energy-weight``, the energy score of two
+  decodings of each clip (the batch becomes pairs: one clip, one noise level, two noises). Both exist
+  because the young consistency decoder drifts toward "less energy"; their measured effect is in
+  MODEL_CARD.
 
 Data: random crops of 48 kHz stems *and* mixtures (the sum of a song's stems) decoded into RAM once
 as float16; near-silent crops are mostly skipped; songs of split "test"/"valid" are held out and
@@ -410,6 +415,8 @@ def _codec_config(args: argparse.Namespace, run_dir: Path) -> tuple[CodecConfig,
 
 def run(args: argparse.Namespace) -> int:
     setup_cpu()
+    if args.aux_weight < 0 or args.energy_weight < 0:
+        raise ConfigError("--aux-weight and --energy-weight must be >= 0")
     if args.energy_weight and args.batch_size < 2:
         raise ConfigError("--energy-weight needs --batch-size >= 2 (pairs of decodings of one clip)")
     torch.manual_seed(args.seed)
