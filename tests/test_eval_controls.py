@@ -111,5 +111,7 @@ def test_bad_arguments_exit_2(setup, tmp_path, capsys):
     assert "multiple of --slice-seconds" in capsys.readouterr().err
     assert main([*base, "--data", str(corpus), "--long-modes", "windowed:x"]) == 2
     assert "windowed:SECONDS" in capsys.readouterr().err
+    assert main([*base, "--data", str(corpus), "--long-modes", "windowed", "windowed"]) == 2
+    assert "distinct" in capsys.readouterr().err
     with pytest.raises(InputError):
         ControlsConfig(n=1)

@@ -63,6 +63,8 @@ class ControlsConfig:
         for mode in self.long_modes:
             if long_mode_parts(mode) is None:
                 raise InputError(f"long mode '{mode}': use direct, sliced, windowed or windowed:SECONDS")
+        if not self.long_modes or len(set(self.long_modes)) != len(self.long_modes):
+            raise InputError(f"long modes must be distinct and at least one, got {list(self.long_modes)}")
         if self.n < 2 or self.long_n < 1:
             raise InputError(f"need --n >= 2 and --long-n >= 1, got {self.n}, {self.long_n}")
         if not 0 < self.segment_seconds <= self.long_seconds / 2:
