@@ -249,9 +249,12 @@ def evaluate_controls(bundle, clap, data, config: ControlsConfig, progress=None)
 
     acc = Accompanist.from_pretrained(bundle)
     songs = load_songs(data, config.split)
-    items = held_out_pairs(songs, config.window_seconds, config.reference_seconds, config.n, config.seed)
     long_pairs = held_out_pairs(songs, config.long_seconds, config.reference_seconds, config.long_n, config.seed + 1)
-    return {"style_grounding": style_grounding(acc, clap, items, config, progress) if config.style else None,
+    style = None
+    if config.style:
+        items = held_out_pairs(songs, config.window_seconds, config.reference_seconds, config.n, config.seed)
+        style = style_grounding(acc, clap, items, config, progress)
+    return {"style_grounding": style,
             "length_generalisation": length_generalisation(acc, clap, long_pairs, config, progress)}
 
 

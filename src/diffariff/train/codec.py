@@ -242,6 +242,9 @@ class CodecModule(L.LightningModule):
 
     def _stage2_loss(self, x: torch.Tensor) -> torch.Tensor:
         t, c = self.tcfg, self.cfg
+        batch, half = x.shape[0], x.shape[0] // 2
+        if t.w_energy:  # pairs: only the first half's clips are used (each twice), so only they are encoded
+            x = x[:half]
         with torch.no_grad():
             spec = self.codec.spectrogram(x)
             pyramid, det = self.codec.upsampler(self.codec.encoder(spec))
@@ -249,12 +252,11 @@ class CodecModule(L.LightningModule):
             residual = spec - det
         g = torch.Generator().manual_seed(t.seed * 100_003 + int(self.global_step))
         n = ct.discretisation_steps(int(self.global_step), t.total_steps, t.ct_s0, t.ct_s1)
-        s_lo, s_hi = ct.sample_intervals(n, x.shape[0], g, c.sigma_min, c.sigma_max, c.rho,
+        s_lo, s_hi = ct.sample_intervals(n, batch, g, c.sigma_min, c.sigma_max, c.rho,
                                          high_fraction=t.ct_high_fraction)
-        half = x.shape[0] // 2
         if t.w_energy:  # the second half repeats the first half's clips and noise levels (fresh noise)
-            x, spec, det, residual = (torch.cat([v[:half], v[:half]]) for v in (x, spec, det, residual))
-            pyramid = [torch.cat([p[:half], p[:half]]) for p in pyramid]
+            x, spec, det, residual = (torch.cat([v, v]) for v in (x, spec, det, residual))
+            pyramid = [torch.cat([p, p]) for p in pyramid]
             s_lo, s_hi = torch.cat([s_lo[:half], s_lo[:half]]), torch.cat([s_hi[:half], s_hi[:half]])
         noise = torch.randn(residual.shape, generator=g)
         bc = (slice(None), None, None, None)
