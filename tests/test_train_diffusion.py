@@ -43,6 +43,13 @@ def train(cache, out, config, *extra) -> int:
     return run(parser.parse_args(["--cache", str(cache), "--out", str(out), "--config", str(config), *extra]))
 
 
+def edm_batch(cache: Path, n: int) -> dict:
+    """``n`` training examples (the cache's, repeated) as one collated batch."""
+    ds = LatentCacheDataset(cache, 16)
+    one = torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
+    return {k: v.repeat(n // len(ds) + 1, *([1] * (v.ndim - 1)))[:n] for k, v in one.items() if k != "index"}
+
+
 def eval_loss(module: DiffusionModule, ds: LatentCacheDataset) -> float:
     """Mean loss over the whole cache for 4 fixed draws of sigma / noise / conditions."""
     batch = torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
@@ -145,8 +152,13 @@ def test_init_warm_starts_a_new_run_from_a_trained_model(edm_run, cache, config_
     init = LatentDiffusion.load(start)
     out = tmp_path / "warm"
     assert train(cache, out, config_file, "--init", str(start), "--max-steps", "2", "--lr", "1e-12",
-                 "--p-drop-context", "0.15") == 0
-    assert load_run_config(out / "run_config.json").train.p_drop_context == 0.15
+                 "--p-drop-context", "0.15", "--p-mean", "-0.5") == 0
+    warm_cfg = load_run_config(out / "run_config.json")
+    assert warm_cfg.train.p_drop_context == 0.15
+    # the noise-level distribution is a training choice: --p-mean overrides the init model's, --p-std keeps it
+    assert (warm_cfg.model.p_mean, warm_cfg.model.p_std) == (-0.5, init.config.p_std) and init.config.p_mean != -0.5
+    sigmas = DiffusionModule(warm_cfg).loss(edm_batch(cache, 200), 0)[1]
+    assert abs(float(sigmas.log().mean()) + 0.5) < 0.25
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert int(rows[-1]["step"]) == 2  # counted from 0, not from the init run's 16
     warm = LatentDiffusion.load(out / "diffusion_ema.safetensors")
@@ -160,15 +172,14 @@ def test_init_warm_starts_a_new_run_from_a_trained_model(edm_run, cache, config_
     LatentDiffusion(dataclasses.replace(init.config, latent_std=(2.0,))).save(other)
     with pytest.raises(ConfigError, match="latent_std"):
         train(cache, tmp_path / "bad", config_file, "--init", str(other), "--teacher", str(start), "--max-steps", "1")
+    with pytest.raises(ConfigError, match="p-std"):
+        train(cache, tmp_path / "bad2", config_file, "--p-std", "0", "--max-steps", "1")
 
 
 def test_condition_dropout_happens_at_the_configured_rate(edm_run, cache):
     cfg = load_run_config(edm_run[0] / "run_config.json")
     module = DiffusionModule(cfg)
-    ds = LatentCacheDataset(cache, 16)
-    one = torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
-    n = 4000
-    batch = {k: v.repeat(n // len(ds) + 1, *([1] * (v.ndim - 1)))[:n] for k, v in one.items() if k != "index"}
+    batch = edm_batch(cache, 4000)
     cond = module.conditions(batch, module.generator(0))
     dc, dl = cond["drop_context"].float(), cond["drop_clap"].float()
     assert abs(float(dc.mean()) - 0.3) < 0.035 and abs(float(dl.mean()) - 0.3) < 0.035

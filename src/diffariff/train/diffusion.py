@@ -241,6 +241,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--norm", choices=("global", "channel"), help="latent normalisation (default: global)")
     parser.add_argument("--p-drop-context", type=float, help="probability of dropping the context (default 0.3)")
     parser.add_argument("--p-drop-clap", type=float, help="probability of dropping the CLAP condition (default 0.3)")
+    parser.add_argument("--p-mean", type=float, help="mean of log(sigma) of the EDM training noise levels (default "
+                                                     "the config's, or the --init model's)")
+    parser.add_argument("--p-std", type=float, help="std of log(sigma) of the EDM training noise levels")
     parser.add_argument("--distill-guidance", type=float, nargs=2, metavar=("W_CTX", "W_CLAP"),
                         help="guided distillation: the teacher step uses nested CFG at these strengths, and the "
                              "student samples them in one pass (default 1 1: unguided)")
@@ -260,7 +263,10 @@ def _overrides(cfg: DiffusionRunConfig, args: argparse.Namespace) -> DiffusionRu
                            }.items() if v is not None}
     if "total_steps" not in t and args.max_steps:
         t["total_steps"] = int(args.max_steps)
-    m = {k: v for k, v in {"mode": args.mode, "train_frames": args.train_frames}.items() if v is not None}
+    m = {k: v for k, v in {"mode": args.mode, "train_frames": args.train_frames, "p_mean": args.p_mean,
+                           "p_std": args.p_std}.items() if v is not None}
+    if args.p_std is not None and not args.p_std > 0:
+        raise ConfigError(f"--p-std must be > 0, got {args.p_std}")
     if args.teacher:
         m["mode"] = "consistency"
     elif args.distill_guidance:
@@ -302,8 +308,9 @@ def prepare_run(args: argparse.Namespace) -> tuple[DiffusionRunConfig, LatentCac
     if start is not None:
         # only a guided teacher bakes guidance in: training on data (EDM or iCT) learns the unguided model
         distilled = tuple(cfg.train.distill_guidance) if teacher is not None else (1.0, 1.0)
+        noise = {k: getattr(cfg.model, k) for k in ("p_mean", "p_std") if getattr(args, k, None) is not None}
         model = dataclasses.replace(start.config, mode="consistency" if teacher is not None else cfg.model.mode,
-                                    train_frames=frames, distilled_guidance=distilled)
+                                    train_frames=frames, distilled_guidance=distilled, **noise)
     else:
         mean, std, sigma_data = measure_normalisation(ds, cfg.train.normalization)
         net_config = {k: v for k, v in cfg.model.net_config.items() if k not in _SIZED_BY_DATA}
