@@ -92,6 +92,9 @@ def test_true_stems_as_candidates_score_like_real_and_noise_like_noise(report):
         assert got.keys() == want.keys()
         for key in want:
             assert got[key] == pytest.approx(want[key], rel=1e-6, abs=1e-9), (name, key)
+    # true stems play in time with their own contexts; silence has no onsets at all
+    assert rows["real"]["metrics"]["rhythm"]["mean"] > rows["random"]["metrics"]["rhythm"]["mean"] + 0.2
+    assert rows["silence"]["metrics"]["rhythm"]["mean"] == 0.0 == rows["silence"]["metrics"]["key"]["mean"]
     # the real row is measured against another draw, so it is not trivially perfect ...
     assert rows["real"]["metrics"]["fad"]["mean"] > 0
     # ... and noise is much further from the real reference set than real stems are
@@ -107,13 +110,13 @@ def test_results_json_table_and_plots_are_well_formed(report, clap_file, eval_co
     for row in results["rows"]:
         for key, ci in row["metrics"].items():
             assert np.isfinite(ci["mean"]) and ci["n"] == BATCHES, (row["name"], key)
-        assert {"kd", "fad", "coverage", "density", "apa", "cs_aa", "cs_ta"} <= set(row["metrics"])
+        assert {"kd", "fad", "coverage", "density", "apa", "cs_aa", "cs_ta", "rhythm", "key"} <= set(row["metrics"])
     table = (report / "table.md").read_text().splitlines()
     header = next(line for line in table if line.startswith("| Row"))
     assert [c.strip() for c in header.strip("|").split("|")][2:] == [
-        "KD (x1e-3) ↓", "FAD ↓", "Cov ↑", "Den ↑", "APA ↑", "CS_AA ↑", "CS_TA ↑"]
+        "KD (x1e-3) ↓", "FAD ↓", "Cov ↑", "Den ↑", "APA ↑", "CS_AA ↑", "CS_TA ↑", "Rhythm ↑", "Key ↑"]
     body = [line for line in table if line.startswith("| ") and not line.startswith("| Row")]
-    assert len(body) == len(results["rows"]) and all(line.count("|") == 10 for line in body)
+    assert len(body) == len(results["rows"]) and all(line.count("|") == 12 for line in body)
     for png in ("metrics.png", "pca.png"):
         data = (report / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000

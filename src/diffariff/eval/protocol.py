@@ -22,7 +22,8 @@ other pairs: a seeded derangement), ``noise`` (white noise at each target's BS.1
 ``silence`` (all-zero stems: the APA baseline :mod:`diffariff.eval.apa` asks for). Scores per row:
 KD (raw MMD^2 x 1e3, as the paper's "x1e-3" column), FAD, coverage, density (raw, in [0, 1] and
 [0, inf)), APA, CS_AA (cosine of the stem embedding to the reference clip's), CS_TA (to the text
-embedding of the target's prompt). Each is a mean with a 95 % Student-t interval over
+embedding of the target's prompt), and the signal-level rhythm and key fits of the stem to its
+context (:mod:`diffariff.eval.musical_fit`; every row, so the no-context rows read as baselines). Each is a mean with a 95 % Student-t interval over
 ``batches`` disjoint seeded batches of pairs (5 in the paper).
 
 A **generator** is a plain callable ``(pair_item, setting_name, seed) -> stem [C, N]`` (float, 48 kHz,
@@ -55,6 +56,7 @@ from .metrics import (
     per_batch,
 )
 from .mixing import MIX_LUFS, PEAK_CEILING, build_mixes, windowed_pairs
+from .musical_fit import ContextFeatures, context_features, musical_fit
 
 #: Sample rate of every clip in the protocol (Hz).
 SAMPLE_RATE = 48_000
@@ -65,7 +67,7 @@ REFERENCE_SEED_OFFSET = 1_000_003
 #: Audio files accepted in a candidates folder.
 _CANDIDATE_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 #: Metric keys, in table order.
-METRICS = ("kd", "fad", "coverage", "density", "apa", "cs_aa", "cs_ta")
+METRICS = ("kd", "fad", "coverage", "density", "apa", "cs_aa", "cs_ta", "rhythm", "key")
 
 Generator = Callable[[dict, str, int], object]
 
@@ -399,6 +401,7 @@ class PairSide:
     groups: np.ndarray
     reference_emb: np.ndarray
     text_emb: np.ndarray
+    context_fit: ContextFeatures | None = None
 
 
 def _disable(progress) -> bool | None:
@@ -442,7 +445,7 @@ def build_pair_side(cemb: CachedEmbedder, items: list[dict], config: GenerationE
     ref_emb = _stem_embeddings(cemb, [it["reference"] for it in items], "pairs", progress)
     text_emb = cemb.embed_text([it["prompt"] for it in items], "text")
     cemb.cache.flush()
-    return PairSide(items, ctx_w, lufs, groups, ref_emb, text_emb)
+    return PairSide(items, ctx_w, lufs, groups, ref_emb, text_emb, context_features(contexts, SAMPLE_RATE))
 
 
 # ------------------------------------------------------------------------------------ scoring
@@ -504,6 +507,9 @@ def score_stems(cemb: CachedEmbedder, stems: Sequence[np.ndarray], pairs: PairSi
                      "fad_r_rprime": float(mean_parts[2])}
     metrics["cs_aa"] = mean_and_ci(per_batch(clap_score, emb, pairs.reference_emb, n_batches=b, seed=seed))
     metrics["cs_ta"] = mean_and_ci(per_batch(clap_score, emb, pairs.text_emb, n_batches=b, seed=seed))
+    if pairs.context_fit is not None:  # in time / in key, straight from the waveforms (every row: a baseline)
+        for key, values in musical_fit(stems, pairs.context_fit, SAMPLE_RATE).items():
+            metrics[key] = mean_and_ci([float(values[idx].mean()) for idx in batch_indices(len(stems), b, seed)])
     cemb.cache.flush()
     return RowResult(name, label, kind, metrics, emb, distances)
 

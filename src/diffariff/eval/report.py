@@ -23,7 +23,7 @@ from .metrics import MeanCI, pca_project
 #: Column titles of the generation table, in order, with the direction that is better.
 GENERATION_COLUMNS = (
     ("kd", "KD (x1e-3) ↓"), ("fad", "FAD ↓"), ("coverage", "Cov ↑"), ("density", "Den ↑"),
-    ("apa", "APA ↑"), ("cs_aa", "CS_AA ↑"), ("cs_ta", "CS_TA ↑"),
+    ("apa", "APA ↑"), ("cs_aa", "CS_AA ↑"), ("cs_ta", "CS_TA ↑"), ("rhythm", "Rhythm ↑"), ("key", "Key ↑"),
 )
 
 
@@ -80,6 +80,8 @@ def generation_results(evaluation, *, argv=None, arguments: dict | None = None, 
                   "fad": "Fréchet distance of CLAP audio embeddings",
                   "coverage": "fraction in [0, 1]", "density": "raw (about 1 for matching sets)",
                   "apa": "[0, 1]", "cs_aa": "cosine", "cs_ta": "cosine",
+                  "rhythm": "Pearson r of stem vs context onset envelopes, [-1, 1]",
+                  "key": "Pearson r of stem vs context pitch-class profiles, [-1, 1]",
                   "ci": "mean ± 95 % Student-t half-width over batches of pairs"},
         "reference_side": "independent draw of held-out pairs (other windows); see diffariff.eval.protocol",
         "embed_calls": embed_calls,
@@ -94,7 +96,7 @@ def _reference_offset() -> int:
 
 
 def generation_table(results: dict) -> str:
-    """``table.md``: rows = real, settings, bounds; columns KD, FAD, Cov, Den, APA, CS_AA, CS_TA."""
+    """``table.md``: rows = real, settings, bounds; columns KD, FAD, Cov, Den, APA, CS_AA, CS_TA, Rhythm, Key."""
     header = ["Row", "Kind"] + [title for _, title in GENERATION_COLUMNS]
     rows = []
     for row in results["rows"]:
@@ -109,6 +111,8 @@ def generation_table(results: dict) -> str:
         f"CLAP: {clap.get('path')} (sha256 {str(clap.get('sha256'))[:12]}).",
         "Bounds: real = true target stems; random = true stems of other pairs; noise = white noise at "
         "the target's loudness; silence = zero stems (APA baseline). '-' = not applicable (no context).",
+        "Rhythm / Key: signal-level fit of each stem to its own pair's context (onset envelopes / pitch "
+        "classes, diffariff.eval.musical_fit); read them against the real and random rows.",
     ]
     return "# Generation evaluation\n\n" + markdown_table(header, rows) + "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
 
