@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diffariff.eval.musical_fit import context_features, key_fit, musical_fit, onset_envelope, pitch_class_profile, rhythm_fit
+from diffariff.eval.musical_fit import (
+    context_features,
+    key_fit,
+    musical_fit,
+    onset_envelope,
+    pitch_class_profile,
+    rhythm_fit,
+)
 
 SR = 48_000
 C_MAJOR = [60, 64, 67, 72, 67, 64, 60, 64, 67, 72, 67, 64, 60, 64, 67, 72]
