@@ -23,8 +23,9 @@ BASS_C = [36, 43, 36, 43, 36, 43, 36, 43]
 
 @pytest.fixture(scope="module")
 def parts(render_notes):
-    """4-s parts: piano in C on a 0.25-s grid (context), bass in C on a 0.5-s grid (fits), the same
-    bass shifted by an eighth of a beat-and-a-half (off the grid), bass in F# major, drums."""
+    """4-s parts: piano in C on a 0.25-s grid (the context), bass in C on a 0.5-s grid (fits), the same
+    bass delayed by half the piano's grid step (off the grid), bass at another tempo (0.37-s grid),
+    bass and piano transposed to F#."""
     piano = render_notes(0, C_MAJOR, beat_seconds=0.25, seconds=4.0)
     bass = render_notes(33, BASS_C, beat_seconds=0.5, seconds=4.0)
     bass_fs = render_notes(33, [p + 6 for p in BASS_C], beat_seconds=0.5, seconds=4.0)
