@@ -8,6 +8,11 @@ import argparse
 import copy
 import csv
 import dataclasses
+import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -261,3 +266,34 @@ def test_denoising_eval_scores_fixed_draws_and_separates_trained_from_fresh(edm_
     other = tmp_path / "other.safetensors"
     LatentDiffusion(dataclasses.replace(trained.config, codec_id="codec:0000")).save(other)
     assert main(["eval", "denoising", "--model", str(other), "--cache", str(cache), "--out", str(out)]) != 0
+
+
+def test_sigterm_stops_a_run_like_a_time_limit(cache, config_file, tmp_path):
+    """`kill PID` on a training: the run saves last.ckpt, exports its EMA weights and exits 0, and
+    --resume continues from the step it reached."""
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-c", "import sys; from diffariff.cli import main; sys.exit(main(sys.argv[1:]))",
+           "train", "diffusion", "--cache", str(cache), "--out", str(out), "--config", str(config_file),
+           "--max-steps", "1000000"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            metrics = out / "metrics.csv"
+            if metrics.is_file() and len(metrics.read_text().splitlines()) >= 3:  # header + 2 logged rows
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        proc.send_signal(signal.SIGTERM)
+        stdout, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    assert "stopped by SIGTERM" in err
+    assert LatentDiffusion.load(out / "diffusion_ema.safetensors").config.mode == "edm"
+    reached = json.loads(next(line for line in stdout.splitlines() if line.startswith("{")))["steps"]
+    assert reached >= 2 and (out / "last.ckpt").is_file()
+    target = reached + 2 + reached % 2  # the next-but-one logged (even) step
+    assert train(cache, out, config_file, "--max-steps", str(target), "--resume") == 0
+    steps = [int(r["step"]) for r in csv.DictReader((out / "metrics.csv").open())]
+    assert steps[-1] == target and steps == sorted(set(steps))  # continued: no step logged twice

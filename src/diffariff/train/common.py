@@ -28,6 +28,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import nn
 
 from ..errors import ConfigError
@@ -246,9 +247,15 @@ def fit(trainer: L.Trainer, module: L.LightningModule, loader, run_dir: str | Pa
         val_loader=None) -> None:
     """``trainer.fit`` (resuming from ``run_dir/last.ckpt`` when asked and present; pass the checkpoint
     folder as ``run_dir`` when it is another one), then save ``last.ckpt`` so a run stopped by
-    ``max_time`` or ``max_steps`` continues exactly from where it ended."""
+    ``max_time``, ``max_steps`` or SIGTERM (``kill PID``) continues exactly from where it ended.
+
+    Lightning turns SIGTERM into a ``SystemExit`` subclass; here it ends the fit like a time limit,
+    so the caller still exports its weights."""
     ckpt = resume_path(run_dir, resume)
-    trainer.fit(module, loader, val_loader, ckpt_path=str(ckpt) if ckpt else None)
+    try:
+        trainer.fit(module, loader, val_loader, ckpt_path=str(ckpt) if ckpt else None)
+    except SIGTERMException:
+        print(f"stopped by SIGTERM at step {trainer.global_step}; saving {LAST}", file=sys.stderr)
     trainer.save_checkpoint(str(Path(run_dir) / LAST))
 
 
