@@ -23,8 +23,9 @@ other pairs: a seeded derangement), ``noise`` (white noise at each target's BS.1
 KD (raw MMD^2 x 1e3, as the paper's "x1e-3" column), FAD, coverage, density (raw, in [0, 1] and
 [0, inf)), APA, CS_AA (cosine of the stem embedding to the reference clip's), CS_TA (to the text
 embedding of the target's prompt), and the signal-level rhythm and key fits of the stem to its
-context (:mod:`diffariff.eval.musical_fit`; every row, so the no-context rows read as baselines). Each is a mean with a 95 % Student-t interval over
-``batches`` disjoint seeded batches of pairs (5 in the paper).
+context (:mod:`diffariff.eval.musical_fit`; every row, so the no-context rows read as baselines).
+Each is a mean with a 95 % Student-t interval over ``batches`` disjoint seeded batches of pairs (5 in
+the paper).
 
 A **generator** is a plain callable ``(pair_item, setting_name, seed) -> stem [C, N]`` (float, 48 kHz,
 C = 1 or 2); :func:`bundle_generators` is the one place that will build them from a model bundle.
