@@ -85,6 +85,8 @@ class LatentDiffusionConfig:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, got '{self.mode}'")
         if not self.sigma_data > 0:
             raise ConfigError(f"sigma_data must be > 0, got {self.sigma_data}")
+        if not self.p_std > 0:  # the spread of log(sigma) in EDM training (`train diffusion --p-std`)
+            raise ConfigError(f"p_std (--p-std) must be > 0, got {self.p_std}")
         if self.latent_channels < 1 or self.clap_dim < 1 or self.train_frames < 1:
             raise ConfigError("latent_channels, clap_dim and train_frames must be >= 1")
         for name in ("latent_mean", "latent_std"):

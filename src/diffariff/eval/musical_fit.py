@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import uniform_filter1d
 
 #: Onset analysis: window and hop in seconds.
@@ -52,9 +53,7 @@ def _magnitudes(x: np.ndarray, window: int, hop: int) -> np.ndarray:
     """|STFT| ``[frames, window // 2 + 1]`` with a Hann window; short input is zero-padded to one window."""
     if x.size < window:
         x = np.pad(x, (0, window - x.size))
-    frames = 1 + (x.size - window) // hop
-    idx = np.arange(window)[None, :] + hop * np.arange(frames)[:, None]
-    return np.abs(np.fft.rfft(x[idx] * np.hanning(window), axis=1))
+    return np.abs(np.fft.rfft(sliding_window_view(x, window)[::hop] * np.hanning(window), axis=1))
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:

@@ -393,8 +393,8 @@ class RealSide:
 @dataclass
 class PairSide:
     """What every row of the evaluated pairs shares: their stereo context windows ``[2, W]``, those
-    windows' loudness (LUFS) and pair index ``groups [J]``, and the CS references: reference-clip
-    embeddings ``[N, D]`` and prompt embeddings ``[N, D]``."""
+    windows' loudness (LUFS) and pair index ``groups [J]``, the CS references: reference-clip
+    embeddings ``[N, D]`` and prompt embeddings ``[N, D]``, and the contexts' rhythm / key features."""
 
     items: list[dict]
     context_windows: list[np.ndarray]
@@ -402,7 +402,7 @@ class PairSide:
     groups: np.ndarray
     reference_emb: np.ndarray
     text_emb: np.ndarray
-    context_fit: ContextFeatures | None = None
+    context_fit: ContextFeatures
 
 
 def _disable(progress) -> bool | None:
@@ -508,9 +508,9 @@ def score_stems(cemb: CachedEmbedder, stems: Sequence[np.ndarray], pairs: PairSi
                      "fad_r_rprime": float(mean_parts[2])}
     metrics["cs_aa"] = mean_and_ci(per_batch(clap_score, emb, pairs.reference_emb, n_batches=b, seed=seed))
     metrics["cs_ta"] = mean_and_ci(per_batch(clap_score, emb, pairs.text_emb, n_batches=b, seed=seed))
-    if pairs.context_fit is not None:  # in time / in key, straight from the waveforms (every row: a baseline)
-        for key, values in musical_fit(stems, pairs.context_fit, SAMPLE_RATE).items():
-            metrics[key] = mean_and_ci([float(values[idx].mean()) for idx in batch_indices(len(stems), b, seed)])
+    # in time / in key, straight from the waveforms (every row: the context-free ones are baselines)
+    for key, values in musical_fit(stems, pairs.context_fit, SAMPLE_RATE).items():
+        metrics[key] = mean_and_ci([float(values[idx].mean()) for idx in batch_indices(len(stems), b, seed)])
     cemb.cache.flush()
     return RowResult(name, label, kind, metrics, emb, distances)
 

@@ -8,6 +8,7 @@ import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import InputError
 
@@ -36,12 +37,12 @@ def measure_seams(audio: np.ndarray, boundaries_s: Sequence[float], sample_rate:
     x = np.atleast_2d(np.asarray(audio, dtype=np.float64)).mean(axis=0)
     if x.shape[0] < n_fft + 2 * hop:
         raise InputError("audio too short to measure seams")
-    frames = 1 + (x.shape[0] - n_fft) // hop
-    idx = np.arange(n_fft)[None] + hop * np.arange(frames)[:, None]
-    spec = np.abs(np.fft.rfft(x[idx] * np.hanning(n_fft), axis=1))
+    framed = sliding_window_view(x, n_fft)[::hop]  # [frames, n_fft], frames = 1 + (N - n_fft) // hop
+    frames = framed.shape[0]
+    spec = np.abs(np.fft.rfft(framed * np.hanning(n_fft), axis=1))
     logmag = np.log1p(spec / (spec.mean() + 1e-12))
     flux = np.linalg.norm(np.diff(logmag, axis=0), axis=1)  # transition t -> t+1 at sample (t+1) hop + n/2
-    level = 10 * np.log10(np.mean(x[idx] ** 2, axis=1) + 1e-10)
+    level = 10 * np.log10(np.mean(framed**2, axis=1) + 1e-10)
     jump = np.abs(np.diff(level))
     centres = (np.arange(1, frames) * hop + n_fft / 2) / sample_rate
     bf, bj = [], []

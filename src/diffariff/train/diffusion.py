@@ -265,8 +265,6 @@ def _overrides(cfg: DiffusionRunConfig, args: argparse.Namespace) -> DiffusionRu
         t["total_steps"] = int(args.max_steps)
     m = {k: v for k, v in {"mode": args.mode, "train_frames": args.train_frames, "p_mean": args.p_mean,
                            "p_std": args.p_std}.items() if v is not None}
-    if args.p_std is not None and not args.p_std > 0:
-        raise ConfigError(f"--p-std must be > 0, got {args.p_std}")
     if args.teacher:
         m["mode"] = "consistency"
     elif args.distill_guidance:
