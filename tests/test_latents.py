@@ -149,3 +149,32 @@ def test_two_workers_fill_one_cache_identical_to_a_single_build(built, tmp_path)
         assert torch.allclose(whole[name].float(), split[name].float(), atol=1e-3), name
     with pytest.raises(InputError, match="worker"):
         build_latent_cache(built["encoders"], built["songs"], shared, recipe, progress=False, worker=(2, 2))
+
+
+def test_several_caches_read_as_one_data_set(built, tmp_path):
+    """Two caches (another seed: other pairs of the same songs) follow one another; the statistics are
+    those of all rows; metadata maps each row to its own cache; a cache of another codec is refused."""
+    other = tmp_path / "other"
+    build_latent_cache(built["encoders"], built["songs"], other, CacheRecipe(**{**RECIPE, "seed": 4, "pairs": 7}),
+                       progress=False)
+    a, b = LatentCacheDataset(built["cache"]), LatentCacheDataset(other)
+    both = LatentCacheDataset([built["cache"], other], train_frames=16)
+    assert len(both) == len(a) + len(b) == 19
+    assert both.offsets == [0, 12, 19] and both.manifest["pairs"] == 19
+    assert torch.equal(both.tensors["target"][12:], b.tensors["target"])
+    assert both.metadata(13) == b.metadata(1) and both.metadata(11) == a.metadata(11)
+    with pytest.raises(IndexError):
+        both.metadata(19)
+    t = torch.cat([a.tensors["target"], b.tensors["target"]]).double()
+    assert both.manifest["stats"]["mean"] == pytest.approx(float(t.mean()), abs=1e-6)
+    assert both.manifest["stats"]["std"] == pytest.approx(float(t.std(unbiased=False)), rel=1e-5)
+    assert both.manifest["stats"]["std"] != a.manifest["stats"]["std"]
+    assert both[15]["target"].shape == (64, 16)
+    limited = LatentCacheDataset([built["cache"], other], limit=14)
+    assert len(limited) == 14 and torch.equal(limited.tensors["target"][12:], b.tensors["target"][:2])
+    alien = tmp_path / "alien"
+    alien.mkdir()
+    man = json.loads((other / "manifest.json").read_text())
+    (alien / "manifest.json").write_text(json.dumps({**man, "codec_id": "codec:0000"}))
+    with pytest.raises(DatasetError, match="codec_id"):
+        LatentCacheDataset([built["cache"], alien])

@@ -43,9 +43,11 @@ def config_file(tmp_path_factory) -> Path:
 
 
 def train(cache, out, config, *extra) -> int:
+    """``cache``: one cache folder or a list of them (read as one data set)."""
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    return run(parser.parse_args(["--cache", str(cache), "--out", str(out), "--config", str(config), *extra]))
+    caches = [str(c) for c in cache] if isinstance(cache, list) else [str(cache)]
+    return run(parser.parse_args(["--cache", *caches, "--out", str(out), "--config", str(config), *extra]))
 
 
 def edm_batch(cache: Path, n: int) -> dict:
@@ -152,11 +154,11 @@ def test_guided_distillation_bakes_the_strengths_into_the_student(edm_run, cache
 def test_init_warm_starts_a_new_run_from_a_trained_model(edm_run, cache, config_file, tmp_path):
     """--init: a fresh run (step 0, new schedule) that begins at the checkpoint's weights and keeps
     its normalisation; with --teacher, a distillation continues from an earlier student, which must
-    share the teacher's architecture."""
+    share the teacher's architecture. The warm start reads two caches as one data set (a grown corpus)."""
     start = edm_run[0] / "diffusion_ema.safetensors"
     init = LatentDiffusion.load(start)
     out = tmp_path / "warm"
-    assert train(cache, out, config_file, "--init", str(start), "--max-steps", "2", "--lr", "1e-12",
+    assert train([cache, cache], out, config_file, "--init", str(start), "--max-steps", "2", "--lr", "1e-12",
                  "--p-drop-context", "0.15", "--p-mean", "-0.5") == 0
     warm_cfg = load_run_config(out / "run_config.json")
     assert warm_cfg.train.p_drop_context == 0.15

@@ -20,10 +20,11 @@ T = ceil(window samples / 4096) latent frames (118 for 10 s at 48 kHz).
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -241,11 +242,15 @@ def latent_statistics(root: str | os.PathLike, shards: int) -> dict:
     """Per-channel and global mean / std of the **target** latents of ``shards`` shards (float64
     streaming sums): {"channel_mean": [C], "channel_std": [C], "mean": float, "std": float,
     "context_std": float}."""
+    return _statistics((_read_shard(Path(root), k) for k in range(shards)), str(root))
+
+
+def _statistics(parts, where: str) -> dict:
+    """:func:`latent_statistics` over an iterable of ``{"target": [S, C, T], "context": [S, C, T]}``."""
     s1 = s2 = None
     c1 = c2 = 0.0
     n = cn = 0
-    for k in range(shards):
-        sh = _read_shard(Path(root), k)
+    for sh in parts:
         t = sh["target"].double()
         s1 = t.sum(dim=(0, 2)) if s1 is None else s1 + t.sum(dim=(0, 2))
         s2 = (t * t).sum(dim=(0, 2)) if s2 is None else s2 + (t * t).sum(dim=(0, 2))
@@ -255,7 +260,7 @@ def latent_statistics(root: str | os.PathLike, shards: int) -> dict:
         c2 += float((c * c).sum())
         cn += c.numel()
     if s1 is None or n < 2:
-        raise DatasetError(f"{root}: no latents to measure")
+        raise DatasetError(f"{where}: no latents to measure")
     mean = s1 / n
     var = (s2 / n - mean * mean).clamp_min(0)
     g_mean = float(s1.sum() / (n * len(s1)))
@@ -288,32 +293,68 @@ def check_model_fits_cache(config, manifest: dict, what: str) -> None:
             raise InputError(f"{what} was trained with {have}, but the cache was built with {want}")
 
 
+#: manifest fields that caches read together as one data set must share
+_SAME_ACROSS_CACHES = ("codec_id", "clap_id", "latent_channels", "clap_dim", "codec_channels", "sample_rate", "frames")
+
+
+def _read_cache_rows(root: Path, manifest: dict, limit: int | None) -> dict[str, torch.Tensor]:
+    """Every tensor of a cache's shards (the first ``limit`` rows when given), concatenated."""
+    parts: dict[str, list[torch.Tensor]] = {}
+    rows = 0
+    for k in range(int(manifest["shards"])):
+        if limit is not None and rows >= int(limit):
+            break  # the first ``limit`` rows are read; later shards are not
+        if not shard_path(root, k).is_file():
+            raise DatasetError(f"{root}: shard {k} is missing (re-run `diffariff latents build`)")
+        for name, t in _read_shard(root, k).items():
+            parts.setdefault(name, []).append(t)
+        rows += int(parts["target"][-1].shape[0])
+    tensors = {name: torch.cat(ts) for name, ts in parts.items()}
+    return tensors if limit is None else {name: t[: int(limit)] for name, t in tensors.items()}
+
+
 class LatentCacheDataset(torch.utils.data.Dataset):
-    """All rows of a latent cache, held in memory (float16 latents; it is small).
+    """All rows of one latent cache, or of several read as one, held in memory (float16 latents).
 
     Item ``i``: ``target`` / ``context`` float32 [64, F] codec latents, ``clap_audio`` / ``clap_text``
-    float32 [D], ``index`` (pair index). F = ``train_frames`` (a random crop, the same span for target and
-    context) or the full cached length T when ``full_length`` or ``train_frames`` is None. Crops are
-    a deterministic function of (``seed``, epoch set by :meth:`set_epoch`, i).
+    float32 [D], ``index`` (pair index within its cache). F = ``train_frames`` (a random crop, the same
+    span for target and context) or the full cached length T when ``full_length`` or ``train_frames`` is
+    None. Crops are a deterministic function of (``seed``, epoch set by :meth:`set_epoch`, i).
+
+    ``root`` may be a list of cache folders (e.g. the caches of two corpora): their rows follow one
+    another in the given order; they must share codec, CLAP and latent length (DatasetError otherwise);
+    ``manifest`` is then the first cache's, with ``pairs`` the total, ``caches`` the folders and
+    ``stats`` measured on all rows. ``limit`` keeps the first ``limit`` rows in all.
     """
 
-    def __init__(self, root: str | os.PathLike, train_frames: int | None = None, full_length: bool = False,
-                 seed: int = 0, limit: int | None = None):
-        self.root = Path(root)
-        self.manifest = read_manifest(self.root)
-        parts: dict[str, list[torch.Tensor]] = {}
-        rows = 0
-        for k in range(int(self.manifest["shards"])):
-            if limit is not None and rows >= int(limit):
-                break  # the first ``limit`` rows are read; later shards are not
-            if not shard_path(self.root, k).is_file():
-                raise DatasetError(f"{self.root}: shard {k} is missing (re-run `diffariff latents build`)")
-            for name, t in _read_shard(self.root, k).items():
-                parts.setdefault(name, []).append(t)
-            rows += int(parts["target"][-1].shape[0])
-        self.tensors = {name: torch.cat(ts) for name, ts in parts.items()}
-        if limit is not None:
-            self.tensors = {name: t[: int(limit)] for name, t in self.tensors.items()}
+    def __init__(self, root: str | os.PathLike | Sequence[str | os.PathLike], train_frames: int | None = None,
+                 full_length: bool = False, seed: int = 0, limit: int | None = None):
+        roots = [Path(r) for r in ([root] if isinstance(root, (str, os.PathLike)) else root)]
+        if not roots:
+            raise InputError("no latent cache given")
+        self.roots = roots
+        self.root = roots[0]
+        manifests = [read_manifest(r) for r in roots]
+        for r, man in zip(roots[1:], manifests[1:]):
+            bad = [k for k in _SAME_ACROSS_CACHES if man.get(k) != manifests[0].get(k)]
+            if bad:
+                raise DatasetError(f"{r} differs from {roots[0]} in {', '.join(bad)}; these caches cannot be "
+                                   "read together")
+        per_cache, left = [], limit
+        for r, man in zip(roots, manifests):
+            if left is not None and left <= 0:
+                break
+            per_cache.append(_read_cache_rows(r, man, left))
+            left = None if left is None else left - int(per_cache[-1]["target"].shape[0])
+        self.tensors = {name: torch.cat([t[name] for t in per_cache]) for name in per_cache[0]}
+        #: first row of each cache that was read, and one past the last
+        self.offsets = [0]
+        for t in per_cache:
+            self.offsets.append(self.offsets[-1] + int(t["target"].shape[0]))
+        self.manifest = manifests[0]
+        if len(roots) > 1:
+            self.manifest = {**manifests[0], "pairs": len(self), "caches": [str(r) for r in roots],
+                             "stats": _statistics([self.tensors], ", ".join(map(str, roots)))}
         self.frames = int(self.tensors["target"].shape[-1])
         if train_frames is not None and not 1 <= int(train_frames) <= self.frames:
             raise InputError(f"train_frames must be in [1, {self.frames}] for this cache, got {train_frames}")
@@ -354,6 +395,11 @@ class LatentCacheDataset(torch.utils.data.Dataset):
 
     def metadata(self, i: int) -> dict:
         """The sidecar metadata (song, stem, tags, prompt, start, ...) of row ``i``."""
-        k, j = divmod(i, int(self.manifest["recipe"]["shard_size"]))
-        side = json.loads(shard_path(self.root, k, ".json").read_text(encoding="utf-8"))
+        if not 0 <= i < len(self):
+            raise IndexError(f"latent cache index {i} out of range for {len(self)} rows")
+        c = bisect.bisect_right(self.offsets, i) - 1
+        root = self.roots[c]
+        shard_size = int(read_manifest(root)["recipe"]["shard_size"])
+        k, j = divmod(i - self.offsets[c], shard_size)
+        side = json.loads(shard_path(root, k, ".json").read_text(encoding="utf-8"))
         return side["items"][j]

@@ -1,4 +1,4 @@
-"""``diffariff train diffusion``: train the latent diffusion model on a latent cache.
+"""``diffariff train diffusion``: train the latent diffusion model on a latent cache (or several, read as one).
 
 Modes: ``edm`` (EDM loss, log-normal sigmas) or ``consistency`` (iCT consistency training from scratch,
 or distillation from an EDM teacher given with ``--teacher``; the student then starts from the
@@ -224,7 +224,8 @@ def load_run_config(path: str | Path | None) -> DiffusionRunConfig:
 
 # ----------------------------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cache", required=True, help="latent cache folder (`diffariff latents build`)")
+    parser.add_argument("--cache", required=True, nargs="+",
+                        help="latent cache folder(s) (`diffariff latents build`); several are read as one data set")
     parser.add_argument("--out", required=True, help="run folder (checkpoints, metrics.csv, export)")
     parser.add_argument("--config", help="JSON config {model, train} (e.g. configs/diffusion_small.json)")
     parser.add_argument("--mode", choices=("edm", "consistency"), help="training mode (default: the config's)")
@@ -334,7 +335,7 @@ def run(args: argparse.Namespace) -> int:
         module.model.load_state_dict(start.state_dict())  # distillation / warm start from these weights
         module.ema.module.load_state_dict(start.state_dict())
     if len(ds) < 1:
-        raise InputError(f"{args.cache}: the latent cache is empty")
+        raise InputError(f"{' '.join(args.cache)}: the latent cache is empty")
     loader = torch.utils.data.DataLoader(ds, batch_size=min(t.batch_size, len(ds)), shuffle=True, drop_last=True,
                                          generator=torch.Generator().manual_seed(t.seed), num_workers=0)
     metrics = CSVMetrics(run_dir / "metrics.csv", every=t.log_every)
