@@ -62,6 +62,8 @@ def test_every_system_is_scored_side_by_side(report):
     assert opus["mr_stft"]["mean"] < silence["mr_stft"]["mean"]
     assert opus["log_mel"]["mean"] < silence["log_mel"]["mean"]
     assert opus["si_sdr"]["mean"] > 5.0 and silence["si_sdr"]["mean"] == pytest.approx(0.0, abs=1e-6)
+    # Opus keeps the notes (pitch-class profiles correlate), silence has none
+    assert opus["pitch_class"]["mean"] > 0.9 and silence["pitch_class"]["mean"] == 0.0
     # the stochastic decoder's two decodings of one latent differ; the table lists every system
     assert by["decode twice, 1 step"]["all"]["mr_stft"]["mean"] > 0
     table = (report / "table.md").read_text()

@@ -17,7 +17,8 @@ Systems:
 * silence (all zeros): the lower bound. SI-SDR of silence is 0 dB by the metric's convention.
 
 Metrics (:mod:`diffariff.eval.reconstruction`): multi-resolution STFT distance, log-mel L1 and
-SI-SDR (dB), each as mean ± 95 % t-interval over the clips of a kind (``stems``, ``mixes``, ``all``).
+SI-SDR (dB), level and octave-band errors, plus the pitch-class correlation (do the notes survive?),
+each as mean ± 95 % t-interval over the clips of a kind (``stems``, ``mixes``, ``all``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ..audio import to_channels
 from ..data.pairs import PairConfig, evaluation_pairs
 from ..errors import ConfigError, InputError, MissingDependencyError
 from .metrics import mean_and_ci
+from .musical_fit import key_fit
 from .protocol import load_songs
 from .reconstruction import band_level_errors, log_mel_distance, mr_stft_distance, opus_roundtrip, si_sdr
 
@@ -94,9 +96,12 @@ def held_out_clips(songs, config: CodecEvalConfig) -> list[dict]:
 
 def clip_metrics(reference: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
     """MR-STFT distance, log-mel L1, SI-SDR (dB), level error and octave-band error (dB) of ``estimate``
-    vs ``reference`` (``[C, N]``)."""
+    vs ``reference`` (``[C, N]``, 48 kHz), and ``pitch_class``: the correlation of their 12-bin
+    pitch-class profiles (:mod:`diffariff.eval.musical_fit`; 1 = the same pitches, 0 for silence), which
+    tells whether the codec keeps the notes (what a stem's key fit to its context can reach)."""
     return {"mr_stft": mr_stft_distance(reference, estimate), "log_mel": log_mel_distance(reference, estimate),
-            "si_sdr": si_sdr(reference, estimate), **band_level_errors(reference, estimate)}
+            "si_sdr": si_sdr(reference, estimate), **band_level_errors(reference, estimate),
+            "pitch_class": key_fit(estimate, reference, 48_000)}
 
 
 def summarise(kinds: Sequence[str], per_clip: Sequence[dict[str, float]]) -> dict:
