@@ -333,8 +333,7 @@ class LatentCacheDataset(torch.utils.data.Dataset):
         if not roots:
             raise InputError("no latent cache given")
         self.roots = roots
-        self.root = roots[0]
-        manifests = [read_manifest(r) for r in roots]
+        self._manifests = manifests = [read_manifest(r) for r in roots]
         for r, man in zip(roots[1:], manifests[1:]):
             bad = [k for k in _SAME_ACROSS_CACHES if man.get(k) != manifests[0].get(k)]
             if bad:
@@ -398,8 +397,7 @@ class LatentCacheDataset(torch.utils.data.Dataset):
         if not 0 <= i < len(self):
             raise IndexError(f"latent cache index {i} out of range for {len(self)} rows")
         c = bisect.bisect_right(self.offsets, i) - 1
-        root = self.roots[c]
-        shard_size = int(read_manifest(root)["recipe"]["shard_size"])
+        shard_size = int(self._manifests[c]["recipe"]["shard_size"])
         k, j = divmod(i - self.offsets[c], shard_size)
-        side = json.loads(shard_path(root, k, ".json").read_text(encoding="utf-8"))
+        side = json.loads(shard_path(self.roots[c], k, ".json").read_text(encoding="utf-8"))
         return side["items"][j]
