@@ -15,7 +15,10 @@ from diffariff.codec.losses import (
     energy_score,
     magnitude_loss,
     mr_stft_loss,
+    phase_derivative_loss,
     phase_loss,
+    semitone_band_loss,
+    semitone_filterbank,
 )
 
 
@@ -98,3 +101,41 @@ def test_band_energy_loss_sees_level_not_exact_bins(render_notes):
     shifted = float(band_energy_loss(up, a))
     assert shifted < 0.5 * quiet
     assert float(mr_stft_loss(up, a)) > float(mr_stft_loss(0.5 * a, a))  # bin-wise: the shift costs more
+
+
+def test_phase_derivative_loss_ignores_a_constant_offset_and_sees_frozen_phase(spec):
+    """A constant phase offset (unknowable from a latent) costs nothing, nor does the level; frames whose
+    phase does not advance (the session-3 decoder's comb at the hop rate) cost as much as a random phase."""
+    assert float(phase_derivative_loss(spec, spec)) == pytest.approx(0.0, abs=1e-4)
+    assert float(phase_derivative_loss(_rotate(spec, 2.0), spec)) == pytest.approx(0.0, abs=1e-4)
+    assert float(phase_derivative_loss(0.4 * spec, spec)) == pytest.approx(0.0, abs=1e-4)
+    mean_mag = float(spec.square().sum(1).sqrt().mean())
+    assert float(phase_loss(_rotate(spec, 2.0), spec)) > mean_mag  # the absolute phase term is not blind to it
+    mag = spec.square().sum(1).sqrt()
+    frozen_angle = torch.atan2(spec[:, 1, :, :1], spec[:, 0, :, :1]).expand_as(mag)  # frame 0's phase everywhere
+    frozen = torch.stack([mag * torch.cos(frozen_angle), mag * torch.sin(frozen_angle)], dim=1)
+    random = _random_phase(spec, 3)
+    assert float(phase_derivative_loss(frozen, spec)) > 0.5 * float(phase_derivative_loss(random, spec)) > 0.01
+    # decoding a frozen-phase spectrogram loses the bass line's pitch classes; the true one keeps them
+    from diffariff.eval.musical_fit import key_fit
+    codec = Codec(CodecConfig(**TINY))
+    truth = codec.audio_from_spectrogram(spec)[0, 0].numpy()
+    kept = key_fit(codec.audio_from_spectrogram(_rotate(spec, 2.0))[0, 0].numpy(), truth, 48_000)
+    lost = key_fit(codec.audio_from_spectrogram(frozen)[0, 0].numpy(), truth, 48_000)
+    assert kept > 0.95 and lost < kept - 0.3
+
+
+def test_semitone_band_loss_tells_a_note_from_its_neighbour(render_notes):
+    """Mel bands barely see a bass line moved up a semitone (test above: 0.16 of a 20 dB level error);
+    semitone bands see it twice as well (0.34), and cover C2 .. 8 kHz with one band per semitone."""
+    a = torch.from_numpy(render_notes(33, [36, 43, 40, 45], seconds=0.5)[0])[None]
+    up = torch.from_numpy(render_notes(33, [37, 44, 41, 46], seconds=0.5)[0])[None]
+    assert float(semitone_band_loss(a, a)) == pytest.approx(0.0, abs=1e-6)
+    quiet = float(semitone_band_loss(0.1 * a, a))
+    shifted = float(semitone_band_loss(up, a))
+    assert shifted > 0.25 * quiet
+    assert shifted / quiet > 1.8 * float(band_energy_loss(up, a)) / float(band_energy_loss(0.1 * a, a))
+    fb = semitone_filterbank(48_000, 8192, 65.406, 8000.0)
+    assert fb.shape == (84, 4097) and bool((fb.sum(1) > 0).all())
+    peak_bins = fb.argmax(1).float() * 48_000 / 8192
+    assert torch.allclose(peak_bins[12], torch.tensor(130.8), atol=6.0)  # C3, one octave up

@@ -62,6 +62,17 @@ def test_chunked_equals_whole_and_seams_are_measured(codec, render_notes):
     bare = tiny_codec(chunk_context_frames=1)
     bad = measure_chunk_seams(bare, x, chunk_seconds=0.6, seed=3)
     assert bad.border_error > 10 * max(bad.elsewhere_error, 1e-6)
+    # demodulated STFT + sub-frame embedding: both depend on the frame's position, and chunks keep it
+    framed = tiny_codec(demodulate=True, subframe_embedding=True)
+    with torch.no_grad():
+        framed.upsampler.subframe.normal_(0, 1.0)
+    seams = measure_chunk_seams(framed, x, chunk_seconds=0.6, seed=3)
+    assert seams.latent_error < 1e-4 and seams.border_error < 1e-4 and seams.elsewhere_error < 1e-4
+    z = framed.encode(x)
+    assert not torch.allclose(z, codec.encode(x), atol=1e-3)
+    with torch.no_grad():
+        steady = framed.upsampler(torch.zeros(1, 64, 3))[1]  # steady latents -> frames differ by position
+    assert (steady[..., 9] - steady[..., 10]).abs().max() > 1e-3
 
 
 def test_pseudo_stereo_width(codec, piano):

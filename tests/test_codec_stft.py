@@ -8,10 +8,11 @@ import torch
 from diffariff.codec.stft import CompressedSTFT
 
 
+@pytest.mark.parametrize("demodulate", [False, True])
 @pytest.mark.parametrize("n", [4096, 3 * 4096, 25 * 4096])
-def test_exact_inverse_on_rendered_audio(render_notes, n):
+def test_exact_inverse_on_rendered_audio(render_notes, n, demodulate):
     audio = torch.from_numpy(render_notes(0, [60, 64, 67, 72], seconds=n / 48_000 + 0.01))[:, :n]
-    t = CompressedSTFT()
+    t = CompressedSTFT(demodulate=demodulate)
     spec = t(audio)
     assert spec.shape == (2, 2, 1024, n // 512)
     back = t.inverse(spec)
@@ -46,3 +47,25 @@ def test_inverse_gradient_is_finite_on_silence():
     spec = torch.zeros(1, 2, 1024, 16, requires_grad=True)
     t.inverse(spec).sum().backward()
     assert torch.isfinite(spec.grad).all()
+
+
+def test_demodulation_makes_steady_tones_steady_and_keeps_magnitudes():
+    """In the raw STFT a steady tone's phase turns by pi k / 2 per frame (steady only for k % 4 == 0:
+    a 93.75 Hz grid); demodulated it is steady at every bin centre and turns slowly between them."""
+    n = torch.arange(8 * 4096).float()
+    raw_t, dem_t = CompressedSTFT(), CompressedSTFT(demodulate=True)
+
+    def frame_phase_steps(t: CompressedSTFT, k: float) -> torch.Tensor:
+        spec = t(torch.cos(2 * torch.pi * k / 2048 * n)[None])[0, :, round(k), 4:-4]
+        phase = torch.atan2(spec[1], spec[0])
+        return torch.remainder(phase[1:] - phase[:-1] + torch.pi, 2 * torch.pi) - torch.pi  # wrapped to (-pi, pi]
+
+    for k in (101, 102, 103, 257):  # not multiples of 4
+        assert frame_phase_steps(dem_t, k).abs().max() < 1e-3
+        assert frame_phase_steps(raw_t, k).abs().min() > 1.5  # pi/2 or pi every frame
+    steps = frame_phase_steps(dem_t, 101.25)  # a quarter bin above the centre: pi/8 per frame (2 pi * 0.25 / 4)
+    assert torch.allclose(steps, torch.full_like(steps, torch.pi / 8), atol=0.05)
+    x = torch.randn(1, 4 * 4096, generator=torch.Generator().manual_seed(1))
+    raw, dem = raw_t(x), dem_t(x)
+    assert torch.allclose(raw.square().sum(1), dem.square().sum(1), atol=1e-5)  # magnitudes unchanged
+    assert torch.equal(raw[:, :, 0], dem[:, :, 0])  # the packed DC/Nyquist row is not rotated

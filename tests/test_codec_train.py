@@ -128,6 +128,7 @@ def test_held_out_metrics_are_those_of_eval_codec(render_notes):
     scores = [clip_metrics(a.numpy(), b.numpy()) for a, b in zip(x, y)]
     assert row["det_mrstft"] == pytest.approx(np.mean([s["mr_stft"] for s in scores]), abs=6e-5)
     assert row["det_logmel_l1"] == pytest.approx(np.mean([s["log_mel"] for s in scores]), abs=6e-5)
+    assert row["det_pitch"] == pytest.approx(np.mean([s["pitch_class"] for s in scores]), abs=1e-3)
     assert row["det_mrstft"] > 0.1 and row["det_logmel_l1"] > 0.1  # an untrained codec is far off
 
 
@@ -185,6 +186,21 @@ def test_train_codec_command_end_to_end(render_notes, tmp_path, capsys):
     for name, w in start.encoder.state_dict().items():  # bit for bit (not even 0.0 -> -0.0)
         assert torch.equal(tuned.encoder.state_dict()[name].view(torch.int32), w.view(torch.int32)), name
     assert not torch.equal(tuned.upsampler.head.conv.weight, start.upsampler.head.conv.weight)
+    # warm start in a new config (demodulated front end + sub-frame embedding) with the pitch recipe
+    framed = tmp_path / "framed.json"
+    framed.write_text(json.dumps(asdict(CodecConfig(**TINY, demodulate=True, subframe_embedding=True))))
+    assert run(_args(init=export, config=framed, recipe="pitch", max_steps=2,
+                     **{**common, "out": tmp_path / "run4"})) == 0
+    moved = Codec.load(tmp_path / "run4" / "codec_ema.safetensors")
+    assert moved.config.demodulate and moved.config.subframe_embedding
+    assert float(moved.upsampler.subframe.abs().max()) > 0  # trained from its zero start
+    assert not torch.equal(moved.encoder.patch.conv.weight, start.encoder.patch.conv.weight)
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps(asdict(CodecConfig(**{**TINY, "enc_channels": (16, 16, 16, 32)}))))
+    with pytest.raises(ConfigError, match="do not fit"):
+        run(_args(init=export, config=wrong, max_steps=1, **{**common, "out": tmp_path / "run5"}))
+    with pytest.raises(ConfigError, match="only applies"):
+        run(_args(init=export, config=framed, freeze_encoder=True, max_steps=1, **{**common, "out": tmp_path / "run6"}))
 
 
 def test_stage2_energy_weight_pairs_each_clip_with_a_second_decoding(render_notes, tmp_path):

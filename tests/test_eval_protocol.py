@@ -188,7 +188,7 @@ def test_scan_candidates_reports_missing_stems(tmp_path):
     assert set(scan_candidates(tmp_path, 2)) == {"set"}
 
 
-@pytest.mark.parametrize("case", ["missing-data", "zero-n", "missing-candidates"])
+@pytest.mark.parametrize("case", ["missing-data", "zero-n", "missing-candidates", "bundle-and-codec"])
 def test_cli_errors_exit_2_with_one_line(case, eval_corpus, clap_file, tmp_path, capsys):
     args = ["eval", "generation", "--clap", str(clap_file), "--out", str(tmp_path / "out"), "--no-progress"]
     if case == "missing-data":
@@ -197,6 +197,9 @@ def test_cli_errors_exit_2_with_one_line(case, eval_corpus, clap_file, tmp_path,
     elif case == "zero-n":
         args += ["--data", str(eval_corpus), "--split", "all", "--n", "0"]
         expect = "--n must be at least 2"
+    elif case == "bundle-and-codec":
+        args += ["--data", str(eval_corpus), *CLI_DATA, "--bundle", "default", "--codec", str(clap_file)]
+        expect = "not both"
     else:
         for i in range(N - 1):
             save_audio(tmp_path / "cand" / f"{i}.wav", np.zeros((2, 1000), np.float32), SR)
@@ -233,3 +236,24 @@ def test_bundle_generators_serve_every_setting_with_a_real_tiny_bundle(items, tm
         bundle_generators(no_bridge, ["clap_t_bridge"])
     with pytest.raises(InputError, match="unknown"):
         bundle_generators(no_bridge, ["nope"])
+
+
+def test_codec_generators_give_the_bundles_codec_row_without_a_diffusion_model(items, tmp_path):
+    """``eval generation --codec``: the ceiling row of a codec alone equals the bundle's "codec" setting with
+    that codec; such a codec-only Accompanist refuses to generate."""
+    from diffariff.bundle import make_tiny_bundle, open_bundle
+    from diffariff.clap.builtin import BuiltinClap
+    from diffariff.codec import Codec
+    from diffariff.errors import ConfigError
+    from diffariff.eval.protocol import bundle_generators, codec_generators
+    from diffariff.pipeline import Accompanist
+
+    b = open_bundle(make_tiny_bundle(tmp_path / "b", modes=("consistency",)).root)
+    clap = BuiltinClap.load(b.clap)
+    alone = codec_generators(b.codec, clap)
+    assert set(alone) == {"codec"}
+    item = items[1]
+    np.testing.assert_array_equal(alone["codec"](item, "codec", 3),
+                                  bundle_generators(b.root, ["codec"])["codec"](item, "codec", 3))
+    with pytest.raises(ConfigError, match="no diffusion model"):
+        Accompanist(Codec.load(b.codec), clap, {}).generate(context=item["context"], seed=0)

@@ -176,11 +176,11 @@ class Accompanist:
     """Context in, new stem out. Build with :meth:`from_pretrained` (a bundle folder) or directly from
     loaded models: ``codec`` (:class:`~diffariff.codec.Codec`), ``clap``
     (:class:`~diffariff.clap.builtin.BuiltinClap`), ``models`` {"edm" | "consistency":
-    :class:`~diffariff.diffusion.model.LatentDiffusion`} and an optional ``bridge``."""
+    :class:`~diffariff.diffusion.model.LatentDiffusion`} and an optional ``bridge``. With no
+    models only the codec's paths work (:meth:`encode`, :meth:`decode`, :meth:`reconstruct`), e.g. to
+    measure a new codec's ceiling before latent models exist for it; generating then raises ConfigError."""
 
     def __init__(self, codec, clap, models: dict[str, Any], bridge=None, *, name: str = ""):
-        if not models:
-            raise CheckpointError("an Accompanist needs at least one diffusion model")
         for mode, m in models.items():
             if m.config.mode != mode:
                 raise CheckpointError(f"the '{mode}' diffusion model is a {m.config.mode} model")
@@ -222,6 +222,8 @@ class Accompanist:
 
     @property
     def train_frames(self) -> int:
+        if not self.models:
+            raise ConfigError("this Accompanist has no diffusion model (codec only)")
         return min(m.config.train_frames for m in self.models.values())
 
     def frames_for(self, samples: int) -> int:
@@ -230,6 +232,8 @@ class Accompanist:
 
     def model_for(self, sampler: str | None) -> tuple[Any, str]:
         """(diffusion model, sampler name) for ``sampler`` (None: the bundle's preferred mode)."""
+        if not self.models:
+            raise ConfigError("this Accompanist has no diffusion model (codec only): it cannot generate")
         if sampler is None:
             mode = "edm" if "edm" in self.models else "consistency"
             return self.models[mode], self.models[mode].config.default_sampling()[0]

@@ -19,7 +19,8 @@ from ..errors import ConfigError
 STEREO_MODES = ("mono", "midside")
 #: Config fields that only shape the decoder side (upsampler, consistency U-Net and its noise
 #: constants): changing them, or the decoder's weights, leaves the latent space as it was.
-DECODER_ONLY_FIELDS = ("dec_channels", "dec_blocks", "unet_channels", "unet_blocks", "noise_embed_dim",
+DECODER_ONLY_FIELDS = ("dec_channels", "dec_blocks", "subframe_embedding", "unet_channels", "unet_blocks",
+                       "noise_embed_dim",
                        "sigma_data", "sigma_min", "sigma_max", "rho")
 #: State-dict prefixes of the decoder side.
 DECODER_PREFIXES = ("upsampler.", "unet.")
@@ -34,6 +35,8 @@ class CodecConfig:
     compress_exponent: float = 0.65
     compress_factor: float = 0.34
     stereo: str = "mono"  # "mono": 1 channel; "midside": mid+side both in one latent (4 spec channels)
+    # rotate bin k of frame t by exp(-i pi k t / 2), so a steady partial has a steady phase (see .stft)
+    demodulate: bool = False
     # latent
     latent_dim: int = 64
     # encoder: frequency patch, channels per level, res blocks per level, attention at deep levels
@@ -46,6 +49,9 @@ class CodecConfig:
     # upsampler (latents -> feature pyramid + deterministic head): channels per level (same count)
     dec_channels: tuple[int, ...] = (32, 64, 96, 128)
     dec_blocks: int = 1
+    # a learned embedding of the STFT frame's position (0..7) inside its latent frame, added at the
+    # finest decoder level: without it, steady latents decode to identical frames (see .decoder)
+    subframe_embedding: bool = False
     # consistency U-Net (denoises the residual over the deterministic reconstruction)
     unet_channels: tuple[int, ...] = (32, 48, 64, 96)
     unet_blocks: int = 1

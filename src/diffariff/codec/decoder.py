@@ -4,6 +4,12 @@ consistency U-Net that denoises the residual between the true and the determinis
 Shapes: latents ``[B, 64, T]``; pyramid level i is ``[B, dec_channels[i], F_i, T_i]`` with
 ``F_i = 1024 / (freq_patch * 2**i)`` and ``T_i`` the STFT frames (8 T) divided by the time
 downsampling before level i; spectrograms ``[B, S, 1024, 8 T]``.
+
+The upsampler is translation-equivariant in time, so steady latents give steady feature maps: its 8 STFT
+frames per latent frame would be identical. ``subframe_embedding`` adds a learned map ``[C, F_0]`` per
+position (0..7) inside the latent frame at the finest level, so the head can shape frames within a latent frame
+(e.g. turn a partial's phase between bins of a demodulated spectrogram, :mod:`.stft`). Chunks start on
+latent frames, so positions are the same in chunked and whole decoding.
 """
 
 from __future__ import annotations
@@ -36,12 +42,18 @@ class Upsampler(nn.Module):
             [Upsample(chans[i], chans[i - 1], cfg.time_down[i - 1]) for i in reversed(range(1, levels))]
         )
         self.head = PatchOut(chans[0], cfg.spec_channels, cfg.freq_patch)
+        # per channel, frequency row and position: the frame-wise group norms would cancel a map that is
+        # constant over frequency
+        fine = cfg.freq_bins // cfg.freq_patch
+        self.subframe = nn.Parameter(torch.zeros(1, chans[0], fine, 8)) if cfg.subframe_embedding else None
 
     def forward(self, latents: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         b, _, t = latents.shape
         h = self.proj(latents).reshape(b, self.deep_c, self.deep_f, t)
         pyramid = []
         for j, mods in enumerate(self.levels):
+            if self.subframe is not None and j == len(self.levels) - 1:  # finest level: 8 frames per latent
+                h = h + self.subframe.to(h.dtype).repeat(1, 1, 1, t)
             for m in mods:
                 h = m(h)
             pyramid.append(h)

@@ -9,9 +9,19 @@
   towards zero (the mean of unit phasors of random angle is short): the stage-1 codec trained with it
   decoded stems 6-15 dB too quiet. Scoring magnitude on its own (linear + log L1) keeps its level
   unbiased; the phase term only turns the predicted phasor, weighted by the target's magnitude.
+* :func:`phase_derivative_loss`: the compressed spectrogram's phase *differences* between neighbouring
+  frames (instantaneous frequency) and neighbouring bins (group delay), magnitude-weighted. The absolute
+  phase of a note is not in a 64-channel latent, so a deterministic decoder cannot learn it and
+  :func:`phase_loss` gives it no usable signal; but how the phase advances from frame to frame is fixed by
+  the frequency, and it is what makes a partial a partial: frames whose phases do not advance overlap-add
+  into a comb at the hop rate (48 000 / 512 = 93.75 Hz), which erased the notes of the session-3
+  decoder (pitch-class correlation 0.15, MODEL_CARD). The term is blind to a constant phase offset.
 * :func:`band_energy_loss`: L1 of log mel-band energies per STFT frame of waveforms ``[B, N]``. Bin-wise
   losses let a decoder that is unsure where a harmonic lies predict (near) nothing there; band
   energies make it put the energy somewhere in the right band, so level and spectral balance hold.
+
+* :func:`semitone_band_loss`: the same on semitone-wide bands of an 8192-point STFT (65 Hz - 8 kHz):
+  energy in the right *note*, which mel bands, several semitones wide in the bass, do not see.
 
 * :func:`energy_score`: the energy score (per element, i.e. the fair CRPS) of two stochastic
   decodings of the same clip. Unlike every loss above it is a proper scoring rule for a
@@ -27,12 +37,17 @@ detached signals, not differentiable losses, and both the codec trainer's ``metr
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..eval.reconstruction import mel_filterbank
 
 #: (n_fft, hop) of :func:`mr_stft_loss`, Hann windows.
 RESOLUTIONS = ((256, 64), (512, 128), (1024, 256), (2048, 512), (4096, 1024))
+#: ... and with a 8192-point window added (5.9 Hz bins: resolves the partials of bass notes, which the
+#: 2048-point codec spectrogram's 23.4 Hz bins do not; only a decoding with coherent phase scores well).
+PITCH_RESOLUTIONS = RESOLUTIONS + ((8192, 2048),)
 _LOG_EPS = 1e-5
 
 
@@ -91,6 +106,29 @@ def phase_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (tm - (pr * tr + pi * ti) / pm).mean()
 
 
+def _weighted_phase_error(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Complex tensors of one shape -> ``mean(sqrt|t| (1 - cos(angle p - angle t)))`` (|t| has the units of
+    a product of two compressed magnitudes, so its root has those of one)."""
+    pm = (p.real.square() + p.imag.square() + 1e-16).sqrt()  # products of magnitudes: small floors
+    tm = t.abs().detach()  # the target's weight, exactly 0 where it is silent
+    cos = (p.real * t.real + p.imag * t.imag) / (pm * tm.clamp_min(1e-8))
+    return (tm.sqrt() * (1.0 - cos)).mean()
+
+
+def phase_derivative_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Compressed spectrograms ``[B, 2A, F, T]`` -> scalar: the magnitude-weighted phase error of
+    ``X[f, t] conj(X[f, t-1])`` (time direction: instantaneous frequency) plus that of
+    ``X[f, t] conj(X[f-1, t])`` (frequency direction: group delay), on rows 1.. (row 0 packs DC and
+    Nyquist). Zero iff every such phase difference matches the target's where the target has energy."""
+    pr, pi, _ = _polar_parts(pred)
+    tr, ti, _ = _polar_parts(target)
+    p = torch.complex(pr[:, :, 1:], pi[:, :, 1:])
+    t = torch.complex(tr[:, :, 1:], ti[:, :, 1:])
+    dt = _weighted_phase_error(p[..., 1:] * p[..., :-1].conj(), t[..., 1:] * t[..., :-1].conj())
+    df = _weighted_phase_error(p[:, :, 1:] * p[:, :, :-1].conj(), t[:, :, 1:] * t[:, :, :-1].conj())
+    return dt + df
+
+
 #: (n_fft, hop, mel bands) of :func:`band_energy_loss`.
 BAND_RESOLUTIONS = ((1024, 256, 48), (2048, 512, 64))
 _BAND_POWER_FLOOR = 1e-8
@@ -112,6 +150,38 @@ def band_energy_loss(pred: torch.Tensor, target: torch.Tensor, sample_rate: int 
         et = torch.einsum("mf,bft->bmt", fb, t.real.square() + t.imag.square())
         total = total + (torch.log(ep + _BAND_POWER_FLOOR) - torch.log(et + _BAND_POWER_FLOOR)).abs().mean()
     return total / len(resolutions)
+
+
+#: (n_fft, hop, lowest and highest centre in Hz) of :func:`semitone_band_loss`: C2 (65.4 Hz) to ~8 kHz.
+SEMITONE_RESOLUTION = (8192, 2048, 65.406, 8000.0)
+_SEMITONE_CACHE: dict[tuple[int, int, float, float], torch.Tensor] = {}
+
+
+def semitone_filterbank(sample_rate: int, n_fft: int, f_lo: float, f_hi: float) -> torch.Tensor:
+    """Triangular filters ``[bands, n_fft/2+1]`` centred on the equal-tempered semitones from ``f_lo`` to
+    ``f_hi`` Hz, each one semitone wide on either side (peak 1 at its centre), in float32."""
+    bands = int(math.floor(12 * math.log2(f_hi / f_lo))) + 1
+    freqs = torch.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1, dtype=torch.float64)
+    semis = 12 * torch.log2(freqs.clamp_min(1e-3) / f_lo)  # bin frequencies in semitones above f_lo
+    centres = torch.arange(bands, dtype=torch.float64)[:, None]
+    return (1.0 - (semis[None] - centres).abs()).clamp_min(0.0).float()
+
+
+def semitone_band_loss(pred: torch.Tensor, target: torch.Tensor, sample_rate: int = 48_000,
+                       resolution=SEMITONE_RESOLUTION) -> torch.Tensor:
+    """Waveforms ``[B, N]`` -> scalar: L1 of ``ln(E + 1e-8)`` with E the power per semitone band and frame
+    (:func:`semitone_filterbank` over an 8192-point |STFT|^2, 5.9 Hz bins). Mel bands are several
+    semitones wide below ~500 Hz, so they cannot tell a note from its neighbour; these bands can, and
+    like the mel-band term they ask for energy in the right band rather than in an exact bin."""
+    n_fft, hop, f_lo, f_hi = resolution
+    key = (sample_rate, n_fft, f_lo, f_hi)
+    if key not in _SEMITONE_CACHE:
+        _SEMITONE_CACHE[key] = semitone_filterbank(sample_rate, n_fft, f_lo, f_hi)
+    fb = _SEMITONE_CACHE[key]
+    p, t = _stft(pred, n_fft, hop), _stft(target, n_fft, hop)
+    ep = torch.einsum("mf,bft->bmt", fb, p.real.square() + p.imag.square())
+    et = torch.einsum("mf,bft->bmt", fb, t.real.square() + t.imag.square())
+    return (torch.log(ep + _BAND_POWER_FLOOR) - torch.log(et + _BAND_POWER_FLOOR)).abs().mean()
 
 
 def energy_score(a: torch.Tensor, b: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

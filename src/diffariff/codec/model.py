@@ -42,7 +42,7 @@ class Codec(nn.Module):
         super().__init__()
         self.config = config or CodecConfig()
         c = self.config
-        self.stft = CompressedSTFT(c.n_fft, c.hop, c.compress_exponent, c.compress_factor)
+        self.stft = CompressedSTFT(c.n_fft, c.hop, c.compress_exponent, c.compress_factor, c.demodulate)
         self.encoder = Encoder(c)
         self.upsampler = Upsampler(c)
         self.unet = ConsistencyUNet(c)

@@ -32,6 +32,8 @@ def register(subparsers) -> None:
     g.add_argument("--out", required=True, help="report folder")
     g.add_argument("--candidates", help="folder of <index>.wav or <setting>/<index>.wav candidate stems")
     g.add_argument("--bundle", help="model bundle: generate candidates for each conditioning setting")
+    g.add_argument("--codec", help="a codec alone (no bundle): score the real stems through it, the 'real via "
+                                   "codec' row (the ceiling of any latent model on its latents)")
     g.add_argument("--settings", nargs="+", help="with --bundle: only these settings (default: all)")
     g.add_argument("--sampler", help="with --bundle: heun | dpmpp_2m | euler (EDM) or consistency (default: the "
                                      "bundle's preferred model)")
@@ -143,7 +145,7 @@ def _progress(args):
 def run_generation(args) -> int:
     from ..clap.builtin import BuiltinClap  # noqa: PLC0415
     from .cache import CachedEmbedder, EmbeddingCache, file_hash  # noqa: PLC0415
-    from .protocol import bundle_generators, evaluate_generation  # noqa: PLC0415
+    from .protocol import bundle_generators, codec_generators, evaluate_generation  # noqa: PLC0415
     from .report import write_generation_report  # noqa: PLC0415
 
     config = _config(args)  # bad numbers fail before anything is loaded
@@ -151,8 +153,12 @@ def run_generation(args) -> int:
         raise InputError(f"--data {args.data}: no such folder")
     if args.candidates is not None and not Path(args.candidates).is_dir():
         raise InputError(f"--candidates {args.candidates}: no such folder")
-    if args.candidates is None and args.bundle is None:
-        print("diffariff: note: no --candidates or --bundle: only the real row and the bounds are scored",
+    if args.bundle is not None and args.codec is not None:
+        raise InputError("give --bundle or --codec, not both (a bundle has its own codec)")
+    if args.codec is not None and not Path(args.codec).is_file():
+        raise InputError(f"--codec {args.codec}: no such file")
+    if args.candidates is None and args.bundle is None and args.codec is None:
+        print("diffariff: note: no --candidates, --bundle or --codec: only the real row and the bounds are scored",
               file=sys.stderr)
     clap_path = Path(args.clap)
     if not clap_path.is_file():
@@ -164,7 +170,7 @@ def run_generation(args) -> int:
     embedder = CachedEmbedder(clap, cache)
     generators = (bundle_generators(args.bundle, args.settings, sampler=args.sampler, steps=args.steps,
                                     cfg_context=args.cfg_context, cfg_clap=args.cfg_clap)
-                  if args.bundle else None)
+                  if args.bundle else codec_generators(args.codec, clap) if args.codec else None)
     evaluation = evaluate_generation(embedder, args.data, config, candidates_dir=args.candidates,
                                      generators=generators, bounds=args.bounds, progress=_progress(args))
     write_generation_report(evaluation, out, arguments=_arguments(args), clap_path=clap_path, clap_hash=clap_hash,

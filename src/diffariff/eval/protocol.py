@@ -358,6 +358,21 @@ def bundle_generators(bundle, names: Sequence[str] | None = None, *, sampler: st
     return {s.name: make(s) for s in chosen}
 
 
+def codec_generators(codec_path: str | Path, clap) -> dict[str, Generator]:
+    """The ``"codec"`` setting alone, from a codec file rather than a bundle: each pair's true stem through
+    that codec (``Accompanist.reconstruct``: encode, pseudo-stereo decode, the generated stems' loudness).
+    For a codec whose latent models are not trained yet, this row is what they could reach at best."""
+    from ..codec import Codec  # noqa: PLC0415
+    from ..pipeline import Accompanist  # noqa: PLC0415
+
+    model = Accompanist(Codec.load(codec_path), clap, {})
+
+    def generate(item: dict, name: str, seed: int):
+        return model.reconstruct(item["target"], item["context"], seed=seed)
+
+    return {"codec": generate}
+
+
 def noise_stems(items: Sequence[Mapping], seed: int) -> list[np.ndarray]:
     """White noise ``[2, N]`` per pair, seeded by ``(seed, index)``, at the target's loudness (LUFS)."""
     out = []

@@ -7,7 +7,10 @@
   spectrogram + the multi-resolution STFT magnitude terms + log mel-band energies per frame of the
   waveform. ``complex`` left decoded stems 5-25 dB too quiet (bin-wise losses under uncertainty
   predict little energy where a harmonic may lie); the band-energy term asks for the right energy
-  per band and frame.
+  per band and frame. ``pitch``: ``magphase`` plus the phase differences across frames and bins
+  (:func:`~diffariff.codec.losses.phase_derivative_loss`), an 8192-point resolution in the
+  multi-resolution term and log energies in semitone bands (:func:`~diffariff.codec.losses.semitone_band_loss`);
+  ``magphase``'s decoder kept the envelope but lost the notes.
   ``--freeze-encoder`` trains the decoder side only: the latents, and hence every latent model
   trained on them, stay valid (the export keeps the initial latent statistics).
 * Stage 2 (initialised from a stage-1 export): encoder and upsampler frozen; the consistency U-Net
@@ -54,14 +57,19 @@ from ..checkpoint import config_from_dict, config_to_dict, load_checkpoint, load
 from ..codec import Codec, CodecConfig
 from ..codec import consistency as ct
 from ..codec.losses import (
+    PITCH_RESOLUTIONS,
+    RESOLUTIONS,
     band_energy_loss,
     complex_l1,
     energy_score,
     magnitude_loss,
     mr_stft_loss,
+    phase_derivative_loss,
     phase_loss,
+    semitone_band_loss,
 )
 from ..errors import ConfigError, DatasetError, InputError
+from ..eval.musical_fit import key_fit
 from ..eval.reconstruction import band_level_errors, log_mel_distance, mr_stft_distance
 from ..fsutil import write_json_atomic
 from ..torchutil import setup_cpu
@@ -74,6 +82,8 @@ RECIPES = {
                 "w_band": 0.0},
     "magphase": {"w_complex": 0.0, "w_mrstft": 1.0, "w_mrstft_complex": 0.0, "w_mag": 1.0, "w_phase": 1.0,
                  "w_band": 2.0},
+    "pitch": {"w_complex": 0.0, "w_mrstft": 1.0, "w_mrstft_complex": 0.0, "w_mag": 1.0, "w_phase": 1.0,
+              "w_band": 2.0, "w_dphase": 4.0, "hires": True, "w_semitone": 2.0},
 }
 
 
@@ -96,6 +106,9 @@ class CodecTrainConfig:
     w_mag: float = 0.0
     w_band: float = 0.0
     w_phase: float = 0.0
+    w_dphase: float = 0.0  # phase differences across frames and bins (instantaneous frequency, group delay)
+    hires: bool = False  # add an 8192-point resolution to the multi-resolution STFT term
+    w_semitone: float = 0.0  # log energies in semitone bands of an 8192-point STFT
     freeze_encoder: bool = False
     # stage 2 (consistency training)
     ct_s0: int = 10
@@ -233,9 +246,14 @@ class CodecModule(L.LightningModule):
                 loss = loss + t.w_mag * magnitude_loss(det, spec)
             if t.w_phase:
                 loss = loss + t.w_phase * phase_loss(det, spec)
-            loss = loss + t.w_mrstft * mr_stft_loss(y.flatten(0, 1), x.flatten(0, 1), t.w_mrstft_complex)
+            if t.w_dphase:
+                loss = loss + t.w_dphase * phase_derivative_loss(det, spec)
+            loss = loss + t.w_mrstft * mr_stft_loss(y.flatten(0, 1), x.flatten(0, 1), t.w_mrstft_complex,
+                                                    PITCH_RESOLUTIONS if t.hires else RESOLUTIONS)
             if t.w_band:
                 loss = loss + t.w_band * band_energy_loss(y.flatten(0, 1), x.flatten(0, 1), self.cfg.sample_rate)
+            if t.w_semitone:
+                loss = loss + t.w_semitone * semitone_band_loss(y.flatten(0, 1), x.flatten(0, 1), self.cfg.sample_rate)
             if t.w_wave:
                 loss = loss + t.w_wave * (y - x).abs().mean()
         return loss
@@ -300,8 +318,9 @@ class CodecModule(L.LightningModule):
         """Held-out metrics of the EMA codec; appends a row to ``metrics.csv`` (rewritten atomically).
 
         Per decode mode (``det``, and ``con`` in stage 2): the mean over the held-out clips ``[C, n]`` of
-        :func:`~diffariff.eval.reconstruction.log_mel_distance` and
-        :func:`~diffariff.eval.reconstruction.mr_stft_distance` (reference = the clip)."""
+        :func:`~diffariff.eval.reconstruction.log_mel_distance`,
+        :func:`~diffariff.eval.reconstruction.mr_stft_distance`, the level / octave-band errors and the
+        pitch-class correlation (:func:`~diffariff.eval.musical_fit.key_fit`) against the clip."""
         row = {"step": step, "minutes": round((time.time() - self._t0) / 60, 2),
                "train_loss": round(float(np.mean(self._losses)) if self._losses else float("nan"), 5),
                "lr": float(self.optimizers().param_groups[0]["lr"]) if self._trainer is not None else float("nan")}
@@ -321,6 +340,7 @@ class CodecModule(L.LightningModule):
                     levels = [band_level_errors(a, b, sr) for a, b in pairs]
                     row[f"{mode[:3]}_level_db"] = round(float(np.mean([v["level_db"] for v in levels])), 2)
                     row[f"{mode[:3]}_band_db"] = round(float(np.mean([v["band_db"] for v in levels])), 2)
+                    row[f"{mode[:3]}_pitch"] = round(float(np.mean([key_fit(b, a, sr) for a, b in pairs])), 3)
         self.rows.append(row)
         if self.metrics_path is not None:
             write_rows_csv(self.metrics_path, self.rows)
@@ -365,14 +385,16 @@ class CodecModule(L.LightningModule):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="corpus folder (ROOT/<song>/<stem>.flac or another layout)")
     parser.add_argument("--out", default="runs/codec", help="run folder (checkpoints, metrics.csv, export)")
-    parser.add_argument("--config", help="codec config JSON (configs/codec_small.json, configs/codec_paper.json)")
+    parser.add_argument("--config", help="codec config JSON (configs/codec_small.json, configs/codec_paper.json); "
+                        "with --init in stage 1, the config to train the initial weights in")
     parser.add_argument("--stage", type=int, choices=(1, 2), default=1, help="1: encoder + deterministic decoder; "
                         "2: consistency decoder on frozen latents")
     parser.add_argument("--init", help="an exported codec (.safetensors) to start from: required for stage 2 "
                         "(the stage-1 export); in stage 1 it continues training committed weights")
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="complex",
-                        help="stage-1 loss recipe: complex (session 1) or magphase (magnitude and phase scored "
-                        "apart + band energies: keeps level and spectral balance)")
+                        help="stage-1 loss recipe: complex (session 1), magphase (magnitude and phase scored "
+                        "apart + band energies: keeps level and spectral balance) or pitch (magphase + phase "
+                        "differences across frames and bins + an 8192-point STFT term: keeps the notes)")
     parser.add_argument("--freeze-encoder", action="store_true",
                         help="stage 1: train the decoder side only, so existing latents stay valid")
     parser.add_argument("--aux-weight", type=float, default=0.0,
@@ -410,6 +432,10 @@ def _codec_config(args: argparse.Namespace, run_dir: Path) -> tuple[CodecConfig,
         ck = load_checkpoint(args.init, kind="codec")
         cfg = config_from_dict(CodecConfig, ck.config)
         init = ck.tensors
+        if args.config:  # stage 1: start from the weights, train with this config (e.g. a new front end)
+            if args.stage == 2 or args.freeze_encoder:
+                raise ConfigError("--config with --init only applies to stage 1 without --freeze-encoder")
+            cfg = load_config_file(CodecConfig, args.config)
     else:
         cfg = load_config_file(CodecConfig, args.config) if args.config else CodecConfig()
     return cfg, init
@@ -456,7 +482,10 @@ def run(args: argparse.Namespace) -> int:
 
     module = CodecModule(config_to_dict(cfg), dataclasses.asdict(tcfg))
     if init is not None:
-        module.codec.load_state_dict(init, strict=False)
+        try:  # weights the config lacks or adds (e.g. the sub-frame embedding) keep their initial values
+            module.codec.load_state_dict(init, strict=False)
+        except RuntimeError as exc:
+            raise ConfigError(f"--init weights do not fit the codec config: {str(exc).splitlines()[-1].strip()}") from None
         module.ema.load_state_dict(module.codec.state_dict())
         if module.teacher is not None:
             module.teacher.load_state_dict(module.codec.unet.state_dict())
