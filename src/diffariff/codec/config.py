@@ -20,8 +20,7 @@ STEREO_MODES = ("mono", "midside")
 #: Config fields that only shape the decoder side (upsampler, consistency U-Net and its noise
 #: constants): changing them, or the decoder's weights, leaves the latent space as it was.
 DECODER_ONLY_FIELDS = ("dec_channels", "dec_blocks", "subframe_embedding", "unet_channels", "unet_blocks",
-                       "noise_embed_dim",
-                       "sigma_data", "sigma_min", "sigma_max", "rho")
+                       "noise_embed_dim", "sigma_data", "sigma_min", "sigma_max", "rho")
 #: State-dict prefixes of the decoder side.
 DECODER_PREFIXES = ("upsampler.", "unet.")
 

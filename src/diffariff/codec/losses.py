@@ -19,7 +19,6 @@
 * :func:`band_energy_loss`: L1 of log mel-band energies per STFT frame of waveforms ``[B, N]``. Bin-wise
   losses let a decoder that is unsure where a harmonic lies predict (near) nothing there; band
   energies make it put the energy somewhere in the right band, so level and spectral balance hold.
-
 * :func:`semitone_band_loss`: the same on semitone-wide bands of an 8192-point STFT (65 Hz - 8 kHz):
   energy in the right *note*, which mel bands, several semitones wide in the bass, do not see.
 
