@@ -394,7 +394,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="complex",
                         help="stage-1 loss recipe: complex (session 1), magphase (magnitude and phase scored "
                         "apart + band energies: keeps level and spectral balance) or pitch (magphase + phase "
-                        "differences across frames and bins + an 8192-point STFT term: keeps the notes)")
+                        "differences across frames and bins + an 8192-point STFT term + semitone-band "
+                        "energies: keeps the notes)")
     parser.add_argument("--freeze-encoder", action="store_true",
                         help="stage 1: train the decoder side only, so existing latents stay valid")
     parser.add_argument("--aux-weight", type=float, default=0.0,
