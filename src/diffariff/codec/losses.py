@@ -134,6 +134,15 @@ _BAND_POWER_FLOOR = 1e-8
 _MEL_CACHE: dict[tuple[int, int, int], torch.Tensor] = {}
 
 
+def _log_band_l1(pred: torch.Tensor, target: torch.Tensor, fb: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
+    """Waveforms ``[B, N]`` and filters ``fb [bands, n_fft/2+1]`` -> mean ``|ln(E_pred + 1e-8) - ln(E_tgt + 1e-8)|``,
+    E = filtered |STFT|^2 per band and frame."""
+    p, t = _stft(pred, n_fft, hop), _stft(target, n_fft, hop)
+    ep = torch.einsum("mf,bft->bmt", fb, p.real.square() + p.imag.square())
+    et = torch.einsum("mf,bft->bmt", fb, t.real.square() + t.imag.square())
+    return (torch.log(ep + _BAND_POWER_FLOOR) - torch.log(et + _BAND_POWER_FLOOR)).abs().mean()
+
+
 def band_energy_loss(pred: torch.Tensor, target: torch.Tensor, sample_rate: int = 48_000,
                      resolutions=BAND_RESOLUTIONS) -> torch.Tensor:
     """Waveforms ``[B, N]`` -> scalar: mean over resolutions of ``|ln(E_pred + 1e-8) - ln(E_tgt + 1e-8)|``,
@@ -143,11 +152,7 @@ def band_energy_loss(pred: torch.Tensor, target: torch.Tensor, sample_rate: int 
         key = (sample_rate, n_fft, n_mels)
         if key not in _MEL_CACHE:
             _MEL_CACHE[key] = mel_filterbank(sample_rate, n_fft, n_mels).float()
-        fb = _MEL_CACHE[key]
-        p, t = _stft(pred, n_fft, hop), _stft(target, n_fft, hop)
-        ep = torch.einsum("mf,bft->bmt", fb, p.real.square() + p.imag.square())
-        et = torch.einsum("mf,bft->bmt", fb, t.real.square() + t.imag.square())
-        total = total + (torch.log(ep + _BAND_POWER_FLOOR) - torch.log(et + _BAND_POWER_FLOOR)).abs().mean()
+        total = total + _log_band_l1(pred, target, _MEL_CACHE[key], n_fft, hop)
     return total / len(resolutions)
 
 
@@ -176,11 +181,7 @@ def semitone_band_loss(pred: torch.Tensor, target: torch.Tensor, sample_rate: in
     key = (sample_rate, n_fft, f_lo, f_hi)
     if key not in _SEMITONE_CACHE:
         _SEMITONE_CACHE[key] = semitone_filterbank(sample_rate, n_fft, f_lo, f_hi)
-    fb = _SEMITONE_CACHE[key]
-    p, t = _stft(pred, n_fft, hop), _stft(target, n_fft, hop)
-    ep = torch.einsum("mf,bft->bmt", fb, p.real.square() + p.imag.square())
-    et = torch.einsum("mf,bft->bmt", fb, t.real.square() + t.imag.square())
-    return (torch.log(ep + _BAND_POWER_FLOOR) - torch.log(et + _BAND_POWER_FLOOR)).abs().mean()
+    return _log_band_l1(pred, target, _SEMITONE_CACHE[key], n_fft, hop)
 
 
 def energy_score(a: torch.Tensor, b: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

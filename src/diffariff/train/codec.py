@@ -69,13 +69,15 @@ from ..codec.losses import (
     semitone_band_loss,
 )
 from ..errors import ConfigError, DatasetError, InputError
-from ..eval.musical_fit import key_fit
-from ..eval.reconstruction import band_level_errors, log_mel_distance, mr_stft_distance
+from ..eval.codec_eval import clip_metrics
 from ..fsutil import write_json_atomic
 from ..torchutil import setup_cpu
 from .common import adamw_with_schedule, build_trainer, ema_decay, ema_update_, fit, write_rows_csv
 
 HELD_OUT_SPLITS = ("test", "valid", "validation")
+#: metrics.csv columns per decode mode: (column suffix, key of ``clip_metrics``, decimals).
+METRIC_COLUMNS = (("logmel_l1", "log_mel", 4), ("mrstft", "mr_stft", 4), ("level_db", "level_db", 2),
+                  ("band_db", "band_db", 2), ("pitch", "pitch_class", 3))
 #: Stage-1 loss weights by recipe name (see the module docstring).
 RECIPES = {
     "complex": {"w_complex": 1.0, "w_mrstft": 1.0, "w_mrstft_complex": 1.0, "w_mag": 0.0, "w_phase": 0.0,
@@ -318,9 +320,8 @@ class CodecModule(L.LightningModule):
         """Held-out metrics of the EMA codec; appends a row to ``metrics.csv`` (rewritten atomically).
 
         Per decode mode (``det``, and ``con`` in stage 2): the mean over the held-out clips ``[C, n]`` of
-        :func:`~diffariff.eval.reconstruction.log_mel_distance`,
-        :func:`~diffariff.eval.reconstruction.mr_stft_distance`, the level / octave-band errors and the
-        pitch-class correlation (:func:`~diffariff.eval.musical_fit.key_fit`) against the clip."""
+        the :func:`~diffariff.eval.codec_eval.clip_metrics` that ``diffariff eval codec`` reports (log-mel
+        L1, MR-STFT distance, level / octave-band errors, pitch-class correlation; see ``METRIC_COLUMNS``)."""
         row = {"step": step, "minutes": round((time.time() - self._t0) / 60, 2),
                "train_loss": round(float(np.mean(self._losses)) if self._losses else float("nan"), 5),
                "lr": float(self.optimizers().param_groups[0]["lr"]) if self._trainer is not None else float("nan")}
@@ -333,14 +334,10 @@ class CodecModule(L.LightningModule):
                 z = self.ema.encode(x)
                 for mode in modes:
                     y = self.ema.decode(z, steps=1, seed=0, mode=mode)[..., : x.shape[-1]]
-                    pairs = list(zip(x, y))  # held-out clips [C, n] are already in the codec's channels
-                    sr = self.cfg.sample_rate
-                    row[f"{mode[:3]}_logmel_l1"] = round(float(np.mean([log_mel_distance(a, b, sr) for a, b in pairs])), 4)
-                    row[f"{mode[:3]}_mrstft"] = round(float(np.mean([mr_stft_distance(a, b) for a, b in pairs])), 4)
-                    levels = [band_level_errors(a, b, sr) for a, b in pairs]
-                    row[f"{mode[:3]}_level_db"] = round(float(np.mean([v["level_db"] for v in levels])), 2)
-                    row[f"{mode[:3]}_band_db"] = round(float(np.mean([v["band_db"] for v in levels])), 2)
-                    row[f"{mode[:3]}_pitch"] = round(float(np.mean([key_fit(b, a, sr) for a, b in pairs])), 3)
+                    # held-out clips [C, n] are already in the codec's channels; one call scores each clip
+                    scores = [clip_metrics(a.numpy(), b.numpy()) for a, b in zip(x, y)]
+                    for column, metric, digits in METRIC_COLUMNS:
+                        row[f"{mode[:3]}_{column}"] = round(float(np.mean([c[metric] for c in scores])), digits)
         self.rows.append(row)
         if self.metrics_path is not None:
             write_rows_csv(self.metrics_path, self.rows)
