@@ -20,7 +20,7 @@ import torch
 
 from diffariff.data.latents import LatentCacheDataset
 from diffariff.diffusion.model import LatentDiffusion
-from diffariff.errors import ConfigError
+from diffariff.errors import ConfigError, InputError
 from diffariff.train.common import EMA, adamw_with_schedule, ema_decay, ema_update_, lr_factor, write_rows_csv
 from diffariff.train.diffusion import DiffusionModule, add_arguments, load_run_config, run
 from test_latents import tiny_cache
@@ -181,6 +181,32 @@ def test_init_warm_starts_a_new_run_from_a_trained_model(edm_run, cache, config_
         train(cache, tmp_path / "bad", config_file, "--init", str(other), "--teacher", str(start), "--max-steps", "1")
     with pytest.raises(ConfigError, match="p-std"):
         train(cache, tmp_path / "bad2", config_file, "--p-std", "0", "--max-steps", "1")
+
+
+def test_init_new_latents_warm_starts_across_codecs(edm_run, cache, config_file, tmp_path):
+    """--init-new-latents: a model trained on another codec's latents (other codec id, other
+    normalisation) warm-starts on this cache with its weights kept, the normalisation re-measured here
+    and the cache's codec id; plain --init refuses the pair."""
+    trained = LatentDiffusion.load(edm_run[0] / "diffusion_ema.safetensors")
+    foreign = tmp_path / "foreign.safetensors"
+    other = LatentDiffusion(dataclasses.replace(trained.config, codec_id="codec:another", latent_mean=(0.7,),
+                                                latent_std=(3.0,), sigma_data=0.25))
+    other.load_state_dict(trained.state_dict())
+    other.save(foreign)
+    with pytest.raises(InputError, match="codec:another"):
+        train(cache, tmp_path / "plain", config_file, "--init", str(foreign), "--max-steps", "1")
+    out = tmp_path / "adapted"
+    assert train(cache, out, config_file, "--init", str(foreign), "--init-new-latents", "--max-steps", "2",
+                 "--lr", "1e-12") == 0
+    adapted = LatentDiffusion.load(out / "diffusion_ema.safetensors")
+    assert adapted.config.codec_id == trained.config.codec_id != "codec:another"
+    assert adapted.config.latent_mean == pytest.approx(trained.config.latent_mean)  # measured on this cache
+    assert adapted.config.latent_std == pytest.approx(trained.config.latent_std)
+    assert adapted.config.sigma_data == pytest.approx(trained.config.sigma_data, rel=1e-3)
+    for k, v in trained.state_dict().items():
+        assert torch.allclose(adapted.state_dict()[k], v, atol=2e-3), k
+    with pytest.raises(ConfigError, match="--init-new-latents"):
+        train(cache, tmp_path / "bad", config_file, "--init-new-latents", "--max-steps", "1")
 
 
 def test_condition_dropout_happens_at_the_configured_rate(edm_run, cache):

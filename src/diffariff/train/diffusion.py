@@ -6,7 +6,9 @@ teacher's weights and normalisation; ``--distill-guidance W_CTX W_CLAP`` makes t
 nested-CFG step at those strengths, per sample with its own conditions, so that the student samples
 the guided model in one network pass per step instead of two or three). ``--init CHECKPOINT``
 warm-starts a new run from a trained model (its architecture, normalisation and weights; a fresh
-optimiser and lr schedule), e.g. to continue training on a grown cache.
+optimiser and lr schedule), e.g. to continue training on a grown cache; with ``--init-new-latents``
+the cache may come from another codec (e.g. a retrained one whose latents correlate with the old
+ones): the weights are kept, the normalisation is re-measured and the cache's codec id adopted.
 
 Conditions per sample (documented defaults, tune them):
 * the CLAP condition is the **audio** embedding of the reference clip with probability ``p_audio``
@@ -233,6 +235,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", help="start a new run from this latent-diffusion checkpoint's weights and "
                                        "normalisation (fresh optimiser and schedules); with --teacher: continue a "
                                        "distillation from this student")
+    parser.add_argument("--init-new-latents", action="store_true",
+                        help="with --init: the cache was built with another codec than the --init model's; keep the "
+                             "weights, re-measure the latent normalisation on this cache and take its codec id "
+                             "(latent channels and CLAP must still match)")
     parser.add_argument("--max-minutes", type=float, help="stop after this many minutes")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (in total)")
     parser.add_argument("--total-steps", type=int, help="length of the lr / consistency schedules (default config)")
@@ -297,6 +303,15 @@ def prepare_run(args: argparse.Namespace) -> tuple[DiffusionRunConfig, LatentCac
     start = LatentDiffusion.load(args.init) if args.init else teacher
     if teacher is not None:
         check_model_fits_cache(teacher.config, man, "--teacher")
+    if args.init_new_latents:
+        if not args.init or teacher is not None:
+            raise ConfigError("--init-new-latents needs --init and no --teacher (a student keeps its teacher's latents)")
+        if int(man["latent_channels"]) != start.config.latent_channels:
+            raise ConfigError(f"--init has {start.config.latent_channels} latent channels, the cache "
+                              f"{man['latent_channels']}")
+        mean, std, sigma_data = measure_normalisation(ds, cfg.train.normalization)
+        start.config = dataclasses.replace(start.config, latent_mean=mean, latent_std=std,
+                                           sigma_data=round(sigma_data, 5), codec_id=man.get("codec_id", ""))
     if args.init:
         check_model_fits_cache(start.config, man, "--init")
     if teacher is not None and args.init:
