@@ -205,6 +205,12 @@ def test_init_new_latents_warm_starts_across_codecs(edm_run, cache, config_file,
     assert adapted.config.sigma_data == pytest.approx(trained.config.sigma_data, rel=1e-3)
     for k, v in trained.state_dict().items():
         assert torch.allclose(adapted.state_dict()[k], v, atol=2e-3), k
+    # a distillation continues from a student of the other latents: it takes its teacher's normalisation
+    assert train(cache, tmp_path / "student", config_file, "--init", str(foreign), "--init-new-latents",
+                 "--teacher", str(out / "diffusion_ema.safetensors"), "--max-steps", "1") == 0
+    student = LatentDiffusion.load(tmp_path / "student" / "diffusion_ema.safetensors")
+    assert student.config.mode == "consistency"
+    assert (student.config.latent_std, student.config.codec_id) == (adapted.config.latent_std, adapted.config.codec_id)
     with pytest.raises(ConfigError, match="--init-new-latents"):
         train(cache, tmp_path / "bad", config_file, "--init-new-latents", "--max-steps", "1")
 

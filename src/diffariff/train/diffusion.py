@@ -8,7 +8,8 @@ the guided model in one network pass per step instead of two or three). ``--init
 warm-starts a new run from a trained model (its architecture, normalisation and weights; a fresh
 optimiser and lr schedule), e.g. to continue training on a grown cache; with ``--init-new-latents``
 the cache may come from another codec (e.g. a retrained one whose latents correlate with the old
-ones): the weights are kept, the normalisation is re-measured and the cache's codec id adopted.
+ones): the weights are kept, the normalisation is re-measured (a distillation student takes its
+teacher's) and the cache's codec id adopted.
 
 Conditions per sample (documented defaults, tune them):
 * the CLAP condition is the **audio** embedding of the reference clip with probability ``p_audio``
@@ -238,7 +239,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init-new-latents", action="store_true",
                         help="with --init: the cache was built with another codec than the --init model's; keep the "
                              "weights, re-measure the latent normalisation on this cache and take its codec id "
-                             "(latent channels and CLAP must still match)")
+                             "(latent channels and CLAP must still match); with --teacher the student takes the "
+                             "teacher's normalisation")
     parser.add_argument("--max-minutes", type=float, help="stop after this many minutes")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (in total)")
     parser.add_argument("--total-steps", type=int, help="length of the lr / consistency schedules (default config)")
@@ -304,12 +306,15 @@ def prepare_run(args: argparse.Namespace) -> tuple[DiffusionRunConfig, LatentCac
     if teacher is not None:
         check_model_fits_cache(teacher.config, man, "--teacher")
     if args.init_new_latents:
-        if not args.init or teacher is not None:
-            raise ConfigError("--init-new-latents needs --init and no --teacher (a student keeps its teacher's latents)")
+        if not args.init:
+            raise ConfigError("--init-new-latents needs --init (the model trained on the other latents)")
         if int(man["latent_channels"]) != start.config.latent_channels:
             raise ConfigError(f"--init has {start.config.latent_channels} latent channels, the cache "
                               f"{man['latent_channels']}")
-        mean, std, sigma_data = measure_normalisation(ds, cfg.train.normalization)
+        if teacher is not None:  # a student takes its teacher's normalisation
+            mean, std, sigma_data = teacher.config.latent_mean, teacher.config.latent_std, teacher.config.sigma_data
+        else:
+            mean, std, sigma_data = measure_normalisation(ds, cfg.train.normalization)
         start.config = dataclasses.replace(start.config, latent_mean=mean, latent_std=std,
                                            sigma_data=round(sigma_data, 5), codec_id=man.get("codec_id", ""))
     if args.init:
