@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd = " ".join(["python benchmarks/bench_codec.py", *(argv if argv is not None else sys.argv[1:])])
         write_section("Codec", f"Measured on: {machine_line()}.\nCodec: `{args.codec}` (mono, 48 kHz; "
                       "encode and decode run in chunks of the config's `chunk_seconds`).\n"
-                      f"Command: `{cmd}`.\n\n{table}")
+                      f"Command: `{cmd}`. `decode-1step` is the consistency decoder (the default); "
+                      f"`decode-pseudo-stereo` decodes twice.\n\n{table}")
     return 0
 
 
