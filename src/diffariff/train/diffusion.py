@@ -315,8 +315,10 @@ def prepare_run(args: argparse.Namespace) -> tuple[DiffusionRunConfig, LatentCac
             mean, std, sigma_data = teacher.config.latent_mean, teacher.config.latent_std, teacher.config.sigma_data
         else:
             mean, std, sigma_data = measure_normalisation(ds, cfg.train.normalization)
-        start.config = dataclasses.replace(start.config, latent_mean=mean, latent_std=std,
-                                           sigma_data=round(sigma_data, 5), codec_id=man.get("codec_id", ""))
+        moved = LatentDiffusion(dataclasses.replace(start.config, latent_mean=mean, latent_std=std,
+                                                    sigma_data=round(sigma_data, 5), codec_id=man.get("codec_id", "")))
+        moved.load_state_dict(start.state_dict())  # the network's weights; normalisation buffers from the new config
+        start = moved
     if args.init:
         check_model_fits_cache(start.config, man, "--init")
     if teacher is not None and args.init:
