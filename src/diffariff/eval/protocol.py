@@ -341,9 +341,10 @@ def bundle_generators(bundle, names: Sequence[str] | None = None, *, sampler: st
         raise InputError("the bridge settings need a bundle with a CLAP bridge")
 
     def make(setting: Setting) -> Generator:
+        if setting.clap == "codec":
+            return _reconstruction(model)
+
         def generate(item: dict, name: str, seed: int):
-            if setting.clap == "codec":
-                return model.reconstruct(item["target"], item["context"], seed=seed)
             inputs = setting_inputs(item, setting)
             kw = {"context": inputs["context"], "text": inputs["text"], "reference": inputs["reference"],
                   "use_bridge": inputs["bridge"] == "text", "seed": seed, "sampler": sampler, "steps": steps,
@@ -365,12 +366,14 @@ def codec_generators(codec_path: str | Path, clap) -> dict[str, Generator]:
     from ..codec import Codec  # noqa: PLC0415
     from ..pipeline import Accompanist  # noqa: PLC0415
 
-    model = Accompanist(Codec.load(codec_path), clap, {})
+    return {"codec": _reconstruction(Accompanist(Codec.load(codec_path), clap, {}))}
 
+
+def _reconstruction(model) -> Generator:
+    """The ``"codec"`` setting's generator: each pair's true stem through ``model``'s codec."""
     def generate(item: dict, name: str, seed: int):
         return model.reconstruct(item["target"], item["context"], seed=seed)
-
-    return {"codec": generate}
+    return generate
 
 
 def noise_stems(items: Sequence[Mapping], seed: int) -> list[np.ndarray]:
