@@ -214,9 +214,9 @@ def test_bundle_generators_serve_every_setting_with_a_real_tiny_bundle(items, tm
     from diffariff.bundle import make_tiny_bundle
     from diffariff.eval.protocol import SETTINGS, bundle_generators
 
-    root = make_tiny_bundle(tmp_path / "b", modes=("consistency",), bridge=True).root
+    root = make_tiny_bundle(tmp_path / "b", modes=("consistency",), bridge=True, prior=True).root
     gens = bundle_generators(root)
-    assert set(gens) == {s.name for s in SETTINGS}  # a bridge -> the bridge settings too
+    assert set(gens) == {s.name for s in SETTINGS}  # a bridge / prior -> their settings too
     item = items[0]
     outs = {name: gen(item, name, 5) for name, gen in gens.items()}
     for name, out in outs.items():
@@ -226,6 +226,7 @@ def test_bundle_generators_serve_every_setting_with_a_real_tiny_bundle(items, tm
     assert not np.allclose(outs["clap_t+ctx"], outs["clap_t_bridge+ctx"])
     assert not np.allclose(outs["clap_a_bridge+ctx"], outs["ctx"])
     assert not np.allclose(outs["codec"], outs["ctx"])  # the real target through the codec, not a generation
+    assert not np.allclose(outs["ctx_prior"], outs["ctx"])  # the raw ctx row runs with the prior off
     again = gens["clap_a+ctx"](item, "clap_a+ctx", 5)
     np.testing.assert_array_equal(again, outs["clap_a+ctx"])
     stronger = bundle_generators(root, ["ctx"], cfg_context=3.0)["ctx"](item, "ctx", 5)

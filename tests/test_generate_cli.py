@@ -70,6 +70,18 @@ def test_generate_end_to_end(bundle, files, tmp_path, capsys):
     np.testing.assert_array_equal(load_audio(again)[0], audio)
 
 
+def test_generate_says_when_the_context_prior_chose_and_no_prior_turns_it_off(files, tmp_path, capsys):
+    prior_bundle = make_tiny_bundle(tmp_path / "p", train_frames=24, modes=("consistency",), prior=True).root
+    outs = {}
+    for name, extra in (("prior", []), ("raw", ["--no-prior"]), ("text", ["--text", "bass"])):
+        outs[name] = tmp_path / f"{name}.wav"
+        code, stdout, err = run(capsys, "generate", files["ctx"], "-o", outs[name], "--seed", 3, "--bundle",
+                                prior_bundle, *FAST[:2], "--quiet", *extra)
+        assert code == 0, err
+        assert ("context prior" in stdout) == (name == "prior"), stdout
+    assert not np.allclose(load_audio(outs["prior"])[0], load_audio(outs["raw"])[0])
+
+
 def test_generate_candidates_crop_and_resampled_mono(bundle, files, tmp_path, capsys):
     out = tmp_path / "c.wav"
     code, _, err = run(capsys, "generate", files["ctx"], "-o", out, "-n", 2, "--seconds", 0.7, "--seed", 0,

@@ -8,6 +8,7 @@ Layout (``manifest.json`` plus the files it names, all relative to the folder)::
      "diffusion": {"edm": "diffusion_edm.safetensors",   # kind "latent-diffusion", either mode
                    "consistency": "diffusion_ct.safetensors"},   # may be missing (not both)
      "bridge": "bridge.safetensors" | null,              # optional text->audio CLAP bridge
+     "prior": "prior.safetensors" | null,                # optional context prior (may be absent)
      "example": {"context": "example_context.flac", ...} | null,
      "notes": "free text"}
 
@@ -53,6 +54,7 @@ FILE_NAMES = {
     "edm": "diffusion_edm.safetensors",
     "consistency": "diffusion_consistency.safetensors",
     "bridge": "bridge.safetensors",
+    "prior": "prior.safetensors",
 }
 
 
@@ -72,6 +74,7 @@ class Bundle:
     example: dict[str, Path]
     notes: str
     manifest: dict
+    prior: Path | None = None
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -128,8 +131,9 @@ def read_manifest(root: Path) -> dict:
         raise CheckpointError(f"{path}: unknown diffusion mode(s) {', '.join(unknown)} (use edm, consistency)")
     if any(not isinstance(v, str) or not v for v in diff.values()):
         raise CheckpointError(f"{path}: every 'diffusion' entry must name a file")
-    if data.get("bridge") is not None and not isinstance(data["bridge"], str):
-        raise CheckpointError(f"{path}: 'bridge' must name a file or be null")
+    for key in ("bridge", "prior"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise CheckpointError(f"{path}: '{key}' must name a file or be null")
     example = data.get("example")
     if example is not None and (not isinstance(example, dict) or not all(isinstance(v, str) for v in example.values())):
         raise CheckpointError(f"{path}: 'example' must map names to files or be null")
@@ -190,13 +194,20 @@ def checkpoint_identity(path: str | os.PathLike) -> str:
     return model_identity(path)
 
 
-def _check_bridge(bridge: Path, clap: Path) -> None:
-    """The bridge is a CLAP-bridge checkpoint trained on this bundle's CLAP (when it records one)."""
+def _check_bridge(bridge: Path, clap: Path, condition: str = "text") -> None:
+    """The bridge (``condition="text"``) or context prior (``"context"``) is a CLAP-bridge checkpoint
+    with that condition, trained on this bundle's CLAP (when it records one)."""
     from .clap.bridge import KIND as BRIDGE_KIND
     from .clap.bridge import file_sha256
 
-    meta = _kind(bridge, BRIDGE_KIND, "bridge")
-    want = json.loads(meta.get("config", "{}")).get("clap_sha256", "")
+    what = "bridge" if condition == "text" else "context prior"
+    meta = _kind(bridge, BRIDGE_KIND, what)
+    config = json.loads(meta.get("config", "{}"))
+    have = config.get("condition", "text")
+    if have != condition:
+        raise CheckpointError(f"{bridge.name}: the bundle's {what} must be conditioned on '{condition}', "
+                              f"this one is conditioned on '{have}'")
+    want = config.get("clap_sha256", "")
     if want and file_sha256(clap) != want:
         raise CheckpointError(f"{bridge.name} was trained on a different CLAP than the bundle's {clap.name}")
 
@@ -228,9 +239,13 @@ def open_bundle(path_or_name: str | os.PathLike = "default") -> Bundle:
     if data.get("bridge"):
         bridge = _member(root, data["bridge"], "bridge")
         _check_bridge(bridge, clap)
+    prior = None
+    if data.get("prior"):
+        prior = _member(root, data["prior"], "context prior")
+        _check_bridge(prior, clap, "context")
     example = {k: _member(root, v, f"example '{k}'") for k, v in (data.get("example") or {}).items()}
     return Bundle(root=root, codec=codec, clap=clap, diffusion=diffusion, bridge=bridge, example=example,
-                  notes=data.get("notes", ""), manifest=data)
+                  notes=data.get("notes", ""), manifest=data, prior=prior)
 
 
 def _place(part: Any, dest: Path) -> None:
@@ -253,6 +268,7 @@ def save_bundle(
     clap: Any,
     diffusion: dict[str, Any],
     bridge: Any = None,
+    prior: Any = None,
     example: dict[str, str | os.PathLike] | None = None,
     notes: str = "",
     overwrite: bool = False,
@@ -260,7 +276,7 @@ def save_bundle(
     """Assemble a bundle folder atomically and return it validated (:func:`open_bundle`).
 
     Parts are models with a ``save(path)`` method or paths of existing checkpoints (copied);
-    ``diffusion`` maps "edm" and/or "consistency" to one each; ``example`` maps names (e.g.
+    ``bridge`` / ``prior`` (optional): the text bridge and the context prior; ``diffusion`` maps "edm" and/or "consistency" to one each; ``example`` maps names (e.g.
     "context") to audio files that are copied in. The folder appears only when complete; an existing
     ``out_dir`` is replaced only with ``overwrite=True``.
     """
@@ -287,6 +303,9 @@ def save_bundle(
         if bridge is not None:
             _place(bridge, tmp / FILE_NAMES["bridge"])
             manifest["bridge"] = FILE_NAMES["bridge"]
+        if prior is not None:
+            _place(prior, tmp / FILE_NAMES["prior"])
+            manifest["prior"] = FILE_NAMES["prior"]
         manifest["example"] = None
         if example:
             manifest["example"] = {}
@@ -313,11 +332,11 @@ def save_bundle(
 
 def make_tiny_bundle(out_dir: str | os.PathLike, *, seed: int = 0, train_frames: int = 24,
                      modes: tuple[str, ...] = MODES, stereo: str = "mono", bridge: bool = False,
-                     overwrite: bool = False) -> Bundle:
+                     prior: bool = False, overwrite: bool = False) -> Bundle:
     """A tiny bundle of randomly initialised models (codec, CLAP, DiT diffusion model per mode) saved
     with their real save functions, for tests, benchmarks and smoke runs: it generates noise-like audio
     but exercises every control path. ``train_frames``: the diffusion models' training window
-    (latent frames; 24 ~ 2 s); ``bridge``: add a tiny CLAP bridge. Zero-initialised output layers are
+    (latent frames; 24 ~ 2 s); ``bridge`` / ``prior``: add a tiny CLAP bridge / context prior. Zero-initialised output layers are
     randomised (as after training)."""
     import torch
 
@@ -353,15 +372,17 @@ def make_tiny_bundle(out_dir: str | os.PathLike, *, seed: int = 0, train_frames:
                     if not p.any():
                         p.normal_(0, 0.05)
             diffusion[mode] = model
-        tiny_bridge = None
-        if bridge:
-            from .clap.bridge import BridgeConfig, ClapBridge, file_sha256
+        from .clap.bridge import BridgeConfig, ClapBridge, file_sha256
 
-            tiny_bridge = ClapBridge(BridgeConfig(dim=clap.dim, text_dim=clap.dim, hidden=32, blocks=2, noise_emb_dim=16,
-                                                  steps=4, clap_sha256=file_sha256(scratch / FILE_NAMES["clap"])))
-            tiny_bridge.set_data_stats(torch.nn.functional.normalize(torch.randn(64, clap.dim), dim=-1))
+        def tiny(condition: str) -> ClapBridge:
+            m = ClapBridge(BridgeConfig(dim=clap.dim, text_dim=clap.dim, hidden=32, blocks=2, noise_emb_dim=16, steps=4,
+                                        clap_sha256=file_sha256(scratch / FILE_NAMES["clap"]), condition=condition))
+            m.set_data_stats(torch.nn.functional.normalize(torch.randn(64, clap.dim), dim=-1))
+            return m
+
         return save_bundle(out, codec=scratch / FILE_NAMES["codec"], clap=scratch / FILE_NAMES["clap"],
-                           diffusion=diffusion, bridge=tiny_bridge, notes="tiny random models (tests / smoke runs only)",
+                           diffusion=diffusion, bridge=tiny("text") if bridge else None,
+                           prior=tiny("context") if prior else None, notes="tiny random models (tests / smoke runs only)",
                            overwrite=overwrite)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -17,6 +17,12 @@ Behaviour worth knowing:
 * **Text**: any non-empty string is a valid prompt (unknown words are embedded by the frozen sentence
   model like any other text); an empty prompt is an InputError. With a CLAP bridge in the bundle and
   ``use_bridge=True`` the text embedding is mapped to an audio-space embedding first.
+* **Context only** (no text, reference, ``clap_mix`` or style reference): with a context prior in the
+  bundle (:mod:`diffariff.clap.context_prior`) and ``use_prior=True``, the CLAP condition is an
+  embedding the prior samples from the context (seeded by the seed; one per call, shared by the
+  ``n`` candidates), i.e. the stem's instrument is chosen to fit the context; :attr:`last_condition`
+  says which source conditioned the last generation. ``use_prior=False`` (or no prior) leaves the
+  CLAP condition empty (Table 1's raw "ctx" setting).
 * **Text and reference together**: the normalised sum of the two audio-space embeddings (for unit
   vectors exactly the slerp midpoint). ``clap_mix=(a, b, ratio)`` slerps two conditions instead.
   A reference must be at least ``MIN_REFERENCE_SECONDS`` (1 s) long.
@@ -180,7 +186,7 @@ class Accompanist:
     models only the codec's paths work (:meth:`encode`, :meth:`decode`, :meth:`reconstruct`), e.g. to
     measure a new codec's ceiling before latent models exist for it; generating then raises ConfigError."""
 
-    def __init__(self, codec, clap, models: dict[str, Any], bridge=None, *, name: str = ""):
+    def __init__(self, codec, clap, models: dict[str, Any], bridge=None, *, prior=None, name: str = ""):
         for mode, m in models.items():
             if m.config.mode != mode:
                 raise CheckpointError(f"the '{mode}' diffusion model is a {m.config.mode} model")
@@ -190,13 +196,19 @@ class Accompanist:
             if m.config.clap_dim != clap.dim:
                 raise CheckpointError(f"the {mode} model expects {m.config.clap_dim}-d CLAP embeddings, "
                                       f"the CLAP makes {clap.dim}")
+        if prior is not None and getattr(prior.config, "condition", "text") != "context":
+            raise CheckpointError("the context prior must be a CLAP bridge conditioned on 'context'")
         self.codec, self.clap, self.models, self.bridge, self.name = codec.eval(), clap.eval(), dict(models), bridge, name
+        self.prior = prior
+        self.last_condition: str | None = None
         self.last_windows: list[tuple[int, int]] = []
         self.last_seed: int | None = None
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike = "default", *, load_bridge: bool = True) -> Accompanist:
-        """Load a model bundle (a folder, or ``"default"`` for the packaged one) offline."""
+    def from_pretrained(cls, path: str | os.PathLike = "default", *, load_bridge: bool = True,
+                        load_prior: bool = True) -> Accompanist:
+        """Load a model bundle (a folder, or ``"default"`` for the packaged one) offline; ``load_bridge``
+        / ``load_prior``: also load its text bridge / context prior when it has one."""
         from .clap.builtin import BuiltinClap
         from .codec import Codec
         from .diffusion.model import LatentDiffusion
@@ -204,12 +216,11 @@ class Accompanist:
         setup_cpu()
         b = open_bundle(path)
         models = {mode: LatentDiffusion.load(p) for mode, p in b.diffusion.items()}
-        bridge = None
-        if b.bridge is not None and load_bridge:
-            from .clap.bridge import ClapBridge
+        from .clap.bridge import ClapBridge
 
-            bridge = ClapBridge.load(b.bridge)
-        return cls(Codec.load(b.codec), BuiltinClap.load(b.clap), models, bridge, name=str(b.root))
+        bridge = ClapBridge.load(b.bridge) if b.bridge is not None and load_bridge else None
+        prior = ClapBridge.load(b.prior) if b.prior is not None and load_prior else None
+        return cls(Codec.load(b.codec), BuiltinClap.load(b.clap), models, bridge, prior=prior, name=str(b.root))
 
     # ------------------------------------------------------------------------------ sizes / helpers
     @property
@@ -328,6 +339,15 @@ class Accompanist:
         if not embs:
             return None
         return torch.nn.functional.normalize(sum(embs), dim=-1)
+
+    def context_condition(self, context_audio: np.ndarray, *, seed: int | None = None) -> torch.Tensor:
+        """A CLAP condition [1, D] sampled by the context prior for ``context_audio`` [C, N] at 48 kHz
+        (a silent context gives an unconditional sample). ConfigError without a prior."""
+        from .clap.context_prior import sample_for_context
+
+        if self.prior is None:
+            raise ConfigError("this bundle has no context prior")
+        return sample_for_context(self.prior, self.clap, context_audio, SAMPLE_RATE, n=1, seed=seed)
 
     # ------------------------------------------------------------------------------------ sampling
     def sample_latents(
@@ -449,7 +469,7 @@ class Accompanist:
         rescale_phi: float = 0.0, style_reference: AudioLike | None = None, style_strength: float = 0.5,
         loop: int | None = None, loop_strength: float = 0.5, long_mode: str = "auto",
         overlap_seconds: float | None = None, window_seconds: float | None = None, decode_steps: int = 1,
-        decode_mode: str = "consistency",
+        decode_mode: str = "consistency", use_prior: bool = True,
         max_seconds: float | None = DEFAULT_MAX_SECONDS, progress: bool | None = False,
     ) -> np.ndarray:
         """Generate ``n`` stems for ``context`` -> float32 [n, 2, N] at 48 kHz, N = the context's length
@@ -461,12 +481,19 @@ class Accompanist:
         ``decode_steps`` / ``decode_mode``: codec decoding (see :meth:`decode`);
         ``style_reference``: audio whose latent statistics ground the timbre (``style_strength`` 0-1);
         ``loop``: 2 or 4 repetitions tied for the first ``loop_strength`` of the steps; ``long_mode``
-        / ``window_seconds`` / ``overlap_seconds``: long contexts (module doc); ``seed``: same seed, same output.
+        / ``window_seconds`` / ``overlap_seconds``: long contexts (module doc); ``use_prior``: with no
+        other condition, let the context prior pick the instrument (module doc); ``seed``: same seed,
+        same output.
         """
         ctx = self.prepare_context(context, sample_rate, seconds=seconds, max_seconds=max_seconds)
         seed = self._resolve_seed(seed)
         clap = self.condition(text, reference, reference_sample_rate=reference_sample_rate, clap_mix=clap_mix,
                               use_bridge=use_bridge, seed=seed)
+        self.last_condition = None if clap is None else "clap_mix" if clap_mix is not None else \
+            "+".join(k for k, v in (("text", text), ("reference", reference)) if v is not None)
+        if clap is None and style_reference is None and use_prior and self.prior is not None and not ctx.silent:
+            clap = self.context_condition(ctx.audio, seed=seed)
+            self.last_condition = "prior"
         style = self._style_latents(style_reference, reference_sample_rate)
         frames = self.frames_for(ctx.length)
         z = self.sample_latents(

@@ -43,6 +43,8 @@ from ..torchutil import seeded_generator
 KIND = "clap-bridge"
 #: EDM's reference data std: the network works on embeddings scaled to this element std.
 EDM_SIGMA_DATA = 0.5
+#: What a bridge can be conditioned on (:attr:`BridgeConfig.condition`).
+CONDITIONS = ("text", "context")
 
 
 @dataclasses.dataclass
@@ -58,7 +60,10 @@ class BridgeConfig:
     ``p_std``: log-normal training noise levels and ``sigma_min`` / ``sigma_max`` / ``rho``: the
     Karras sampling schedule, all in the normalised space (element std 0.5). ``steps`` / ``sampler``:
     sampling defaults. ``clap_sha256``: identity (file hash) of the CLAP checkpoint whose embeddings
-    the bridge was trained on ("" = unknown).
+    the bridge was trained on ("" = unknown). ``condition``: what the conditioning embedding is —
+    ``"text"`` (the text-CLAP embedding of a prompt: the modality-gap bridge) or ``"context"`` (the
+    audio-CLAP embedding of a context mix: the context prior of :mod:`diffariff.clap.context_prior`,
+    which samples a target stem's embedding that fits the context).
     """
 
     dim: int = 512
@@ -77,8 +82,11 @@ class BridgeConfig:
     steps: int = 25
     sampler: str = "heun"
     clap_sha256: str = ""
+    condition: str = "text"
 
     def __post_init__(self) -> None:
+        if self.condition not in CONDITIONS:
+            raise ConfigError(f"BridgeConfig: condition must be one of {', '.join(CONDITIONS)}, got '{self.condition}'")
         if min(self.dim, self.text_dim, self.hidden, self.blocks, self.mlp_ratio) < 1:
             raise ConfigError("BridgeConfig: dim, text_dim, hidden, blocks and mlp_ratio must be >= 1")
         if self.noise_emb_dim < 2 or self.noise_emb_dim % 2:

@@ -85,6 +85,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--loop", type=int, choices=(2, 4), default=None, help="make the stem repeat 2 or 4 times")
     p.add_argument("--loop-strength", type=float, default=0.5, help="fraction of steps tied to the loop")
     _common(p)
+    p.add_argument("--no-prior", action="store_true",
+                   help="with no --text / --reference: do not let the bundle's context prior choose the "
+                   "instrument (generate with an empty CLAP condition)")
     p.set_defaults(func=run_generate)
 
     a = subparsers.add_parser("arrange", help="build a multitrack arrangement part by part", epilog=ARRANGE_EXAMPLES,
@@ -187,7 +190,7 @@ def run_generate(args: argparse.Namespace) -> int:
         args.context, seconds=args.seconds, width=args.width, seed=args.seed, n=args.n,
         decode_steps=args.decode_steps, max_seconds=args.max_seconds, progress=_progress(args),
         style_reference=args.style_reference, style_strength=args.style_strength, loop=args.loop,
-        loop_strength=args.loop_strength, **_sampling(args), **_conditions(args))
+        loop_strength=args.loop_strength, use_prior=not args.no_prior, **_sampling(args), **_conditions(args))
     outs = _outputs(args.out, args.n)
     items = list(zip(outs, stems))
     if args.mix_out is not None:
@@ -197,7 +200,8 @@ def run_generate(args: argparse.Namespace) -> int:
         items += [(p, acc.mix(ctx, s)) for p, s in zip(_outputs(args.mix_out, args.n), stems)]
     _save_all(items)
     secs = stems.shape[-1] / acc.sample_rate
-    print(f"wrote {', '.join(str(p) for p, _ in items)} ({secs:.2f} s, seed {acc.last_seed})")
+    chosen = "; instrument chosen by the context prior" if acc.last_condition == "prior" else ""
+    print(f"wrote {', '.join(str(p) for p, _ in items)} ({secs:.2f} s, seed {acc.last_seed}{chosen})")
     return 0
 
 

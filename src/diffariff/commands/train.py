@@ -17,6 +17,7 @@ TRAINABLE = {
     "codec": ("diffariff.train.codec", "the consistency autoencoder (audio <-> 64-channel latents)"),
     "clap": ("diffariff.train.clap", "the built-in audio/text CLAP embedding model"),
     "bridge": ("diffariff.train.bridge", "the text-to-audio CLAP embedding bridge (diffusion MLP)"),
+    "prior": ("diffariff.train.prior", "the context prior: a fitting stem's CLAP embedding from the context"),
     "diffusion": ("diffariff.train.diffusion", "the latent diffusion model (EDM or consistency)"),
 }
 

@@ -79,7 +79,9 @@ class Setting:
 
     ``clap``: ``"audio"`` (reference clip), ``"text"`` (prompt), ``"none"``, ``"bridge-text"``
     (text embedding mapped to an audio embedding by the bridge) or ``"bridge-uncond"`` (CLAP_A*:
-    an audio embedding sampled by the unconditional bridge). ``"codec"`` is not a generation but the
+    an audio embedding sampled by the unconditional bridge) or ``"prior"`` (an audio embedding sampled
+    by the bundle's context prior from the context: the producer gives only the context, the system
+    picks the instrument). ``"codec"`` is not a generation but the
     ceiling of any latent model: the real target passed through the bundle's codec.
     """
 
@@ -101,6 +103,7 @@ SETTINGS = (
     Setting("clap_t_bridge+ctx", "CLAP_T (bridge), ctx", True, "bridge-text"),
     Setting("clap_a_bridge", "CLAP_A*", False, "bridge-uncond"),
     Setting("clap_t_bridge", "CLAP_T (bridge)", False, "bridge-text"),
+    Setting("ctx_prior", "ctx (context prior)", True, "prior"),
     Setting("codec", "real via codec (ceiling)", True, "codec"),
 )
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
@@ -324,21 +327,25 @@ def bundle_generators(bundle, names: Sequence[str] | None = None, *, sampler: st
     No context -> the pair's length of silence is the context (the model's unconditional-context
     branch); ``"text"`` uses the raw text embedding (bridge off), ``"bridge-text"`` maps it through the
     bundle's bridge, ``"bridge-uncond"`` conditions on an embedding sampled by the unconditional
-    bridge (seeded by the pair). ``names`` None: every setting the bundle supports (bridge settings
-    only with a bridge). ``sampler`` / ``steps`` / ``cfg_context`` / ``cfg_clap``: as in
+    bridge (seeded by the pair), ``"prior"`` lets the bundle's context prior pick the CLAP condition;
+    every other setting runs with the prior off. ``names`` None: every setting the bundle supports
+    (bridge / prior settings only with a bridge / prior). ``sampler`` / ``steps`` / ``cfg_context`` / ``cfg_clap``: as in
     ``Accompanist.generate`` (default: the bundle's preferred model, Heun 30 steps for EDM, guidance
     1.25 / 1.25)."""
     from ..pipeline import Accompanist  # noqa: PLC0415  (heavy; only needed with --bundle)
 
     model = Accompanist.from_pretrained(bundle)
     if names is None:
-        names = [s.name for s in SETTINGS if model.bridge is not None or not s.clap.startswith("bridge")]
+        names = [s.name for s in SETTINGS if (model.bridge is not None or not s.clap.startswith("bridge"))
+                 and (model.prior is not None or s.clap != "prior")]
     unknown = [n for n in names if n not in SETTINGS_BY_NAME]
     if unknown:
         raise InputError(f"unknown setting(s) {', '.join(unknown)} (known: {', '.join(SETTINGS_BY_NAME)})")
     chosen = [SETTINGS_BY_NAME[n] for n in names]
     if model.bridge is None and any(s.clap.startswith("bridge") for s in chosen):
         raise InputError("the bridge settings need a bundle with a CLAP bridge")
+    if model.prior is None and any(s.clap == "prior" for s in chosen):
+        raise InputError("the ctx_prior setting needs a bundle with a context prior")
 
     def make(setting: Setting) -> Generator:
         if setting.clap == "codec":
@@ -347,7 +354,7 @@ def bundle_generators(bundle, names: Sequence[str] | None = None, *, sampler: st
         def generate(item: dict, name: str, seed: int):
             inputs = setting_inputs(item, setting)
             kw = {"context": inputs["context"], "text": inputs["text"], "reference": inputs["reference"],
-                  "use_bridge": inputs["bridge"] == "text", "seed": seed, "sampler": sampler, "steps": steps,
+                  "use_bridge": inputs["bridge"] == "text", "use_prior": setting.clap == "prior", "seed": seed, "sampler": sampler, "steps": steps,
                   "cfg_context": cfg_context, "cfg_clap": cfg_clap}
             if inputs["context"] is None:
                 kw["seconds"] = item["target"].shape[-1] / SAMPLE_RATE

@@ -1,0 +1,304 @@
+"""``diffariff train prior``: train the context prior (:mod:`diffariff.clap.context_prior`).
+
+Data: ``pairs`` draws of (context mix, target reference clip) from the training songs of one or more
+corpora, embedded once with the CLAP audio tower (:func:`~diffariff.clap.context_prior.embed_pair_items`)
+and kept in the run folder as parts of ``part_size`` pairs (``pairs/part_00000.safetensors``, each
+keyed by the CLAP file hash, the songs and the recipe): an interrupted build resumes at the first
+missing part, and a later run with more ``pairs`` only embeds the new parts. ``eval_pairs`` held-out
+draws from the ``eval_split`` songs are embedded the same way (``pairs/eval.safetensors``).
+
+A training batch draws random pairs; rows without a context, and a ``p_uncond`` share of the others,
+are trained with the null condition. The network, module, schedule, EMA, resumable checkpoints and
+``--max-minutes`` are the bridge's (:mod:`diffariff.train.bridge`). A run folder holds
+``run_config.json``, ``pairs/``, ``checkpoints/last.ckpt`` (``--resume``), CSV logs, the exported
+``prior.safetensors`` (EMA weights, fp16) and ``eval.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..clap.bridge import BridgeConfig, ClapBridge, file_sha256
+from ..clap.context_prior import PriorPairs, embed_pair_items, evaluate_prior, format_prior_report
+from ..errors import ConfigError, InputError
+
+PAIRS_KIND = "prior-pairs"
+
+
+@dataclasses.dataclass
+class PriorTrainConfig:
+    """Training settings. ``pairs`` / ``eval_pairs``: training / held-out draws; ``window_seconds``:
+    context length; ``reference_seconds``: target reference clip length (the latent model's CLAP_A
+    clip); ``context_probabilities``: chance that each other stem joins the context, cycled over the
+    parts of ``part_size`` draws; the rest as in :class:`~diffariff.train.bridge.BridgeTrainConfig`."""
+
+    batch_size: int = 256
+    max_steps: int = 6000
+    lr: float = 3e-4
+    min_lr_ratio: float = 0.0
+    warmup_steps: int = 300
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    pairs: int = 12_000
+    eval_pairs: int = 512
+    part_size: int = 1000
+    window_seconds: float = 10.0
+    reference_seconds: float = 5.0
+    context_probabilities: tuple[float, ...] = (0.5, 0.85)
+    checkpoint_every: int = 250
+    precision: str = "32-true"
+    seed: int = 0
+    train_split: str = "train"
+    eval_split: str = "test"
+    eval_samples: int = 4
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.max_steps < 1 or not self.lr > 0:
+            raise ConfigError("need batch_size >= 1, max_steps >= 1 and lr > 0")
+        if self.pairs < 2 or self.part_size < 1 or self.eval_pairs < 0:
+            raise ConfigError("need pairs >= 2, part_size >= 1 and eval_pairs >= 0")
+        if not (self.window_seconds > 0 and self.reference_seconds > 0):
+            raise ConfigError("window_seconds and reference_seconds must be positive")
+        if not self.context_probabilities or not all(0.0 <= p <= 1.0 for p in self.context_probabilities):
+            raise ConfigError("context_probabilities must be a non-empty list of values in [0, 1]")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+
+
+@dataclasses.dataclass
+class PriorRunConfig:
+    """What ``configs/prior_*.json`` holds: the model (a bridge with ``condition="context"``) and the recipe."""
+
+    model: BridgeConfig = dataclasses.field(default_factory=lambda: BridgeConfig(condition="context"))
+    train: PriorTrainConfig = dataclasses.field(default_factory=PriorTrainConfig)
+
+
+# ---- embedded pairs ------------------------------------------------------------------------------
+
+
+def _sampler(songs, cfg: PriorTrainConfig, probability: float, seed: int):
+    from ..data.pairs import PairConfig, PairSampler
+
+    config = PairConfig(window_seconds=cfg.window_seconds, reference_seconds=cfg.reference_seconds, channels=1,
+                        context_probability=probability)
+    return PairSampler(songs, config, seed)
+
+
+def _load_part(path: Path, key: dict) -> PriorPairs | None:
+    from ..checkpoint import load_checkpoint
+    from ..errors import CheckpointError
+
+    if not path.is_file():
+        return None
+    try:
+        ckpt = load_checkpoint(path, kind=PAIRS_KIND, keep_dtype=True)
+    except CheckpointError:
+        return None
+    if ckpt.config != key:
+        return None
+    return PriorPairs(ckpt.tensors["context"].float(), ckpt.tensors["target"].float(), ckpt.tensors["has_context"].bool())
+
+
+def _as_list(items: list) -> list:
+    """DataLoader collate function keeping the pair dicts as they are (embedded in the main process)."""
+    return items
+
+
+def _embed_draws(clap, sampler, indices: range, progress: bool, desc: str) -> PriorPairs:
+    from torch.utils.data import DataLoader
+    from tqdm import tqdm
+
+    from ..data.pairs import PairDataset
+
+    dataset = torch.utils.data.Subset(PairDataset(sampler.songs, sampler.config, indices.stop, sampler.seed), indices)
+    loader = DataLoader(dataset, batch_size=32, num_workers=1, collate_fn=_as_list)
+    parts = [embed_pair_items(clap, items, sampler.config.sample_rate)
+             for items in tqdm(loader, desc=desc, unit="batch", disable=not progress)]
+    return PriorPairs.concat(parts)
+
+
+def embedded_pairs(clap, clap_sha: str, songs, cfg: PriorTrainConfig, folder: Path, *, split: str,
+                   progress: bool = False) -> tuple[PriorPairs, int]:
+    """The training pairs (``split="train"``: parts of ``cfg.part_size`` draws, each embedded once
+    and cached in ``folder``) or the held-out pairs (``split="eval"``). Returns (pairs, parts embedded now)."""
+    from ..checkpoint import save_checkpoint
+
+    folder.mkdir(parents=True, exist_ok=True)
+    names = sorted(str(getattr(s, "root", s.name)) for s in songs)
+    base = {"clap_sha256": clap_sha, "songs": names, "window_seconds": cfg.window_seconds,
+            "reference_seconds": cfg.reference_seconds, "seed": cfg.seed}
+    if split == "eval":
+        specs = [("eval", range(cfg.eval_pairs), cfg.context_probabilities[0], cfg.seed + 1)]
+    else:
+        count = -(-cfg.pairs // cfg.part_size)
+        specs = [(f"part_{k:05d}", range(k * cfg.part_size, min(cfg.pairs, (k + 1) * cfg.part_size)),
+                  cfg.context_probabilities[k % len(cfg.context_probabilities)], cfg.seed) for k in range(count)]
+    parts, built = [], 0
+    for name, indices, probability, seed in specs:
+        key = {**base, "indices": [indices.start, indices.stop], "context_probability": probability, "draw_seed": seed}
+        path = folder / f"{name}.safetensors"
+        part = _load_part(path, key)
+        if part is None:
+            start = time.perf_counter()
+            sampler = _sampler(songs, cfg, probability, seed)
+            part = _embed_draws(clap, sampler, indices, progress, f"embed {name}")
+            save_checkpoint(path, part.tensors(), kind=PAIRS_KIND, config=key)
+            built += 1
+            print(f"prior: embedded {name} ({len(part)} pairs, context probability {probability:g}) in "
+                  f"{time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+        parts.append(part)
+    return PriorPairs.concat(parts), built
+
+
+class PriorBatches(torch.utils.data.Dataset):
+    """Item ``i`` is a whole batch ``(target [B, D], context [B, D], drop bool [B])``, a pure function of
+    ``(seed, i + offset)``: random pairs; ``drop`` is true for rows without a context and, for the
+    others, with probability ``p_uncond``. ``offset`` skips the batches a resumed run saw."""
+
+    def __init__(self, pairs: PriorPairs, batch_size: int, steps: int, p_uncond: float, seed: int) -> None:
+        self.pairs, self.batch_size, self.steps = pairs, int(batch_size), int(steps)
+        self.p_uncond, self.seed, self.offset = float(p_uncond), int(seed), 0
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, int(index) + self.offset])
+        rows = torch.from_numpy(rng.integers(0, len(self.pairs), size=self.batch_size))
+        drop = ~self.pairs.has_context[rows] | torch.from_numpy(rng.random(self.batch_size) < self.p_uncond)
+        return self.pairs.target[rows], self.pairs.context[rows], drop
+
+
+# ---- command ------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``diffariff train prior``."""
+    parser.add_argument("--clap", required=True, help="CLAP checkpoint (clap.safetensors) whose embeddings to use")
+    parser.add_argument("--corpus", required=True, nargs="+", help="corpus folder(s) (ROOT/<song>/metadata.json)")
+    parser.add_argument("--out", required=True, help="run folder (created)")
+    parser.add_argument("--config", help="JSON run config {model: ..., train: ...} (e.g. configs/prior_small.json)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--max-minutes", type=float, help="stop (and export) after this much training time")
+    parser.add_argument("--max-steps", type=int, help="optimizer steps (overrides the config)")
+    parser.add_argument("--pairs", type=int, help="training draws to embed (overrides the config)")
+    parser.add_argument("--eval-pairs", type=int, help="held-out draws to embed (overrides the config)")
+    parser.add_argument("--batch-size", type=int, help="pairs per step (overrides the config)")
+    parser.add_argument("--lr", type=float, help="peak learning rate (overrides the config)")
+    parser.add_argument("--seed", type=int, help="random seed (overrides the config)")
+    parser.add_argument("--export", help="where to write the trained prior (default RUN_DIR/prior.safetensors)")
+    parser.add_argument("--accelerator", default="cpu", help="Lightning accelerator (default cpu)")
+    parser.add_argument("--devices", default="auto", help="Lightning devices (default auto)")
+    parser.add_argument("--num-nodes", type=int, default=1, help="Lightning nodes (default 1)")
+    parser.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp (default auto)")
+
+
+def resolve_run_config(args: argparse.Namespace, run_dir: Path, clap_dim: int, clap_sha: str) -> PriorRunConfig:
+    """The run config (the run folder's own when resuming, else ``--config`` or the defaults) with the
+    command-line overrides and the CLAP's width and identity; written to ``run_config.json``."""
+    import json
+
+    from ..checkpoint import config_from_dict, config_to_dict, load_config_file
+    from ..fsutil import write_json_atomic
+
+    saved = run_dir / "run_config.json"
+    if args.resume:
+        if not saved.is_file():
+            raise InputError(f"--resume: {run_dir} holds no run (no run_config.json)")
+        config = load_config_file(PriorRunConfig, saved)
+        if config.model.clap_sha256 and config.model.clap_sha256 != clap_sha:
+            raise ConfigError(f"--resume: {run_dir} was trained on another CLAP checkpoint than {args.clap}")
+    elif args.config:
+        config = load_config_file(PriorRunConfig, args.config)
+    else:
+        config = PriorRunConfig()
+    data = config_to_dict(config)
+    overrides = {"max_steps": args.max_steps, "pairs": args.pairs, "eval_pairs": args.eval_pairs,
+                 "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed}
+    data["train"].update({k: v for k, v in overrides.items() if v is not None})
+    data["model"].update(dim=clap_dim, text_dim=clap_dim, clap_sha256=clap_sha, condition="context")
+    config = config_from_dict(PriorRunConfig, json.loads(json.dumps(data)))
+    write_json_atomic(saved, config_to_dict(config))
+    return config
+
+
+def _songs(corpora: list[str], split: str):
+    from ..eval.protocol import load_songs
+
+    songs = [s for root in corpora for s in load_songs(root, split)]
+    if not songs:
+        raise InputError(f"no '{split}' songs in {', '.join(corpora)}")
+    return songs
+
+
+def run(args: argparse.Namespace) -> int:
+    """Embed the pairs (or reuse them), train (or resume), export the prior and evaluate it."""
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from ..clap.builtin import BuiltinClap
+    from ..fsutil import write_json_atomic
+    from ..torchutil import setup_cpu
+    from .bridge import make_module
+    from .common import build_trainer, cluster_trainer_kwargs, fit
+
+    setup_cpu()
+    run_dir = Path(args.out)
+    ckpt_dir = run_dir / "checkpoints"
+    if (ckpt_dir / "last.ckpt").is_file() and not args.resume:
+        raise InputError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new --out")
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise InputError(f"--max-minutes must be > 0, got {args.max_minutes}")
+    clap_sha = file_sha256(args.clap)
+    clap = BuiltinClap.load(args.clap)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = resolve_run_config(args, run_dir, clap.dim, clap_sha)
+    cfg = config.train
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    progress = sys.stderr.isatty()
+
+    songs = _songs(args.corpus, cfg.train_split)
+    pairs, built = embedded_pairs(clap, clap_sha, songs, cfg, run_dir / "pairs", split="train", progress=progress)
+    prior = ClapBridge(config.model)
+    sigma = prior.set_data_stats(pairs.target)
+    print(f"prior: {len(songs)} songs, {len(pairs)} pairs ({int(pairs.has_context.sum())} with a context; "
+          f"{built} parts embedded now); sigma_data {sigma:.4f}; {prior.num_parameters() / 1e6:.2f} M parameters",
+          file=sys.stderr)
+
+    module = make_module(config, prior)
+    dataset = PriorBatches(pairs, cfg.batch_size, cfg.max_steps, config.model.p_uncond, cfg.seed)
+    module.train_dataset = dataset
+    trainer = build_trainer(
+        run_dir, max_steps=cfg.max_steps, max_minutes=args.max_minutes, precision=cfg.precision,
+        checkpoint_every=cfg.checkpoint_every, grad_clip=cfg.grad_clip or None, progress=progress,
+        checkpoint_dir=ckpt_dir, keep_checkpoints=1, limit_val_batches=0,
+        **cluster_trainer_kwargs(args, run_dir, cfg.max_steps),
+    )
+    fit(trainer, module, DataLoader(dataset, batch_size=None, shuffle=False), ckpt_dir, args.resume)
+    if trainer.global_rank != 0:
+        return 0
+    model = module.export_model()
+    speed = module.throughput
+    export = Path(args.export) if args.export else run_dir / "prior.safetensors"
+    model.save(export, extra={"step": int(trainer.global_step), "corpus": list(args.corpus), "songs": len(songs),
+                              "pairs": len(pairs), "clap": str(args.clap), "throughput": speed}, fp16=True)
+    model = ClapBridge.load(export)  # evaluate exactly what was exported (fp16 weights)
+    print(f"prior: exported {export} (step {trainer.global_step}; this session {speed.get('steps', 0)} steps, "
+          f"{speed.get('steps_per_second', 0.0)} steps/s)", file=sys.stderr)
+    if cfg.eval_split and cfg.eval_split != "none" and cfg.eval_pairs >= 2:
+        held_out, _ = embedded_pairs(clap, clap_sha, _songs(args.corpus, cfg.eval_split), cfg, run_dir / "pairs",
+                                     split="eval", progress=progress)
+        result = evaluate_prior(model, held_out, samples=cfg.eval_samples, seed=cfg.seed)
+        result["step"] = int(trainer.global_step)
+        write_json_atomic(run_dir / "eval.json", result)
+        print(format_prior_report(result))
+    return 0
