@@ -222,6 +222,10 @@ def test_accompanist_lets_the_prior_choose_only_without_other_conditions(tmp_pat
     raw = acc.generate(ctx, seed=0, use_prior=False, **FAST)
     assert acc.last_condition is None and not np.allclose(with_prior, raw)
     assert np.array_equal(with_prior, acc.generate(ctx, seed=0, **FAST))  # the prior's draw follows the seed
+    guided = acc.generate(ctx, seed=0, prior_guidance=3.0, **FAST)
+    assert acc.last_condition == "prior" and not np.allclose(guided, with_prior)  # the strength reaches the prior
+    with pytest.raises(InputError, match="guidance"):
+        acc.generate(ctx, seed=0, prior_guidance=-1.0, **FAST)
     acc.generate(ctx, seed=0, text="bass", **FAST)
     assert acc.last_condition == "text"
     acc.generate(None, seconds=1.0, seed=0, **FAST)  # silent context: nothing to condition the prior on

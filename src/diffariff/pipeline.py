@@ -340,14 +340,17 @@ class Accompanist:
             return None
         return torch.nn.functional.normalize(sum(embs), dim=-1)
 
-    def context_condition(self, context_audio: np.ndarray, *, seed: int | None = None) -> torch.Tensor:
+    def context_condition(self, context_audio: np.ndarray, *, seed: int | None = None,
+                          guidance: float = 1.0) -> torch.Tensor:
         """A CLAP condition [1, D] sampled by the context prior for ``context_audio`` [C, N] at 48 kHz
-        (a silent context gives an unconditional sample). ConfigError without a prior."""
+        (a silent context gives an unconditional sample); ``guidance``: classifier-free guidance on the
+        context (1 = plain conditional). ConfigError without a prior."""
         from .clap.context_prior import sample_for_context
 
         if self.prior is None:
             raise ConfigError("this bundle has no context prior")
-        return sample_for_context(self.prior, self.clap, context_audio, SAMPLE_RATE, n=1, seed=seed)
+        return sample_for_context(self.prior, self.clap, context_audio, SAMPLE_RATE, n=1, seed=seed,
+                                  guidance=guidance)
 
     # ------------------------------------------------------------------------------------ sampling
     def sample_latents(
@@ -469,7 +472,7 @@ class Accompanist:
         rescale_phi: float = 0.0, style_reference: AudioLike | None = None, style_strength: float = 0.5,
         loop: int | None = None, loop_strength: float = 0.5, long_mode: str = "auto",
         overlap_seconds: float | None = None, window_seconds: float | None = None, decode_steps: int = 1,
-        decode_mode: str = "consistency", use_prior: bool = True,
+        decode_mode: str = "consistency", use_prior: bool = True, prior_guidance: float = 1.0,
         max_seconds: float | None = DEFAULT_MAX_SECONDS, progress: bool | None = False,
     ) -> np.ndarray:
         """Generate ``n`` stems for ``context`` -> float32 [n, 2, N] at 48 kHz, N = the context's length
@@ -482,7 +485,7 @@ class Accompanist:
         ``style_reference``: audio whose latent statistics ground the timbre (``style_strength`` 0-1);
         ``loop``: 2 or 4 repetitions tied for the first ``loop_strength`` of the steps; ``long_mode``
         / ``window_seconds`` / ``overlap_seconds``: long contexts (module doc); ``use_prior``: with no
-        other condition, let the context prior pick the instrument (module doc); ``seed``: same seed,
+        other condition, let the context prior pick the instrument (module doc) with ``prior_guidance``; ``seed``: same seed,
         same output.
         """
         ctx = self.prepare_context(context, sample_rate, seconds=seconds, max_seconds=max_seconds)
@@ -492,7 +495,7 @@ class Accompanist:
         self.last_condition = None if clap is None else "clap_mix" if clap_mix is not None else \
             "+".join(k for k, v in (("text", text), ("reference", reference)) if v is not None)
         if clap is None and style_reference is None and use_prior and self.prior is not None and not ctx.silent:
-            clap = self.context_condition(ctx.audio, seed=seed)
+            clap = self.context_condition(ctx.audio, seed=seed, guidance=prior_guidance)
             self.last_condition = "prior"
         style = self._style_latents(style_reference, reference_sample_rate)
         frames = self.frames_for(ctx.length)

@@ -88,6 +88,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-prior", action="store_true",
                    help="with no --text / --reference: do not let the bundle's context prior choose the "
                    "instrument (generate with an empty CLAP condition)")
+    p.add_argument("--prior-guidance", type=float, default=1.0,
+                   help="guidance of the context prior on the context (default 1: plain conditional)")
     p.set_defaults(func=run_generate)
 
     a = subparsers.add_parser("arrange", help="build a multitrack arrangement part by part", epilog=ARRANGE_EXAMPLES,
@@ -190,7 +192,8 @@ def run_generate(args: argparse.Namespace) -> int:
         args.context, seconds=args.seconds, width=args.width, seed=args.seed, n=args.n,
         decode_steps=args.decode_steps, max_seconds=args.max_seconds, progress=_progress(args),
         style_reference=args.style_reference, style_strength=args.style_strength, loop=args.loop,
-        loop_strength=args.loop_strength, use_prior=not args.no_prior, **_sampling(args), **_conditions(args))
+        loop_strength=args.loop_strength, use_prior=not args.no_prior,
+        prior_guidance=args.prior_guidance, **_sampling(args), **_conditions(args))
     outs = _outputs(args.out, args.n)
     items = list(zip(outs, stems))
     if args.mix_out is not None:

@@ -40,6 +40,8 @@ def register(subparsers) -> None:
     g.add_argument("--steps", type=int, help="with --bundle: sampling steps (default 30 EDM / 5 consistency)")
     g.add_argument("--cfg-context", type=float, default=1.25, help="with --bundle: context guidance (default 1.25)")
     g.add_argument("--cfg-clap", type=float, default=1.25, help="with --bundle: CLAP guidance (default 1.25)")
+    g.add_argument("--prior-guidance", type=float, default=1.0,
+                   help="with --bundle: context-prior guidance of the ctx_prior row (default 1)")
     g.add_argument("--reference-n", type=int, help="pairs in the real reference draw (default: --n)")
     g.add_argument("--batches", type=int, default=5, help="batches for the mean and CI (default 5)")
     g.add_argument("--bounds", nargs="*", default=["random", "noise", "silence"],
@@ -169,7 +171,8 @@ def run_generation(args) -> int:
     cache = EmbeddingCache(Path(args.cache) if args.cache else out / "cache", clap_hash)
     embedder = CachedEmbedder(clap, cache)
     generators = (bundle_generators(args.bundle, args.settings, sampler=args.sampler, steps=args.steps,
-                                    cfg_context=args.cfg_context, cfg_clap=args.cfg_clap)
+                                    cfg_context=args.cfg_context, cfg_clap=args.cfg_clap,
+                                    prior_guidance=args.prior_guidance)
                   if args.bundle else codec_generators(args.codec, clap) if args.codec else None)
     evaluation = evaluate_generation(embedder, args.data, config, candidates_dir=args.candidates,
                                      generators=generators, bounds=args.bounds, progress=_progress(args))
