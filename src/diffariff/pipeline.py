@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -57,29 +56,23 @@ from tqdm.auto import tqdm
 from .audio import (
     DEFAULT_MAX_SECONDS,
     SILENCE_LUFS,
-    check_finite,
-    check_sample_rate,
     is_silent,
-    load_audio,
     loudness,
     normalize_loudness,
     peak_limit,
-    resample,
     to_channels,
 )
+from .audio_input import SAMPLE_RATE, AudioLike, crossfade_paste, read_audio, to_numpy
 from .bundle import open_bundle
 from .diffusion.edits import plan_windows, slerp
 from .errors import (
-    AudioFileError,
     AudioTooLongError,
     CheckpointError,
     ConfigError,
-    EmptyAudioError,
     InputError,
 )
 from .torchutil import seeded_generator, setup_cpu
 
-SAMPLE_RATE = 48_000
 #: Generated stem loudness relative to the context (LU) and for a silent context (LUFS).
 STEM_RELATIVE_LU = -3.0
 SILENT_CONTEXT_STEM_LUFS = -23.0
@@ -90,9 +83,6 @@ LONG_MODES = ("auto", "windowed", "direct")
 #: Windowed generation's window length in units of the model's training window (module doc).
 WINDOW_TRAIN_RATIO = 2.0
 SILENCE_DB = -60.0
-
-AudioLike = Any  # path (str / PathLike), numpy array or torch tensor [C, N] / [N]
-
 
 @dataclasses.dataclass
 class Context:
@@ -117,65 +107,6 @@ class Arrangement:
     stems: list[np.ndarray]
     mix: np.ndarray
     texts: list[str | None]
-
-
-def _to_numpy(audio: Any, what: str) -> np.ndarray:
-    if torch.is_tensor(audio):
-        audio = audio.detach().to("cpu", torch.float32).numpy()
-    arr = np.asarray(audio, dtype=np.float32)
-    if arr.ndim == 1:
-        arr = arr[None]
-    if arr.ndim != 2:
-        raise AudioFileError(f"{what} must be shaped [C, N] or [N], got {tuple(arr.shape)}")
-    if arr.shape[1] == 0 or arr.shape[0] == 0:
-        raise EmptyAudioError(f"{what} has no samples")
-    return arr
-
-
-def read_audio(audio: AudioLike, sample_rate: int | None = None, *, what: str = "audio",
-               max_seconds: float | None = DEFAULT_MAX_SECONDS, min_seconds: float = 0.0,
-               seconds: float | None = None) -> np.ndarray:
-    """Any audio input -> float32 [2, N] at 48 kHz (validated; see the module doc). ``seconds`` crops
-    to the first ``seconds``; shorter than ``min_seconds`` -> InputError."""
-    if isinstance(audio, str | os.PathLike):
-        arr, _ = load_audio(audio, SAMPLE_RATE, 2, max_seconds=max_seconds)
-        name = f"{what} {Path(audio).name}"
-    else:
-        sr = SAMPLE_RATE if sample_rate is None else int(sample_rate)
-        check_sample_rate(sr, what)
-        arr = _to_numpy(audio, what)
-        check_finite(arr, what)
-        if max_seconds is not None and arr.shape[1] / sr > max_seconds:
-            raise AudioTooLongError(f"{what}: {arr.shape[1] / sr:.1f} s is longer than the limit of {max_seconds:.1f} s")
-        if arr.shape[0] > 2:
-            warnings.warn(f"downmixing {arr.shape[0]}-channel {what} to mono by averaging", stacklevel=3)
-            arr = arr.mean(axis=0, keepdims=True)
-        arr = to_channels(resample(arr, sr, SAMPLE_RATE), 2)
-        name = what
-    if seconds is not None:
-        if seconds <= 0:
-            raise InputError(f"seconds must be > 0, got {seconds}")
-        arr = arr[:, : int(round(seconds * SAMPLE_RATE))]
-    if arr.shape[1] < min_seconds * SAMPLE_RATE:
-        raise InputError(f"{name} is {arr.shape[1] / SAMPLE_RATE:.2f} s long; at least {min_seconds:g} s is needed")
-    return np.ascontiguousarray(arr, dtype=np.float32)
-
-
-def crossfade_paste(base: np.ndarray, insert: np.ndarray, start: int, end: int, fade: int) -> np.ndarray:
-    """``base`` [..., N] with samples [start, end) replaced by ``insert`` [..., N] (same shape), joined
-    by raised-cosine crossfades of ``fade`` samples centred on both borders."""
-    n = base.shape[-1]
-    w = np.zeros(n, dtype=np.float64)
-    w[start:end] = 1.0
-    half = fade // 2
-    if half > 0:
-        ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(2 * half) + 0.5) / (2 * half))
-        for edge, r in ((start, ramp), (end, ramp[::-1])):
-            lo, hi = edge - half, edge + half
-            a, b = max(lo, 0), min(hi, n)
-            if a < b and 0 < edge < n:
-                w[a:b] = r[a - lo: b - lo]
-    return (base * (1 - w) + insert * w).astype(np.float32)
 
 
 class Accompanist:
@@ -629,9 +560,9 @@ class Accompanist:
     @staticmethod
     def mix(context: np.ndarray, *stems: np.ndarray) -> np.ndarray:
         """``context`` [C, N] + the stems ([2, N] each), as float32 [2, N], peak-limited to 0.99."""
-        total = to_channels(_to_numpy(context, "context"), 2).astype(np.float64)
+        total = to_channels(to_numpy(context, "context"), 2).astype(np.float64)
         for s in stems:
-            s = to_channels(_to_numpy(s, "stem"), 2)
+            s = to_channels(to_numpy(s, "stem"), 2)
             if s.shape[1] != total.shape[1]:
                 raise InputError(f"stem length {s.shape[1]} differs from the context's {total.shape[1]}")
             total = total + s
