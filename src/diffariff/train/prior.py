@@ -85,12 +85,11 @@ class PriorRunConfig:
 # ---- embedded pairs ------------------------------------------------------------------------------
 
 
-def _sampler(songs, cfg: PriorTrainConfig, probability: float, seed: int):
-    from ..data.pairs import PairConfig, PairSampler
+def _pair_config(cfg: PriorTrainConfig, probability: float):
+    from ..data.pairs import PairConfig
 
-    config = PairConfig(window_seconds=cfg.window_seconds, reference_seconds=cfg.reference_seconds, channels=1,
-                        context_probability=probability)
-    return PairSampler(songs, config, seed)
+    return PairConfig(window_seconds=cfg.window_seconds, reference_seconds=cfg.reference_seconds, channels=1,
+                      context_probability=probability)
 
 
 def _load_part(path: Path, key: dict) -> PriorPairs | None:
@@ -113,15 +112,17 @@ def _as_list(items: list) -> list:
     return items
 
 
-def _embed_draws(clap, sampler, indices: range, progress: bool, desc: str) -> PriorPairs:
+def _embed_draws(clap, songs, config, seed: int, indices: range, progress: bool, desc: str) -> PriorPairs:
+    """Pairs ``indices`` of :class:`~diffariff.data.pairs.PairSampler` ``(songs, config, seed)``, drawn in
+    a DataLoader worker and embedded here."""
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
     from ..data.pairs import PairDataset
 
-    dataset = torch.utils.data.Subset(PairDataset(sampler.songs, sampler.config, indices.stop, sampler.seed), indices)
+    dataset = torch.utils.data.Subset(PairDataset(songs, config, indices.stop, seed), indices)
     loader = DataLoader(dataset, batch_size=32, num_workers=1, collate_fn=_as_list)
-    parts = [embed_pair_items(clap, items, sampler.config.sample_rate)
+    parts = [embed_pair_items(clap, items, config.sample_rate)
              for items in tqdm(loader, desc=desc, unit="batch", disable=not progress)]
     return PriorPairs.concat(parts)
 
@@ -149,8 +150,7 @@ def embedded_pairs(clap, clap_sha: str, songs, cfg: PriorTrainConfig, folder: Pa
         part = _load_part(path, key)
         if part is None:
             start = time.perf_counter()
-            sampler = _sampler(songs, cfg, probability, seed)
-            part = _embed_draws(clap, sampler, indices, progress, f"embed {name}")
+            part = _embed_draws(clap, songs, _pair_config(cfg, probability), seed, indices, progress, f"embed {name}")
             save_checkpoint(path, part.tensors(), kind=PAIRS_KIND, config=key)
             built += 1
             print(f"prior: embedded {name} ({len(part)} pairs, context probability {probability:g}) in "
