@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from cli_args import parse_options
 from diffariff.checkpoint import load_checkpoint, read_checkpoint_metadata
 from diffariff.clap.bridge import (
     KIND,
@@ -216,13 +217,7 @@ def tiny_corpus(tmp_path_factory):
 
 
 def _args(**kw) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    argv = []
-    for k, v in kw.items():
-        flag = "--" + k.replace("_", "-")
-        argv += [flag] if v is True else [flag, str(v)]
-    return parser.parse_args(argv)
+    return parse_options(add_arguments, **kw)
 
 
 def test_train_command_runs_resumes_and_evaluates(clap, tiny_corpus, tmp_path, capsys):

@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from cli_args import parse_options
 from diffariff.audio import save_audio
 from diffariff.clap.builtin import BuiltinClap, ClapConfig
 from diffariff.clap.evaluate import evaluate_clap, format_clap_report
@@ -177,12 +178,7 @@ def test_evaluate_reports_chance_rates(corpus):
 
 
 def _args(corpus, out, config, **kw) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    argv = ["--corpus", str(corpus), "--out", str(out), "--config", str(config)]
-    for k, v in kw.items():
-        argv += [f"--{k.replace('_', '-')}", str(v)]
-    return parser.parse_args(argv)
+    return parse_options(add_arguments, corpus=corpus, out=out, config=config, **kw)
 
 
 def test_train_command_runs_resumes_and_exports(corpus, tmp_path, capsys):

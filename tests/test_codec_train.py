@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from cli_args import parse_options
 from codec_helpers import TINY, tiny_codec
 from diffariff.codec import Codec, CodecConfig
 from diffariff.errors import ConfigError, InputError
@@ -142,13 +143,7 @@ def test_crop_stream_skips_silence_and_is_seeded():
 
 
 def _args(**kw) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    argv = []
-    for k, v in kw.items():
-        flag = "--" + k.replace("_", "-")
-        argv += [flag] if v is True else [flag, str(v)]
-    return parser.parse_args(argv)
+    return parse_options(add_arguments, **kw)
 
 
 def test_train_codec_command_end_to_end(render_notes, tmp_path, capsys):

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from cli_args import parse_options
 from diffariff.bundle import make_tiny_bundle, open_bundle
 from diffariff.checkpoint import read_checkpoint_metadata
 from diffariff.clap.bridge import BridgeConfig, ClapBridge, file_sha256
@@ -164,13 +165,7 @@ def tiny_corpus(tmp_path_factory):
 
 
 def _args(**kw) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    argv = []
-    for k, v in kw.items():
-        flag = "--" + k.replace("_", "-")
-        argv += [flag] if v is True else [flag, *map(str, v)] if isinstance(v, list) else [flag, str(v)]
-    return parser.parse_args(argv)
+    return parse_options(add_arguments, **kw)
 
 
 def test_train_prior_command_embeds_once_resumes_and_evaluates(clap, tiny_corpus, tmp_path, capsys):

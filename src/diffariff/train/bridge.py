@@ -267,9 +267,11 @@ def _overrides(args: argparse.Namespace) -> dict:
     return {k: v for k, v in mapping.items() if v is not None}
 
 
-def resolve_run_config(args: argparse.Namespace, run_dir: Path, clap_dim: int, clap_sha: str) -> BridgeRunConfig:
-    """The run config (the run folder's own when resuming, else ``--config`` or the defaults) with
-    the command-line overrides and the CLAP's width and identity; written to ``run_config.json``."""
+def resolve_config(config_cls, args: argparse.Namespace, run_dir: Path, overrides: dict, model_fields: dict):
+    """The run config of a bridge-network trainer (``train bridge``, ``train prior``): the run folder's
+    own when resuming (refused when its ``model.clap_sha256`` differs from ``model_fields``'), else
+    ``--config`` or ``config_cls()``; then the non-None ``overrides`` of the train section and
+    ``model_fields`` (the CLAP's width and identity). Written to ``run_config.json``."""
     import json
 
     from ..checkpoint import config_from_dict, config_to_dict, load_config_file
@@ -279,25 +281,74 @@ def resolve_run_config(args: argparse.Namespace, run_dir: Path, clap_dim: int, c
     if args.resume:
         if not saved.is_file():
             raise InputError(f"--resume: {run_dir} holds no run (no run_config.json)")
-        config = load_config_file(BridgeRunConfig, saved)
-        if config.model.clap_sha256 and config.model.clap_sha256 != clap_sha:
+        config = load_config_file(config_cls, saved)
+        sha = model_fields.get("clap_sha256", "")
+        if config.model.clap_sha256 and config.model.clap_sha256 != sha:
             raise ConfigError(f"--resume: {run_dir} was trained on another CLAP checkpoint than {args.clap}")
     elif args.config:
-        config = load_config_file(BridgeRunConfig, args.config)
+        config = load_config_file(config_cls, args.config)
     else:
-        config = BridgeRunConfig()
+        config = config_cls()
     data = config_to_dict(config)
-    data["train"].update(_overrides(args))
-    data["model"].update(dim=clap_dim, text_dim=clap_dim, clap_sha256=clap_sha)
-    config = config_from_dict(BridgeRunConfig, json.loads(json.dumps(data)))
+    data["train"].update({k: v for k, v in overrides.items() if v is not None})
+    data["model"].update(model_fields)
+    config = config_from_dict(config_cls, json.loads(json.dumps(data)))
     write_json_atomic(saved, config_to_dict(config))
     return config
+
+
+def resolve_run_config(args: argparse.Namespace, run_dir: Path, clap_dim: int, clap_sha: str) -> BridgeRunConfig:
+    """The bridge's run config (:func:`resolve_config`) with the command-line overrides."""
+    return resolve_config(BridgeRunConfig, args, run_dir, _overrides(args),
+                          dict(dim=clap_dim, text_dim=clap_dim, clap_sha256=clap_sha))
+
+
+def check_run_dir(args: argparse.Namespace) -> Path:
+    """``--out`` as a Path, after refusing a finished run without ``--resume`` and a bad ``--max-minutes``."""
+    run_dir = Path(args.out)
+    if (run_dir / "checkpoints" / "last.ckpt").is_file() and not args.resume:
+        raise InputError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new --out")
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise InputError(f"--max-minutes must be > 0, got {args.max_minutes}")
+    return run_dir
+
+
+def train_and_export(args: argparse.Namespace, run_dir: Path, config, model: ClapBridge, dataset,
+                     *, export_name: str, extra: dict, label: str, progress: bool) -> tuple[ClapBridge, int] | None:
+    """Train ``model`` (a bridge network with data statistics set) on ``dataset`` (whole batches) with
+    :func:`make_module`, resumable from ``run_dir/checkpoints/last.ckpt``; export its EMA weights as fp16
+    to ``--export`` or ``run_dir/export_name`` with ``extra`` (plus step and throughput), and return the
+    exported model loaded back (what ships) with the global step; None on non-zero ranks."""
+    from torch.utils.data import DataLoader
+
+    from .common import build_trainer, cluster_trainer_kwargs, fit
+
+    cfg = config.train
+    ckpt_dir = run_dir / "checkpoints"
+    module = make_module(config, model)
+    module.train_dataset = dataset
+    trainer = build_trainer(
+        run_dir, max_steps=cfg.max_steps, max_minutes=args.max_minutes, precision=cfg.precision,
+        checkpoint_every=cfg.checkpoint_every, grad_clip=cfg.grad_clip or None, progress=progress,
+        checkpoint_dir=ckpt_dir, keep_checkpoints=1, limit_val_batches=0,
+        **cluster_trainer_kwargs(args, run_dir, cfg.max_steps),
+    )
+    # last.ckpt is also written at the end, e.g. when --max-minutes stopped the run between checkpoints
+    fit(trainer, module, DataLoader(dataset, batch_size=None, shuffle=False), ckpt_dir, args.resume)
+    if trainer.global_rank != 0:
+        return None
+    speed = module.throughput
+    step = int(trainer.global_step)
+    export = Path(args.export) if args.export else run_dir / export_name
+    module.export_model().save(export, extra={"step": step, **extra, "throughput": speed}, fp16=True)
+    print(f"{label}: exported {export} (step {step}; this session {speed.get('steps', 0)} steps, "
+          f"{speed.get('steps_per_second', 0.0)} steps/s)", file=sys.stderr)
+    return ClapBridge.load(export), step  # evaluate exactly what was exported (fp16 weights)
 
 
 def run(args: argparse.Namespace) -> int:
     """Train (or resume), export the bridge and evaluate it. Returns the exit code."""
     import lightning as L
-    from torch.utils.data import DataLoader
 
     from ..clap.bridge import evaluate_bridge, format_bridge_report
     from ..clap.builtin import BuiltinClap
@@ -305,16 +356,9 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import DatasetError
     from ..fsutil import write_json_atomic
     from ..torchutil import setup_cpu
-    from .common import build_trainer, cluster_trainer_kwargs, fit
 
     setup_cpu()
-    run_dir = Path(args.out)
-    ckpt_dir = run_dir / "checkpoints"
-    last = ckpt_dir / "last.ckpt"
-    if last.is_file() and not args.resume:
-        raise InputError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new --out")
-    if args.max_minutes is not None and not args.max_minutes > 0:
-        raise InputError(f"--max-minutes must be > 0, got {args.max_minutes}")
+    run_dir = check_run_dir(args)
     clap_sha = file_sha256(args.clap)
     clap = BuiltinClap.load(args.clap)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -337,27 +381,13 @@ def run(args: argparse.Namespace) -> int:
           f"({'cached' if hit else 'embedded'}); sigma_data {sigma:.4f}; {bridge.num_parameters() / 1e6:.2f} M "
           "parameters", file=sys.stderr)
 
-    module = make_module(config, bridge)
     dataset = PairBatches(bank, cfg.batch_size, cfg.max_steps, config.model.p_uncond, cfg.seed)
-    module.train_dataset = dataset
-    trainer = build_trainer(
-        run_dir, max_steps=cfg.max_steps, max_minutes=args.max_minutes, precision=cfg.precision,
-        checkpoint_every=cfg.checkpoint_every, grad_clip=cfg.grad_clip or None, progress=progress,
-        checkpoint_dir=ckpt_dir, keep_checkpoints=1, limit_val_batches=0,
-        **cluster_trainer_kwargs(args, run_dir, cfg.max_steps),
-    )
-    # last.ckpt is also written at the end, e.g. when --max-minutes stopped the run between checkpoints
-    fit(trainer, module, DataLoader(dataset, batch_size=None, shuffle=False), ckpt_dir, args.resume)
-    if trainer.global_rank != 0:
+    done = train_and_export(args, run_dir, config, bridge, dataset, export_name="bridge.safetensors",
+                            extra={"corpus": str(args.corpus), "songs": len(songs), "clap": str(args.clap)},
+                            label="bridge", progress=progress)
+    if done is None:
         return 0
-    model = module.export_model()
-    speed = module.throughput
-    export = Path(args.export) if args.export else run_dir / "bridge.safetensors"
-    model.save(export, extra={"step": int(trainer.global_step), "corpus": str(args.corpus), "songs": len(songs),
-                              "clap": str(args.clap), "throughput": speed}, fp16=True)
-    model = ClapBridge.load(export)  # evaluate exactly what was exported (fp16 weights)
-    print(f"bridge: exported {export} (step {trainer.global_step}; this session {speed.get('steps', 0)} steps, "
-          f"{speed.get('steps_per_second', 0.0)} steps/s)", file=sys.stderr)
+    model, step = done
     if cfg.eval_split and cfg.eval_split != "none":
         try:
             result = evaluate_bridge(model, clap, args.corpus, cfg.eval_split, n_samples=cfg.eval_samples,
@@ -366,7 +396,7 @@ def run(args: argparse.Namespace) -> int:
         except DatasetError as exc:
             print(f"bridge: no evaluation ({exc})", file=sys.stderr)
         else:
-            result["step"] = int(trainer.global_step)
+            result["step"] = step
             write_json_atomic(run_dir / "eval.json", result)
             print(format_bridge_report(result))
     return 0

@@ -203,32 +203,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_run_config(args: argparse.Namespace, run_dir: Path, clap_dim: int, clap_sha: str) -> PriorRunConfig:
-    """The run config (the run folder's own when resuming, else ``--config`` or the defaults) with the
-    command-line overrides and the CLAP's width and identity; written to ``run_config.json``."""
-    import json
+    """The prior's run config (:func:`~diffariff.train.bridge.resolve_config`) with the command-line
+    overrides and the CLAP's width and identity."""
+    from .bridge import resolve_config
 
-    from ..checkpoint import config_from_dict, config_to_dict, load_config_file
-    from ..fsutil import write_json_atomic
-
-    saved = run_dir / "run_config.json"
-    if args.resume:
-        if not saved.is_file():
-            raise InputError(f"--resume: {run_dir} holds no run (no run_config.json)")
-        config = load_config_file(PriorRunConfig, saved)
-        if config.model.clap_sha256 and config.model.clap_sha256 != clap_sha:
-            raise ConfigError(f"--resume: {run_dir} was trained on another CLAP checkpoint than {args.clap}")
-    elif args.config:
-        config = load_config_file(PriorRunConfig, args.config)
-    else:
-        config = PriorRunConfig()
-    data = config_to_dict(config)
     overrides = {"max_steps": args.max_steps, "pairs": args.pairs, "eval_pairs": args.eval_pairs,
                  "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed}
-    data["train"].update({k: v for k, v in overrides.items() if v is not None})
-    data["model"].update(dim=clap_dim, text_dim=clap_dim, clap_sha256=clap_sha, condition="context")
-    config = config_from_dict(PriorRunConfig, json.loads(json.dumps(data)))
-    write_json_atomic(saved, config_to_dict(config))
-    return config
+    return resolve_config(PriorRunConfig, args, run_dir, overrides,
+                          dict(dim=clap_dim, text_dim=clap_dim, clap_sha256=clap_sha, condition="context"))
 
 
 def _songs(corpora: list[str], split: str):
@@ -243,21 +225,14 @@ def _songs(corpora: list[str], split: str):
 def run(args: argparse.Namespace) -> int:
     """Embed the pairs (or reuse them), train (or resume), export the prior and evaluate it."""
     import lightning as L
-    from torch.utils.data import DataLoader
 
     from ..clap.builtin import BuiltinClap
     from ..fsutil import write_json_atomic
     from ..torchutil import setup_cpu
-    from .bridge import make_module
-    from .common import build_trainer, cluster_trainer_kwargs, fit
+    from .bridge import check_run_dir, train_and_export
 
     setup_cpu()
-    run_dir = Path(args.out)
-    ckpt_dir = run_dir / "checkpoints"
-    if (ckpt_dir / "last.ckpt").is_file() and not args.resume:
-        raise InputError(f"{run_dir} already holds a run; pass --resume to continue it or choose a new --out")
-    if args.max_minutes is not None and not args.max_minutes > 0:
-        raise InputError(f"--max-minutes must be > 0, got {args.max_minutes}")
+    run_dir = check_run_dir(args)
     clap_sha = file_sha256(args.clap)
     clap = BuiltinClap.load(args.clap)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -274,31 +249,18 @@ def run(args: argparse.Namespace) -> int:
           f"{built} parts embedded now); sigma_data {sigma:.4f}; {prior.num_parameters() / 1e6:.2f} M parameters",
           file=sys.stderr)
 
-    module = make_module(config, prior)
     dataset = PriorBatches(pairs, cfg.batch_size, cfg.max_steps, config.model.p_uncond, cfg.seed)
-    module.train_dataset = dataset
-    trainer = build_trainer(
-        run_dir, max_steps=cfg.max_steps, max_minutes=args.max_minutes, precision=cfg.precision,
-        checkpoint_every=cfg.checkpoint_every, grad_clip=cfg.grad_clip or None, progress=progress,
-        checkpoint_dir=ckpt_dir, keep_checkpoints=1, limit_val_batches=0,
-        **cluster_trainer_kwargs(args, run_dir, cfg.max_steps),
-    )
-    fit(trainer, module, DataLoader(dataset, batch_size=None, shuffle=False), ckpt_dir, args.resume)
-    if trainer.global_rank != 0:
+    done = train_and_export(args, run_dir, config, prior, dataset, export_name="prior.safetensors",
+                            extra={"corpus": list(args.corpus), "songs": len(songs), "pairs": len(pairs),
+                                   "clap": str(args.clap)}, label="prior", progress=progress)
+    if done is None:
         return 0
-    model = module.export_model()
-    speed = module.throughput
-    export = Path(args.export) if args.export else run_dir / "prior.safetensors"
-    model.save(export, extra={"step": int(trainer.global_step), "corpus": list(args.corpus), "songs": len(songs),
-                              "pairs": len(pairs), "clap": str(args.clap), "throughput": speed}, fp16=True)
-    model = ClapBridge.load(export)  # evaluate exactly what was exported (fp16 weights)
-    print(f"prior: exported {export} (step {trainer.global_step}; this session {speed.get('steps', 0)} steps, "
-          f"{speed.get('steps_per_second', 0.0)} steps/s)", file=sys.stderr)
+    model, step = done
     if cfg.eval_split and cfg.eval_split != "none" and cfg.eval_pairs >= 2:
         held_out, _ = embedded_pairs(clap, clap_sha, _songs(args.corpus, cfg.eval_split), cfg, run_dir / "pairs",
                                      split="eval", progress=progress)
         result = evaluate_prior(model, held_out, samples=cfg.eval_samples, seed=cfg.seed)
-        result["step"] = int(trainer.global_step)
+        result["step"] = step
         write_json_atomic(run_dir / "eval.json", result)
         print(format_prior_report(result))
     return 0
