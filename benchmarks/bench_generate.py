@@ -1,6 +1,8 @@
 """Generation speed and memory: real-time factor (wall seconds per second of audio) and peak resident
-memory of ``Accompanist.generate`` for 10-s and 3-min contexts, EDM (Heun, 30 steps, dual CFG with a
-CLAP reference) and consistency (5 steps).
+memory of ``Accompanist.generate`` for 10-s and 3-min contexts, EDM (Heun, 30 steps, dual CFG) and
+consistency (5 steps), conditioned on a CLAP reference clip or, context only, on the context prior's
+choice (when the bundle has a prior; its own cost, one CLAP embedding of the context and the prior's
+sampling, is timed apart as ``prior s``).
 
     python benchmarks/bench_generate.py [--bundle PATH] [--lengths 10 180] [--no-write]
 
@@ -46,7 +48,7 @@ def synthetic_context(seconds: float, seed: int = 0) -> np.ndarray:
     return np.stack([out, 0.9 * out]).astype(np.float32)
 
 
-def run_case(bundle: str, mode: str, sampler: str, steps: int, seconds: float) -> dict:
+def run_case(bundle: str, mode: str, sampler: str, steps: int, seconds: float, condition: str = "reference") -> dict:
     import torch
 
     from diffariff.pipeline import Accompanist
@@ -56,13 +58,20 @@ def run_case(bundle: str, mode: str, sampler: str, steps: int, seconds: float) -
     acc = Accompanist.from_pretrained(bundle)
     load_s = time.perf_counter() - t0
     ctx = synthetic_context(seconds)
-    ref = synthetic_context(5.0, seed=1)
+    ref = synthetic_context(5.0, seed=1) if condition == "reference" else None
+    prior_s = None
+    if condition == "prior":
+        t0 = time.perf_counter()
+        acc.context_condition(ctx, seed=0)
+        prior_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     out = acc.generate(ctx, reference=ref, sampler=sampler, steps=steps, seed=0, cfg_context=1.25, cfg_clap=1.25)
     wall = time.perf_counter() - t0
-    return {"mode": mode, "sampler": sampler, "steps": steps, "seconds": seconds, "load_s": load_s, "wall_s": wall,
-            "rtf": wall / seconds, "peak_mb": peak_rss_mb(), "windows": len(acc.last_windows),
-            "shape": list(out.shape)}
+    if acc.last_condition != condition:
+        raise RuntimeError(f"expected a {condition} condition, the pipeline used {acc.last_condition}")
+    return {"mode": mode, "sampler": sampler, "steps": steps, "seconds": seconds, "condition": condition,
+            "load_s": load_s, "prior_s": prior_s, "wall_s": wall, "rtf": wall / seconds, "peak_mb": peak_rss_mb(),
+            "windows": len(acc.last_windows), "shape": list(out.shape)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,11 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bundle", default=None, help="bundle folder (default: the packaged one, else a tiny one)")
     ap.add_argument("--lengths", type=float, nargs="+", default=[10.0, 180.0], help="context lengths (seconds)")
     ap.add_argument("--no-write", action="store_true", help="print only, do not touch BENCHMARKS.md")
-    ap.add_argument("--one", nargs=4, metavar=("MODE", "SAMPLER", "STEPS", "SECONDS"), help=argparse.SUPPRESS)
+    ap.add_argument("--conditions", nargs="+", choices=("reference", "prior"), default=["reference", "prior"],
+                    help="CLAP conditions to time (prior: only with a bundle that has a context prior)")
+    ap.add_argument("--one", nargs=5, metavar=("MODE", "SAMPLER", "STEPS", "SECONDS", "CONDITION"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
-        mode, sampler, steps, seconds = args.one
-        print(json.dumps(run_case(args.bundle, mode, sampler, int(steps), float(seconds))))
+        mode, sampler, steps, seconds, condition = args.one
+        print(json.dumps(run_case(args.bundle, mode, sampler, int(steps), float(seconds), condition)))
         return 0
 
     from diffariff.bundle import DEFAULT_BUNDLE, MANIFEST, make_tiny_bundle, open_bundle
@@ -90,33 +102,39 @@ def main(argv: list[str] | None = None) -> int:
         bundle = str(make_tiny_bundle(Path(tmp.name) / "tiny", train_frames=117).root)
         label = "TINY random bundle (no default bundle yet): pipeline overheads only"
     label = label or f"bundle {bundle}"
-    modes = open_bundle(bundle).modes
+    opened = open_bundle(bundle)
+    conditions = [c for c in args.conditions if c != "prior" or opened.prior is not None]
     rows = []
     try:
         for mode, sampler, steps in CASES:
-            if mode not in modes:
+            if mode not in opened.modes:
                 print(f"skipping {mode}: not in the bundle", file=sys.stderr)
                 continue
-            for seconds in args.lengths:
-                cmd = [sys.executable, __file__, "--bundle", bundle, "--one", mode, sampler, str(steps), str(seconds)]
-                res = subprocess.run(cmd, check=True, capture_output=True, text=True)
-                row = json.loads(res.stdout.strip().splitlines()[-1])
-                print(row, flush=True)
-                rows.append(row)
+            for condition in conditions:
+                for seconds in args.lengths:
+                    cmd = [sys.executable, __file__, "--bundle", bundle, "--one", mode, sampler, str(steps),
+                           str(seconds), condition]
+                    res = subprocess.run(cmd, check=True, capture_output=True, text=True)
+                    row = json.loads(res.stdout.strip().splitlines()[-1])
+                    print(row, flush=True)
+                    rows.append(row)
     finally:
         if tmp is not None:
             tmp.cleanup()
     lines = [
         f"Measured on: {machine_line()}. Model: {label}.",
-        "Generate = encode context + CLAP reference + sampling (dual CFG 1.25 / 1.25) + pseudo-stereo decode;",
+        "Generate = encode context + CLAP condition + sampling (dual CFG 1.25 / 1.25) + pseudo-stereo decode;",
+        "the CLAP condition is a 5-s reference clip's embedding (`reference`) or, context only, the context",
+        "prior's sample (`prior`: included in generate s; `prior s` times one draw alone, called before generate).",
         "RTF = wall seconds per second of audio (< 1 is faster than real time); peak RSS per process.",
         "",
-        "| sampler | steps | context | windows | load s | generate s | RTF | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| sampler | steps | condition | context | windows | load s | prior s | generate s | RTF | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['sampler']} | {r['steps']} | {r['seconds']:g} s | {r['windows']} | {r['load_s']:.1f} | "
-                     f"{r['wall_s']:.1f} | {r['rtf']:.2f} | {r['peak_mb']:.0f} |")
+        prior_s = "–" if r["prior_s"] is None else f"{r['prior_s']:.2f}"
+        lines.append(f"| {r['sampler']} | {r['steps']} | {r['condition']} | {r['seconds']:g} s | {r['windows']} | "
+                     f"{r['load_s']:.1f} | {prior_s} | {r['wall_s']:.1f} | {r['rtf']:.2f} | {r['peak_mb']:.0f} |")
     publish("Generation", lines, write=not args.no_write)
     return 0
 

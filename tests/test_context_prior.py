@@ -21,10 +21,12 @@ from diffariff.checkpoint import read_checkpoint_metadata
 from diffariff.clap.bridge import BridgeConfig, ClapBridge, file_sha256
 from diffariff.clap.builtin import BuiltinClap, ClapConfig
 from diffariff.clap.context_prior import (
+    ROLE_NAMES,
     PriorPairs,
     embed_pair_items,
     evaluate_prior,
     format_prior_report,
+    role_centroids,
     sample_for_context,
 )
 from diffariff.errors import CheckpointError, ConfigError, InputError
@@ -68,9 +70,10 @@ def phrases(render_notes) -> dict[str, list[np.ndarray]]:
     return out
 
 
-def _items(contexts, references) -> list[dict]:
-    return [{"context": torch.from_numpy(np.asarray(c)), "reference": torch.from_numpy(np.asarray(r))}
-            for c, r in zip(contexts, references)]
+def _items(contexts, references, roles=None) -> list[dict]:
+    roles = roles or [None] * len(contexts)
+    return [{"context": torch.from_numpy(np.asarray(c)), "reference": torch.from_numpy(np.asarray(r)), "target_role": role}
+            for c, r, role in zip(contexts, references, roles)]
 
 
 def test_embed_pair_items_marks_silent_contexts(clap, phrases):
@@ -122,17 +125,24 @@ def test_prior_learns_which_instrument_a_context_lacks(clap, phrases):
     held = {k: v[12:] for k, v in phrases.items()}
     contexts = train["piano"] + train["bass"]
     refs = train["bass"][::-1] + train["piano"][::-1]
-    pairs = embed_pair_items(clap, _items(contexts, refs), SR)
+    pairs = embed_pair_items(clap, _items(contexts, refs, ["bass"] * 12 + ["chords"] * 12), SR)
+    assert pairs.role.tolist() == [ROLE_NAMES.index("bass")] * 12 + [ROLE_NAMES.index("chords")] * 12
     prior = _fit(pairs, steps=300)
     centroids = F.normalize(torch.stack([pairs.target[:12].mean(0), pairs.target[12:].mean(0)]), dim=-1)  # bass, piano
     for ctx_name, want in (("piano", 0), ("bass", 1)):
         samples = torch.cat([sample_for_context(prior, clap, c, SR, n=4, seed=i) for i, c in enumerate(held[ctx_name])])
         assert float(((samples @ centroids.T).argmax(dim=1) == want).float().mean()) > 0.8, ctx_name
-    held_pairs = embed_pair_items(clap, _items(held["piano"] + held["bass"], held["bass"] + held["piano"]), SR)
-    report = evaluate_prior(prior, held_pairs, samples=4, seed=0)
-    assert report["pairs"] == 8
+    held_pairs = embed_pair_items(clap, _items(held["piano"] + held["bass"], held["bass"] + held["piano"],
+                                               ["bass"] * 4 + ["chords"] * 4), SR)
+    report = evaluate_prior(prior, held_pairs, samples=4, seed=0, centroids=role_centroids(pairs))
+    assert report["pairs"] == 8 and report["role_pairs"] == 8
     assert report["context"]["cos_true"] > report["unconditional"]["cos_true"]
     assert report["context"]["cos_true"] > report["context"]["cos_other"]
+    # roles: the classifier names the true targets' roles, the context's samples mostly the right one,
+    # the unconditional samples either role (chance)
+    assert report["role_acc_true_target"] == 1.0
+    assert report["context"]["role_acc"] > 0.8 > report["unconditional"]["role_acc"]
+    assert "role accuracy" in format_prior_report(report)
     assert "| context |" in format_prior_report(report)
 
 
@@ -189,6 +199,8 @@ def test_train_prior_command_embeds_once_resumes_and_evaluates(clap, tiny_corpus
     assert bool(full.has_context.all())  # context probability 1.0 for odd parts: every other stem joins
     result = json.loads((out / "eval.json").read_text())
     assert result["step"] == 6 and result["pairs"] >= 2 and -1 <= result["context"]["cos_true"] <= 1
+    assert bool((full.role >= 0).all())  # the corpus's roles are kept with the pairs
+    assert result["role_pairs"] <= result["pairs"] and 0 <= result["context"]["role_acc"] <= 1
     assert "Context prior on" in capsys.readouterr().out
     mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "pairs").iterdir()}
 

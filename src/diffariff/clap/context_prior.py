@@ -34,27 +34,38 @@ import numpy as np
 import torch
 
 from ..audio import is_silent
+from ..data.sources import ROLES as SOURCE_ROLES
+from ..data.synth.styles import ROLES as CORPUS_ROLES
 from ..errors import InputError
 
 #: A context at or below this RMS level (dBFS) counts as absent (the pipeline's silence threshold).
 SILENCE_DB = -60.0
+#: Role vocabulary of :attr:`PriorPairs.role`: the dataset roles, then the built-in corpus's own
+#: ("arpeggio", "counter-melody"). Append only: stored parts hold indices into it.
+ROLE_NAMES = tuple(dict.fromkeys(SOURCE_ROLES + CORPUS_ROLES))
 
 
 @dataclasses.dataclass
 class PriorPairs:
     """Embedded training pairs: ``context`` ``[N, D]`` (audio-CLAP of the context mix; rows without a
-    context hold zeros), ``target`` ``[N, D]`` (audio-CLAP of the target's reference clip) and
-    ``has_context`` bool ``[N]``."""
+    context hold zeros), ``target`` ``[N, D]`` (audio-CLAP of the target's reference clip),
+    ``has_context`` bool ``[N]`` and ``role`` int64 ``[N]``: the target's role as an index into
+    :data:`ROLE_NAMES`, -1 when unknown."""
 
     context: torch.Tensor
     target: torch.Tensor
     has_context: torch.Tensor
+    role: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.role is None:
+            self.role = torch.full((self.target.shape[0],), -1, dtype=torch.long)
 
     def __len__(self) -> int:
         return int(self.target.shape[0])
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {"context": self.context, "target": self.target, "has_context": self.has_context}
+        return {"context": self.context, "target": self.target, "has_context": self.has_context, "role": self.role}
 
     @classmethod
     def concat(cls, parts: Sequence[PriorPairs]) -> PriorPairs:
@@ -63,7 +74,8 @@ class PriorPairs:
 
 def embed_pair_items(clap, items: Sequence[dict], sample_rate: int) -> PriorPairs:
     """Embed pair items of :meth:`~diffariff.data.pairs.PairSampler.pair` (``context`` ``[C, N]``,
-    ``reference`` ``[C, Nref]`` tensors at ``sample_rate`` Hz) -> :class:`PriorPairs` of ``len(items)``."""
+    ``reference`` ``[C, Nref]`` tensors at ``sample_rate`` Hz; ``target_role`` a role name, optional)
+    -> :class:`PriorPairs` of ``len(items)``."""
     if not items:
         raise InputError("no pairs to embed")
     ctx = torch.stack([it["context"] for it in items]).float()
@@ -73,7 +85,28 @@ def embed_pair_items(clap, items: Sequence[dict], sample_rate: int) -> PriorPair
     context = torch.zeros_like(target)
     if bool(has.any()):
         context[has] = clap.embed_audio(ctx[has], sample_rate=sample_rate).float()
-    return PriorPairs(context, target, has)
+    role = torch.tensor([role_index(it.get("target_role")) for it in items], dtype=torch.long)
+    return PriorPairs(context, target, has, role)
+
+
+def role_index(name: str | None) -> int:
+    """Index of role ``name`` in :data:`ROLE_NAMES`; -1 for None or an unknown role."""
+    return ROLE_NAMES.index(name) if name in ROLE_NAMES else -1
+
+
+def role_centroids(pairs: PriorPairs, min_count: int = 5) -> tuple[torch.Tensor, list[int]]:
+    """Mean target embedding of each role with at least ``min_count`` pairs, L2-normalised: ``[R, D]``
+    and the R role indices (into :data:`ROLE_NAMES`) they stand for. A nearest-centroid classifier
+    over these names the role of a sampled embedding."""
+    rows, ids = [], []
+    for r in sorted(set(pairs.role.tolist()) - {-1}):
+        mask = pairs.role == r
+        if int(mask.sum()) >= min_count:
+            rows.append(torch.nn.functional.normalize(pairs.target[mask].mean(0), dim=0))
+            ids.append(int(r))
+    if not rows:
+        raise InputError(f"no role has {min_count} or more pairs")
+    return torch.stack(rows), ids
 
 
 def context_embedding(clap, context: np.ndarray | None, sample_rate: int) -> torch.Tensor | None:
@@ -104,7 +137,8 @@ def _recall_at(scores: torch.Tensor, k: int) -> float:
 
 
 @torch.no_grad()
-def evaluate_prior(prior, pairs: PriorPairs, *, samples: int = 4, seed: int = 0) -> dict:
+def evaluate_prior(prior, pairs: PriorPairs, *, samples: int = 4, seed: int = 0,
+                   centroids: tuple[torch.Tensor, list[int]] | None = None) -> dict:
     """How much the context tells the prior about the target, on held-out pairs with a context.
 
     For each pair, ``samples`` embeddings are drawn from the prior given the pair's context and as many
@@ -112,6 +146,10 @@ def evaluate_prior(prior, pairs: PriorPairs, *, samples: int = 4, seed: int = 0)
     true target embedding (``cos_true``) and to the other pairs' targets (``cos_other``, the chance
     level), and retrieval recall@1 / @10 of the true target among all held-out targets, scored by the
     mean similarity of the pair's samples. A context-blind prior scores the same in both rows.
+
+    With ``centroids`` (:func:`role_centroids` of the *training* pairs), ``role_acc`` is the share of
+    samples whose nearest centroid is the true target's role (pairs of a known, centroid-covered role
+    only), and ``role_acc_true_target`` the same classifier on the true target embeddings: its ceiling.
     """
     keep = pairs.has_context
     if int(keep.sum()) < 2:
@@ -119,6 +157,14 @@ def evaluate_prior(prior, pairs: PriorPairs, *, samples: int = 4, seed: int = 0)
     ctx, tgt = pairs.context[keep], pairs.target[keep]
     n = ctx.shape[0]
     out = {"pairs": int(n), "samples": int(samples)}
+    role = pairs.role[keep]
+    if centroids is not None:
+        cents, ids = centroids
+        known = torch.tensor([int(r) in ids for r in role.tolist()], dtype=torch.bool)
+        true_class = torch.tensor([ids.index(int(r)) if int(r) in ids else -1 for r in role.tolist()])
+        out["role_pairs"] = int(known.sum())
+        out["role_acc_true_target"] = round(float(((tgt[known] @ cents.T).argmax(1) == true_class[known])
+                                                  .float().mean()), 4) if bool(known.any()) else None
     for name, cond in (("context", ctx), ("unconditional", None)):
         if cond is None:
             draws = prior.sample(None, n_per_text=n * samples, seed=seed + 1).reshape(n, samples, -1)
@@ -129,14 +175,26 @@ def evaluate_prior(prior, pairs: PriorPairs, *, samples: int = 4, seed: int = 0)
         off = (sim.sum() - diag.sum()) / (n * (n - 1))
         out[name] = {"cos_true": round(float(diag.mean()), 4), "cos_other": round(float(off), 4),
                      "recall@1": round(_recall_at(sim, 1), 4), "recall@10": round(_recall_at(sim, 10), 4)}
+        if centroids is not None:
+            guess = (draws[known] @ cents.T).argmax(-1)  # [n_known, samples]
+            out[name]["role_acc"] = (round(float((guess == true_class[known, None]).float().mean()), 4)
+                                     if bool(known.any()) else None)
     return out
 
 
 def format_prior_report(result: dict) -> str:
     """A Markdown table of :func:`evaluate_prior`'s result."""
+    def fmt(value) -> str:
+        return "–" if value is None else f"{value:.3f}"
+
     lines = [f"Context prior on {result['pairs']} held-out pairs ({result['samples']} samples each)", "",
-             "| samples from | cos(true target) | cos(other targets) | recall@1 | recall@10 |", "|---|---|---|---|---|"]
+             "| samples from | cos(true target) | cos(other targets) | recall@1 | recall@10 | role accuracy |",
+             "|---|---|---|---|---|---|"]
     for name in ("context", "unconditional"):
         r = result[name]
-        lines.append(f"| {name} | {r['cos_true']:.3f} | {r['cos_other']:.3f} | {r['recall@1']:.3f} | {r['recall@10']:.3f} |")
+        lines.append(f"| {name} | {r['cos_true']:.3f} | {r['cos_other']:.3f} | {r['recall@1']:.3f} | "
+                     f"{r['recall@10']:.3f} | {fmt(r.get('role_acc'))} |")
+    if "role_acc_true_target" in result:
+        lines += ["", f"Role accuracy of the nearest-centroid classifier on the true targets (its ceiling): "
+                      f"{fmt(result['role_acc_true_target'])} over {result['role_pairs']} pairs."]
     return "\n".join(lines)

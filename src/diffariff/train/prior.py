@@ -26,7 +26,13 @@ import numpy as np
 import torch
 
 from ..clap.bridge import BridgeConfig, ClapBridge, file_sha256
-from ..clap.context_prior import PriorPairs, embed_pair_items, evaluate_prior, format_prior_report
+from ..clap.context_prior import (
+    PriorPairs,
+    embed_pair_items,
+    evaluate_prior,
+    format_prior_report,
+    role_centroids,
+)
 from ..errors import ConfigError, InputError
 
 PAIRS_KIND = "prior-pairs"
@@ -104,7 +110,9 @@ def _load_part(path: Path, key: dict) -> PriorPairs | None:
         return None
     if ckpt.config != key:
         return None
-    return PriorPairs(ckpt.tensors["context"].float(), ckpt.tensors["target"].float(), ckpt.tensors["has_context"].bool())
+    role = ckpt.tensors.get("role")  # parts embedded before session 12 carry no roles
+    return PriorPairs(ckpt.tensors["context"].float(), ckpt.tensors["target"].float(), ckpt.tensors["has_context"].bool(),
+                      None if role is None else role.long())
 
 
 def _as_list(items: list) -> list:
@@ -259,7 +267,11 @@ def run(args: argparse.Namespace) -> int:
     if cfg.eval_split and cfg.eval_split != "none" and cfg.eval_pairs >= 2:
         held_out, _ = embedded_pairs(clap, clap_sha, _songs(args.corpus, cfg.eval_split), cfg, run_dir / "pairs",
                                      split="eval", progress=progress)
-        result = evaluate_prior(model, held_out, samples=cfg.eval_samples, seed=cfg.seed)
+        try:
+            centroids = role_centroids(pairs)
+        except InputError:  # no role labels (pairs embedded before roles were kept)
+            centroids = None
+        result = evaluate_prior(model, held_out, samples=cfg.eval_samples, seed=cfg.seed, centroids=centroids)
         result["step"] = step
         write_json_atomic(run_dir / "eval.json", result)
         print(format_prior_report(result))
