@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from diffariff.checkpoint import read_checkpoint_metadata
 from diffariff.data.latents import LatentCacheDataset
 from diffariff.diffusion.model import LatentDiffusion
 from diffariff.errors import ConfigError, InputError
@@ -90,6 +91,16 @@ def test_edm_training_reduces_the_loss_and_resume_continues(edm_run, cache):
     trained.model.load_state_dict(LatentDiffusion.load(out / "diffusion_ema.safetensors").state_dict())
     before, after = eval_loss(fresh, ds), eval_loss(trained, ds)
     assert after < 0.95 * before, (before, after)
+
+
+def test_a_time_limited_run_stops_at_the_end_of_its_schedule(cache, config_file, tmp_path):
+    """With only --max-minutes, the run ends with its learning-rate schedule (--total-steps), not with
+    minutes of steps at learning rate 0."""
+    out = tmp_path / "timed"
+    assert train(cache, out, config_file, "--total-steps", "4", "--max-minutes", "1") == 0
+    steps = [int(r["step"]) for r in csv.DictReader((out / "metrics.csv").open())]
+    meta = json.loads(read_checkpoint_metadata(out / "diffusion_ema.safetensors")["extra"])
+    assert meta["step"] == 4 and max(steps) <= 4
 
 
 def test_export_round_trip_and_sampling(edm_run, cache):

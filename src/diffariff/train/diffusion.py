@@ -242,7 +242,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(latent channels and CLAP must still match); with --teacher the student takes the "
                              "teacher's normalisation")
     parser.add_argument("--max-minutes", type=float, help="stop after this many minutes")
-    parser.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (in total)")
+    parser.add_argument("--max-steps", type=int,
+                        help="stop after this many optimiser steps in total (default: the schedule's total steps; "
+                             "past them the learning rate is 0)")
     parser.add_argument("--total-steps", type=int, help="length of the lr / consistency schedules (default config)")
     parser.add_argument("--batch-size", type=int, help="sequences per step")
     parser.add_argument("--lr", type=float, help="peak learning rate")
@@ -361,7 +363,7 @@ def run(args: argparse.Namespace) -> int:
     loader = torch.utils.data.DataLoader(ds, batch_size=min(t.batch_size, len(ds)), shuffle=True, drop_last=True,
                                          generator=torch.Generator().manual_seed(t.seed), num_workers=0)
     metrics = CSVMetrics(run_dir / "metrics.csv", every=t.log_every)
-    trainer = build_trainer(run_dir, max_steps=args.max_steps or (None if args.max_minutes else t.total_steps),
+    trainer = build_trainer(run_dir, max_steps=args.max_steps or t.total_steps,
                             max_minutes=args.max_minutes, precision=t.precision,
                             checkpoint_every=t.checkpoint_every, callbacks=[metrics], grad_clip=t.grad_clip)
     fit(trainer, module, loader, run_dir, args.resume)
