@@ -188,7 +188,7 @@ def test_apa_from_embeddings_identity():
     r, rp = rng.normal(size=(40, 6)), rng.normal(1.0, 1.0, size=(40, 6))
     res = apa_from_embeddings(r, r, rp)
     assert res.apa == 1.0 and res.fad_candidate_matched == pytest.approx(0.0, abs=1e-9)
-    assert apa_from_embeddings(rp, r, rp).apa == 0.0
+    assert apa_from_embeddings(rp, r, rp).apa == pytest.approx(0.0, abs=1e-9)  # round-off differs by CPU
     assert res.n == 40 and set(res.as_dict()) >= {"apa", "fad_matched_mismatched"}
 
 
