@@ -29,6 +29,7 @@ from diffariff.clap.context_prior import (
     role_centroids,
     sample_for_context,
 )
+from diffariff.cli import main
 from diffariff.errors import CheckpointError, ConfigError, InputError
 from diffariff.train.prior import PriorBatches, add_arguments, run
 
@@ -214,6 +215,24 @@ def test_train_prior_command_embeds_once_resumes_and_evaluates(clap, tiny_corpus
     assert {k: now[k] for k in mtimes if k != "part_00002.safetensors"} == \
         {k: v for k, v in mtimes.items() if k != "part_00002.safetensors"}  # complete parts embedded once
     assert "part_00003.safetensors" in now  # more pairs: only the new parts are embedded
+
+    # `eval prior` scores the trained prior on the run's held-out pairs, at two guidance strengths
+    report = tmp_path / "report"
+    assert main(["eval", "prior", "--prior", str(out / "prior.safetensors"), "--pairs", str(out / "pairs"),
+                 "--guidance", "1", "3", "--samples", "2", "--out", str(report)]) == 0
+    scored = json.loads((report / "results.json").read_text())
+    assert [r["guidance"] for r in scored["rows"]] == [1.0, 3.0]
+    assert 0 <= scored["role_probe"]["linear"] <= 1 and scored["role_probe"]["pairs"] >= 1
+    assert "Role from the context embedding alone" in (report / "table.md").read_text()
+    bridge = ClapBridge(BridgeConfig(dim=clap.dim, text_dim=clap.dim, hidden=16, blocks=1, noise_emb_dim=8))
+    bridge.set_data_stats(F.normalize(torch.randn(16, clap.dim), dim=-1))
+    bridge.save(tmp_path / "text_bridge.safetensors")
+    assert main(["eval", "prior", "--prior", str(tmp_path / "text_bridge.safetensors"), "--pairs", str(out / "pairs"),
+                 "--out", str(tmp_path / "bad")]) != 0  # a text bridge is refused with a one-line error
+    assert "not a context prior" in capsys.readouterr().err
+    assert main(["eval", "prior", "--prior", str(out / "prior.safetensors"), "--pairs", str(tmp_path),
+                 "--out", str(tmp_path / "bad")]) != 0
+    assert "no embedded prior pairs" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------- bundle and Accompanist

@@ -138,7 +138,7 @@ def _recall_at(scores: torch.Tensor, k: int) -> float:
 
 @torch.no_grad()
 def evaluate_prior(prior, pairs: PriorPairs, *, samples: int = 4, seed: int = 0,
-                   centroids: tuple[torch.Tensor, list[int]] | None = None) -> dict:
+                   centroids: tuple[torch.Tensor, list[int]] | None = None, guidance: float = 1.0) -> dict:
     """How much the context tells the prior about the target, on held-out pairs with a context.
 
     For each pair, ``samples`` embeddings are drawn from the prior given the pair's context and as many
@@ -150,6 +150,7 @@ def evaluate_prior(prior, pairs: PriorPairs, *, samples: int = 4, seed: int = 0,
     With ``centroids`` (:func:`role_centroids` of the *training* pairs), ``role_acc`` is the share of
     samples whose nearest centroid is the true target's role (pairs of a known, centroid-covered role
     only), and ``role_acc_true_target`` the same classifier on the true target embeddings: its ceiling.
+    ``guidance``: classifier-free guidance of the context samples (1 = plain conditional).
     """
     keep = pairs.has_context
     if int(keep.sum()) < 2:
@@ -169,7 +170,7 @@ def evaluate_prior(prior, pairs: PriorPairs, *, samples: int = 4, seed: int = 0,
         if cond is None:
             draws = prior.sample(None, n_per_text=n * samples, seed=seed + 1).reshape(n, samples, -1)
         else:
-            draws = prior.sample(cond, n_per_text=samples, seed=seed).reshape(n, samples, -1)
+            draws = prior.sample(cond, n_per_text=samples, seed=seed, guidance=float(guidance)).reshape(n, samples, -1)
         sim = torch.einsum("nsd,md->nsm", draws, tgt).mean(dim=1)  # [n, n]: pair i's samples vs target j
         diag = sim.diagonal()
         off = (sim.sum() - diag.sum()) / (n * (n - 1))
@@ -180,6 +181,44 @@ def evaluate_prior(prior, pairs: PriorPairs, *, samples: int = 4, seed: int = 0,
             out[name]["role_acc"] = (round(float((guess == true_class[known, None]).float().mean()), 4)
                                      if bool(known.any()) else None)
     return out
+
+
+def context_role_probe(train: PriorPairs, held_out: PriorPairs, *, k: int = 25, steps: int = 1500,
+                       seed: int = 0) -> dict:
+    """How much the context embedding alone says about the target's role: held-out accuracy of a linear
+    probe (multinomial logistic regression on the context embedding, trained on ``train``), of a
+    ``k``-nearest-neighbour vote (cosine) and of always guessing the majority role. Only pairs with a
+    context and a known role count; a prior sampling roles cannot beat the probe by much."""
+    def usable(p: PriorPairs) -> tuple[torch.Tensor, torch.Tensor]:
+        keep = p.has_context & (p.role >= 0)
+        return p.context[keep], p.role[keep]
+
+    x, y_role = usable(train)
+    xe, ye_role = usable(held_out)
+    if x.shape[0] < 2 or xe.shape[0] < 1:
+        raise InputError("the role probe needs training and held-out pairs with a context and a known role")
+    roles = sorted(set(y_role.tolist()))
+    y = torch.tensor([roles.index(r) for r in y_role.tolist()])
+    ye = torch.tensor([roles.index(r) if r in roles else -1 for r in ye_role.tolist()])
+    gen = torch.Generator().manual_seed(seed)
+    weight = (0.01 * torch.randn(x.shape[1], len(roles), generator=gen)).requires_grad_()
+    bias = torch.zeros(len(roles), requires_grad=True)
+    opt = torch.optim.Adam([weight, bias], lr=1e-2)
+    with torch.enable_grad():
+        for _ in range(int(steps)):
+            loss = torch.nn.functional.cross_entropy(x @ weight + bias, y) + 1e-4 * weight.pow(2).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        linear = float(((xe @ weight + bias).argmax(1) == ye).float().mean())
+        linear_train = float(((x @ weight + bias).argmax(1) == y).float().mean())
+        nearest = (torch.nn.functional.normalize(xe, dim=1) @ torch.nn.functional.normalize(x, dim=1).T)
+        votes = y[nearest.topk(min(int(k), x.shape[0]), dim=1).indices]
+        knn = float((torch.mode(votes, dim=1).values == ye).float().mean())
+    majority = float((ye == torch.bincount(y).argmax()).float().mean())
+    return {"pairs": int(xe.shape[0]), "train_pairs": int(x.shape[0]), "linear": round(linear, 4),
+            "linear_train": round(linear_train, 4), f"knn{int(k)}": round(knn, 4), "majority": round(majority, 4)}
 
 
 def format_prior_report(result: dict) -> str:

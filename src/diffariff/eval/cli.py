@@ -111,6 +111,16 @@ def register(subparsers) -> None:
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=run_denoising)
 
+    q = sub.add_parser("prior", help="context priors on a prior run's embedded held-out pairs: closeness to the "
+                                     "true target, role accuracy, and how much the context embedding says about the role")
+    q.add_argument("--prior", required=True, nargs="+", help="context prior checkpoint(s) (prior.safetensors)")
+    q.add_argument("--pairs", required=True, help="embedded pairs folder of a `train prior` run (RUN/pairs)")
+    q.add_argument("--out", required=True, help="report folder (results.json, table.md)")
+    q.add_argument("--guidance", type=float, nargs="+", default=[1.0], help="prior guidance strengths (default 1)")
+    q.add_argument("--samples", type=int, default=4, help="samples per held-out pair (default 4)")
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=run_prior)
+
 
 def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="multitrack dataset folder (e.g. the built-in corpus)")
@@ -276,3 +286,57 @@ def run_denoising(args) -> int:
                "versions": versions(), "arguments": _arguments(args), "model": str(args.model), "seed": args.seed,
                "caches": caches}
     return _write_report(Path(args.out), results, denoising_table(results))
+
+
+def run_prior(args) -> int:
+    from ..clap.bridge import ClapBridge  # noqa: PLC0415
+    from ..clap.context_prior import context_role_probe, evaluate_prior, role_centroids  # noqa: PLC0415
+    from ..torchutil import setup_cpu  # noqa: PLC0415
+    from ..train.prior import read_pairs_folder  # noqa: PLC0415
+    from .report import command_line, versions  # noqa: PLC0415
+
+    if args.samples < 1 or any(g < 0 for g in args.guidance):
+        raise InputError("need --samples >= 1 and --guidance >= 0")
+    setup_cpu()
+    train, held_out, clap_sha = read_pairs_folder(args.pairs)
+    centroids = role_centroids(train)
+    rows = []
+    for path in args.prior:
+        if not Path(path).is_file():
+            raise InputError(f"--prior {path}: no such file")
+        prior = ClapBridge.load(path).eval()
+        if prior.config.condition != "context":
+            raise InputError(f"--prior {path}: not a context prior (condition '{prior.config.condition}')")
+        if prior.config.clap_sha256 and prior.config.clap_sha256 != clap_sha:
+            raise InputError(f"--prior {path}: trained on another CLAP model than the pairs in {args.pairs}")
+        for g in args.guidance:
+            result = evaluate_prior(prior, held_out, samples=args.samples, seed=args.seed, centroids=centroids,
+                                    guidance=g)
+            rows.append({"prior": str(path), "guidance": g, **result})
+    probe = context_role_probe(train, held_out, seed=args.seed)
+    results = {"format": "diffariff-eval-prior", "version": 1, "command": command_line(), "versions": versions(),
+               "arguments": _arguments(args), "rows": rows, "role_probe": probe}
+    return _write_report(Path(args.out), results, prior_table(results))
+
+
+def prior_table(results: dict) -> str:
+    """Markdown table of ``eval prior``'s results."""
+    rows = results["rows"]
+    lines = ["# Context prior evaluation", "",
+             "| prior | guidance | samples from | cos(true target) | cos(other targets) | recall@10 | role accuracy |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        for name in ("context", "unconditional"):
+            m = r[name]
+            acc = "–" if m.get("role_acc") is None else f"{m['role_acc']:.3f}"
+            lines.append(f"| {r['prior']} | {r['guidance']:g} | {name} | {m['cos_true']:.3f} | {m['cos_other']:.3f} | "
+                         f"{m['recall@10']:.3f} | {acc} |")
+    probe = results["role_probe"]
+    knn = next(k for k in probe if k.startswith("knn"))
+    ceiling = rows[0].get("role_acc_true_target")
+    lines += ["", f"- {rows[0]['pairs']} held-out pairs with a context, {rows[0]['samples']} samples each; role accuracy "
+                  f"= nearest role centroid of the training targets; its ceiling on the true targets: "
+                  f"{'–' if ceiling is None else f'{ceiling:.3f}'}.",
+              f"- Role from the context embedding alone ({probe['pairs']} pairs): linear probe {probe['linear']:.3f} "
+              f"(train {probe['linear_train']:.3f}), {knn[3:]}-NN {probe[knn]:.3f}, majority role {probe['majority']:.3f}."]
+    return "\n".join(lines) + "\n"

@@ -110,9 +110,33 @@ def _load_part(path: Path, key: dict) -> PriorPairs | None:
         return None
     if ckpt.config != key:
         return None
-    role = ckpt.tensors.get("role")  # parts embedded before session 12 carry no roles
+    return _pairs_of(ckpt)
+
+
+def _pairs_of(ckpt) -> PriorPairs:
+    """The :class:`PriorPairs` a loaded part holds (parts embedded before session 12 carry no roles)."""
+    role = ckpt.tensors.get("role")
     return PriorPairs(ckpt.tensors["context"].float(), ckpt.tensors["target"].float(), ckpt.tensors["has_context"].bool(),
                       None if role is None else role.long())
+
+
+def read_pairs_folder(folder) -> tuple[PriorPairs, PriorPairs, str]:
+    """A run's embedded pairs (``RUN/pairs``): the training parts concatenated, the held-out draws
+    (``eval.safetensors``) and the CLAP file hash they were embedded with. InputError when missing."""
+    from ..checkpoint import load_checkpoint
+
+    folder = Path(folder)
+    parts = sorted(folder.glob("part_*.safetensors"))
+    if not parts or not (folder / "eval.safetensors").is_file():
+        raise InputError(f"{folder}: no embedded prior pairs (part_*.safetensors and eval.safetensors)")
+    loaded, shas = [], set()
+    for path in [*parts, folder / "eval.safetensors"]:
+        ckpt = load_checkpoint(path, kind=PAIRS_KIND, keep_dtype=True)
+        shas.add(ckpt.config.get("clap_sha256"))
+        loaded.append(_pairs_of(ckpt))
+    if len(shas) != 1:
+        raise InputError(f"{folder}: the parts were embedded with different CLAP models")
+    return PriorPairs.concat(loaded[:-1]), loaded[-1], shas.pop()
 
 
 def _as_list(items: list) -> list:
