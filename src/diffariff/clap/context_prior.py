@@ -94,6 +94,11 @@ def role_index(name: str | None) -> int:
     return ROLE_NAMES.index(name) if name in ROLE_NAMES else -1
 
 
+def _class_index(role: torch.Tensor, ids: Sequence[int]) -> torch.Tensor:
+    """Position of each role index of ``role`` ``[N]`` in ``ids`` (int64 ``[N]``), -1 where absent."""
+    return torch.tensor([ids.index(r) if r in ids else -1 for r in role.tolist()], dtype=torch.long)
+
+
 def role_centroids(pairs: PriorPairs, min_count: int = 5) -> tuple[torch.Tensor, list[int]]:
     """Mean target embedding of each role with at least ``min_count`` pairs, L2-normalised: ``[R, D]``
     and the R role indices (into :data:`ROLE_NAMES`) they stand for. A nearest-centroid classifier
@@ -118,14 +123,20 @@ def context_embedding(clap, context: np.ndarray | None, sample_rate: int) -> tor
     return clap.embed_audio(audio[None] if audio.ndim == 2 else audio[None, None], sample_rate=sample_rate).float()
 
 
+def require_context_prior(prior, what: str = "this CLAP bridge") -> None:
+    """InputError unless ``prior`` (a :class:`~diffariff.clap.bridge.ClapBridge`) is conditioned on a
+    context embedding; ``what`` names it in the message."""
+    condition = getattr(prior.config, "condition", "text")
+    if condition != "context":
+        raise InputError(f"{what} is not a context prior (its condition is '{condition}')")
+
+
 def sample_for_context(prior, clap, context: np.ndarray | None, sample_rate: int, *, n: int = 1,
                        seed: int | None = 0, guidance: float = 1.0) -> torch.Tensor:
     """``n`` audio-CLAP embeddings ``[n, D]`` (L2-normalised) of stems that fit ``context`` ``[C, N]``
     (None or silent: unconditional samples). ``guidance``: classifier-free guidance on the context
     embedding (1 = plain conditional)."""
-    if getattr(prior.config, "condition", "text") != "context":
-        raise InputError("this CLAP bridge is not a context prior (its condition is "
-                         f"'{prior.config.condition}')")
+    require_context_prior(prior)
     cond = context_embedding(clap, context, sample_rate)
     return prior.sample(cond, n_per_text=int(n), seed=seed, guidance=1.0 if cond is None else float(guidance))
 
@@ -155,14 +166,15 @@ def evaluate_prior(prior, pairs: PriorPairs, *, samples: int = 4, seed: int = 0,
     keep = pairs.has_context
     if int(keep.sum()) < 2:
         raise InputError("evaluate_prior needs at least 2 held-out pairs with a context")
+    require_context_prior(prior)
     ctx, tgt = pairs.context[keep], pairs.target[keep]
     n = ctx.shape[0]
     out = {"pairs": int(n), "samples": int(samples)}
     role = pairs.role[keep]
     if centroids is not None:
         cents, ids = centroids
-        known = torch.tensor([int(r) in ids for r in role.tolist()], dtype=torch.bool)
-        true_class = torch.tensor([ids.index(int(r)) if int(r) in ids else -1 for r in role.tolist()])
+        true_class = _class_index(role, ids)
+        known = true_class >= 0
         out["role_pairs"] = int(known.sum())
         out["role_acc_true_target"] = round(float(((tgt[known] @ cents.T).argmax(1) == true_class[known])
                                                   .float().mean()), 4) if bool(known.any()) else None
@@ -198,8 +210,7 @@ def context_role_probe(train: PriorPairs, held_out: PriorPairs, *, k: int = 25, 
     if x.shape[0] < 2 or xe.shape[0] < 1:
         raise InputError("the role probe needs training and held-out pairs with a context and a known role")
     roles = sorted(set(y_role.tolist()))
-    y = torch.tensor([roles.index(r) for r in y_role.tolist()])
-    ye = torch.tensor([roles.index(r) if r in roles else -1 for r in ye_role.tolist()])
+    y, ye = _class_index(y_role, roles), _class_index(ye_role, roles)
     gen = torch.Generator().manual_seed(seed)
     weight = (0.01 * torch.randn(x.shape[1], len(roles), generator=gen)).requires_grad_()
     bias = torch.zeros(len(roles), requires_grad=True)

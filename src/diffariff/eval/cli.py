@@ -290,7 +290,12 @@ def run_denoising(args) -> int:
 
 def run_prior(args) -> int:
     from ..clap.bridge import ClapBridge  # noqa: PLC0415
-    from ..clap.context_prior import context_role_probe, evaluate_prior, role_centroids  # noqa: PLC0415
+    from ..clap.context_prior import (  # noqa: PLC0415
+        context_role_probe,
+        evaluate_prior,
+        require_context_prior,
+        role_centroids,
+    )
     from ..torchutil import setup_cpu  # noqa: PLC0415
     from ..train.prior import read_pairs_folder  # noqa: PLC0415
     from .report import command_line, versions  # noqa: PLC0415
@@ -305,8 +310,7 @@ def run_prior(args) -> int:
         if not Path(path).is_file():
             raise InputError(f"--prior {path}: no such file")
         prior = ClapBridge.load(path).eval()
-        if prior.config.condition != "context":
-            raise InputError(f"--prior {path}: not a context prior (condition '{prior.config.condition}')")
+        require_context_prior(prior, f"--prior {path}")
         if prior.config.clap_sha256 and prior.config.clap_sha256 != clap_sha:
             raise InputError(f"--prior {path}: trained on another CLAP model than the pairs in {args.pairs}")
         for g in args.guidance:
