@@ -212,6 +212,21 @@ def _check_bridge(bridge: Path, clap: Path, condition: str = "text") -> None:
         raise CheckpointError(f"{bridge.name} was trained on a different CLAP than the bundle's {clap.name}")
 
 
+def _check_prior(prior: Path, clap: Path) -> None:
+    """The context prior is a CLAP bridge conditioned on the context or a neighbour prior
+    (:mod:`diffariff.clap.neighbour_prior`), embedded with this bundle's CLAP (when it records one)."""
+    from .clap.bridge import file_sha256
+    from .clap.neighbour_prior import KIND as NEIGHBOUR_KIND
+
+    meta = read_checkpoint_metadata(prior)
+    if meta.get("kind") != NEIGHBOUR_KIND:
+        _check_bridge(prior, clap, "context")
+        return
+    want = json.loads(meta.get("config", "{}")).get("clap_sha256", "")
+    if want and file_sha256(clap) != want:
+        raise CheckpointError(f"{prior.name} was built with a different CLAP than the bundle's {clap.name}")
+
+
 def open_bundle(path_or_name: str | os.PathLike = "default") -> Bundle:
     """Validate the bundle at ``path_or_name`` (a folder or ``"default"``) and return its parts.
 
@@ -242,7 +257,7 @@ def open_bundle(path_or_name: str | os.PathLike = "default") -> Bundle:
     prior = None
     if data.get("prior"):
         prior = _member(root, data["prior"], "context prior")
-        _check_bridge(prior, clap, "context")
+        _check_prior(prior, clap)
     example = {k: _member(root, v, f"example '{k}'") for k, v in (data.get("example") or {}).items()}
     return Bundle(root=root, codec=codec, clap=clap, diffusion=diffusion, bridge=bridge, example=example,
                   notes=data.get("notes", ""), manifest=data, prior=prior)

@@ -128,7 +128,8 @@ class Accompanist:
                 raise CheckpointError(f"the {mode} model expects {m.config.clap_dim}-d CLAP embeddings, "
                                       f"the CLAP makes {clap.dim}")
         if prior is not None and getattr(prior.config, "condition", "text") != "context":
-            raise CheckpointError("the context prior must be a CLAP bridge conditioned on 'context'")
+            raise CheckpointError("the context prior must be conditioned on 'context' (a context CLAP bridge or a "
+                                  "neighbour prior)")
         self.codec, self.clap, self.models, self.bridge, self.name = codec.eval(), clap.eval(), dict(models), bridge, name
         self.prior = prior
         self.last_condition: str | None = None
@@ -148,9 +149,10 @@ class Accompanist:
         b = open_bundle(path)
         models = {mode: LatentDiffusion.load(p) for mode, p in b.diffusion.items()}
         from .clap.bridge import ClapBridge
+        from .clap.context_prior import load_context_prior
 
         bridge = ClapBridge.load(b.bridge) if b.bridge is not None and load_bridge else None
-        prior = ClapBridge.load(b.prior) if b.prior is not None and load_prior else None
+        prior = load_context_prior(b.prior) if b.prior is not None and load_prior else None
         return cls(Codec.load(b.codec), BuiltinClap.load(b.clap), models, bridge, prior=prior, name=str(b.root))
 
     # ------------------------------------------------------------------------------ sizes / helpers

@@ -131,6 +131,29 @@ def require_context_prior(prior, what: str = "this CLAP bridge") -> None:
         raise InputError(f"{what} is not a context prior (its condition is '{condition}')")
 
 
+def load_context_prior(path):
+    """The context prior saved at ``path``: a diffusion prior (a CLAP bridge conditioned on the context,
+    :class:`~diffariff.clap.bridge.ClapBridge`) or a neighbour prior
+    (:class:`~diffariff.clap.neighbour_prior.NeighbourPrior`), told apart by the checkpoint's kind.
+    Raises CheckpointError for anything else."""
+    from ..checkpoint import read_checkpoint_metadata
+    from ..errors import CheckpointError
+    from .bridge import KIND as BRIDGE_KIND
+    from .bridge import ClapBridge
+    from .neighbour_prior import KIND as NEIGHBOUR_KIND
+    from .neighbour_prior import NeighbourPrior
+
+    kind = read_checkpoint_metadata(path).get("kind")
+    if kind == NEIGHBOUR_KIND:
+        return NeighbourPrior.load(path)
+    if kind != BRIDGE_KIND:
+        raise CheckpointError(f"{path}: holds a '{kind}' model, not a context prior "
+                              f"('{BRIDGE_KIND}' or '{NEIGHBOUR_KIND}')")
+    prior = ClapBridge.load(path)
+    require_context_prior(prior, str(path))
+    return prior
+
+
 def sample_for_context(prior, clap, context: np.ndarray | None, sample_rate: int, *, n: int = 1,
                        seed: int | None = 0, guidance: float = 1.0) -> torch.Tensor:
     """``n`` audio-CLAP embeddings ``[n, D]`` (L2-normalised) of stems that fit ``context`` ``[C, N]``
@@ -195,6 +218,23 @@ def evaluate_prior(prior, pairs: PriorPairs, *, samples: int = 4, seed: int = 0,
     return out
 
 
+def fit_role_classifier(x: torch.Tensor, y: torch.Tensor, classes: int, *, steps: int = 1500, lr: float = 1e-2,
+                        l2: float = 1e-4, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multinomial logistic regression of class ``y`` int64 ``[N]`` (0..classes-1) on ``x`` ``[N, D]``:
+    full-batch Adam on cross-entropy + ``l2`` * |W|^2. Returns ``weight`` ``[D, classes]``, ``bias`` ``[classes]``."""
+    gen = torch.Generator().manual_seed(int(seed))
+    weight = (0.01 * torch.randn(x.shape[1], int(classes), generator=gen)).requires_grad_()
+    bias = torch.zeros(int(classes), requires_grad=True)
+    opt = torch.optim.Adam([weight, bias], lr=lr)
+    with torch.enable_grad():
+        for _ in range(int(steps)):
+            loss = torch.nn.functional.cross_entropy(x @ weight + bias, y) + l2 * weight.pow(2).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return weight.detach(), bias.detach()
+
+
 def context_role_probe(train: PriorPairs, held_out: PriorPairs, *, k: int = 25, steps: int = 1500,
                        seed: int = 0) -> dict:
     """How much the context embedding alone says about the target's role: held-out accuracy of a linear
@@ -211,16 +251,7 @@ def context_role_probe(train: PriorPairs, held_out: PriorPairs, *, k: int = 25, 
         raise InputError("the role probe needs training and held-out pairs with a context and a known role")
     roles = sorted(set(y_role.tolist()))
     y, ye = _class_index(y_role, roles), _class_index(ye_role, roles)
-    gen = torch.Generator().manual_seed(seed)
-    weight = (0.01 * torch.randn(x.shape[1], len(roles), generator=gen)).requires_grad_()
-    bias = torch.zeros(len(roles), requires_grad=True)
-    opt = torch.optim.Adam([weight, bias], lr=1e-2)
-    with torch.enable_grad():
-        for _ in range(int(steps)):
-            loss = torch.nn.functional.cross_entropy(x @ weight + bias, y) + 1e-4 * weight.pow(2).sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    weight, bias = fit_role_classifier(x, y, len(roles), steps=steps, seed=seed)
     with torch.no_grad():
         linear = float(((xe @ weight + bias).argmax(1) == ye).float().mean())
         linear_train = float(((x @ weight + bias).argmax(1) == y).float().mean())

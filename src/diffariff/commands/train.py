@@ -18,12 +18,14 @@ TRAINABLE = {
     "clap": ("diffariff.train.clap", "the built-in audio/text CLAP embedding model"),
     "bridge": ("diffariff.train.bridge", "the text-to-audio CLAP embedding bridge (diffusion MLP)"),
     "prior": ("diffariff.train.prior", "the context prior: a fitting stem's CLAP embedding from the context"),
+    "neighbour-prior": ("diffariff.train.neighbour_prior",
+                        "the neighbour context prior: a role classifier and a bank of embedded pairs"),
     "diffusion": ("diffariff.train.diffusion", "the latent diffusion model (EDM or consistency)"),
 }
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    lines = "\n".join(f"  {name:<10} {help_text}" for name, (_, help_text) in TRAINABLE.items())
+    lines = "\n".join(f"  {name:<16} {help_text}" for name, (_, help_text) in TRAINABLE.items())
     parser = subparsers.add_parser(
         "train",
         help="train a model (resumable; see `diffariff train MODEL -h`)",

@@ -289,10 +289,10 @@ def run_denoising(args) -> int:
 
 
 def run_prior(args) -> int:
-    from ..clap.bridge import ClapBridge  # noqa: PLC0415
     from ..clap.context_prior import (  # noqa: PLC0415
         context_role_probe,
         evaluate_prior,
+        load_context_prior,
         require_context_prior,
         role_centroids,
     )
@@ -309,7 +309,7 @@ def run_prior(args) -> int:
     for path in args.prior:
         if not Path(path).is_file():
             raise InputError(f"--prior {path}: no such file")
-        prior = ClapBridge.load(path).eval()
+        prior = load_context_prior(path).eval()
         require_context_prior(prior, f"--prior {path}")
         if prior.config.clap_sha256 and prior.config.clap_sha256 != clap_sha:
             raise InputError(f"--prior {path}: trained on another CLAP model than the pairs in {args.pairs}")
