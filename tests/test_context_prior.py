@@ -26,6 +26,7 @@ from diffariff.clap.context_prior import (
     embed_pair_items,
     evaluate_prior,
     format_prior_report,
+    load_context_prior,
     role_centroids,
     sample_for_context,
 )
@@ -281,7 +282,7 @@ def test_eval_settings_include_the_prior_row_only_with_a_prior(tmp_path):
 
 def test_default_bundle_ships_a_context_prior_for_its_clap(render_notes):
     bundle = open_bundle("default")
-    prior = ClapBridge.load(bundle.prior)
+    prior = load_context_prior(bundle.prior)
     assert prior.config.condition == "context" and prior.check_clap(bundle.clap)
     clap = BuiltinClap.load(bundle.clap)
     ctx = render_notes(0, [60, 64, 67, 72, 67, 64], beat_seconds=0.15, seconds=2.0)

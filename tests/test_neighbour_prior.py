@@ -202,3 +202,15 @@ def test_train_neighbour_prior_command_builds_scores_and_bundles(prior_run, caps
     other.save(bundle.root / "prior.safetensors")
     with pytest.raises(CheckpointError, match="different CLAP"):
         open_bundle(bundle.root)
+
+
+def test_callers_without_a_guidance_get_the_priors_own(clap, crops, train_pairs):
+    from diffariff.clap.context_prior import default_guidance
+
+    prior = NeighbourPrior.build(train_pairs, NeighbourPriorConfig(dim=clap.dim, guidance=3.0))
+    assert default_guidance(prior) == 3.0
+    bass = crops["bass"][13]
+    assert torch.equal(sample_for_context(prior, clap, bass, SR, n=4, seed=2),
+                       sample_for_context(prior, clap, bass, SR, n=4, seed=2, guidance=3.0))
+    with pytest.raises(ConfigError, match="guidance"):
+        NeighbourPriorConfig(guidance=-1.0)

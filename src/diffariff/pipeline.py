@@ -274,10 +274,10 @@ class Accompanist:
         return torch.nn.functional.normalize(sum(embs), dim=-1)
 
     def context_condition(self, context_audio: np.ndarray, *, seed: int | None = None,
-                          guidance: float = 1.0) -> torch.Tensor:
+                          guidance: float | None = None) -> torch.Tensor:
         """A CLAP condition [1, D] sampled by the context prior for ``context_audio`` [C, N] at 48 kHz
         (a silent context gives an unconditional sample); ``guidance``: classifier-free guidance on the
-        context (1 = plain conditional). ConfigError without a prior."""
+        context (1 = plain conditional; None: the prior's own default). ConfigError without a prior."""
         from .clap.context_prior import sample_for_context
 
         if self.prior is None:
@@ -405,7 +405,7 @@ class Accompanist:
         rescale_phi: float = 0.0, style_reference: AudioLike | None = None, style_strength: float = 0.5,
         loop: int | None = None, loop_strength: float = 0.5, long_mode: str = "auto",
         overlap_seconds: float | None = None, window_seconds: float | None = None, decode_steps: int = 1,
-        decode_mode: str = "consistency", use_prior: bool = True, prior_guidance: float = 1.0,
+        decode_mode: str = "consistency", use_prior: bool = True, prior_guidance: float | None = None,
         max_seconds: float | None = DEFAULT_MAX_SECONDS, progress: bool | None = False,
     ) -> np.ndarray:
         """Generate ``n`` stems for ``context`` -> float32 [n, 2, N] at 48 kHz, N = the context's length
@@ -418,7 +418,8 @@ class Accompanist:
         ``style_reference``: audio whose latent statistics ground the timbre (``style_strength`` 0-1);
         ``loop``: 2 or 4 repetitions tied for the first ``loop_strength`` of the steps; ``long_mode``
         / ``window_seconds`` / ``overlap_seconds``: long contexts (module doc); ``use_prior``: with no
-        other condition, let the context prior pick the instrument (module doc) with ``prior_guidance``; ``seed``: same seed,
+        other condition, let the context prior pick the instrument (module doc) with ``prior_guidance`` (None: the
+        prior's own default, :func:`~diffariff.clap.context_prior.default_guidance`); ``seed``: same seed,
         same output.
         """
         ctx = self.prepare_context(context, sample_rate, seconds=seconds, max_seconds=max_seconds)

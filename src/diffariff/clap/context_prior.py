@@ -154,12 +154,19 @@ def load_context_prior(path):
     return prior
 
 
+def default_guidance(prior) -> float:
+    """The guidance a context prior samples with when the caller names none: its config's ``guidance``
+    (a neighbour prior records the strength it was measured best at), else 1 (plain conditional)."""
+    return float(getattr(prior.config, "guidance", 1.0))
+
+
 def sample_for_context(prior, clap, context: np.ndarray | None, sample_rate: int, *, n: int = 1,
-                       seed: int | None = 0, guidance: float = 1.0) -> torch.Tensor:
+                       seed: int | None = 0, guidance: float | None = None) -> torch.Tensor:
     """``n`` audio-CLAP embeddings ``[n, D]`` (L2-normalised) of stems that fit ``context`` ``[C, N]``
     (None or silent: unconditional samples). ``guidance``: classifier-free guidance on the context
-    embedding (1 = plain conditional)."""
+    embedding (1 = plain conditional; None: :func:`default_guidance`)."""
     require_context_prior(prior)
+    guidance = default_guidance(prior) if guidance is None else guidance
     cond = context_embedding(clap, context, sample_rate)
     return prior.sample(cond, n_per_text=int(n), seed=seed, guidance=1.0 if cond is None else float(guidance))
 

@@ -50,6 +50,8 @@ class NeighbourPriorConfig:
     """``dim``: CLAP embedding width; ``k``: neighbours (of the sampled role) a stem is drawn from;
     ``temperature``: softmax temperature over their cosine similarities to the query context;
     ``route_by_role``: sample a role first (False: the ``k`` nearest contexts of any role);
+    ``guidance``: the role guidance ``g`` used when a caller names none
+    (:func:`~diffariff.clap.context_prior.default_guidance`);
     ``roles``: the role indices (into :data:`~diffariff.clap.context_prior.ROLE_NAMES`) the
     classifier's classes stand for; ``clap_sha256``: the CLAP file the bank was embedded with;
     ``condition``: always ``"context"`` (what marks a context prior)."""
@@ -58,13 +60,14 @@ class NeighbourPriorConfig:
     k: int = 16
     temperature: float = 0.05
     route_by_role: bool = True
+    guidance: float = 4.0
     roles: tuple[int, ...] = ()
     clap_sha256: str = ""
     condition: str = "context"
 
     def __post_init__(self) -> None:
-        if self.dim < 1 or self.k < 1 or not self.temperature > 0:
-            raise ConfigError("need dim >= 1, k >= 1 and temperature > 0")
+        if self.dim < 1 or self.k < 1 or not self.temperature > 0 or not self.guidance >= 0:
+            raise ConfigError("need dim >= 1, k >= 1, temperature > 0 and guidance >= 0")
         if self.condition != "context":
             raise ConfigError(f"a neighbour prior is conditioned on 'context', not '{self.condition}'")
         if any(not 0 <= r < len(ROLE_NAMES) for r in self.roles):

@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--edm", help="EDM latent-diffusion checkpoint")
     c.add_argument("--consistency", help="consistency latent-diffusion checkpoint")
     c.add_argument("--bridge", help="text-to-audio CLAP bridge checkpoint (optional)")
-    c.add_argument("--prior", help="context prior checkpoint (optional; `diffariff train prior`)")
+    c.add_argument("--prior", help="context prior checkpoint (optional; `diffariff train prior` or `train neighbour-prior`)")
     c.add_argument("--example", action="append", default=[], metavar="NAME=FILE",
                    help="example audio shipped with the bundle (e.g. context=mix.flac); repeatable")
     c.add_argument("--notes", default="", help="free text stored in the manifest")

@@ -88,8 +88,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-prior", action="store_true",
                    help="with no --text / --reference: do not let the bundle's context prior choose the "
                    "instrument (generate with an empty CLAP condition)")
-    p.add_argument("--prior-guidance", type=float, default=1.0,
-                   help="guidance of the context prior on the context (default 1: plain conditional)")
+    p.add_argument("--prior-guidance", type=float,
+                   help="guidance of the context prior on the context (1: plain conditional; default: the "
+                   "prior's own, 1 for a diffusion prior)")
     p.set_defaults(func=run_generate)
 
     a = subparsers.add_parser("arrange", help="build a multitrack arrangement part by part", epilog=ARRANGE_EXAMPLES,

@@ -40,8 +40,9 @@ def register(subparsers) -> None:
     g.add_argument("--steps", type=int, help="with --bundle: sampling steps (default 30 EDM / 5 consistency)")
     g.add_argument("--cfg-context", type=float, default=1.25, help="with --bundle: context guidance (default 1.25)")
     g.add_argument("--cfg-clap", type=float, default=1.25, help="with --bundle: CLAP guidance (default 1.25)")
-    g.add_argument("--prior-guidance", type=float, default=1.0,
-                   help="with --bundle: context-prior guidance of the ctx_prior row (default 1)")
+    g.add_argument("--prior-guidance", type=float,
+                   help="with --bundle: context-prior guidance of the ctx_prior row (default: the prior's own; "
+                   "1 for a diffusion prior)")
     g.add_argument("--reference-n", type=int, help="pairs in the real reference draw (default: --n)")
     g.add_argument("--batches", type=int, default=5, help="batches for the mean and CI (default 5)")
     g.add_argument("--bounds", nargs="*", default=["random", "noise", "silence"],

@@ -320,7 +320,7 @@ def setting_inputs(item: Mapping, setting: Setting) -> dict:
 
 def bundle_generators(bundle, names: Sequence[str] | None = None, *, sampler: str | None = None,
                       steps: int | None = None, cfg_context: float = 1.25,
-                      cfg_clap: float = 1.25, prior_guidance: float = 1.0) -> dict[str, Generator]:
+                      cfg_clap: float = 1.25, prior_guidance: float | None = None) -> dict[str, Generator]:
     """Generators for Table 1's settings from a model bundle: each runs
     ``Accompanist.generate`` with the inputs of :func:`setting_inputs` and returns one stem ``[2, N]``.
 
@@ -328,7 +328,7 @@ def bundle_generators(bundle, names: Sequence[str] | None = None, *, sampler: st
     branch); ``"text"`` uses the raw text embedding (bridge off), ``"bridge-text"`` maps it through the
     bundle's bridge, ``"bridge-uncond"`` conditions on an embedding sampled by the unconditional
     bridge (seeded by the pair), ``"prior"`` lets the bundle's context prior pick the CLAP condition;
-    every other setting runs with the prior off (``prior_guidance``: its guidance on the context). ``names`` None: every setting the bundle supports
+    every other setting runs with the prior off (``prior_guidance``: its guidance on the context; None: the prior's own default). ``names`` None: every setting the bundle supports
     (bridge / prior settings only with a bridge / prior). ``sampler`` / ``steps`` / ``cfg_context`` / ``cfg_clap``: as in
     ``Accompanist.generate`` (default: the bundle's preferred model, Heun 30 steps for EDM, guidance
     1.25 / 1.25)."""

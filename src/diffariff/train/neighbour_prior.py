@@ -5,9 +5,9 @@ Nothing is embedded here: the pairs folders (``RUN/pairs``) already hold the aud
 the context mixes and target reference clips, with the targets' roles. The training parts of every
 folder are pooled into the bank and the role classifier is fitted on them (seconds on a CPU); the
 held-out draws of the first folder (``eval.safetensors``) score the result with
-:func:`~diffariff.clap.context_prior.evaluate_prior` (role accuracy against the nearest role
-centroid of the training targets, closeness to the true target), printed and kept in the file's
-metadata.
+:func:`~diffariff.clap.context_prior.evaluate_prior` at the prior's default guidance (role accuracy
+against the nearest role centroid of the training targets, closeness to the true target), printed and
+kept in the file's metadata; ``diffariff eval prior`` scores it at other strengths.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=int, default=16, help="neighbours of the sampled role a stem is drawn from (16)")
     parser.add_argument("--temperature", type=float, default=0.05,
                         help="softmax temperature over the neighbours' context similarities (0.05)")
+    parser.add_argument("--guidance", type=float, default=4.0,
+                        help="role guidance the prior samples with by default (4; 1 = the plain posterior)")
     parser.add_argument("--no-role-routing", action="store_true",
                         help="draw from the k nearest contexts of any role (no role classifier step)")
     parser.add_argument("--max-rows", type=int, help="keep at most this many bank rows (a seeded subset)")
@@ -63,13 +65,15 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("the pairs folders were embedded with different CLAP models")
     pairs = PriorPairs.concat(trains)
     config = NeighbourPriorConfig(dim=int(pairs.target.shape[1]), k=args.k, temperature=args.temperature,
-                                  route_by_role=not args.no_role_routing, clap_sha256=shas.pop())
+                                  route_by_role=not args.no_role_routing, guidance=args.guidance,
+                                  clap_sha256=shas.pop())
     start = time.perf_counter()
     prior = NeighbourPrior.build(pairs, config, max_rows=args.max_rows, classifier_steps=args.classifier_steps,
                                  seed=args.seed)
     print(f"neighbour prior: {prior.target.shape[0]} bank rows of {len(pairs)} pairs, {len(prior.config.roles)} roles, "
           f"built in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-    result = evaluate_prior(prior, held_out, samples=args.samples, seed=args.seed, centroids=role_centroids(pairs))
+    result = evaluate_prior(prior, held_out, samples=args.samples, seed=args.seed, centroids=role_centroids(pairs),
+                            guidance=prior.config.guidance)
     prior.save(out, extra={"pairs": [str(p) for p in args.pairs], "bank_rows": int(prior.target.shape[0]),
                            "held_out": result})
     print(format_prior_report(result))
