@@ -214,3 +214,15 @@ def test_callers_without_a_guidance_get_the_priors_own(clap, crops, train_pairs)
                        sample_for_context(prior, clap, bass, SR, n=4, seed=2, guidance=3.0))
     with pytest.raises(ConfigError, match="guidance"):
         NeighbourPriorConfig(guidance=-1.0)
+
+
+def test_a_role_missing_from_a_subset_bank_is_never_drawn(clap, crops, train_pairs):
+    prior = NeighbourPrior.build(train_pairs, NeighbourPriorConfig(dim=clap.dim))
+    keep = prior.role == prior.config.roles.index(BASS)  # a bank of bass stems only
+    bass_only = NeighbourPrior(prior.config, prior.context[keep], prior.target[keep], prior.role[keep], prior.weight,
+                               prior.bias, prior.role_prior)
+    ctx = clap.embed_audio(crops["bass"][13][None], sample_rate=SR)  # a context the classifier calls "chords"
+    assert float(prior.role_probabilities(ctx)[0, prior.config.roles.index(CHORDS)]) > 0.5
+    probs = bass_only.role_probabilities(ctx)[0]
+    assert float(probs[prior.config.roles.index(CHORDS)]) == 0.0 and torch.isclose(probs.sum(), torch.tensor(1.0))
+    assert bass_only.sample(ctx, n_per_text=3, seed=0).shape == (3, clap.dim)

@@ -135,7 +135,7 @@ def load_context_prior(path):
     """The context prior saved at ``path``: a diffusion prior (a CLAP bridge conditioned on the context,
     :class:`~diffariff.clap.bridge.ClapBridge`) or a neighbour prior
     (:class:`~diffariff.clap.neighbour_prior.NeighbourPrior`), told apart by the checkpoint's kind.
-    Raises CheckpointError for anything else."""
+    Raises CheckpointError for any other kind, InputError for a bridge conditioned on text."""
     from ..checkpoint import read_checkpoint_metadata
     from ..errors import CheckpointError
     from .bridge import KIND as BRIDGE_KIND

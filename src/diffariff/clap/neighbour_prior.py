@@ -127,10 +127,13 @@ class NeighbourPrior(torch.nn.Module):
     # ---- sampling ----------------------------------------------------------------------------------
 
     def role_probabilities(self, context: torch.Tensor, guidance: float = 1.0) -> torch.Tensor:
-        """``p_g(role | context)`` ``[B, R]`` for context embeddings ``[B, D]`` (module doc, step 1)."""
+        """``p_g(role | context)`` ``[B, R]`` for context embeddings ``[B, D]`` (module doc, step 1); roles
+        without a bank row (possible in a ``max_rows`` subset) get probability 0."""
         log_post = torch.log_softmax(torch.nn.functional.normalize(context.float(), dim=1) @ self.weight + self.bias, 1)
         log_prior = torch.log(self.role_prior.clamp_min(1e-12))
-        return torch.softmax((1.0 - guidance) * log_prior + guidance * log_post, dim=1)
+        logits = (1.0 - guidance) * log_prior + guidance * log_post
+        in_bank = torch.bincount(self.role, minlength=len(self.config.roles)) > 0
+        return torch.softmax(logits.masked_fill(~in_bank, float("-inf")), dim=1)
 
     @torch.no_grad()
     def sample(self, context: torch.Tensor | None, *, n_per_text: int = 1, guidance: float = 1.0,
