@@ -19,7 +19,7 @@ from cli_args import parse_options
 from diffariff.bundle import make_tiny_bundle, open_bundle
 from diffariff.checkpoint import read_checkpoint_metadata
 from diffariff.clap.bridge import BridgeConfig, ClapBridge, file_sha256
-from diffariff.clap.builtin import BuiltinClap, ClapConfig
+from diffariff.clap.builtin import BuiltinClap
 from diffariff.clap.context_prior import (
     ROLE_NAMES,
     PriorPairs,
@@ -33,10 +33,8 @@ from diffariff.clap.context_prior import (
 from diffariff.cli import main
 from diffariff.errors import CheckpointError, ConfigError, InputError
 from diffariff.train.prior import PriorBatches, add_arguments, run
+from prior_audio import SR, TINY_CLAP, phrase_crops
 
-SR = 48_000
-TINY_CLAP = ClapConfig(dim=32, n_mels=32, channels=(8, 16, 32), pool_dim=32, audio_hidden=64, text_hidden=64,
-                       window_seconds=1.0)
 TINY = BridgeConfig(dim=32, text_dim=32, hidden=64, blocks=2, noise_emb_dim=32, steps=8, condition="context")
 FAST = dict(steps=2, decode_mode="deterministic")
 
@@ -58,18 +56,7 @@ def clap() -> BuiltinClap:
 @pytest.fixture(scope="module")
 def phrases(render_notes) -> dict[str, list[np.ndarray]]:
     """1-s stereo crops [2, 48000] of rendered piano and bass phrases (16 each)."""
-    sets = {
-        "bass": (33, [[36, 43, 41, 38, 36, 31, 33, 36], [40, 40, 43, 45, 28, 31, 33, 35]]),
-        "piano": (0, [[60, 64, 67, 72, 67, 64, 60, 55], [72, 71, 69, 67, 65, 64, 62, 60]]),
-    }
-    out = {}
-    for name, (program, pitch_sets) in sets.items():
-        clips = []
-        for pitches in pitch_sets:
-            audio = render_notes(program, pitches, seconds=2.0)
-            clips += [audio[:, s:s + SR] for s in range(0, SR + 1, SR // 7)]
-        out[name] = clips
-    return out
+    return phrase_crops(render_notes, ("bass", "piano"))
 
 
 def _items(contexts, references, roles=None) -> list[dict]:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from cli_args import parse_options
 from diffariff.bundle import make_tiny_bundle, open_bundle, save_bundle
 from diffariff.checkpoint import read_checkpoint_metadata
-from diffariff.clap.builtin import BuiltinClap, ClapConfig
+from diffariff.clap.builtin import BuiltinClap
 from diffariff.clap.context_prior import (
     ROLE_NAMES,
     PriorPairs,
@@ -26,10 +26,8 @@ from diffariff.clap.context_prior import (
 )
 from diffariff.clap.neighbour_prior import NeighbourPrior, NeighbourPriorConfig
 from diffariff.errors import CheckpointError, ConfigError, InputError
+from prior_audio import SR, TINY_CLAP, phrase_crops
 
-SR = 48_000
-TINY_CLAP = ClapConfig(dim=32, n_mels=32, channels=(8, 16, 32), pool_dim=32, audio_hidden=64, text_hidden=64,
-                       window_seconds=1.0)
 BASS, CHORDS, DRUMS = (ROLE_NAMES.index(r) for r in ("bass", "chords", "drums"))
 
 
@@ -42,19 +40,7 @@ def clap() -> BuiltinClap:
 @pytest.fixture(scope="module")
 def crops(render_notes) -> dict[str, list[np.ndarray]]:
     """1-s stereo crops [2, 48000] of rendered piano, bass and drum phrases (16 each)."""
-    sets = {
-        "bass": (33, False, [[36, 43, 41, 38, 36, 31, 33, 36], [40, 40, 43, 45, 28, 31, 33, 35]]),
-        "piano": (0, False, [[60, 64, 67, 72, 67, 64, 60, 55], [72, 71, 69, 67, 65, 64, 62, 60]]),
-        "drums": (0, True, [[36, 42, 38, 42, 36, 36, 38, 42], [36, 46, 38, 46, 36, 42, 38, 49]]),
-    }
-    out = {}
-    for name, (program, drum, pitch_sets) in sets.items():
-        clips = []
-        for pitches in pitch_sets:
-            audio = render_notes(program, pitches, drum=drum, seconds=2.0)
-            clips += [audio[:, s:s + SR] for s in range(0, SR + 1, SR // 7)]
-        out[name] = clips
-    return out
+    return phrase_crops(render_notes, ("bass", "piano", "drums"))
 
 
 def _pairs(clap, crops, part: slice) -> PriorPairs:

@@ -198,7 +198,6 @@ def _check_bridge(bridge: Path, clap: Path, condition: str = "text") -> None:
     """The bridge (``condition="text"``) or context prior (``"context"``) is a CLAP-bridge checkpoint
     with that condition, trained on this bundle's CLAP (when it records one)."""
     from .clap.bridge import KIND as BRIDGE_KIND
-    from .clap.bridge import file_sha256
 
     what = "bridge" if condition == "text" else "context prior"
     meta = _kind(bridge, BRIDGE_KIND, what)
@@ -207,24 +206,28 @@ def _check_bridge(bridge: Path, clap: Path, condition: str = "text") -> None:
     if have != condition:
         raise CheckpointError(f"{bridge.name}: the bundle's {what} must be conditioned on '{condition}', "
                               f"this one is conditioned on '{have}'")
+    _check_clap_hash(bridge, config, clap)
+
+
+def _check_clap_hash(part: Path, config: dict, clap: Path) -> None:
+    """CheckpointError unless ``part``'s ``config`` records no CLAP hash or the hash of ``clap``."""
+    from .clap.bridge import file_sha256
+
     want = config.get("clap_sha256", "")
     if want and file_sha256(clap) != want:
-        raise CheckpointError(f"{bridge.name} was trained on a different CLAP than the bundle's {clap.name}")
+        raise CheckpointError(f"{part.name} was made with a different CLAP than the bundle's {clap.name}")
 
 
 def _check_prior(prior: Path, clap: Path) -> None:
     """The context prior is a CLAP bridge conditioned on the context or a neighbour prior
     (:mod:`diffariff.clap.neighbour_prior`), embedded with this bundle's CLAP (when it records one)."""
-    from .clap.bridge import file_sha256
     from .clap.neighbour_prior import KIND as NEIGHBOUR_KIND
 
     meta = read_checkpoint_metadata(prior)
     if meta.get("kind") != NEIGHBOUR_KIND:
         _check_bridge(prior, clap, "context")
         return
-    want = json.loads(meta.get("config", "{}")).get("clap_sha256", "")
-    if want and file_sha256(clap) != want:
-        raise CheckpointError(f"{prior.name} was built with a different CLAP than the bundle's {clap.name}")
+    _check_clap_hash(prior, json.loads(meta.get("config", "{}")), clap)
 
 
 def open_bundle(path_or_name: str | os.PathLike = "default") -> Bundle:

@@ -98,6 +98,8 @@ class NeighbourPrior(torch.nn.Module):
         self.register_buffer("weight", weight.float())
         self.register_buffer("bias", bias.float())
         self.register_buffer("role_prior", role_prior.float() / role_prior.float().sum())
+        #: bool [R]: roles with at least one bank row (derived, not stored)
+        self.in_bank = torch.bincount(self.role, minlength=r) > 0
 
     # ---- building ----------------------------------------------------------------------------------
 
@@ -132,12 +134,11 @@ class NeighbourPrior(torch.nn.Module):
         log_post = torch.log_softmax(torch.nn.functional.normalize(context.float(), dim=1) @ self.weight + self.bias, 1)
         log_prior = torch.log(self.role_prior.clamp_min(1e-12))
         logits = (1.0 - guidance) * log_prior + guidance * log_post
-        in_bank = torch.bincount(self.role, minlength=len(self.config.roles)) > 0
-        return torch.softmax(logits.masked_fill(~in_bank, float("-inf")), dim=1)
+        return torch.softmax(logits.masked_fill(~self.in_bank, float("-inf")), dim=1)
 
     @torch.no_grad()
     def sample(self, context: torch.Tensor | None, *, n_per_text: int = 1, guidance: float = 1.0,
-               seed: int | None = 0, **_unused) -> torch.Tensor:
+               seed: int | None = 0) -> torch.Tensor:
         """Audio-CLAP embeddings of fitting stems.
 
         Args:
@@ -179,8 +180,7 @@ class NeighbourPrior(torch.nn.Module):
 
     def save(self, path: str | os.PathLike, extra: dict | None = None) -> Path:
         """Write the bank, the classifier and the config to one fp16 ``.safetensors`` file (atomically)."""
-        tensors = {k: v for k, v in self.state_dict().items()}
-        return save_checkpoint(path, tensors, kind=KIND, config=self.config, extra=extra, dtype=torch.float16)
+        return save_checkpoint(path, self.state_dict(), kind=KIND, config=self.config, extra=extra, dtype=torch.float16)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> NeighbourPrior:
