@@ -17,7 +17,10 @@ from diffariff.codec.losses import (
     mr_stft_loss,
     phase_derivative_loss,
     phase_loss,
+    latent_note_loss,
+    note_profile,
     semitone_band_loss,
+    semitone_bands,
     semitone_filterbank,
 )
 
@@ -139,3 +142,19 @@ def test_semitone_band_loss_tells_a_note_from_its_neighbour(render_notes):
     assert fb.shape == (84, 4097) and bool((fb.sum(1) > 0).all())
     peak_bins = fb.argmax(1).float() * 48_000 / 8192
     assert torch.allclose(peak_bins[12], torch.tensor(130.8), atol=6.0)  # C3, one octave up
+
+
+def test_note_profile_peaks_at_the_played_note_per_latent_frame(render_notes):
+    """One profile column per 4096-sample frame; a held flute note peaks in its own semitone band (and one
+    band higher a semitone up); the level is removed; silence gives a flat (zero) profile."""
+    a = torch.from_numpy(render_notes(73, [69], beat_seconds=1.0, seconds=0.768)[0])[None]  # A4, 440 Hz
+    up = torch.from_numpy(render_notes(73, [70], beat_seconds=1.0, seconds=0.768)[0])[None]
+    prof = note_profile(a, 4096)
+    assert prof.shape == (1, semitone_bands(), a.shape[-1] // 4096) == (1, 84, 9)
+    band = prof[0, :, 2:6].mean(dim=1)  # frames inside the note
+    assert int(band.argmax()) == 33  # band 0 = C2 (MIDI 36), so A4 (MIDI 69) is band 33
+    assert int(note_profile(up, 4096)[0, :, 2:6].mean(dim=1).argmax()) == 34
+    assert float((note_profile(0.1 * a, 4096) - prof).abs().mean()) < 0.05  # level-free (but for the floor)
+    assert float(note_profile(torch.zeros(1, 4096 * 3), 4096).abs().max()) < 1e-5
+    assert float(latent_note_loss(prof, prof)) == 0.0
+    assert float(latent_note_loss(note_profile(up, 4096), prof)) > 0.5

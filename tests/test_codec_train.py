@@ -64,6 +64,30 @@ def test_magphase_decoder_fine_tune_keeps_the_encoder(render_notes):
         assert torch.equal(module.codec.encode(x), latents_before)
 
 
+def test_note_term_puts_the_notes_into_the_latents(render_notes):
+    """``--note-weight``: a training-only linear read-out of the latents; its loss falls as encoder and
+    read-out train, the encoder's gradient comes from it, and it refuses a frozen encoder."""
+    torch.manual_seed(0)
+    train = {"stage": 1, "w_note": 1.0, "w_complex": 0.0, "w_mrstft": 0.0}  # the note term alone
+    module = CodecModule(asdict(CodecConfig(**TINY)), train)
+    assert module.note_head is not None and module.note_head.out_channels == 84
+    x = _clips(render_notes)
+    opt = torch.optim.Adam([*module.codec.encoder.parameters(), *module.note_head.parameters()], 2e-3)
+    losses = []
+    for _ in range(25):
+        loss = module._stage1_loss(x)
+        opt.zero_grad()
+        loss.backward()
+        losses.append(float(loss))
+        opt.step()
+    assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3])
+    assert module.codec.encoder.bottleneck.weight.grad.abs().sum() > 0
+    assert all(p.grad is None or not p.grad.any() for p in module.codec.upsampler.parameters())
+    with pytest.raises(ConfigError, match="note"):
+        CodecModule(asdict(CodecConfig(**TINY)), {**train, "freeze_encoder": True})
+    assert "note_head" not in str(module.codec.state_dict().keys())  # the export holds the codec alone
+
+
 def test_stage2_step_trains_only_the_unet(render_notes):
     torch.manual_seed(0)
     cfg = asdict(tiny_codec().config)

@@ -11,6 +11,10 @@
   (:func:`~diffariff.codec.losses.phase_derivative_loss`), an 8192-point resolution in the
   multi-resolution term and log energies in semitone bands (:func:`~diffariff.codec.losses.semitone_band_loss`);
   ``magphase``'s decoder kept the envelope but lost the notes.
+  ``--note-weight`` adds a latent term to any recipe: a linear read-out (a 1x1 convolution, trained with
+  the codec and not exported) of each latent frame must predict that frame's semitone-band profile
+  (:func:`~diffariff.codec.losses.latent_note_loss`), so the notes are linearly in the latents. It
+  changes the latent space, so it needs the encoder to train.
   ``--freeze-encoder`` trains the decoder side only: the latents, and hence every latent model
   trained on them, stay valid (the export keeps the initial latent statistics).
 * Stage 2 (initialised from a stage-1 export): encoder and upsampler frozen; the consistency U-Net
@@ -52,6 +56,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from torch import nn
 
 from ..checkpoint import config_from_dict, config_to_dict, load_checkpoint, load_config_file
 from ..codec import Codec, CodecConfig
@@ -66,7 +71,10 @@ from ..codec.losses import (
     mr_stft_loss,
     phase_derivative_loss,
     phase_loss,
+    latent_note_loss,
+    note_profile,
     semitone_band_loss,
+    semitone_bands,
 )
 from ..errors import ConfigError, DatasetError, InputError
 from ..eval.codec_eval import clip_metrics
@@ -111,6 +119,7 @@ class CodecTrainConfig:
     w_dphase: float = 0.0  # phase differences across frames and bins (instantaneous frequency, group delay)
     hires: bool = False  # add an 8192-point resolution to the multi-resolution STFT term
     w_semitone: float = 0.0  # log energies in semitone bands of an 8192-point STFT
+    w_note: float = 0.0  # latent term: a linear read-out of each latent frame predicts its semitone profile
     freeze_encoder: bool = False
     # stage 2 (consistency training)
     ct_s0: int = 10
@@ -211,6 +220,10 @@ class CodecModule(L.LightningModule):
         self.codec = Codec(self.cfg)
         self.ema = copy.deepcopy(self.codec).requires_grad_(False)
         self.teacher = copy.deepcopy(self.codec.unet).requires_grad_(False) if self.tcfg.stage == 2 else None
+        if self.tcfg.w_note and (self.tcfg.stage != 1 or self.tcfg.freeze_encoder):
+            raise ConfigError("the latent note term (--note-weight) trains the encoder: stage 1 without --freeze-encoder")
+        # training-only read-out of the latent note term (not part of the codec, never exported)
+        self.note_head = nn.Conv1d(self.cfg.latent_dim, semitone_bands(), 1) if self.tcfg.w_note else None
         if self.tcfg.stage == 2:
             trainable = (self.codec.unet,)
         elif self.tcfg.freeze_encoder:
@@ -258,6 +271,11 @@ class CodecModule(L.LightningModule):
                 loss = loss + t.w_semitone * semitone_band_loss(y.flatten(0, 1), x.flatten(0, 1), self.cfg.sample_rate)
             if t.w_wave:
                 loss = loss + t.w_wave * (y - x).abs().mean()
+            if t.w_note:
+                profile = note_profile(x.float().mean(dim=1), self.cfg.samples_per_frame, self.cfg.sample_rate)
+                frames = min(profile.shape[-1], latents.shape[-1])
+                read_out = self.note_head(latents.float()[..., :frames])
+                loss = loss + t.w_note * latent_note_loss(read_out, profile[..., :frames])
         return loss
 
     def _stage2_loss(self, x: torch.Tensor) -> torch.Tensor:
@@ -353,7 +371,8 @@ class CodecModule(L.LightningModule):
     # optimisation --------------------------------------------------------------------------------
     def configure_optimizers(self):
         t = self.tcfg  # one parameter group (weight decay on everything), as the run's checkpoints hold
-        return adamw_with_schedule(self.codec, t.lr, t.total_steps, t.warmup_steps, (0.9, 0.99), t.weight_decay,
+        trained = self.codec if self.note_head is None else nn.ModuleList([self.codec, self.note_head])
+        return adamw_with_schedule(trained, t.lr, t.total_steps, t.warmup_steps, (0.9, 0.99), t.weight_decay,
                                    t.min_lr_ratio, split_decay=False)
 
     # export ---------------------------------------------------------------------------------------
@@ -395,6 +414,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "energies: keeps the notes)")
     parser.add_argument("--freeze-encoder", action="store_true",
                         help="stage 1: train the decoder side only, so existing latents stay valid")
+    parser.add_argument("--note-weight", type=float, default=0.0,
+                        help="stage 1: weight of the latent note term (a linear read-out of each latent frame "
+                        "predicts its semitone-band profile; puts the notes into the latents, changes the "
+                        "latent space)")
     parser.add_argument("--aux-weight", type=float, default=0.0,
                         help="stage 2: weight of a magnitude-only reconstruction term on the consistency "
                         "decoder's output (keeps its level while the consistency curriculum is young)")
@@ -441,8 +464,8 @@ def _codec_config(args: argparse.Namespace, run_dir: Path) -> tuple[CodecConfig,
 
 def run(args: argparse.Namespace) -> int:
     setup_cpu()
-    if args.aux_weight < 0 or args.energy_weight < 0:
-        raise ConfigError("--aux-weight and --energy-weight must be >= 0")
+    if args.aux_weight < 0 or args.energy_weight < 0 or args.note_weight < 0:
+        raise ConfigError("--aux-weight, --energy-weight and --note-weight must be >= 0")
     if args.energy_weight and args.batch_size < 2:
         raise ConfigError("--energy-weight needs --batch-size >= 2 (pairs of decodings of one clip)")
     torch.manual_seed(args.seed)
@@ -454,7 +477,7 @@ def run(args: argparse.Namespace) -> int:
                             lr=args.lr or (3e-4 if args.stage == 1 else 1e-4), total_steps=total,
                             eval_every=args.eval_every, eval_seconds=args.eval_seconds, seed=args.seed,
                             warmup_steps=min(200, max(1, total // 10)), freeze_encoder=args.freeze_encoder,
-                            w_aux=args.aux_weight, w_energy=args.energy_weight,
+                            w_aux=args.aux_weight, w_energy=args.energy_weight, w_note=args.note_weight,
                             **RECIPES[args.recipe])
     if tcfg.freeze_encoder and init is None and not args.resume:
         raise ConfigError("--freeze-encoder needs --init CODEC.safetensors (a trained encoder to keep)")
