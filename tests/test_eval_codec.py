@@ -119,3 +119,51 @@ def test_chunk_seams_are_measured_on_a_long_held_out_mixture(eval_corpus, codec_
     assert main(["eval", "codec", "--codec", str(codec_file), "--data", str(eval_corpus), "--split", "all",
                  "--out", str(out), "--seam-seconds", "600"]) == 2
     assert "no held-out song" in capsys.readouterr().err
+
+
+def test_pitch_class_frames_name_the_played_note(render_notes):
+    """Per 4096-sample frame, a held flute A4 puts its power in pitch class 0 (A) and a B-flat in class 1;
+    the last column is the frame's total band power, ~0 in silence."""
+    from diffariff.eval.latent_probe import pitch_class_frames
+
+    for pitch, cls in ((69, 0), (70, 1), (72, 3)):
+        a = render_notes(73, [pitch], beat_seconds=1.0, seconds=0.768).mean(axis=0)
+        y = pitch_class_frames(a, 4096)
+        assert y.shape == (9, 13)
+        assert all(int(row[:12].argmax()) == cls for row in y[2:6])
+        assert y[2:6, 12].min() > 1e3 * pitch_class_frames(np.zeros_like(a), 4096)[:, 12].max() + 1e-9
+
+
+def test_latent_probe_scores_latents_against_log_mel(eval_corpus, codec_file, tmp_path, capsys):
+    """``--latent-probe N``: a ridge probe from latents and from log-mel bands to per-frame pitch classes,
+    fitted on training-split windows, scored on the held-out ones; log-mel bands hold the notes of rendered
+    audio, so their probe correlates well; a negative window count is refused."""
+    from diffariff.eval.latent_probe import latent_note_probe
+
+    songs = load_songs(eval_corpus, "all")
+    res = latent_note_probe(tiny_codec(seed=0), songs[:3], songs[3:], n_train=12, n_test=4, seconds=2.0)
+    assert res["train_frames"] > 100 and res["test_frames"] > 20
+    assert -1.0 <= res["latents"] <= 1.0 and res["log_mel"] > 0.3
+    # the command: a copy of the corpus with its last song held out ("test")
+    data = tmp_path / "corpus"
+    for song in sorted(eval_corpus.iterdir()):
+        (data / song.name).mkdir(parents=True)
+        for f in song.iterdir():
+            if f.name != "metadata.json":
+                (data / song.name / f.name).symlink_to(f)
+        meta = json.loads((song / "metadata.json").read_text())
+        meta["split"] = "test" if song.name == songs[-1].name else "train"
+        (data / song.name / "metadata.json").write_text(json.dumps(meta))
+    out = tmp_path / "probe"
+    assert main(["eval", "codec", "--codec", str(codec_file), "--data", str(data), "--seconds", "2", "--n", "2",
+                 "--out", str(out), "--opus", "--mode", "deterministic", "--latent-probe", "8", "--no-progress"]) == 0
+    probe = json.loads((out / "results.json").read_text())["latent_probe"]
+    assert probe["n_train"] == 8 and probe["test_frames"] > 10
+    assert "latent pitch probe" in (out / "table.md").read_text()
+    capsys.readouterr()
+    assert main(["eval", "codec", "--codec", str(codec_file), "--data", str(data), "--split", "all", "--out", str(out),
+                 "--latent-probe", "4"]) == 2  # every song is held out: nothing to fit on
+    assert "training-split songs outside" in capsys.readouterr().err
+    assert main(["eval", "codec", "--codec", str(codec_file), "--data", str(data), "--out", str(out),
+                 "--latent-probe", "-1"]) == 2
+    assert "--latent-probe must be >= 0" in capsys.readouterr().err

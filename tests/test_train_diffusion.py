@@ -342,3 +342,13 @@ def test_sigterm_stops_a_run_like_a_time_limit(cache, config_file, tmp_path):
     assert train(cache, out, config_file, "--max-steps", str(target), "--resume") == 0
     steps = [int(r["step"]) for r in csv.DictReader((out / "metrics.csv").open())]
     assert steps[-1] == target and steps == sorted(set(steps))  # continued: no step logged twice
+
+
+def test_auto_precision_is_bf16_only_with_native_bf16():
+    """``"auto"`` (the trainers' default) picks bf16-mixed only where the CPU has native bf16 (emulated bf16
+    made a codec step 10x slower than fp32); explicit precisions pass through."""
+    from diffariff.torchutil import resolve_precision
+
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert resolve_precision("auto") == ("bf16-mixed" if native else "32-true")
+    assert resolve_precision("32-true") == "32-true" and resolve_precision("bf16-mixed") == "bf16-mixed"

@@ -10,6 +10,20 @@ def setup_cpu() -> None:
     torch.set_flush_denormal(True)
 
 
+def default_precision() -> str:
+    """Lightning precision for CPU training on this machine: ``"bf16-mixed"`` where the CPU computes bf16
+    natively (AVX-512 BF16 or AMX: ~1.5x faster than fp32 in our measurement), else ``"32-true"``. Without
+    native bf16, autocast emulates it: on an AMD EPYC without ``avx512_bf16`` a codec training step took
+    32 s in bf16 against 3.3 s in fp32 (session 14)."""
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return "bf16-mixed" if native else "32-true"
+
+
+def resolve_precision(precision: str) -> str:
+    """``"auto"`` -> :func:`default_precision`; any other Lightning precision string unchanged."""
+    return default_precision() if precision == "auto" else precision
+
+
 def seeded_generator(seed: int | None, device: str | torch.device = "cpu") -> torch.Generator:
     """A torch Generator seeded with ``seed`` (a fresh random seed when ``None``)."""
     g = torch.Generator(device=device)

@@ -96,6 +96,9 @@ def register(subparsers) -> None:
     c.add_argument("--seam-seconds", type=float, default=0.0,
                    help="also measure chunk seams on this many seconds of a held-out mixture (default 0: off)")
     c.add_argument("--seam-chunk-seconds", type=float, default=5.0, help="chunk length for --seam-seconds (default 5)")
+    c.add_argument("--latent-probe", type=int, default=0, metavar="N",
+                   help="also fit a linear probe from the latents to per-frame pitch-class profiles on N windows "
+                   "of the training split and score it on the held-out windows (default 0: off)")
     c.add_argument("--no-progress", action="store_true", help="never show progress bars")
     c.set_defaults(func=run_codec)
 
@@ -251,7 +254,8 @@ def run_codec(args) -> int:
 
     config = CodecEvalConfig(n=args.n, seconds=args.seconds, seed=args.seed, split=args.split,
                              modes=tuple(args.mode), steps=tuple(args.steps), opus_kbps=tuple(args.opus),
-                             seam_seconds=args.seam_seconds, seam_chunk_seconds=args.seam_chunk_seconds)
+                             seam_seconds=args.seam_seconds, seam_chunk_seconds=args.seam_chunk_seconds,
+                             latent_probe=args.latent_probe)
     codec_path = Path(args.codec)
     if not codec_path.is_file():
         raise InputError(f"--codec {codec_path}: no such file")

@@ -60,6 +60,7 @@ class CodecEvalConfig:
     decode_seed: int = 0
     seam_seconds: float = 0.0
     seam_chunk_seconds: float = 5.0
+    latent_probe: int = 0  # training-split windows of the latent pitch probe (0: off)
 
     def __post_init__(self) -> None:
         if int(self.n) < 1:
@@ -75,6 +76,8 @@ class CodecEvalConfig:
             raise ConfigError(f"--steps must be integers >= 1, got {self.steps}")
         if self.seam_seconds < 0 or (self.seam_seconds > 0 and not 0 < self.seam_chunk_seconds < self.seam_seconds):
             raise ConfigError("--seam-seconds must be 0 (off) or longer than --seam-chunk-seconds (> 0)")
+        if int(self.latent_probe) < 0:
+            raise ConfigError(f"--latent-probe must be >= 0 windows, got {self.latent_probe}")
         self.opus_kbps = tuple(float(b) for b in self.opus_kbps)
         if any(not 1.0 <= b <= 512.0 for b in self.opus_kbps):
             raise ConfigError(f"--opus bitrates must be 1-512 kbps, got {self.opus_kbps}")
@@ -192,27 +195,55 @@ def run_codec_eval(load_codec: Callable[[], object], data_root, config: CodecEva
     """Open the data (split), draw the clips, load the codec and evaluate (data errors come first)."""
     songs = load_songs(data_root, config.split)
     clips = held_out_clips(songs, config)
+    probe_songs = _probe_training_songs(data_root, songs, config) if config.latent_probe > 0 else []
+    seam_song = _seam_song(songs, config) if config.seam_seconds > 0 else None
     codec = load_codec()
     results = evaluate_codec(codec, clips, config, progress=progress, ffmpeg=ffmpeg)
-    if config.seam_seconds > 0:
-        results["seams"] = chunk_seams(codec, songs, config)
+    if seam_song is not None:
+        results["seams"] = chunk_seams(codec, seam_song, config)
         s = results["seams"]
         results.setdefault("notes", []).append(
             f"chunk seams ({s['song']} mixture, {s['seconds']:g} s, chunks of {s['chunk_seconds']:g} s, "
             f"{s['n_borders']} borders): whole vs chunked encode+decode differ by {s['border_error']:.2e} (RMS, "
             f"relative) within one latent frame of a border and {s['elsewhere_error']:.2e} elsewhere; "
             f"latents differ by {s['latent_error']:.2e}")
+    if config.latent_probe > 0:
+        from .latent_probe import latent_note_probe  # noqa: PLC0415
+
+        p = results["latent_probe"] = latent_note_probe(
+            codec, probe_songs, songs, n_train=config.latent_probe, n_test=config.n, seconds=config.seconds,
+            seed=config.seed)
+        results.setdefault("notes", []).append(
+            f"latent pitch probe (ridge regression to per-frame pitch-class profiles, {p['train_frames']} training "
+            f"frames of {p['n_train']} train-split windows, {p['test_frames']} held-out frames; drums and silence "
+            f"left out): correlation {p['latents']:.3f} from the latents, {p['log_mel']:.3f} from 128 log-mel "
+            f"bands of the input at the latent frame rate")
     return results
 
 
-def chunk_seams(codec, songs, config: CodecEvalConfig) -> dict:
-    """:func:`~diffariff.codec.chunking.measure_chunk_seams` on the mixture of the first held-out song
-    long enough (``seam_seconds`` from its start), chunked every ``seam_chunk_seconds``."""
-    from ..codec.chunking import measure_chunk_seams  # noqa: PLC0415
+def _probe_training_songs(data_root, held_out, config: CodecEvalConfig) -> list:
+    """Training-split songs that are not among the held-out ones (the latent probe is fitted on them)."""
+    held = {s.name for s in held_out}
+    train = [s for s in load_songs(data_root, "train") if s.name not in held]
+    if not train:
+        raise InputError("--latent-probe fits on training-split songs outside the held-out ones: there are none "
+                         f"(held-out split '{config.split}')")
+    return train
 
+
+def _seam_song(songs, config: CodecEvalConfig):
+    """The first held-out song at least ``seam_seconds`` long."""
     song = next((s for s in songs if s.duration_seconds() >= config.seam_seconds), None)
     if song is None:
         raise InputError(f"--seam-seconds {config.seam_seconds:g}: no held-out song is that long")
+    return song
+
+
+def chunk_seams(codec, song, config: CodecEvalConfig) -> dict:
+    """:func:`~diffariff.codec.chunking.measure_chunk_seams` on the mixture of ``song`` (``seam_seconds``
+    from its start), chunked every ``seam_chunk_seconds``."""
+    from ..codec.chunking import measure_chunk_seams  # noqa: PLC0415
+
     mix = song.load_mix(list(song.stems), SAMPLE_RATE, 2, 0.0, config.seam_seconds)
     rep = measure_chunk_seams(codec, torch.from_numpy(mix)[None], config.seam_chunk_seconds, seed=config.decode_seed)
     return {"song": song.name, "seconds": config.seam_seconds, "chunk_seconds": config.seam_chunk_seconds,

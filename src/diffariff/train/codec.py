@@ -435,7 +435,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-seconds", type=float, default=3.0, help="length of each held-out clip")
     parser.add_argument("--resume", action="store_true", help="continue from RUN/last.ckpt")
     parser.add_argument("--export", help="where to write the EMA weights (default RUN/codec_ema.safetensors)")
-    parser.add_argument("--precision", default="bf16-mixed", help="Lightning precision (bf16-mixed, 32-true)")
+    parser.add_argument("--precision", default="auto", help="Lightning precision (default auto: bf16-mixed where the CPU "
+                        "has native bf16, else 32-true; or bf16-mixed, 32-true)")
     parser.add_argument("--seed", type=int, default=0)
 
 

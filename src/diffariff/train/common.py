@@ -10,8 +10,8 @@
   ``min_ratio`` (0 = to zero), stepped per optimiser step;
 * :class:`CSVMetrics` - a Lightning callback writing the logged step metrics to ``metrics.csv`` (resumable);
   :func:`write_rows_csv` - the atomic CSV writer behind it, for trainers that log rows of their own;
-* :func:`build_trainer` / :func:`fit` - a Lightning Trainer (CPU, bf16-mixed by default, ``max_time`` in
-  minutes, ``last.ckpt`` every K steps in the run folder or a checkpoint folder) and resuming from it;
+* :func:`build_trainer` / :func:`fit` - a Lightning Trainer (CPU; precision ``"auto"`` by default: bf16-mixed
+  where the CPU has native bf16, else fp32; ``max_time`` in minutes, ``last.ckpt`` every K steps in the run folder or a checkpoint folder) and resuming from it;
 * :func:`session_throughput` - steps and seconds of the current ``fit`` call (a resumed run counts its own).
 """
 
@@ -33,6 +33,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..fsutil import write_text_atomic
+from ..torchutil import resolve_precision
 
 LAST = "last.ckpt"
 
@@ -196,7 +197,7 @@ def _batch_len(batch) -> int:
 
 def build_trainer(
     run_dir: str | Path, *, max_steps: int | None = None, max_minutes: float | None = None,
-    precision: str = "bf16-mixed", checkpoint_every: int = 500, callbacks: list | None = None,
+    precision: str = "auto", checkpoint_every: int = 500, callbacks: list | None = None,
     grad_clip: float | None = 1.0, progress: bool | None = None, checkpoint_dir: str | Path | None = None,
     keep_checkpoints: int = 0, **trainer_kwargs,
 ) -> L.Trainer:
@@ -215,7 +216,7 @@ def build_trainer(
     ckpt = L.pytorch.callbacks.ModelCheckpoint(dirpath=Path(checkpoint_dir or run), save_last=True,
                                                save_top_k=int(keep_checkpoints),
                                                every_n_train_steps=int(checkpoint_every))
-    kwargs = dict(accelerator="cpu", devices=1, precision=precision, logger=False,
+    kwargs = dict(accelerator="cpu", devices=1, precision=resolve_precision(precision), logger=False,
                   callbacks=[ckpt, *(callbacks or [])], max_steps=int(max_steps) if max_steps else -1,
                   max_time=timedelta(minutes=float(max_minutes)) if max_minutes else None,
                   enable_progress_bar=sys.stderr.isatty() if progress is None else progress,

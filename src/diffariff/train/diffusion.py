@@ -80,7 +80,7 @@ class DiffusionTrainConfig:
     normalization: str = "global"
     checkpoint_every: int = 500
     log_every: int = 10
-    precision: str = "bf16-mixed"
+    precision: str = "auto"  # bf16-mixed where the CPU has native bf16, else 32-true (torchutil)
     seed: int = 0
     # consistency mode (iCT curriculum over total_steps)
     ct_s0: int = 10
@@ -259,7 +259,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="guided distillation: the teacher step uses nested CFG at these strengths, and the "
                              "student samples them in one pass (default 1 1: unguided)")
     parser.add_argument("--checkpoint-every", type=int, help="steps between last.ckpt saves")
-    parser.add_argument("--precision", help="Lightning precision (default bf16-mixed)")
+    parser.add_argument("--precision", help="Lightning precision (default: the config's; 'auto' = bf16-mixed where "
+                        "the CPU has native bf16, else 32-true)")
     parser.add_argument("--seed", type=int, help="training seed")
     parser.add_argument("--resume", action="store_true", help="continue from RUN/last.ckpt")
     parser.add_argument("--export", help="EMA export path (default RUN/diffusion_ema.safetensors)")
