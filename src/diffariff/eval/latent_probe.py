@@ -5,8 +5,8 @@ that directly, independent of the decoder: a ridge regression from each latent f
 4096 samples) to that frame's **pitch-class profile** (12 bins, the power of the 8192-point semitone
 bands of :func:`~diffariff.codec.losses.semitone_frame_energies` folded onto pitch classes, summing
 to 1), fitted on ``N`` windows of pitched stems of the training split and scored on as many windows
-as the codec evaluation has of the held-out songs (:func:`pitched_windows`): the mean Pearson correlation of predicted and true profiles over
-held-out frames with audible pitched content. The same regression from 128 log-mel bands of the input
+as the codec evaluation has, drawn from the held-out songs (:func:`pitched_windows`): the mean Pearson
+correlation of predicted and true profiles over held-out frames with audible pitched content. The same regression from 128 log-mel bands of the input
 audio, pooled to the latent frame rate, is the reference: features of the same rate and similar size
 that are known to carry pitch. Drum stems and silent frames are left out.
 
@@ -26,7 +26,7 @@ from .reconstruction import log_mel
 
 #: Ridge penalty (on standardised features) of the probe.
 RIDGE = 1.0
-#: A frame counts when its band power is above this fraction of the loudest frame's (about -40 dB).
+#: A frame counts when its band power is above this fraction of the loudest frame of its window (-40 dB).
 AUDIBLE_FRACTION = 1e-4
 
 
