@@ -180,6 +180,15 @@ def semitone_filterbank(sample_rate: int, n_fft: int, f_lo: float, f_hi: float) 
     return (1.0 - (semis[None] - centres).abs()).clamp_min(0.0).float()
 
 
+def _cached_semitone_filterbank(sample_rate: int, resolution) -> torch.Tensor:
+    """:func:`semitone_filterbank` of ``resolution`` (n_fft, hop, f_lo, f_hi), built once per process."""
+    n_fft, _, f_lo, f_hi = resolution
+    key = (sample_rate, n_fft, f_lo, f_hi)
+    if key not in _SEMITONE_CACHE:
+        _SEMITONE_CACHE[key] = semitone_filterbank(sample_rate, n_fft, f_lo, f_hi)
+    return _SEMITONE_CACHE[key]
+
+
 def semitone_bands(resolution=SEMITONE_RESOLUTION) -> int:
     """Number of bands of :func:`semitone_filterbank` for ``resolution`` (84 for the default: C2 .. ~8 kHz)."""
     _, _, f_lo, f_hi = resolution
@@ -192,11 +201,8 @@ def semitone_band_loss(pred: torch.Tensor, target: torch.Tensor, sample_rate: in
     (:func:`semitone_filterbank` over an 8192-point |STFT|^2, 5.9 Hz bins). Mel bands are several
     semitones wide below ~500 Hz, so they cannot tell a note from its neighbour; these bands can, and
     like the mel-band term they ask for energy in the right band rather than in an exact bin."""
-    n_fft, hop, f_lo, f_hi = resolution
-    key = (sample_rate, n_fft, f_lo, f_hi)
-    if key not in _SEMITONE_CACHE:
-        _SEMITONE_CACHE[key] = semitone_filterbank(sample_rate, n_fft, f_lo, f_hi)
-    return _log_band_l1(pred, target, _SEMITONE_CACHE[key], n_fft, hop)
+    n_fft, hop, _, _ = resolution
+    return _log_band_l1(pred, target, _cached_semitone_filterbank(sample_rate, resolution), n_fft, hop)
 
 
 #: Half-width in semitone bands of the envelope :func:`note_profile` removes (6: one octave in all).
@@ -208,15 +214,13 @@ def semitone_frame_energies(x: torch.Tensor, frame_samples: int, sample_rate: in
     """Waveforms ``[B, N]`` -> ``[B, bands, N // frame_samples]``: per latent frame of ``frame_samples``, the
     power in each semitone band (:func:`semitone_filterbank` over an 8192-point Hann |STFT|^2 centred on
     the frame's centre; band 0 = C2, MIDI 36)."""
-    n_fft, _, f_lo, f_hi = resolution
-    key = (sample_rate, n_fft, f_lo, f_hi)
-    if key not in _SEMITONE_CACHE:
-        _SEMITONE_CACHE[key] = semitone_filterbank(sample_rate, n_fft, f_lo, f_hi)
+    n_fft = resolution[0]
+    fb = _cached_semitone_filterbank(sample_rate, resolution)
     pad = (n_fft - frame_samples) // 2
     xp = torch.nn.functional.pad(x.float()[:, None], (pad, n_fft - frame_samples - pad))[:, 0]
     spec = torch.stft(xp, n_fft, frame_samples, window=torch.hann_window(n_fft, device=x.device), center=False,
                       return_complex=True)[..., : x.shape[-1] // frame_samples]
-    return torch.einsum("mf,bft->bmt", _SEMITONE_CACHE[key].to(x.device), spec.real.square() + spec.imag.square())
+    return torch.einsum("mf,bft->bmt", fb.to(x.device), spec.real.square() + spec.imag.square())
 
 
 def note_profile(x: torch.Tensor, frame_samples: int, sample_rate: int = 48_000,
