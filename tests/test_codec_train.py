@@ -73,6 +73,8 @@ def test_note_term_puts_the_notes_into_the_latents(render_notes):
     assert module.note_head is not None and module.note_head.out_channels == 84
     x = _clips(render_notes)
     opt = torch.optim.Adam([*module.codec.encoder.parameters(), *module.note_head.parameters()], 2e-3)
+    with torch.no_grad():
+        note_before = module._held_out_note_loss(x)
     losses = []
     for _ in range(25):
         loss = module._stage1_loss(x)
@@ -81,6 +83,11 @@ def test_note_term_puts_the_notes_into_the_latents(render_notes):
         losses.append(float(loss))
         opt.step()
     assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3])
+    with torch.no_grad():  # the evaluation's note column: the read-out on the (eval-mode) encoder
+        assert module._held_out_note_loss(x) < 0.6 * note_before
+    assert module.codec.training  # restored after the evaluation
+    row = module.evaluate(25)
+    assert row["train_note"] == pytest.approx(np.mean(losses), rel=1e-3)
     assert module.codec.encoder.bottleneck.weight.grad.abs().sum() > 0
     assert all(p.grad is None or not p.grad.any() for p in module.codec.upsampler.parameters())
     with pytest.raises(ConfigError, match="note"):

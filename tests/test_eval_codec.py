@@ -12,6 +12,7 @@ import pytest
 from codec_helpers import tiny_codec
 from diffariff.cli import main
 from diffariff.data.synth.corpus import build_corpus
+from diffariff.errors import ConfigError
 from diffariff.eval.codec_eval import CodecEvalConfig, evaluate_codec, held_out_clips
 from diffariff.eval.protocol import load_songs
 
@@ -83,6 +84,21 @@ def test_codec_evaluation_is_seeded(eval_corpus, codec):
                                                          modes=("consistency",), steps=(1,), opus_kbps=(),
                                                          decode_seed=9), progress=False)
     assert other["systems"][0]["metrics"] != first["systems"][0]["metrics"]
+
+
+def test_cycled_stem_draw_spans_the_roles(eval_corpus):
+    """``--stem-draw cycle``: with n = the number of songs, the default draw takes every song's first
+    target stem, the cycled one song j's j-th, so the held-out stems are not all of one role."""
+    songs = load_songs(eval_corpus, None)
+    stems = {}
+    for draw in ("first", "cycle"):
+        config = CodecEvalConfig(n=4, seconds=1.0, split=None, modes=("deterministic",), opus_kbps=(), stem_draw=draw)
+        stems[draw] = [c["stem"] for c in held_out_clips(songs, config) if c["kind"] == "stems"]
+    assert len(stems["cycle"]) == 4 and stems["cycle"][0] == stems["first"][0]
+    assert stems["cycle"] != stems["first"]
+    assert len({s.split("_")[0] for s in stems["cycle"]}) > len({s.split("_")[0] for s in stems["first"]})
+    with pytest.raises(ConfigError, match="--stem-draw"):
+        CodecEvalConfig(stem_draw="random")
 
 
 @pytest.mark.parametrize("case", ["missing-codec", "bad-mode", "zero-n", "missing-data"])

@@ -263,11 +263,13 @@ def collate_pairs(items: list[dict]) -> dict:
 
 
 def evaluation_pairs(songs: Sequence[Song], config: PairConfig | None = None, n: int = 100, seed: int = 0,
-                     *, full_context: bool = True) -> list[dict]:
+                     *, full_context: bool = True, cycle_targets: bool = False) -> list[dict]:
     """A fixed, deterministic held-out set of ``n`` pairs spread evenly over songs and targets.
 
     Pair ``j`` takes song ``j % S`` (songs that can give pairs, in the given order) and that song's
-    non-vocal stems in turn; window, reference and (when ``full_context=False``) the context subset
+    non-vocal stems in turn, from its first (``cycle_targets=False``, the generation protocol) or from
+    its ``j``-th (``cycle_targets=True``: with ``n`` below ``S`` the pairs' targets still span the
+    songs' roles instead of being every song's first stem); window, reference and (when ``full_context=False``) the context subset
     are drawn from a generator seeded by ``(seed, j)``. With ``full_context=True`` (the evaluation
     protocol's default) the context is the mix of all other stems. A target without a non-silent
     window within ``max_tries`` draws gives way to the song's next target, then to the next songs.
@@ -284,7 +286,7 @@ def evaluation_pairs(songs: Sequence[Song], config: PairConfig | None = None, n:
             k = (k0 + dk) % count
             targets = sampler.targets[k]
             for dt in range(len(targets)):
-                stem = targets[(j // count + dt) % len(targets)]
+                stem = targets[(j // count + (j if cycle_targets else 0) + dt) % len(targets)]
                 for _ in range(cfg.max_tries):
                     item = sampler._attempt(rng, k, stem, full_context)
                     if item is not None:

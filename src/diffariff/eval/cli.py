@@ -99,6 +99,9 @@ def register(subparsers) -> None:
     c.add_argument("--latent-probe", type=int, default=0, metavar="N",
                    help="also fit a linear probe from the latents to per-frame pitch-class profiles on N windows "
                    "of the training split and score it on the held-out windows (default 0: off)")
+    c.add_argument("--stem-draw", choices=("first", "cycle"), default="first",
+                   help="stem of each held-out window: each song's first target ('first', the default and the "
+                   "draw of reports before session 15: mostly drums) or song j's j-th target ('cycle': all roles)")
     c.add_argument("--no-progress", action="store_true", help="never show progress bars")
     c.set_defaults(func=run_codec)
 
@@ -255,7 +258,7 @@ def run_codec(args) -> int:
     config = CodecEvalConfig(n=args.n, seconds=args.seconds, seed=args.seed, split=args.split,
                              modes=tuple(args.mode), steps=tuple(args.steps), opus_kbps=tuple(args.opus),
                              seam_seconds=args.seam_seconds, seam_chunk_seconds=args.seam_chunk_seconds,
-                             latent_probe=args.latent_probe)
+                             latent_probe=args.latent_probe, stem_draw=args.stem_draw)
     codec_path = Path(args.codec)
     if not codec_path.is_file():
         raise InputError(f"--codec {codec_path}: no such file")

@@ -43,6 +43,9 @@ SAMPLE_RATE = 48_000
 #: Clip kinds of the report, in order.
 KINDS = ("stems", "mixes", "all")
 DECODE_MODES = ("consistency", "deterministic")
+#: How held-out windows pick their stem: every song's first target (mostly the drums in the built-in
+#: corpus), or song j's j-th target, so that a small ``n`` still spans the roles.
+STEM_DRAWS = ("first", "cycle")
 
 
 @dataclass
@@ -61,6 +64,7 @@ class CodecEvalConfig:
     seam_seconds: float = 0.0
     seam_chunk_seconds: float = 5.0
     latent_probe: int = 0  # training-split windows of the latent pitch probe (0: off)
+    stem_draw: str = "first"  # "first": each song's first target stem (as in reports before session 15); "cycle"
 
     def __post_init__(self) -> None:
         if int(self.n) < 1:
@@ -76,6 +80,8 @@ class CodecEvalConfig:
             raise ConfigError(f"--steps must be integers >= 1, got {self.steps}")
         if self.seam_seconds < 0 or (self.seam_seconds > 0 and not 0 < self.seam_chunk_seconds < self.seam_seconds):
             raise ConfigError("--seam-seconds must be 0 (off) or longer than --seam-chunk-seconds (> 0)")
+        if self.stem_draw not in STEM_DRAWS:
+            raise ConfigError(f"--stem-draw must be one of {', '.join(STEM_DRAWS)}, got '{self.stem_draw}'")
         if int(self.latent_probe) < 0:
             raise ConfigError(f"--latent-probe must be >= 0 windows, got {self.latent_probe}")
         self.opus_kbps = tuple(float(b) for b in self.opus_kbps)
@@ -85,11 +91,13 @@ class CodecEvalConfig:
 
 def held_out_clips(songs, config: CodecEvalConfig) -> list[dict]:
     """Clips ``{"kind": "stems"|"mixes", "audio": float32 [2, N], "song", "stem", "start"}``, two per
-    evaluation pair (target stem, then context + target), N = round(seconds * 48000)."""
+    evaluation pair (target stem, then context + target), N = round(seconds * 48000); the pairs'
+    targets follow ``config.stem_draw``."""
     pair_cfg = PairConfig(window_seconds=float(config.seconds), sample_rate=SAMPLE_RATE, channels=2,
                           reference_seconds=min(1.0, float(config.seconds)))
     clips = []
-    for item in evaluation_pairs(songs, pair_cfg, int(config.n), int(config.seed)):
+    for item in evaluation_pairs(songs, pair_cfg, int(config.n), int(config.seed),
+                                 cycle_targets=config.stem_draw == "cycle"):
         target = item["target"].numpy()
         meta = {"song": item["song"], "stem": item["target_stem"], "start": int(item["start"])}
         clips.append({"kind": "stems", "audio": target, **meta})

@@ -237,6 +237,7 @@ class CodecModule(L.LightningModule):
         self.metrics_path: Path | None = None
         self.rows: list[dict] = []
         self._losses: list[float] = []
+        self._note_losses: list[float] = []  # the latent note term's values since the last evaluation
         self._t0 = time.time()
 
     # training ------------------------------------------------------------------------------------
@@ -275,7 +276,9 @@ class CodecModule(L.LightningModule):
                 profile = note_profile(x.float().mean(dim=1), self.cfg.samples_per_frame, self.cfg.sample_rate)
                 frames = min(profile.shape[-1], latents.shape[-1])
                 read_out = self.note_head(latents.float()[..., :frames])
-                loss = loss + t.w_note * latent_note_loss(read_out, profile[..., :frames])
+                note = latent_note_loss(read_out, profile[..., :frames])
+                self._note_losses.append(float(note.detach()))
+                loss = loss + t.w_note * note
         return loss
 
     def _stage2_loss(self, x: torch.Tensor) -> torch.Tensor:
@@ -344,6 +347,9 @@ class CodecModule(L.LightningModule):
                "train_loss": round(float(np.mean(self._losses)) if self._losses else float("nan"), 5),
                "lr": float(self.optimizers().param_groups[0]["lr"]) if self._trainer is not None else float("nan")}
         self._losses = []
+        if self.note_head is not None:
+            row["train_note"] = round(float(np.mean(self._note_losses)) if self._note_losses else float("nan"), 5)
+            self._note_losses = []
         if self.held_out is not None:
             x = self.held_out
             modes = ["deterministic"] if self.tcfg.stage == 1 else ["deterministic", "consistency"]
@@ -356,11 +362,26 @@ class CodecModule(L.LightningModule):
                     scores = [clip_metrics(a.numpy(), b.numpy()) for a, b in zip(x, y)]
                     for column, metric, digits in METRIC_COLUMNS:
                         row[f"{mode[:3]}_{column}"] = round(float(np.mean([c[metric] for c in scores])), digits)
+                if self.note_head is not None:
+                    row["heldout_note"] = round(self._held_out_note_loss(x), 5)
         self.rows.append(row)
         if self.metrics_path is not None:
             write_rows_csv(self.metrics_path, self.rows)
         print("codec eval " + " ".join(f"{k}={v}" for k, v in row.items()), file=sys.stderr, flush=True)
         return row
+
+    def _held_out_note_loss(self, x: torch.Tensor) -> float:
+        """The latent note term on held-out clips ``[C, channels, n]``: the training read-out applied to
+        the live encoder's latents (the ones it is trained with). Falling with ``train_note`` means the
+        notes the latents gain generalise to unseen songs."""
+        self.codec.eval()
+        try:
+            latents = self.codec.encode(x).float()
+        finally:
+            self.codec.train()
+        profile = note_profile(x.float().mean(dim=1), self.cfg.samples_per_frame, self.cfg.sample_rate)
+        frames = min(profile.shape[-1], latents.shape[-1])
+        return float(latent_note_loss(self.note_head(latents[..., :frames]), profile[..., :frames]))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["codec_metrics_rows"] = self.rows
