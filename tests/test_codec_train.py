@@ -71,6 +71,10 @@ def test_note_term_puts_the_notes_into_the_latents(render_notes):
     train = {"stage": 1, "w_note": 1.0, "w_complex": 0.0, "w_mrstft": 0.0}  # the note term alone
     module = CodecModule(asdict(CodecConfig(**TINY)), train)
     assert module.note_head is not None and module.note_head.out_channels == 84
+    assert not module.note_head.weight.any()  # starts at the zero prediction
+    groups = module.configure_optimizers()["optimizer"].param_groups  # the read-out learns 10x faster
+    assert [g["initial_lr"] for g in groups] == [pytest.approx(module.tcfg.lr), pytest.approx(10 * module.tcfg.lr)]
+    assert sum(p.numel() for p in groups[1]["params"]) == 84 * 64 + 84 and groups[1]["weight_decay"] == 0
     x = _clips(render_notes)
     opt = torch.optim.Adam([*module.codec.encoder.parameters(), *module.note_head.parameters()], 2e-3)
     with torch.no_grad():

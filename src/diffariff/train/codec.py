@@ -120,6 +120,7 @@ class CodecTrainConfig:
     hires: bool = False  # add an 8192-point resolution to the multi-resolution STFT term
     w_semitone: float = 0.0  # log energies in semitone bands of an 8192-point STFT
     w_note: float = 0.0  # latent term: a linear read-out of each latent frame predicts its semitone profile
+    note_lr_scale: float = 10.0  # the read-out's learning rate / lr: it must track the encoder, not lag it
     freeze_encoder: bool = False
     # stage 2 (consistency training)
     ct_s0: int = 10
@@ -224,6 +225,9 @@ class CodecModule(L.LightningModule):
             raise ConfigError("the latent note term (--note-weight) trains the encoder: stage 1 without --freeze-encoder")
         # training-only read-out of the latent note term (not part of the codec, never exported)
         self.note_head = nn.Conv1d(self.cfg.latent_dim, semitone_bands(), 1) if self.tcfg.w_note else None
+        if self.note_head is not None:  # starts at the zero prediction: no random read-out steers the encoder
+            nn.init.zeros_(self.note_head.weight)
+            nn.init.zeros_(self.note_head.bias)
         if self.tcfg.stage == 2:
             trainable = (self.codec.unet,)
         elif self.tcfg.freeze_encoder:
@@ -391,10 +395,11 @@ class CodecModule(L.LightningModule):
 
     # optimisation --------------------------------------------------------------------------------
     def configure_optimizers(self):
-        t = self.tcfg  # one parameter group (weight decay on everything), as the run's checkpoints hold
-        trained = self.codec if self.note_head is None else nn.ModuleList([self.codec, self.note_head])
-        return adamw_with_schedule(trained, t.lr, t.total_steps, t.warmup_steps, (0.9, 0.99), t.weight_decay,
-                                   t.min_lr_ratio, split_decay=False)
+        t = self.tcfg  # the codec in one group (weight decay on everything), the note read-out in its own
+        head = [] if self.note_head is None else [
+            {"params": self.note_head.parameters(), "lr": t.lr * t.note_lr_scale, "weight_decay": 0.0}]
+        return adamw_with_schedule(self.codec, t.lr, t.total_steps, t.warmup_steps, (0.9, 0.99), t.weight_decay,
+                                   t.min_lr_ratio, split_decay=False, extra_groups=head)
 
     # export ---------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -439,6 +444,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stage 1: weight of the latent note term (a linear read-out of each latent frame "
                         "predicts its semitone-band profile; puts the notes into the latents, changes the "
                         "latent space)")
+    parser.add_argument("--note-lr-scale", type=float, default=10.0,
+                        help="learning rate of the note term's read-out as a multiple of --lr (default 10)")
     parser.add_argument("--aux-weight", type=float, default=0.0,
                         help="stage 2: weight of a magnitude-only reconstruction term on the consistency "
                         "decoder's output (keeps its level while the consistency curriculum is young)")
@@ -486,6 +493,8 @@ def _codec_config(args: argparse.Namespace, run_dir: Path) -> tuple[CodecConfig,
 
 def run(args: argparse.Namespace) -> int:
     setup_cpu()
+    if not args.note_lr_scale > 0:
+        raise ConfigError(f"--note-lr-scale must be > 0, got {args.note_lr_scale}")
     if args.aux_weight < 0 or args.energy_weight < 0 or args.note_weight < 0:
         raise ConfigError("--aux-weight, --energy-weight and --note-weight must be >= 0")
     if args.energy_weight and args.batch_size < 2:
@@ -500,6 +509,7 @@ def run(args: argparse.Namespace) -> int:
                             eval_every=args.eval_every, eval_seconds=args.eval_seconds, seed=args.seed,
                             warmup_steps=min(200, max(1, total // 10)), freeze_encoder=args.freeze_encoder,
                             w_aux=args.aux_weight, w_energy=args.energy_weight, w_note=args.note_weight,
+                            note_lr_scale=args.note_lr_scale,
                             **RECIPES[args.recipe])
     if tcfg.freeze_encoder and init is None and not args.resume:
         raise ConfigError("--freeze-encoder needs --init CODEC.safetensors (a trained encoder to keep)")

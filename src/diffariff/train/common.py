@@ -23,6 +23,7 @@ import io
 import math
 import sys
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -94,10 +95,13 @@ def lr_factor(step: int, warmup: int, total: int, min_ratio: float = 0.0) -> flo
 def adamw_with_schedule(
     module: nn.Module, lr: float, total_steps: int, warmup_steps: int = 1000, betas: tuple[float, float] = (0.9, 0.999),
     weight_decay: float = 0.01, min_ratio: float = 0.0, split_decay: bool = True,
+    extra_groups: Sequence[dict] = (),
 ) -> dict:
     """``configure_optimizers`` result: AdamW over the trainable parameters of ``module`` with
     :func:`lr_factor` stepped per step. ``split_decay``: two parameter groups, no weight decay on
-    biases, norms and other 0-/1-D parameters; else one group, ``weight_decay`` on everything."""
+    biases, norms and other 0-/1-D parameters; else one group, ``weight_decay`` on everything.
+    ``extra_groups``: further AdamW parameter groups (each a dict with ``params`` and its own ``lr`` /
+    ``weight_decay``), on the same schedule."""
     if lr <= 0 or total_steps < 1 or warmup_steps < 0:
         raise ConfigError(f"need lr > 0, total_steps >= 1, warmup_steps >= 0; got {lr}, {total_steps}, {warmup_steps}")
     params = [p for p in module.parameters() if p.requires_grad]
@@ -106,6 +110,7 @@ def adamw_with_schedule(
                   {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
     else:
         groups = [{"params": params, "weight_decay": weight_decay}]
+    groups += [{**g, "params": list(g["params"])} for g in extra_groups]
     opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=tuple(betas))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warmup_steps, total_steps, min_ratio))
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
