@@ -75,6 +75,30 @@ def test_chunked_equals_whole_and_seams_are_measured(codec, render_notes):
     assert (steady[..., 9] - steady[..., 10]).abs().max() > 1e-3
 
 
+def test_note_branch_starts_silent_learns_and_keeps_chunks_exact(codec, render_notes):
+    """``note_input``: the note profiles enter the bottleneck through a zero-initialised convolution, so a
+    warm start encodes as before; once trained, the latents follow the notes, and chunked encoding still
+    equals whole encoding (the 8192-point window spans one latent frame of context each side)."""
+    x = as_batch(render_notes(24, [36, 43, 48, 40, 45, 52, 38, 50], beat_seconds=0.5, seconds=2.0))
+    noted = tiny_codec(note_input=True)
+    noted.load_state_dict(codec.state_dict(), strict=False)
+    assert noted.encoder.note_in is not None and codec.encoder.note_in is None
+    assert torch.equal(noted.encode(x), codec.encode(x))
+    prepared = noted.prepare_audio(x)[0]
+    notes = noted.note_features(prepared)
+    assert notes.shape == (1, 84, prepared.shape[-1] // 4096) and codec.note_features(prepared) is None
+    noted.encode_prepared(prepared).square().sum().backward()
+    assert noted.encoder.note_in.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        noted.encoder.note_in.weight.normal_(0, 0.05)
+    assert not torch.allclose(noted.encode(x), codec.encode(x), atol=1e-3)
+    seams = measure_chunk_seams(noted, x, chunk_seconds=0.6, seed=3)
+    assert seams.latent_error < 1e-4 and seams.border_error < 1e-4
+    with pytest.raises(InputError, match="note profiles"):
+        noted.encoder(noted.spectrogram(prepared))
+    assert load_config_file(CodecConfig, CONFIGS / "codec_small_notes.json").note_input
+
+
 def test_pseudo_stereo_width(codec, piano):
     z = codec.encode(piano)
     mono = codec.decode_pseudo_stereo(z, width=0.0, seed=5)

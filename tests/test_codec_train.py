@@ -97,6 +97,10 @@ def test_note_term_puts_the_notes_into_the_latents(render_notes):
     with pytest.raises(ConfigError, match="note"):
         CodecModule(asdict(CodecConfig(**TINY)), {**train, "freeze_encoder": True})
     assert "note_head" not in str(module.codec.state_dict().keys())  # the export holds the codec alone
+    # with the encoder's note branch (note_input) the reconstruction loss reaches that branch too
+    noted = CodecModule(asdict(CodecConfig(**TINY, note_input=True)), {"stage": 1, "w_note": 1.0})
+    noted._stage1_loss(x).backward()
+    assert noted.codec.encoder.note_in.weight.grad.abs().sum() > 0
 
 
 def test_stage2_step_trains_only_the_unet(render_notes):

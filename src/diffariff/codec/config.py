@@ -45,6 +45,10 @@ class CodecConfig:
     time_down: tuple[bool, ...] = (True, True, True)
     attn_levels: int = 1  # frequency-wise attention in this many deepest levels (encoder, decoder, U-Net)
     attn_heads: int = 4
+    # a long-window note branch: each latent frame's note profile (84 log semitone-band energies of an
+    # 8192-point STFT of the audio, envelope removed; codec.losses.note_profile) enters the bottleneck
+    # through a zero-initialised convolution. The 2048-point STFT cannot resolve semitones below ~400 Hz.
+    note_input: bool = False
     # upsampler (latents -> feature pyramid + deterministic head): channels per level (same count)
     dec_channels: tuple[int, ...] = (32, 64, 96, 128)
     dec_blocks: int = 1

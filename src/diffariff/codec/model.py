@@ -29,6 +29,7 @@ from .chunking import chunked_decode, chunked_encode
 from .config import CodecConfig
 from .decoder import ConsistencyUNet, Upsampler
 from .encoder import Encoder
+from .losses import note_profile
 from .stereo import from_midside, pseudo_stereo, to_midside
 from .stft import CompressedSTFT
 
@@ -99,6 +100,19 @@ class Codec(nn.Module):
         spec = self.stft(x.reshape(b * a, n))
         return spec.reshape(b, a * 2, *spec.shape[-2:])
 
+    def note_features(self, x: torch.Tensor) -> torch.Tensor | None:
+        """``[B, A, N]`` (N % 4096 == 0) -> the encoder's note input ``[B, 84, N / 4096]``: the note profile
+        of the first channel (mono, or mid), or None when the config has no ``note_input``."""
+        if not self.config.note_input:
+            return None
+        with torch.autocast("cpu", enabled=False):
+            return note_profile(x[:, 0].float(), self.config.samples_per_frame, self.config.sample_rate)
+
+    def encode_prepared(self, x: torch.Tensor, spec: torch.Tensor | None = None) -> torch.Tensor:
+        """Prepared audio ``[B, A, N]`` (:meth:`prepare_audio`) -> latents ``[B, 64, N / 4096]``, in one
+        piece, with gradients; ``spec``: its :meth:`spectrogram` when the caller has it already."""
+        return self.encoder(self.spectrogram(x) if spec is None else spec, self.note_features(x))
+
     def audio_from_spectrogram(self, spec: torch.Tensor) -> torch.Tensor:
         """Exact inverse of :meth:`spectrogram`: ``[B, 2A, 1024, T] -> [B, A, 512 T]`` (fp32)."""
         b, s = spec.shape[:2]
@@ -161,7 +175,7 @@ class Codec(nn.Module):
         c = self.config
 
         def enc(piece: torch.Tensor) -> torch.Tensor:
-            return self.encoder(self.spectrogram(piece)).float()
+            return self.encode_prepared(piece).float()
 
         return chunked_encode(enc, x, c.samples_per_frame, self.chunk_frames(chunk_seconds), c.chunk_context_frames)
 

@@ -256,7 +256,7 @@ class CodecModule(L.LightningModule):
         with torch.no_grad():
             spec = self.codec.spectrogram(x)
         with torch.set_grad_enabled(not t.freeze_encoder):  # a frozen encoder needs no graph
-            latents = self.codec.encoder(spec)
+            latents = self.codec.encode_prepared(x, spec)
         _, det = self.codec.upsampler(latents)
         det = det.float()
         y = self.codec.audio_from_spectrogram(det)
@@ -292,7 +292,7 @@ class CodecModule(L.LightningModule):
             x = x[:half]
         with torch.no_grad():
             spec = self.codec.spectrogram(x)
-            pyramid, det = self.codec.upsampler(self.codec.encoder(spec))
+            pyramid, det = self.codec.upsampler(self.codec.encode_prepared(x, spec))
             det = det.float()
             residual = spec - det
         g = torch.Generator().manual_seed(t.seed * 100_003 + int(self.global_step))
@@ -527,8 +527,9 @@ def run(args: argparse.Namespace) -> int:
         tmp = Codec(cfg)
         tmp.load_state_dict(init, strict=False)
         with torch.no_grad():
-            spec = tmp.spectrogram(tmp.prepare_audio(probe[0])[0])
-            res = spec - tmp.upsampler(tmp.encoder(spec))[1]
+            x = tmp.prepare_audio(probe[0])[0]
+            spec = tmp.spectrogram(x)
+            res = spec - tmp.upsampler(tmp.encode_prepared(x, spec))[1]
         cfg = dataclasses.replace(cfg, sigma_data=round(float(res.std()), 4))
         print(f"codec stage 2: measured residual std (sigma_data) = {cfg.sigma_data}", file=sys.stderr)
     write_json_atomic(run_dir / "codec_config.json", config_to_dict(cfg))
