@@ -269,10 +269,10 @@ def evaluation_pairs(songs: Sequence[Song], config: PairConfig | None = None, n:
     Pair ``j`` takes song ``j % S`` (songs that can give pairs, in the given order) and that song's
     non-vocal stems in turn, from its first (``cycle_targets=False``, the generation protocol) or from
     its ``j``-th (``cycle_targets=True``: with ``n`` below ``S`` the pairs' targets still span the
-    songs' roles instead of being every song's first stem); window, reference and (when ``full_context=False``) the context subset
-    are drawn from a generator seeded by ``(seed, j)``. With ``full_context=True`` (the evaluation
-    protocol's default) the context is the mix of all other stems. A target without a non-silent
-    window within ``max_tries`` draws gives way to the song's next target, then to the next songs.
+    songs' roles instead of being every song's first stem). Window, reference and (when
+    ``full_context=False``) the context subset are drawn from a generator seeded by ``(seed, j)``.
+    With ``full_context=True`` (the evaluation protocol's default) the context is the mix of all other
+    stems. A target without a non-silent window within ``max_tries`` draws gives way to the song's next target, then to the next songs.
     """
     sampler = PairSampler(songs, config, seed)
     cfg = sampler.config

@@ -64,7 +64,7 @@ class CodecEvalConfig:
     seam_seconds: float = 0.0
     seam_chunk_seconds: float = 5.0
     latent_probe: int = 0  # training-split windows of the latent pitch probe (0: off)
-    stem_draw: str = "first"  # "first": each song's first target stem (as in reports before session 15); "cycle"
+    stem_draw: str = "first"  # one of STEM_DRAWS; "first" is the draw of every report before session 15
 
     def __post_init__(self) -> None:
         if int(self.n) < 1:

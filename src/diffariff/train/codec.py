@@ -378,11 +378,12 @@ class CodecModule(L.LightningModule):
         """The latent note term on held-out clips ``[C, channels, n]``: the training read-out applied to
         the live encoder's latents (the ones it is trained with). Falling with ``train_note`` means the
         notes the latents gain generalise to unseen songs."""
+        was_training = self.codec.training
         self.codec.eval()
         try:
             latents = self.codec.encode(x).float()
         finally:
-            self.codec.train()
+            self.codec.train(was_training)
         profile = note_profile(x.float().mean(dim=1), self.cfg.samples_per_frame, self.cfg.sample_rate)
         frames = min(profile.shape[-1], latents.shape[-1])
         return float(latent_note_loss(self.note_head(latents[..., :frames]), profile[..., :frames]))
