@@ -100,18 +100,27 @@ class Codec(nn.Module):
         spec = self.stft(x.reshape(b * a, n))
         return spec.reshape(b, a * 2, *spec.shape[-2:])
 
-    def note_features(self, x: torch.Tensor) -> torch.Tensor | None:
-        """``[B, A, N]`` (N % 4096 == 0) -> the encoder's note input ``[B, 84, N / 4096]``: the note profile
-        of the first channel (mono, or mid), or None when the config has no ``note_input``."""
-        if not self.config.note_input:
-            return None
+    def note_profiles(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, A, N]`` (N % 4096 == 0) -> ``[B, 84, N / 4096]``: the note profile
+        (:func:`~.losses.note_profile`) of the first channel (mono, or mid), per latent frame: the
+        encoder's note input and the note term's training target."""
         with torch.autocast("cpu", enabled=False):
             return note_profile(x[:, 0].float(), self.config.samples_per_frame, self.config.sample_rate)
 
-    def encode_prepared(self, x: torch.Tensor, spec: torch.Tensor | None = None) -> torch.Tensor:
+    def note_features(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The encoder's note input for ``[B, A, N]``: :meth:`note_profiles`, or None when the config has
+        no ``note_input``."""
+        return self.note_profiles(x) if self.config.note_input else None
+
+    def encode_prepared(self, x: torch.Tensor, spec: torch.Tensor | None = None,
+                        notes: torch.Tensor | None = None) -> torch.Tensor:
         """Prepared audio ``[B, A, N]`` (:meth:`prepare_audio`) -> latents ``[B, 64, N / 4096]``, in one
-        piece, with gradients; ``spec``: its :meth:`spectrogram` when the caller has it already."""
-        return self.encoder(self.spectrogram(x) if spec is None else spec, self.note_features(x))
+        piece, with gradients; ``spec`` / ``notes``: its :meth:`spectrogram` / :meth:`note_profiles` when
+        the caller has them already."""
+        spec = self.spectrogram(x) if spec is None else spec
+        if self.config.note_input and notes is None:
+            notes = self.note_profiles(x)
+        return self.encoder(spec, notes if self.config.note_input else None)
 
     def audio_from_spectrogram(self, spec: torch.Tensor) -> torch.Tensor:
         """Exact inverse of :meth:`spectrogram`: ``[B, 2A, 1024, T] -> [B, A, 512 T]`` (fp32)."""

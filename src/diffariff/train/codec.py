@@ -70,7 +70,6 @@ from ..codec.losses import (
     latent_note_loss,
     magnitude_loss,
     mr_stft_loss,
-    note_profile,
     phase_derivative_loss,
     phase_loss,
     semitone_band_loss,
@@ -255,8 +254,10 @@ class CodecModule(L.LightningModule):
         t = self.tcfg
         with torch.no_grad():
             spec = self.codec.spectrogram(x)
+            # one note profile per crop serves the encoder's note input and the note term's target
+            profile = self.codec.note_profiles(x) if t.w_note or self.cfg.note_input else None
         with torch.set_grad_enabled(not t.freeze_encoder):  # a frozen encoder needs no graph
-            latents = self.codec.encode_prepared(x, spec)
+            latents = self.codec.encode_prepared(x, spec, profile)
         _, det = self.codec.upsampler(latents)
         det = det.float()
         y = self.codec.audio_from_spectrogram(det)
@@ -277,7 +278,6 @@ class CodecModule(L.LightningModule):
             if t.w_wave:
                 loss = loss + t.w_wave * (y - x).abs().mean()
             if t.w_note:
-                profile = note_profile(x.float().mean(dim=1), self.cfg.samples_per_frame, self.cfg.sample_rate)
                 frames = min(profile.shape[-1], latents.shape[-1])
                 read_out = self.note_head(latents.float()[..., :frames])
                 note = latent_note_loss(read_out, profile[..., :frames])
@@ -384,7 +384,7 @@ class CodecModule(L.LightningModule):
             latents = self.codec.encode(x).float()
         finally:
             self.codec.train(was_training)
-        profile = note_profile(x.float().mean(dim=1), self.cfg.samples_per_frame, self.cfg.sample_rate)
+        profile = self.codec.note_profiles(x)  # held-out clips are already in the codec's channels
         frames = min(profile.shape[-1], latents.shape[-1])
         return float(latent_note_loss(self.note_head(latents[..., :frames]), profile[..., :frames]))
 
