@@ -98,6 +98,30 @@ def test_second_build_skips_complete_shards_and_rebuilds_missing_ones(built):
                            progress=False)
 
 
+def test_an_interrupted_build_leaves_a_readable_smaller_cache_and_resumes(built, tmp_path):
+    """A build stopped after its second shard (as by a kill) leaves a manifest of the 10 pairs it has,
+    marked incomplete, whose rows equal the full build's; the resumed build completes it."""
+    recipe = CacheRecipe(**RECIPE)
+    out = tmp_path / "stopped"
+
+    def stop_after_second(k):
+        if k == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_latent_cache(built["encoders"], built["songs"], out, recipe, progress=False, on_shard=stop_after_second)
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["pairs"] == 10 and man["shards"] == 2 and man["complete"] is False and man["target_pairs"] == 12
+    part, whole = LatentCacheDataset(out), LatentCacheDataset(built["cache"])
+    assert len(part) == 10
+    for name in ("target", "context", "clap_audio"):
+        assert torch.allclose(part.tensors[name].float(), whole.tensors[name][:10].float(), atol=1e-3), name
+    calls = []
+    final = build_latent_cache(built["encoders"], built["songs"], out, recipe, progress=False, on_shard=calls.append)
+    assert calls == [2] and final["complete"] is True and final["pairs"] == 12
+    assert final["stats"] == built["manifest"]["stats"]
+
+
 def test_dataset_crops_aligned_deterministic_windows(built):
     full = LatentCacheDataset(built["cache"], full_length=True)
     ds = LatentCacheDataset(built["cache"], train_frames=16, seed=5)

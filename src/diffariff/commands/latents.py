@@ -59,12 +59,25 @@ def run_build(args: argparse.Namespace) -> int:
     codec = Codec.load(args.codec)
     clap = BuiltinClap.load(args.clap)
     encoders = Encoders(codec, clap, model_identity(args.codec), model_identity(args.clap))
+    bar = not args.quiet and sys.stderr.isatty()
+    log = None if args.quiet or bar else _shard_logger(recipe.num_shards)
     manifest = build_latent_cache(encoders, songs, args.out, recipe, batch_size=args.batch_size,
-                                  data_root=str(args.data), progress=not args.quiet and sys.stderr.isatty(),
-                                  worker=(wid, nworkers))
+                                  data_root=str(args.data), progress=bar, worker=(wid, nworkers), on_shard=log)
     if manifest is None:
         print(f"worker {wid}/{nworkers} done; the manifest is written when every worker has finished")
         return 0
     print(f"latent cache {args.out}: {manifest['pairs']} pairs in {manifest['shards']} shards, "
           f"{manifest['frames']} latent frames each; target latent std {manifest['stats']['std']:.4f}")
     return 0
+
+
+def _shard_logger(shards: int):
+    """One stderr line per shard written, for logs (a progress bar needs a terminal)."""
+    import time
+
+    start = time.monotonic()
+
+    def log(k: int) -> None:
+        print(f"shard {k + 1}/{shards} written ({time.monotonic() - start:.0f} s)", file=sys.stderr, flush=True)
+
+    return log

@@ -3,7 +3,8 @@
 Layout of a cache folder::
 
     manifest.json            recipe (pairs config, seed, shard size), codec / CLAP identities, counts,
-                             latent statistics of the targets (per channel and global)
+                             latent statistics of the targets (per channel and global); rewritten
+                             after each shard, so an interrupted build is a readable smaller cache
     shard_00000.safetensors  target [S, 64, T], context [S, 64, T]  codec latents (float16)
                              clap_audio [S, D], clap_text [S, D]    CLAP embeddings (float32)
                              index [S] (int64: the pair index of each row)
@@ -159,7 +160,11 @@ def build_latent_cache(
 
     Returns the manifest dict (also written to ``out/manifest.json``). Raises InputError when ``out``
     holds a cache built with another recipe, codec or CLAP. ``on_shard(k)`` is called after each
-    shard written (used by tests).
+    shard written (progress lines, tests).
+
+    While the build runs, the manifest describes the longest complete run of shards ``0..p-1`` (with
+    ``"complete": false`` and ``"target_pairs"``), so a build stopped part-way leaves a cache the
+    trainer can read; the final manifest has ``"complete": true``.
 
     ``worker=(i, n)`` builds only the shards ``k`` with ``k % n == i``, so ``n`` processes (e.g. one
     per core, each with one thread) can fill one cache together; the manifest is written by whichever
@@ -200,21 +205,44 @@ def build_latent_cache(
                 meta += m
                 bar.update(len(m))
             _write_shard(root, k, rows, parts, meta)
+            done = _complete_prefix(root, recipe)
+            if 0 < done < recipe.num_shards:
+                _write_manifest(root, encoders, sampler, recipe, done, data_root)
             if on_shard is not None:
                 on_shard(k)
     finally:
         bar.close()
-    if not all(shard_is_complete(root, k, recipe.shard_rows(k)) for k in range(recipe.num_shards)):
+    if _complete_prefix(root, recipe) < recipe.num_shards:
         return None
-    manifest = {"format": CACHE_FORMAT, "version": CACHE_VERSION, **ident, "data": data_root,
+    return _write_manifest(root, encoders, sampler, recipe, recipe.num_shards, data_root)
+
+
+def _complete_prefix(root: Path, recipe: CacheRecipe) -> int:
+    """Number ``p`` of shards such that shards ``0..p-1`` are all complete."""
+    p = 0
+    while p < recipe.num_shards and shard_is_complete(root, p, recipe.shard_rows(p)):
+        p += 1
+    return p
+
+
+def _write_manifest(root: Path, encoders: Encoders, sampler: PairSampler, recipe: CacheRecipe, shards: int,
+                    data_root: str) -> dict:
+    """Write (atomically) and return the manifest of the first ``shards`` complete shards; when these
+    are not all of ``recipe``'s, the manifest is that of a smaller build (``pairs`` = their rows), marked
+    ``"complete": false``, with the build's goal in ``"target_pairs"``."""
+    pairs = recipe.shard_rows(shards - 1).stop
+    part = CacheRecipe(**{**asdict(recipe), "pairs": pairs})
+    manifest = {"format": CACHE_FORMAT, "version": CACHE_VERSION, "codec_id": encoders.codec_id,
+                "clap_id": encoders.clap_id, "recipe": asdict(part), "data": data_root,
                 "songs": len(sampler.songs), "skipped_songs": sampler.skipped_songs,
-                "pairs": recipe.pairs, "shards": recipe.num_shards,
+                "pairs": pairs, "shards": shards, "complete": shards == recipe.num_shards,
+                "target_pairs": recipe.pairs,
                 "latent_channels": encoders.latent_channels, "clap_dim": encoders.clap_dim,
                 "codec_channels": encoders.channels, "sample_rate": 48_000,
-                "stats": latent_statistics(root, recipe.num_shards)}
+                "stats": latent_statistics(root, shards)}
     first = _read_shard(root, 0)
     manifest["frames"] = int(first["target"].shape[-1])
-    write_json_atomic(mpath, manifest)
+    write_json_atomic(root / MANIFEST, manifest)
     return manifest
 
 
