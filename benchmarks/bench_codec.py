@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -70,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ops", nargs="+", default=["encode", "decode-1step", "decode-deterministic",
                                                  "decode-pseudo-stereo"])
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--section", default="Codec",
+                    help="BENCHMARKS.md section to write (default 'Codec'; another name keeps the default's table)")
     ap.add_argument("--worker", nargs=3, metavar=("CODEC", "SECONDS", "OP"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -91,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         f"| {r['seconds']:.0f} s | {r['op']} | {r['wall']:.2f} | {r['x_realtime']:.1f} | {r['peak_mb']:.0f} |"
         for r in rows)
     if not args.no_write:
-        cmd = " ".join(["python benchmarks/bench_codec.py", *(argv if argv is not None else sys.argv[1:])])
-        write_section("Codec", f"Measured on: {machine_line()}.\nCodec: `{args.codec}` (mono, 48 kHz; "
+        cmd = shlex.join(["python", "benchmarks/bench_codec.py", *(argv if argv is not None else sys.argv[1:])])
+        write_section(args.section, f"Measured on: {machine_line()}.\nCodec: `{args.codec}` (mono, 48 kHz; "
                       "encode and decode run in chunks of the config's `chunk_seconds`).\n"
                       f"Command: `{cmd}`. `decode-1step` is the consistency decoder (the default); "
                       f"`decode-pseudo-stereo` decodes twice.\n\n{table}")

@@ -47,7 +47,9 @@ def _common(parser: argparse.ArgumentParser, *, conditions: bool = True) -> None
     g.add_argument("--sampler", choices=("heun", "dpmpp_2m", "euler", "consistency"), default=None,
                    help="sampler (default: heun with an EDM model, else consistency)")
     g.add_argument("--steps", type=int, default=None, help="sampling steps (default: 30 EDM / 5 consistency)")
-    g.add_argument("--cfg-context", type=float, default=1.25, help="context guidance strength (default 1.25)")
+    g.add_argument("--cfg-context", type=float, default=1.25,
+                   help="context guidance strength (default 1.25; 3 locks the stem more tightly to the "
+                        "context's onsets, MODEL_CARD session 18)")
     g.add_argument("--cfg-clap", type=float, default=1.25, help="CLAP guidance strength (default 1.25)")
     g.add_argument("--rescale-phi", type=float, default=0.0, help="rescaled CFG blend in [0, 1] (default 0)")
     g.add_argument("--width", type=float, default=0.4, help="stereo width 0-1 (default 0.4)")
