@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import machine_line, peak_rss_mb, write_section  # noqa: E402
+from machine import command_line, machine_line, peak_rss_mb, write_section  # noqa: E402
 
 DEFAULT_CODEC = Path("src/diffariff/assets/default/codec.safetensors")
 
@@ -94,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         f"| {r['seconds']:.0f} s | {r['op']} | {r['wall']:.2f} | {r['x_realtime']:.1f} | {r['peak_mb']:.0f} |"
         for r in rows)
     if not args.no_write:
-        cmd = shlex.join(["python", "benchmarks/bench_codec.py", *(argv if argv is not None else sys.argv[1:])])
+        cmd = command_line("bench_codec.py", argv)
         write_section(args.section, f"Measured on: {machine_line()}.\nCodec: `{args.codec}` (mono, 48 kHz; "
                       "encode and decode run in chunks of the config's `chunk_seconds`).\n"
                       f"Command: `{cmd}`. `decode-1step` is the consistency decoder (the default); "

@@ -21,7 +21,7 @@ from diffariff.data.synth.corpus import build_corpus
 from diffariff.data.synth.stats import corpus_stats, format_stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import machine_line, write_section  # noqa: E402
+from machine import command_line, machine_line, write_section  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     print(summary)
     print(table)
     if not args.no_write:
-        cmd = " ".join(["python benchmarks/bench_corpus.py", *(argv if argv is not None else sys.argv[1:])])
+        cmd = command_line("bench_corpus.py", argv)
         write_section("Corpus rendering", f"Measured on: {machine_line()}.\nCommand: `{cmd}`. "
                       "Each stem is one FluidSynth process (the soundfont is loaded per stem).\n\n" + table)
     return 0

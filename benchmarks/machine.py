@@ -7,6 +7,8 @@ import os
 import platform
 import re
 import resource
+import shlex
+import sys
 from pathlib import Path
 
 import torch
@@ -30,6 +32,12 @@ def machine_line() -> str:
         f"({torch.get_num_threads()} threads), Python {platform.python_version()}, "
         f"{dt.date.today().isoformat()}"
     )
+
+
+def command_line(script: str, argv: list[str] | None) -> str:
+    """The shell-quoted command that reproduces a run: ``python benchmarks/SCRIPT`` plus ``argv``
+    (``None``: this process's own arguments)."""
+    return shlex.join(["python", f"benchmarks/{script}", *(sys.argv[1:] if argv is None else argv)])
 
 
 def peak_rss_mb() -> float:
