@@ -207,9 +207,14 @@ def test_train_codec_command_end_to_end(render_notes, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 3
     with pytest.raises(InputError):
         run(_args(stage=2, max_steps=1, **{**common, "out": tmp_path / "run2"}))
-    assert run(_args(stage=2, init=export, max_steps=1, **{**common, "out": tmp_path / "run2"})) == 0
+    with pytest.raises(ConfigError):  # the noise range is a stage-2 setting
+        run(_args(config=cfg, sigma_max=2.0, max_steps=1, **{**common, "out": tmp_path / "run2"}))
+    assert run(_args(stage=2, init=export, sigma_max=2.0, max_steps=1, **{**common, "out": tmp_path / "run2"})) == 0
     stage2 = Codec.load(tmp_path / "run2" / "codec_ema.safetensors")
     assert stage2.config.sigma_data != CodecConfig(**TINY).sigma_data  # measured from the residual
+    assert stage2.config.sigma_max == 2.0  # recorded in the export, so decoding starts from the trained level
+    room = list(csv.DictReader((tmp_path / "run2" / "metrics.csv").open()))[-1]["con_twice_sisdr"]
+    assert 0.0 < float(room) < 140.0  # two seeds give two different (but related) decodings
     # decoder-only fine-tune of an export: needs --init; keeps the encoder and the latent statistics
     with pytest.raises(ConfigError):
         run(_args(freeze_encoder=True, max_steps=1, **{**common, "out": tmp_path / "run3"}))

@@ -82,6 +82,18 @@ def test_guidance_strengths_change_the_output_as_configured():
     assert torch.allclose(seen[0], plain, atol=1e-5)
 
 
+def test_guidance_interval_limits_where_guidance_acts():
+    model = tiny_model()
+    ctx, clap = conditions()
+    kw = dict(steps=4, seed=5, w_ctx=3.0, w_clap=2.0)
+    guided, plain = model.sample(ctx, clap, **kw), model.sample(ctx, clap, steps=4, seed=5, w_ctx=1.0, w_clap=1.0)
+    everywhere = model.sample(ctx, clap, guidance_interval=(0.0, 2 * model.config.sigma_max), **kw)
+    nowhere = model.sample(ctx, clap, guidance_interval=(3 * model.config.sigma_max, 4 * model.config.sigma_max), **kw)
+    assert torch.allclose(everywhere, guided, atol=1e-5) and torch.allclose(nowhere, plain, atol=1e-5)
+    part = model.sample(ctx, clap, guidance_interval=(0.5, 10.0), **kw)
+    assert not torch.allclose(part, guided, atol=1e-3) and not torch.allclose(part, plain, atol=1e-3)
+
+
 def test_unconditional_and_consistency_sampling():
     model = tiny_model("consistency")
     out = model.sample(None, None, frames=9, batch=3, seed=0)

@@ -68,6 +68,10 @@ def test_generate_end_to_end(bundle, files, tmp_path, capsys):
     assert run(capsys, "generate", files["ctx"], "-o", again, "--text", "warm bass", "--seed", 1, "--bundle",
                bundle, *FAST)[0] == 0
     np.testing.assert_array_equal(load_audio(again)[0], audio)
+    limited = tmp_path / "limited.wav"  # guidance at the high noise levels only: another stem, same length
+    assert run(capsys, "generate", files["ctx"], "-o", limited, "--text", "warm bass", "--seed", 1, "--bundle",
+               bundle, *FAST, "--cfg-context", 3, "--guidance-interval", 1, 1000)[0] == 0
+    assert load_audio(limited)[0].shape == audio.shape and not np.allclose(load_audio(limited)[0], audio)
 
 
 def test_generate_says_when_the_context_prior_chose_and_no_prior_turns_it_off(files, tmp_path, capsys):
@@ -132,7 +136,8 @@ def test_help_has_examples(capsys):
 
 
 @pytest.mark.parametrize("case", ["missing", "corrupt", "nan", "short", "long", "ref_short", "bad_suffix",
-                                  "width", "no_bundle", "bad_region", "bad_strength", "empty_text", "window"])
+                                  "width", "no_bundle", "bad_region", "bad_strength", "empty_text", "window",
+                                  "interval"])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, bundle, files, tmp_path, capsys):
     out = tmp_path / "out.wav"
     gen = ["generate", files["ctx"], "-o", out, "--bundle", bundle, *FAST]
@@ -151,6 +156,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, bundle, files,
         "bad_strength": ["vary", files["stem"], files["ctx"], "--strength", 1.5, "-o", out, "--bundle", bundle, *FAST],
         "empty_text": [*gen, "--text", " "],
         "window": [*gen, "--window-seconds", 0],
+        "interval": [*gen, "--guidance-interval", 5, 1],
     }[case]
     code, stdout, err = run(capsys, *argv)
     assert code == 2

@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+from diffariff.commands.options import guidance_interval
 from diffariff.diffusion.edm import EDMDenoiser
-from diffariff.diffusion.guidance import GuidedDenoiser, PerSampleGuidance, guidance_weights, rescale_to
+from diffariff.diffusion.guidance import (
+    GuidedDenoiser,
+    IntervalGuidance,
+    PerSampleGuidance,
+    guidance_weights,
+    rescale_to,
+)
 from diffariff.errors import InputError
 from diffariff.nets.dit import build_net
 
@@ -133,3 +140,33 @@ def test_bad_guidance_inputs():
         GuidedDenoiser(d, ctx[:1].repeat(3, 1, 1), clap)(x, s)
     out = GuidedDenoiser(d, ctx[:1], clap[:1], 1.0, 1.0)(x, s)  # batch-1 conditions broadcast
     assert out.shape == x.shape
+
+
+def test_interval_guidance_guides_inside_and_is_plain_outside():
+    d = Counting()
+    x, _, ctx, clap = _data(b=3)
+    guided, plain = GuidedDenoiser(d, ctx, clap, 3.0, 2.0), GuidedDenoiser(d, ctx, clap, 1.0, 1.0)
+    step = IntervalGuidance(guided, plain, 0.5, 5.0)
+    d.batches.clear()
+    assert torch.allclose(step(x, torch.tensor(2.0)), guided(x, torch.full((3,), 2.0)), atol=1e-5)
+    assert d.batches == [9, 9]  # inside: the guided passes only (3 passes x 3 samples), twice
+    d.batches.clear()
+    for s in (0.5, 8.0):  # the interval is (lo, hi]: lo itself and above hi are outside
+        assert torch.allclose(step(x, s), d(x, torch.full((3,), s), context=ctx, clap=clap), atol=1e-5)
+    assert d.batches == [3, 3, 3, 3]  # outside: one conditional pass (plus the reference calls)
+    mixed = step(x, torch.tensor([0.2, 2.0, 40.0]))  # per sample
+    for i, s in enumerate((0.2, 2.0, 40.0)):
+        ref = (guided if 0.5 < s <= 5.0 else plain)(x, torch.full((3,), s))[i]
+        assert torch.allclose(mixed[i], ref, atol=1e-5)
+
+
+def test_bad_guidance_intervals():
+    d = Counting()
+    with pytest.raises(InputError):
+        IntervalGuidance(d, d, 5.0, 0.5)
+    with pytest.raises(InputError):
+        IntervalGuidance(d, d, -1.0, 0.5)
+    assert guidance_interval(None) is None and guidance_interval([0.5, 10]) == (0.5, 10.0)
+    for bad in ([1.0, 1.0], [2.0, 1.0], [-0.1, 1.0], [0.0, float("nan")]):
+        with pytest.raises(InputError):
+            guidance_interval(bad)

@@ -289,7 +289,8 @@ class Accompanist:
     def sample_latents(
         self, ctx_latents: torch.Tensor | None, clap: torch.Tensor | None, frames: int, *, n: int = 1,
         sampler: str | None = None, steps: int | None = None, cfg_context: float = 1.25, cfg_clap: float = 1.25,
-        rescale_phi: float = 0.0, seed: int | None = None, known: torch.Tensor | None = None,
+        rescale_phi: float = 0.0, guidance_interval: tuple[float, float] | None = None,
+        seed: int | None = None, known: torch.Tensor | None = None,
         keep: torch.Tensor | None = None, init: torch.Tensor | None = None, strength: float | None = None,
         loop: int | None = None, loop_strength: float = 0.5, style: torch.Tensor | None = None,
         style_strength: float = 0.5, long_mode: str = "auto", overlap_frames: int | None = None,
@@ -300,6 +301,7 @@ class Accompanist:
         ``ctx_latents`` [1, 64, frames] or None; ``clap`` [1, D] or None. Edits (codec units, [1, 64,
         frames]): ``known`` + ``keep`` (bool [frames], True = keep) inpaint; ``init`` + ``strength``
         variation; ``loop`` (2 / 4) with ``loop_strength``; ``style`` latents (any length).
+        ``guidance_interval`` (lo, hi): guidance only at noise levels in (lo, hi] (model.sample).
         ``long_mode``: see the module doc; ``window_frames`` / ``overlap_frames``: the windows' length
         and overlap (latent frames; defaults :meth:`default_window_frames` and a quarter window); the
         windows used are left in :attr:`last_windows`.
@@ -344,7 +346,7 @@ class Accompanist:
                 z = model.sample(
                     None if ctx_latents is None else ctx_latents[..., a:b], clap, frames=length, batch=int(n),
                     steps=steps, sampler=sampler, w_ctx=cfg_context, w_clap=cfg_clap, rescale_phi=rescale_phi,
-                    seed=int(seed) + 7919 * w, callback=lambda _d: bar.update(1),
+                    guidance_interval=guidance_interval, seed=int(seed) + 7919 * w, callback=lambda _d: bar.update(1),
                     init_latents=None if init is None else init[..., a:b], variation_strength=strength,
                     inpaint_latents=win_known if bool(mask.any()) else None,
                     inpaint_mask=mask.float().reshape(1, 1, -1) if bool(mask.any()) else None,
@@ -402,7 +404,8 @@ class Accompanist:
         text: str | None = None, reference: AudioLike | None = None, reference_sample_rate: int | None = None,
         clap_mix: tuple | None = None, cfg_context: float = 1.25, cfg_clap: float = 1.25, steps: int | None = None,
         sampler: str | None = None, width: float = 0.4, seed: int | None = None, n: int = 1, use_bridge: bool = True,
-        rescale_phi: float = 0.0, style_reference: AudioLike | None = None, style_strength: float = 0.5,
+        rescale_phi: float = 0.0, guidance_interval: tuple[float, float] | None = None,
+        style_reference: AudioLike | None = None, style_strength: float = 0.5,
         loop: int | None = None, loop_strength: float = 0.5, long_mode: str = "auto",
         overlap_seconds: float | None = None, window_seconds: float | None = None, decode_steps: int = 1,
         decode_mode: str = "consistency", use_prior: bool = True, prior_guidance: float | None = None,
@@ -412,7 +415,8 @@ class Accompanist:
         (after ``seconds`` cropping; without a context, ``seconds`` of silence is the context).
 
         ``text`` / ``reference`` / ``clap_mix``: CLAP condition (:meth:`condition`); ``cfg_context`` /
-        ``cfg_clap``: guidance strengths; ``sampler``: "heun" | "dpmpp_2m" | "euler" (EDM model) or
+        ``cfg_clap``: guidance strengths, applied at the noise levels in ``guidance_interval`` (lo, hi]
+        only when it is given; ``sampler``: "heun" | "dpmpp_2m" | "euler" (EDM model) or
         "consistency"; ``steps``: default 30 (EDM) / 5 (consistency); ``width``: stereo width;
         ``decode_steps`` / ``decode_mode``: codec decoding (see :meth:`decode`);
         ``style_reference``: audio whose latent statistics ground the timbre (``style_strength`` 0-1);
@@ -435,7 +439,8 @@ class Accompanist:
         frames = self.frames_for(ctx.length)
         z = self.sample_latents(
             ctx.latents, clap, frames, n=n, sampler=sampler, steps=steps, cfg_context=cfg_context,
-            cfg_clap=cfg_clap, rescale_phi=rescale_phi, seed=seed, loop=loop, loop_strength=loop_strength,
+            cfg_clap=cfg_clap, rescale_phi=rescale_phi, guidance_interval=guidance_interval, seed=seed,
+            loop=loop, loop_strength=loop_strength,
             style=style, style_strength=style_strength, long_mode=long_mode,
             overlap_frames=self._seconds_to_frames(overlap_seconds),
             window_frames=self._seconds_to_frames(window_seconds), progress=progress)

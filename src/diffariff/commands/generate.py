@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from ..errors import InputError
+from .options import guidance_interval
 
 _SUFFIXES = (".wav", ".flac")
 
@@ -52,6 +53,8 @@ def _common(parser: argparse.ArgumentParser, *, conditions: bool = True) -> None
                         "context's onsets, MODEL_CARD session 18)")
     g.add_argument("--cfg-clap", type=float, default=1.25, help="CLAP guidance strength (default 1.25)")
     g.add_argument("--rescale-phi", type=float, default=0.0, help="rescaled CFG blend in [0, 1] (default 0)")
+    g.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LO", "HI"), default=None,
+                   help="apply guidance only at noise levels LO < sigma <= HI (default: all levels)")
     g.add_argument("--width", type=float, default=0.4, help="stereo width 0-1 (default 0.4)")
     g.add_argument("--seed", type=int, default=None, help="random seed (same seed, same output)")
     g.add_argument("-n", type=int, default=1, help="number of candidates (default 1)")
@@ -155,7 +158,8 @@ def _check_common(args: argparse.Namespace) -> None:
 
 def _sampling(args: argparse.Namespace) -> dict:
     return dict(sampler=args.sampler, steps=args.steps, cfg_context=args.cfg_context, cfg_clap=args.cfg_clap,
-                rescale_phi=args.rescale_phi, long_mode=args.long_mode, window_seconds=args.window_seconds)
+                rescale_phi=args.rescale_phi, guidance_interval=guidance_interval(args.guidance_interval),
+                long_mode=args.long_mode, window_seconds=args.window_seconds)
 
 
 def _conditions(args: argparse.Namespace) -> dict:

@@ -16,6 +16,13 @@ the strengths and overshoots the latent range; we rescale it to the std of the f
 estimate D_cond = D(ctx, clap) and blend: D' = phi * D_g * std(D_cond)/std(D_g) + (1 - phi) * D_g.
 phi = 0 is plain CFG; phi ~ 0.7 is the paper's recommendation. It is applied on the denoised
 (x0) estimate, which is what our EDM denoiser returns.
+
+Guidance in a limited interval (Kynkaanniemi et al. 2024, "Applying Guidance in a Limited Interval
+Improves Sample and Distribution Quality in Diffusion Models"): :class:`IntervalGuidance` applies the
+guided denoiser only for noise levels ``lo < sigma <= hi`` and the plain conditional one (strengths
+1 / 1: a single network pass) elsewhere. Guidance at the highest levels narrows the samples toward a
+few modes, and at the lowest it changes little but costs passes; EDM2's interval for data of std 0.5
+was (0.28, 5.42], about (0.56, 10.8] for our latents of std 1.
 """
 
 from __future__ import annotations
@@ -138,6 +145,28 @@ class PerSampleGuidance:
         out = self.denoiser(x[idx], sigma[idx], **cond).float()
         w = torch.tensor(weights, device=x.device, dtype=out.dtype).reshape(-1, *([1] * (x.ndim - 1)))
         return torch.zeros(x.shape, dtype=out.dtype, device=x.device).index_add_(0, idx, out * w).to(x.dtype)
+
+
+class IntervalGuidance:
+    """Callable ``(x [B, ...], sigma [B] or scalar) -> [B, ...]``: ``guided`` for the samples whose
+    noise level lies in ``(lo, hi]``, ``plain`` (the same conditions at strengths 1 / 1) for the rest.
+    Only the denoisers some sample needs are called."""
+
+    def __init__(self, guided: Callable[..., torch.Tensor], plain: Callable[..., torch.Tensor],
+                 lo: float, hi: float):
+        if not 0.0 <= float(lo) < float(hi):
+            raise InputError(f"guidance interval needs 0 <= lo < hi, got ({lo}, {hi}]")
+        self.guided, self.plain = guided, plain
+        self.lo, self.hi = float(lo), float(hi)
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        s = batch_sigma(sigma, x)
+        inside = (s > self.lo) & (s <= self.hi)
+        if bool(inside.all()):
+            return self.guided(x, s)
+        if not bool(inside.any()):
+            return self.plain(x, s)
+        return torch.where(inside.reshape(-1, *([1] * (x.ndim - 1))), self.guided(x, s), self.plain(x, s))
 
 
 def _present(cond: torch.Tensor | None, drop: torch.Tensor | None, b: int) -> list[bool]:

@@ -29,7 +29,7 @@ from ..torchutil import seeded_generator
 from .consistency import ConsistencyDenoiser
 from .edits import Inpaint, LoopTie, StyleGround, loop_noise, variation_start
 from .edm import EDMDenoiser, karras_sigmas
-from .guidance import GuidedDenoiser
+from .guidance import GuidedDenoiser, IntervalGuidance
 from .samplers import get_sampler
 
 KIND = "latent-diffusion"
@@ -209,6 +209,7 @@ class LatentDiffusion(nn.Module):
         w_ctx: float | None = None,
         w_clap: float | None = None,
         rescale_phi: float = 0.0,
+        guidance_interval: tuple[float, float] | None = None,
         seed: int | None = None,
         callback: Callable[[dict], None] | None = None,
         init_latents: torch.Tensor | None = None,
@@ -231,7 +232,8 @@ class LatentDiffusion(nn.Module):
         with guidance g (``config.distilled_guidance``) the network's passes are combined with w / g,
         so w = g takes a single pass: exact in the linear picture, where the student's passes are the
         teacher's guided ones, D(0,0) + g (D(c) - D(0,0)) per condition); ``rescale_phi``
-        rescaled CFG. ``seed``: same seed, same inputs -> same output. ``callback(dict)`` per step
+        rescaled CFG; ``guidance_interval`` (lo, hi): guide only for noise levels in (lo, hi], strengths
+        1 / 1 elsewhere (:class:`~.guidance.IntervalGuidance`; None: every level). ``seed``: same seed, same inputs -> same output. ``callback(dict)`` per step
         (``x`` / ``denoised`` in normalised units).
 
         Edits (codec units, all [B or 1, C, T]): ``init_latents`` + ``variation_strength`` in (0, 1]
@@ -279,6 +281,10 @@ class LatentDiffusion(nn.Module):
         # a guidance-distilled network already answers with strengths g: ask it for w / g (w = g: one pass)
         g_ctx, g_clap = cfg.distilled_guidance
         denoise: Denoise = GuidedDenoiser(self.denoise, ctx, clap, w_ctx / g_ctx, w_clap / g_clap, rescale_phi)
+        if guidance_interval is not None:
+            lo, hi = guidance_interval
+            denoise = IntervalGuidance(denoise, GuidedDenoiser(self.denoise, ctx, clap, 1 / g_ctx, 1 / g_clap),
+                                       lo, hi)
         if style_latents is not None:
             denoise = StyleGround(denoise, self.normalize(style_latents.to(device)), style_strength)
 

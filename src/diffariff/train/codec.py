@@ -77,6 +77,7 @@ from ..codec.losses import (
 )
 from ..errors import ConfigError, DatasetError, InputError
 from ..eval.codec_eval import clip_metrics
+from ..eval.reconstruction import si_sdr
 from ..fsutil import write_json_atomic
 from ..torchutil import setup_cpu
 from .common import adamw_with_schedule, build_trainer, ema_decay, ema_update_, fit, write_rows_csv
@@ -366,6 +367,10 @@ class CodecModule(L.LightningModule):
                     scores = [clip_metrics(a.numpy(), b.numpy()) for a, b in zip(x, y)]
                     for column, metric, digits in METRIC_COLUMNS:
                         row[f"{mode[:3]}_{column}"] = round(float(np.mean([c[metric] for c in scores])), digits)
+                    if mode == "consistency":  # the room pseudo-stereo has: a second decoding, another seed
+                        y2 = self.ema.decode(z, steps=1, seed=1, mode=mode)[..., : x.shape[-1]]
+                        row["con_twice_sisdr"] = round(float(np.mean(
+                            [si_sdr(a.numpy(), b.numpy()) for a, b in zip(y, y2)])), 2)
                 if self.note_head is not None:
                     row["heldout_note"] = round(self._held_out_note_loss(x), 5)
         self.rows.append(row)
@@ -450,6 +455,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aux-weight", type=float, default=0.0,
                         help="stage 2: weight of a magnitude-only reconstruction term on the consistency "
                         "decoder's output (keeps its level while the consistency curriculum is young)")
+    parser.add_argument("--sigma-max", type=float,
+                        help="stage 2: the consistency decoder's largest noise level (default: the --init "
+                        "codec's, 80; the residual's std is ~0.24, so 80 makes the CT chain span ~330 x sigma_data)")
     parser.add_argument("--energy-weight", type=float, default=0.0,
                         help="stage 2: weight of the energy score of two decodings of each clip (a proper "
                         "scoring rule: rewards samples of the right distribution, not its mean)")
@@ -498,6 +506,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--note-lr-scale must be > 0, got {args.note_lr_scale}")
     if args.aux_weight < 0 or args.energy_weight < 0 or args.note_weight < 0:
         raise ConfigError("--aux-weight, --energy-weight and --note-weight must be >= 0")
+    if args.sigma_max is not None and (args.stage != 2 or not args.sigma_max > 0.01):
+        raise ConfigError("--sigma-max applies to --stage 2 and must be > 0.01 (the codec's sigma_min is 0.002)")
     if args.energy_weight and args.batch_size < 2:
         raise ConfigError("--energy-weight needs --batch-size >= 2 (pairs of decodings of one clip)")
     torch.manual_seed(args.seed)
@@ -532,6 +542,8 @@ def run(args: argparse.Namespace) -> int:
             spec = tmp.spectrogram(x)
             res = spec - tmp.upsampler(tmp.encode_prepared(x, spec))[1]
         cfg = dataclasses.replace(cfg, sigma_data=round(float(res.std()), 4))
+        if args.sigma_max is not None:
+            cfg = dataclasses.replace(cfg, sigma_max=float(args.sigma_max))
         print(f"codec stage 2: measured residual std (sigma_data) = {cfg.sigma_data}", file=sys.stderr)
     write_json_atomic(run_dir / "codec_config.json", config_to_dict(cfg))
 
