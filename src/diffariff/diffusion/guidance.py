@@ -150,7 +150,9 @@ class PerSampleGuidance:
 class IntervalGuidance:
     """Callable ``(x [B, ...], sigma [B] or scalar) -> [B, ...]``: ``guided`` for the samples whose
     noise level lies in ``(lo, hi]``, ``plain`` (the same conditions at strengths 1 / 1) for the rest.
-    Only the denoisers some sample needs are called."""
+    Only the denoisers some sample needs are called; a batch whose samples straddle the interval (the
+    samplers here never make one: they step all samples at one sigma) runs both on the whole batch,
+    because the wrapped denoisers hold batch-shaped conditions."""
 
     def __init__(self, guided: Callable[..., torch.Tensor], plain: Callable[..., torch.Tensor],
                  lo: float, hi: float):

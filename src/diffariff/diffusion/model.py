@@ -233,8 +233,8 @@ class LatentDiffusion(nn.Module):
         so w = g takes a single pass: exact in the linear picture, where the student's passes are the
         teacher's guided ones, D(0,0) + g (D(c) - D(0,0)) per condition); ``rescale_phi``
         rescaled CFG; ``guidance_interval`` (lo, hi): guide only for noise levels in (lo, hi], strengths
-        1 / 1 elsewhere (:class:`~.guidance.IntervalGuidance`; None: every level). ``seed``: same seed, same inputs -> same output. ``callback(dict)`` per step
-        (``x`` / ``denoised`` in normalised units).
+        1 / 1 elsewhere (:class:`~.guidance.IntervalGuidance`; None: every level). ``seed``: same seed,
+        same inputs -> same output. ``callback(dict)`` per step (``x`` / ``denoised`` in normalised units).
 
         Edits (codec units, all [B or 1, C, T]): ``init_latents`` + ``variation_strength`` in (0, 1]
         (variation of an existing latent); ``inpaint_latents`` + ``inpaint_mask`` (broadcastable,
