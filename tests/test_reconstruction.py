@@ -16,6 +16,7 @@ from diffariff.eval.reconstruction import (
     mel_filterbank,
     mr_stft_distance,
     opus_roundtrip,
+    phase_error_share,
     si_sdr,
 )
 
@@ -45,6 +46,22 @@ def test_si_sdr_known_cases(piano):
     noise = rng.standard_normal(piano.shape)
     noise *= np.linalg.norm(piano, axis=1, keepdims=True) / np.linalg.norm(noise, axis=1, keepdims=True) / 10.0
     assert si_sdr(piano, piano + noise) == pytest.approx(20.0, abs=0.5)
+
+
+def test_phase_error_share_tells_phase_errors_from_magnitude_errors(piano):
+    """A gain error, a zero-phase low-pass and silence are all magnitude (share ~0); the Hilbert
+    transform (every partial turned by 90 degrees, magnitudes kept) is almost all phase (share ~1)."""
+    from scipy.signal import butter, filtfilt, hilbert
+
+    assert phase_error_share(piano, piano) == 0.0
+    assert phase_error_share(piano, 0.5 * piano) == pytest.approx(0.0, abs=1e-9)
+    assert phase_error_share(piano, np.zeros_like(piano)) == pytest.approx(0.0, abs=1e-9)
+    b, a = butter(4, 1000 / (SR / 2))
+    assert phase_error_share(piano, filtfilt(b, a, piano, axis=-1)) < 0.1
+    turned = np.imag(hilbert(piano, axis=-1))
+    assert phase_error_share(piano, turned) > 0.9
+    delayed = np.roll(piano, 7, axis=-1)  # a small delay: the magnitudes hold, the phases turn
+    assert phase_error_share(piano, delayed) > 0.9
 
 
 def test_spectral_distances_zero_for_identical_and_grow_with_noise(piano):

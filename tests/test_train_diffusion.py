@@ -194,6 +194,29 @@ def test_init_warm_starts_a_new_run_from_a_trained_model(edm_run, cache, config_
         train(cache, tmp_path / "bad2", config_file, "--p-std", "0", "--max-steps", "1")
 
 
+def test_grow_depth_warm_starts_a_deeper_dit_with_the_same_output(edm_run, cache, config_file, tmp_path):
+    """--grow-depth: the --init DiT (depth 2) becomes a depth-3 network whose first step starts from the
+    trained model's exact output; without --init, or to a shallower depth, it is refused."""
+    start = edm_run[0] / "diffusion_ema.safetensors"
+    init = LatentDiffusion.load(start).eval()
+    out = tmp_path / "grown"
+    assert train(cache, out, config_file, "--init", str(start), "--grow-depth", "3", "--max-steps", "2",
+                 "--lr", "1e-12") == 0
+    grown = LatentDiffusion.load(out / "diffusion_ema.safetensors").eval()
+    assert grown.config.net_config["depth"] == 3 and init.config.net_config["depth"] == 2
+    assert load_run_config(out / "run_config.json").model.net_config["depth"] == 3
+    batch = edm_batch(cache, 4)
+    x, ctx, clap = batch["target"], batch["context"], batch["clap_audio"]
+    noisy = x + 2.0 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a, b = (m.denoiser(noisy, 2.0, context=ctx, clap=clap) for m in (init, grown))
+    assert torch.allclose(a, b, atol=2e-3), float((a - b).abs().max())  # lr ~0: still the trained function
+    with pytest.raises(ConfigError, match="--grow-depth needs --init"):
+        train(cache, tmp_path / "bad", config_file, "--grow-depth", "3", "--max-steps", "1")
+    with pytest.raises(ConfigError, match="depth >= 2"):
+        train(cache, tmp_path / "bad2", config_file, "--init", str(start), "--grow-depth", "1", "--max-steps", "1")
+
+
 def test_init_new_latents_warm_starts_across_codecs(edm_run, cache, config_file, tmp_path):
     """--init-new-latents: a model trained on another codec's latents (other codec id, other
     normalisation) warm-starts on this cache with its weights kept, the normalisation re-measured here

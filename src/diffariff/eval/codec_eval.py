@@ -36,7 +36,14 @@ from ..errors import ConfigError, InputError, MissingDependencyError
 from .metrics import mean_and_ci
 from .musical_fit import key_fit
 from .protocol import load_songs
-from .reconstruction import band_level_errors, log_mel_distance, mr_stft_distance, opus_roundtrip, si_sdr
+from .reconstruction import (
+    band_level_errors,
+    log_mel_distance,
+    mr_stft_distance,
+    opus_roundtrip,
+    phase_error_share,
+    si_sdr,
+)
 
 #: Sample rate of the codec and of every clip (Hz).
 SAMPLE_RATE = 48_000
@@ -109,9 +116,12 @@ def clip_metrics(reference: np.ndarray, estimate: np.ndarray) -> dict[str, float
     """MR-STFT distance, log-mel L1, SI-SDR (dB), level error and octave-band error (dB) of ``estimate``
     vs ``reference`` (``[C, N]``, 48 kHz), and ``pitch_class``: the correlation of their 12-bin
     pitch-class profiles (:mod:`diffariff.eval.musical_fit`; 1 = the same pitches, 0 for silence), which
-    tells whether the codec keeps the notes (what a stem's key fit to its context can reach)."""
+    tells whether the codec keeps the notes (what a stem's key fit to its context can reach), and
+    ``phase_share``: the part of the STFT-domain error that is phase, not magnitude
+    (:func:`~diffariff.eval.reconstruction.phase_error_share`)."""
     return {"mr_stft": mr_stft_distance(reference, estimate), "log_mel": log_mel_distance(reference, estimate),
             "si_sdr": si_sdr(reference, estimate), **band_level_errors(reference, estimate),
+            "phase_share": phase_error_share(reference, estimate),
             "pitch_class": key_fit(estimate, reference, 48_000)}
 
 

@@ -22,6 +22,10 @@ channels; a reference and an estimate must have the same shape.
   |10 log10(P_est / P_ref)|, bands more than 60 dB below the reference's loudest band skipped.
   A level-preserving, timbre-preserving codec scores 0 / 0.
 * :func:`si_sdr`: scale-invariant SDR in dB (Le Roux et al. 2019), zero-mean, per channel, averaged.
+* :func:`phase_error_share`: which part of the STFT-domain error is phase. With X, Y the complex STFTs
+  (n_fft 2048, hop 512, Hann) of reference and estimate, ``1 - sum (|X| - |Y|)^2 / sum |X - Y|^2``,
+  in [0, 1] since ``|X - Y| >= ||X| - |Y||``: 0 when the error is all magnitude (a gain error, a missing
+  band), 1 when the magnitudes are right and only the phases differ; 0 for identical signals.
 * :func:`opus_roundtrip`: encode with ffmpeg/libopus at a bitrate, decode back to the input rate,
   and align to the input in time (measured by cross-correlation, so the decoder's pre-skip/latency
   handling does not matter), cropped/padded to the input length.
@@ -55,7 +59,7 @@ MAX_ALIGN_SECONDS = 0.1
 
 
 def _as_signal(x, what: str) -> torch.Tensor:
-    t = x.detach().cpu() if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x, dtype=np.float64))
+    t = x.detach().cpu() if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
     t = t.to(torch.float64)
     if t.ndim == 0 or t.shape[-1] == 0:
         raise InputError(f"{what} is empty")
@@ -149,6 +153,20 @@ def band_level_errors(reference, estimate, sample_rate: int = 48_000) -> dict[st
     keep = 10.0 * np.log10(b_ref / b_ref.max()) > -BAND_FLOOR_DB
     band = float(np.mean(np.abs(10.0 * np.log10(b_est[keep] / b_ref[keep])))) if keep.any() else 0.0
     return {"level_db": float(level), "band_db": band}
+
+
+def phase_error_share(reference, estimate, n_fft: int = 2048) -> float:
+    """Share of the complex STFT error energy that is phase, in [0, 1] (module docstring)."""
+    ref, est = _pair(reference, estimate)
+    window = torch.hann_window(n_fft, dtype=ref.dtype)
+    pad = max(0, n_fft // 2 + 1 - ref.shape[-1])
+    x, y = (torch.stft(torch.nn.functional.pad(s, (0, pad)), n_fft, n_fft // 4, window=window, center=True,
+                       return_complex=True) for s in (ref, est))
+    total = float((x - y).abs().square().sum())
+    if total <= 0.0:
+        return 0.0
+    magnitude = float((x.abs() - y.abs()).square().sum())
+    return float(min(max(1.0 - magnitude / total, 0.0), 1.0))
 
 
 def si_sdr(reference, estimate, eps: float = 1e-12) -> float:

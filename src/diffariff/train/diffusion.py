@@ -9,7 +9,9 @@ warm-starts a new run from a trained model (its architecture, normalisation and 
 optimiser and lr schedule), e.g. to continue training on a grown cache; with ``--init-new-latents``
 the cache may come from another codec (e.g. a retrained one whose latents correlate with the old
 ones): the weights are kept, the normalisation is re-measured (a distillation student takes its
-teacher's) and the cache's codec id adopted.
+teacher's) and the cache's codec id adopted. ``--grow-depth N`` deepens an ``--init`` DiT to N blocks
+that compute exactly its function (gated-off copies, :mod:`diffariff.nets.grow`), so more capacity is
+trained from the trained model instead of from scratch.
 
 Conditions per sample (documented defaults, tune them):
 * the CLAP condition is the **audio** embedding of the reference clip with probability ``p_audio``
@@ -49,6 +51,7 @@ from ..diffusion.guidance import PerSampleGuidance
 from ..diffusion.model import LatentDiffusion, LatentDiffusionConfig
 from ..errors import ConfigError, InputError
 from ..fsutil import write_json_atomic
+from ..nets.grow import grow_dit_state
 from ..torchutil import seeded_generator, setup_cpu
 from .common import EMA, CSVMetrics, adamw_with_schedule, build_trainer, fit
 
@@ -241,6 +244,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "weights, re-measure the latent normalisation on this cache and take its codec id "
                              "(latent channels and CLAP must still match); with --teacher the student takes the "
                              "teacher's normalisation")
+    parser.add_argument("--grow-depth", type=int, metavar="N",
+                        help="with --init (a DiT): deepen it to N blocks before training; the new blocks are gated-off "
+                        "copies of their neighbours, so training starts from exactly the --init model's output")
     parser.add_argument("--max-minutes", type=float, help="stop after this many minutes")
     parser.add_argument("--max-steps", type=int,
                         help="stop after this many optimiser steps in total (default: the schedule's total steps; "
@@ -324,6 +330,10 @@ def prepare_run(args: argparse.Namespace) -> tuple[DiffusionRunConfig, LatentCac
         start = moved
     if args.init:
         check_model_fits_cache(start.config, man, "--init")
+    if getattr(args, "grow_depth", None) is not None:
+        if not args.init:
+            raise ConfigError("--grow-depth needs --init (the trained DiT to deepen)")
+        start = grow_depth(start, args.grow_depth)
     if teacher is not None and args.init:
         same = ("net", "net_config", "latent_mean", "latent_std", "sigma_data", "latent_channels", "clap_dim")
         bad = [k for k in same if getattr(teacher.config, k) != getattr(start.config, k)]
@@ -347,6 +357,17 @@ def prepare_run(args: argparse.Namespace) -> tuple[DiffusionRunConfig, LatentCac
     write_json_atomic(stored, config_to_dict(cfg))
     ds.train_frames = frames
     return cfg, ds, teacher, start
+
+
+def grow_depth(model: LatentDiffusion, depth: int) -> LatentDiffusion:
+    """``model`` (a DiT) deepened to ``depth`` blocks with the same output (:mod:`diffariff.nets.grow`)."""
+    if model.config.net != "dit":
+        raise ConfigError(f"--grow-depth applies to a DiT, the --init model is a '{model.config.net}'")
+    old = int(model.config.net_config["depth"])
+    state = grow_dit_state(model.state_dict(), old, int(depth))
+    grown = LatentDiffusion(dataclasses.replace(model.config, net_config={**model.config.net_config, "depth": int(depth)}))
+    grown.load_state_dict(state)
+    return grown
 
 
 def run(args: argparse.Namespace) -> int:
