@@ -75,12 +75,17 @@ def _pair(reference, estimate) -> tuple[torch.Tensor, torch.Tensor]:
     return ref, est
 
 
-def _magnitude(x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
-    """|STFT| ``[C, n_fft/2+1, frames]`` (centered, reflect-padded; short signals zero-padded)."""
+def _stft(x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
+    """Complex STFT ``[C, n_fft/2+1, frames]`` (Hann, centered, reflect-padded; short signals zero-padded)."""
     if x.shape[-1] <= n_fft // 2:
         x = torch.nn.functional.pad(x, (0, n_fft // 2 + 1 - x.shape[-1]))
     window = torch.hann_window(n_fft, dtype=x.dtype)
-    return torch.stft(x, n_fft, hop, window=window, center=True, return_complex=True).abs()
+    return torch.stft(x, n_fft, hop, window=window, center=True, return_complex=True)
+
+
+def _magnitude(x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
+    """|STFT| ``[C, n_fft/2+1, frames]`` (see :func:`_stft`)."""
+    return _stft(x, n_fft, hop).abs()
 
 
 def mr_stft_distance(reference, estimate, *, fft_sizes: Sequence[int] = MR_STFT_SIZES) -> float:
@@ -158,10 +163,7 @@ def band_level_errors(reference, estimate, sample_rate: int = 48_000) -> dict[st
 def phase_error_share(reference, estimate, n_fft: int = 2048) -> float:
     """Share of the complex STFT error energy that is phase, in [0, 1] (module docstring)."""
     ref, est = _pair(reference, estimate)
-    window = torch.hann_window(n_fft, dtype=ref.dtype)
-    pad = max(0, n_fft // 2 + 1 - ref.shape[-1])
-    x, y = (torch.stft(torch.nn.functional.pad(s, (0, pad)), n_fft, n_fft // 4, window=window, center=True,
-                       return_complex=True) for s in (ref, est))
+    x, y = _stft(ref, n_fft, n_fft // 4), _stft(est, n_fft, n_fft // 4)
     total = float((x - y).abs().square().sum())
     if total <= 0.0:
         return 0.0

@@ -330,7 +330,7 @@ def prepare_run(args: argparse.Namespace) -> tuple[DiffusionRunConfig, LatentCac
         start = moved
     if args.init:
         check_model_fits_cache(start.config, man, "--init")
-    if getattr(args, "grow_depth", None) is not None:
+    if args.grow_depth is not None:
         if not args.init:
             raise ConfigError("--grow-depth needs --init (the trained DiT to deepen)")
         start = grow_depth(start, args.grow_depth)
