@@ -165,7 +165,8 @@ def test_guided_distillation_bakes_the_strengths_into_the_student(edm_run, cache
 def test_init_warm_starts_a_new_run_from_a_trained_model(edm_run, cache, config_file, tmp_path):
     """--init: a fresh run (step 0, new schedule) that begins at the checkpoint's weights and keeps
     its normalisation; with --teacher, a distillation continues from an earlier student, which must
-    share the teacher's architecture. The warm start reads two caches as one data set (a grown corpus)."""
+    share the teacher's normalisation but not its depth. The warm start reads two caches as one data set
+    (a grown corpus)."""
     start = edm_run[0] / "diffusion_ema.safetensors"
     init = LatentDiffusion.load(start)
     out = tmp_path / "warm"
@@ -186,6 +187,13 @@ def test_init_warm_starts_a_new_run_from_a_trained_model(edm_run, cache, config_
     assert train(cache, tmp_path / "cd", config_file, "--init", str(out / "diffusion_ema.safetensors"),
                  "--teacher", str(start), "--max-steps", "1") == 0
     assert LatentDiffusion.load(tmp_path / "cd" / "diffusion_ema.safetensors").config.mode == "consistency"
+    # a shallower student of the teacher: distillation continues from it and keeps its depth
+    shallow = tmp_path / "shallow.safetensors"
+    LatentDiffusion(dataclasses.replace(init.config, net_config={**init.config.net_config, "depth": 1})).save(shallow)
+    assert train(cache, tmp_path / "cd1", config_file, "--init", str(shallow), "--teacher", str(start),
+                 "--max-steps", "1") == 0
+    student = LatentDiffusion.load(tmp_path / "cd1" / "diffusion_ema.safetensors")
+    assert student.config.net_config["depth"] == 1 and init.config.net_config["depth"] == 2
     other = tmp_path / "other.safetensors"
     LatentDiffusion(dataclasses.replace(init.config, latent_std=(2.0,))).save(other)
     with pytest.raises(ConfigError, match="latent_std"):

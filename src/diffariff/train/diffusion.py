@@ -299,7 +299,7 @@ def prepare_run(args: argparse.Namespace) -> tuple[DiffusionRunConfig, LatentCac
 
     Returns ``(config, dataset, teacher, start)``: ``start`` is the model whose weights a new run
     begins from (the ``--init`` checkpoint, else the teacher when distilling, else None). With both,
-    a distillation continues from an earlier student: the architecture and normalisation must match."""
+    a distillation continues from an earlier student, of any architecture: the normalisation must match."""
     run_dir = Path(args.out)
     stored = run_dir / "run_config.json"
     teacher = LatentDiffusion.load(args.teacher) if args.teacher else None
@@ -335,7 +335,9 @@ def prepare_run(args: argparse.Namespace) -> tuple[DiffusionRunConfig, LatentCac
             raise ConfigError("--grow-depth needs --init (the trained DiT to deepen)")
         start = grow_depth(start, args.grow_depth)
     if teacher is not None and args.init:
-        same = ("net", "net_config", "latent_mean", "latent_std", "sigma_data", "latent_channels", "clap_dim")
+        # the student may have another architecture (e.g. a 6-block student of a 10-block teacher: the
+        # teacher is only called as a denoiser), but it must work in the teacher's normalised latent space
+        same = ("latent_mean", "latent_std", "sigma_data", "latent_channels", "clap_dim")
         bad = [k for k in same if getattr(teacher.config, k) != getattr(start.config, k)]
         if bad:
             raise ConfigError(f"--init and --teacher differ in {', '.join(bad)}")
