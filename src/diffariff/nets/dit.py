@@ -52,6 +52,9 @@ class DiTConfig:
 class DiTBlock(nn.Module):
     """Pre-norm transformer block with AdaLN-Zero (shift, scale, gate for attention and MLP)."""
 
+    #: the chunks of the AdaLN projection's output, in the order forward() unpacks them
+    ADA_CHUNKS = ("shift1", "scale1", "gate1", "shift2", "scale2", "gate2")
+
     def __init__(self, cfg: DiTConfig):
         super().__init__()
         w = cfg.width
@@ -60,7 +63,7 @@ class DiTBlock(nn.Module):
         self.norm2 = nn.LayerNorm(w, elementwise_affine=False, eps=1e-6)
         hidden = int(w * cfg.mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(w, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, w))
-        self.ada = AdaLNZero(cfg.cond_dim, w, 6)
+        self.ada = AdaLNZero(cfg.cond_dim, w, len(self.ADA_CHUNKS))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         sh1, sc1, g1, sh2, sc2, g2 = self.ada(cond)

@@ -19,12 +19,12 @@ import re
 import torch
 
 from ..errors import ConfigError
+from .dit import DiTBlock
 
 #: state-dict key of a DiT block parameter: (prefix up to ``blocks.``, block index, rest of the key)
 _BLOCK_KEY = re.compile(r"^(.*\bblocks\.)(\d+)(\..+)$")
-#: chunks of a block's AdaLN projection, in :class:`~diffariff.nets.dit.DiTBlock`'s order
-_ADA_CHUNKS = ("shift1", "scale1", "gate1", "shift2", "scale2", "gate2")
-_GATES = tuple(i for i, name in enumerate(_ADA_CHUNKS) if name.startswith("gate"))
+#: indices of the gate chunks of a block's AdaLN projection
+_GATES = tuple(i for i, name in enumerate(DiTBlock.ADA_CHUNKS) if name.startswith("gate"))
 
 
 def growth_plan(old_depth: int, new_depth: int) -> list[tuple[int, bool]]:
@@ -60,7 +60,7 @@ def grow_dit_state(state: dict[str, torch.Tensor], old_depth: int, new_depth: in
         for rest, (prefix, value) in blocks[src].items():
             value = value.clone()
             if gated_off and rest.startswith(".ada.proj."):
-                width = value.shape[0] // len(_ADA_CHUNKS)
+                width = value.shape[0] // len(DiTBlock.ADA_CHUNKS)
                 for g in _GATES:
                     value[g * width: (g + 1) * width] = 0
             out[f"{prefix}{i}{rest}"] = value
