@@ -17,6 +17,7 @@ from diffariff.codec.losses import (
     magnitude_loss,
     mr_stft_loss,
     note_profile,
+    phase_aligned,
     phase_derivative_loss,
     phase_loss,
     semitone_band_loss,
@@ -158,3 +159,36 @@ def test_note_profile_peaks_at_the_played_note_per_latent_frame(render_notes):
     assert float(note_profile(torch.zeros(1, 4096 * 3), 4096).abs().max()) < 1e-5
     assert float(latent_note_loss(prof, prof)) == 0.0
     assert float(latent_note_loss(note_profile(up, 4096), prof)) > 0.5
+
+
+def _bin_rotate(spec: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """Rotate each frequency row ``f`` of ``[1, 2, F, T]`` by ``angles[f]`` (a per-bin phase offset)."""
+    c, s = torch.cos(angles)[:, None], torch.sin(angles)[:, None]
+    re, im = spec[:, 0], spec[:, 1]
+    return torch.stack([c * re - s * im, s * re + c * im], dim=1)
+
+
+def test_phase_aligned_keeps_magnitudes_and_removes_a_per_bin_offset(spec):
+    """Stage 2's aligned target: magnitudes are the truth's; a constant phase offset per bin (what a
+    latent cannot know) is removed entirely by a whole-clip window; at one frame the phase is the
+    reference's; a real phase disagreement within the window survives."""
+    g = torch.Generator().manual_seed(0)
+    offsets = torch.rand(spec.shape[2], generator=g) * 2 * math.pi
+    truth = _bin_rotate(spec, offsets)  # the same notes with another absolute phase per bin
+    whole = phase_aligned(truth, spec, frames=4 * spec.shape[-1])
+    assert torch.allclose(whole, spec, atol=1e-4)
+    assert float((truth - spec).square().sum()) > 0.5 * float(spec.square().sum())  # the offset mattered
+    mag = lambda z: z.square().sum(1).sqrt()  # noqa: E731
+    ref = _random_phase(spec, 5)
+    one = phase_aligned(spec, ref, frames=1)
+    assert torch.allclose(mag(one), mag(spec), atol=1e-5)
+    loud = mag(ref) > 1e-3
+    cos = (one * ref).sum(1) / (mag(one) * mag(ref)).clamp_min(1e-12)
+    assert float(cos[loud].min()) > 0.999  # the reference's phase wherever it has one
+    # over 8 frames a random reference phase cannot be aligned away: the residual stays large
+    eight = phase_aligned(spec, ref, frames=8)
+    assert torch.allclose(mag(eight), mag(spec), atol=1e-5)
+    assert float((one - ref).square().sum()) < 1e-6 * float((spec - ref).square().sum())
+    assert float((eight - ref).square().sum()) > 0.4 * float((spec - ref).square().sum())
+    with pytest.raises(ValueError):
+        phase_aligned(spec, ref, frames=0)

@@ -215,6 +215,12 @@ def test_train_codec_command_end_to_end(render_notes, tmp_path, capsys):
     assert stage2.config.sigma_max == 2.0  # recorded in the export, so decoding starts from the trained level
     room = list(csv.DictReader((tmp_path / "run2" / "metrics.csv").open()))[-1]["con_twice_sisdr"]
     assert 0.0 < float(room) < 140.0  # two seeds give two different (but related) decodings
+    # the phase-aligned target: |X - D| >= ||X| - |D||, so its residual (and sigma_data) is smaller
+    with pytest.raises(ConfigError):
+        run(_args(config=cfg, align_phase=1, max_steps=1, **{**common, "out": tmp_path / "run2a"}))
+    assert run(_args(stage=2, init=export, align_phase=1, max_steps=1, **{**common, "out": tmp_path / "run2a"})) == 0
+    aligned = Codec.load(tmp_path / "run2a" / "codec_ema.safetensors")
+    assert 0 < aligned.config.sigma_data < stage2.config.sigma_data
     # decoder-only fine-tune of an export: needs --init; keeps the encoder and the latent statistics
     with pytest.raises(ConfigError):
         run(_args(freeze_encoder=True, max_steps=1, **{**common, "out": tmp_path / "run3"}))

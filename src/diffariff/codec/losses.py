@@ -31,6 +31,12 @@
   same audio (MODEL_CARD, codec). Latent models have to find the notes in
   the latents to play in key; this term puts them there, linearly.
 
+* :func:`phase_aligned`: not a loss but a stage-2 *target*: the true spectrogram with each bin's phase
+  turned toward the deterministic decoder's, over a window of frames. The residual between the true and
+  the deterministic spectrogram is mostly a phase field that the latent does not determine (MODEL_CARD,
+  codec item 11), and every consistency recipe fitted its posterior mean, ~0. Aligned, the residual keeps
+  what the latent does determine (magnitudes, and with a window > 1 frame the phase's course within it).
+
 * :func:`energy_score`: the energy score (per element, i.e. the fair CRPS) of two stochastic
   decodings of the same clip. Unlike every loss above it is a proper scoring rule for a
   *distribution*: its expectation is minimised by decodings drawn from the true conditional
@@ -246,6 +252,38 @@ def latent_note_loss(prediction: torch.Tensor, profile: torch.Tensor) -> torch.T
     weight = profile.std(dim=1, keepdim=True)
     weight = weight / weight.mean().clamp_min(1e-6)
     return (weight * (prediction.float() - profile).square()).mean()
+
+
+def phase_aligned(spec: torch.Tensor, ref: torch.Tensor, frames: int) -> torch.Tensor:
+    """Compressed spectrograms ``spec``, ``ref`` ``[B, 2A, F, T]`` -> ``spec`` with its phase turned, bin by
+    bin, by the angle of the cross-spectrum ``spec conj(ref)`` averaged over ``frames`` STFT frames centred
+    on each frame. Magnitudes are unchanged. ``frames`` 1 gives ``|spec|`` with ``ref``'s phase; a window
+    as long as the clip gives one rotation per bin (``ref`` returned exactly if ``spec`` is ``ref`` with a
+    constant phase offset per bin). Bins whose averaged cross-spectrum is 0 are left as they are."""
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+    b, s = spec.shape[:2]
+    x = spec.float().reshape(b, s // 2, 2, *spec.shape[2:])
+    r = ref.float().reshape(b, s // 2, 2, *ref.shape[2:])
+    cross_re = x[:, :, 0] * r[:, :, 0] + x[:, :, 1] * r[:, :, 1]  # spec conj(ref)
+    cross_im = x[:, :, 1] * r[:, :, 0] - x[:, :, 0] * r[:, :, 1]
+    if frames > 1:
+        t = cross_re.shape[-1]
+
+        def smooth(v: torch.Tensor) -> torch.Tensor:
+            flat = torch.nn.functional.avg_pool1d(v.reshape(-1, 1, t), frames, 1, frames // 2,
+                                                  count_include_pad=False)
+            return flat[..., :t].reshape(v.shape)
+
+        cross_re, cross_im = smooth(cross_re), smooth(cross_im)
+    norm = (cross_re.square() + cross_im.square()).sqrt()
+    ok = norm > 1e-12
+    cos = torch.where(ok, cross_re / norm.clamp_min(1e-12), torch.ones_like(norm))
+    sin = torch.where(ok, cross_im / norm.clamp_min(1e-12), torch.zeros_like(norm))
+    # spec * exp(-i angle)
+    re = x[:, :, 0] * cos + x[:, :, 1] * sin
+    im = x[:, :, 1] * cos - x[:, :, 0] * sin
+    return torch.stack([re, im], dim=2).reshape(spec.shape)
 
 
 def energy_score(a: torch.Tensor, b: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,9 @@
   term (see :meth:`CodecModule._magnitude_terms`), and ``--energy-weight``, the energy score of two
   decodings of each clip (the batch becomes pairs: one clip, one noise level, two noises). Both exist
   because the young consistency decoder drifts toward "less energy"; their measured effect is in
-  MODEL_CARD.
+  MODEL_CARD. ``--align-phase FRAMES`` changes the target instead: the true spectrogram phase-aligned to
+  the deterministic one (:func:`~diffariff.codec.losses.phase_aligned`), so the residual holds what the
+  latent determines and not a phase field whose posterior mean is ~0.
 
 Data: random crops of 48 kHz stems *and* mixtures (the sum of a song's stems) decoded into RAM once
 as float16; near-silent crops are mostly skipped; songs of split "test"/"valid" are held out and
@@ -70,6 +72,7 @@ from ..codec.losses import (
     latent_note_loss,
     magnitude_loss,
     mr_stft_loss,
+    phase_aligned,
     phase_derivative_loss,
     phase_loss,
     semitone_band_loss,
@@ -129,6 +132,7 @@ class CodecTrainConfig:
     teacher_mu0: float = 0.9
     w_aux: float = 0.0  # weight of the magnitude-only reconstruction term on the student's output
     w_energy: float = 0.0  # weight of the energy score of two decodings of each clip (pairs in the batch)
+    align_frames: int = 0  # > 0: the target is the true spectrogram phase-aligned to det over this many frames
     # data / evaluation / checkpoints
     silence_dbfs: float = -50.0
     keep_silent_prob: float = 0.05
@@ -295,7 +299,7 @@ class CodecModule(L.LightningModule):
             spec = self.codec.spectrogram(x)
             pyramid, det = self.codec.upsampler(self.codec.encode_prepared(x, spec))
             det = det.float()
-            residual = spec - det
+            residual = stage2_target(spec, det, t.align_frames) - det
         g = torch.Generator().manual_seed(t.seed * 100_003 + int(self.global_step))
         n = ct.discretisation_steps(int(self.global_step), t.total_steps, t.ct_s0, t.ct_s1)
         s_lo, s_hi = ct.sample_intervals(n, batch, g, c.sigma_min, c.sigma_max, c.rho,
@@ -429,6 +433,13 @@ class CodecModule(L.LightningModule):
                              extra={"stage": self.tcfg.stage, "step": int(self.global_step)})
 
 
+def stage2_target(spec: torch.Tensor, det: torch.Tensor, align_frames: int) -> torch.Tensor:
+    """What stage 2 reconstructs, ``[B, S, F, T]``: the true compressed spectrogram ``spec``, or with
+    ``align_frames`` > 0 the same phase-aligned to the deterministic one ``det`` (:func:`phase_aligned`),
+    so that the residual it learns holds what the latent determines rather than an unknowable phase."""
+    return phase_aligned(spec, det, align_frames) if align_frames > 0 else spec
+
+
 # ----------------------------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="corpus folder (ROOT/<song>/<stem>.flac or another layout)")
@@ -461,6 +472,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--energy-weight", type=float, default=0.0,
                         help="stage 2: weight of the energy score of two decodings of each clip (a proper "
                         "scoring rule: rewards samples of the right distribution, not its mean)")
+    parser.add_argument("--align-phase", type=int, default=0, metavar="FRAMES",
+                        help="stage 2: reconstruct the true spectrogram phase-aligned to the deterministic one "
+                        "over FRAMES STFT frames (1: its magnitudes with the deterministic phase), not the raw "
+                        "residual, whose phase the latent does not determine (default 0: off)")
     parser.add_argument("--max-minutes", type=float, help="stop after this many minutes")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
     parser.add_argument("--total-steps", type=int, help="length of the LR schedule / CT curriculum "
@@ -508,6 +523,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--aux-weight, --energy-weight and --note-weight must be >= 0")
     if args.sigma_max is not None and (args.stage != 2 or not args.sigma_max > 0.01):
         raise ConfigError("--sigma-max applies to --stage 2 and must be > 0.01 (the codec's sigma_min is 0.002)")
+    if args.align_phase < 0 or (args.align_phase and args.stage != 2):
+        raise ConfigError("--align-phase applies to --stage 2 and must be >= 0 frames")
     if args.energy_weight and args.batch_size < 2:
         raise ConfigError("--energy-weight needs --batch-size >= 2 (pairs of decodings of one clip)")
     torch.manual_seed(args.seed)
@@ -520,7 +537,7 @@ def run(args: argparse.Namespace) -> int:
                             eval_every=args.eval_every, eval_seconds=args.eval_seconds, seed=args.seed,
                             warmup_steps=min(200, max(1, total // 10)), freeze_encoder=args.freeze_encoder,
                             w_aux=args.aux_weight, w_energy=args.energy_weight, w_note=args.note_weight,
-                            note_lr_scale=args.note_lr_scale,
+                            note_lr_scale=args.note_lr_scale, align_frames=args.align_phase,
                             **RECIPES[args.recipe])
     if tcfg.freeze_encoder and init is None and not args.resume:
         raise ConfigError("--freeze-encoder needs --init CODEC.safetensors (a trained encoder to keep)")
@@ -540,7 +557,8 @@ def run(args: argparse.Namespace) -> int:
         with torch.no_grad():
             x = tmp.prepare_audio(probe[0])[0]
             spec = tmp.spectrogram(x)
-            res = spec - tmp.upsampler(tmp.encode_prepared(x, spec))[1]
+            det = tmp.upsampler(tmp.encode_prepared(x, spec))[1].float()
+            res = stage2_target(spec, det, tcfg.align_frames) - det
         cfg = dataclasses.replace(cfg, sigma_data=round(float(res.std()), 4))
         if args.sigma_max is not None:
             cfg = dataclasses.replace(cfg, sigma_max=float(args.sigma_max))
