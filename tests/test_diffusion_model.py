@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from diffariff.checkpoint import save_checkpoint
+from diffariff.checkpoint import load_checkpoint, save_checkpoint
 from diffariff.diffusion.model import LatentDiffusion, LatentDiffusionConfig, model_identity
 from diffariff.errors import CheckpointError, ConfigError, InputError
 
@@ -173,6 +173,15 @@ def test_codec_identity_is_its_latent_space(tmp_path):
     assert model_identity(codec.save(tmp_path / "b2.safetensors")) == base
     codec.latent_std.fill_(0.5)
     assert model_identity(codec.save(tmp_path / "c.safetensors")) != base
+    # a checkpoint written before a config field existed (the shipped codec predates note_input) keeps its
+    # identity when a later export writes that field at its old value; another value changes the latents
+    plain = codec.save(tmp_path / "d.safetensors")
+    ck = load_checkpoint(plain, keep_dtype=True)
+    old_style = {k: v for k, v in ck.config.items() if k != "note_input"}
+    save_checkpoint(tmp_path / "old.safetensors", ck.tensors, kind="codec", config=old_style)
+    assert model_identity(tmp_path / "old.safetensors") == model_identity(plain)
+    save_checkpoint(tmp_path / "notes.safetensors", ck.tensors, kind="codec", config={**old_style, "note_input": True})
+    assert model_identity(tmp_path / "notes.safetensors") != model_identity(plain)
     other = tiny_codec()
     with torch.no_grad():
         other.encoder.bottleneck.weight.add_(0.1)

@@ -124,13 +124,15 @@ def model_identity(path: str | os.PathLike) -> str:
     For a codec it is the identity of its **latent space**: the decoder side (config fields
     :data:`~diffariff.codec.config.DECODER_ONLY_FIELDS`, weights under ``upsampler.`` / ``unet.``) is
     left out, so a codec whose decoder was fine-tuned with a frozen encoder (``diffariff train codec
-    --freeze-encoder``) keeps serving the latent models trained on its latents."""
-    from ..codec.config import DECODER_ONLY_FIELDS, DECODER_PREFIXES
+    --freeze-encoder``) keeps serving the latent models trained on its latents. Config fields added later
+    (:data:`~diffariff.codec.config.LATER_FIELDS_OLD_VALUES`) count only where they change the codec."""
+    from ..codec.config import DECODER_ONLY_FIELDS, DECODER_PREFIXES, LATER_FIELDS_OLD_VALUES
 
     ck = load_checkpoint(path, keep_dtype=True)
     config, names = dict(ck.config), sorted(ck.tensors)
     if ck.kind == "codec":
-        config = {k: v for k, v in config.items() if k not in DECODER_ONLY_FIELDS}
+        config = {k: v for k, v in config.items() if k not in DECODER_ONLY_FIELDS
+                  and not (k in LATER_FIELDS_OLD_VALUES and v == LATER_FIELDS_OLD_VALUES[k])}
         names = [n for n in names if not n.startswith(DECODER_PREFIXES)]
     h = hashlib.sha256()
     h.update(ck.kind.encode())
