@@ -262,28 +262,20 @@ def phase_aligned(spec: torch.Tensor, ref: torch.Tensor, frames: int) -> torch.T
     constant phase offset per bin). Bins whose averaged cross-spectrum is 0 are left as they are."""
     if frames < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
-    b, s = spec.shape[:2]
-    x = spec.float().reshape(b, s // 2, 2, *spec.shape[2:])
-    r = ref.float().reshape(b, s // 2, 2, *ref.shape[2:])
-    cross_re = x[:, :, 0] * r[:, :, 0] + x[:, :, 1] * r[:, :, 1]  # spec conj(ref)
-    cross_im = x[:, :, 1] * r[:, :, 0] - x[:, :, 0] * r[:, :, 1]
-    if frames > 1:
-        t = cross_re.shape[-1]
-
-        def smooth(v: torch.Tensor) -> torch.Tensor:
-            flat = torch.nn.functional.avg_pool1d(v.reshape(-1, 1, t), frames, 1, frames // 2,
-                                                  count_include_pad=False)
-            return flat[..., :t].reshape(v.shape)
-
-        cross_re, cross_im = smooth(cross_re), smooth(cross_im)
-    norm = (cross_re.square() + cross_im.square()).sqrt()
-    ok = norm > 1e-12
-    cos = torch.where(ok, cross_re / norm.clamp_min(1e-12), torch.ones_like(norm))
-    sin = torch.where(ok, cross_im / norm.clamp_min(1e-12), torch.zeros_like(norm))
-    # spec * exp(-i angle)
-    re = x[:, :, 0] * cos + x[:, :, 1] * sin
-    im = x[:, :, 1] * cos - x[:, :, 0] * sin
-    return torch.stack([re, im], dim=2).reshape(spec.shape)
+    xr, xi, _ = _polar_parts(spec)
+    rr, ri, _ = _polar_parts(ref)
+    x = torch.complex(xr, xi)
+    cross = x * torch.complex(rr, ri).conj()
+    if frames > 1:  # centred moving average over frames of the real and imaginary parts
+        t = cross.shape[-1]
+        parts = torch.stack([cross.real, cross.imag]).reshape(-1, 1, t)
+        parts = torch.nn.functional.avg_pool1d(parts, frames, 1, frames // 2, count_include_pad=False)[..., :t]
+        parts = parts.reshape(2, *cross.shape)
+        cross = torch.complex(parts[0], parts[1])
+    norm = cross.abs()
+    turn = torch.where(norm > 1e-12, cross / norm.clamp_min(1e-12), torch.ones_like(cross))
+    out = x * turn.conj()
+    return torch.stack([out.real, out.imag], dim=2).reshape(spec.shape)
 
 
 def energy_score(a: torch.Tensor, b: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -296,10 +296,7 @@ class CodecModule(L.LightningModule):
         if t.w_energy:  # pairs: only the first half's clips are used (each twice), so only they are encoded
             x = x[:half]
         with torch.no_grad():
-            spec = self.codec.spectrogram(x)
-            pyramid, det = self.codec.upsampler(self.codec.encode_prepared(x, spec))
-            det = det.float()
-            residual = stage2_target(spec, det, t.align_frames) - det
+            spec, pyramid, det, residual = stage2_residual(self.codec, x, t.align_frames)
         g = torch.Generator().manual_seed(t.seed * 100_003 + int(self.global_step))
         n = ct.discretisation_steps(int(self.global_step), t.total_steps, t.ct_s0, t.ct_s1)
         s_lo, s_hi = ct.sample_intervals(n, batch, g, c.sigma_min, c.sigma_max, c.rho,
@@ -433,11 +430,16 @@ class CodecModule(L.LightningModule):
                              extra={"stage": self.tcfg.stage, "step": int(self.global_step)})
 
 
-def stage2_target(spec: torch.Tensor, det: torch.Tensor, align_frames: int) -> torch.Tensor:
-    """What stage 2 reconstructs, ``[B, S, F, T]``: the true compressed spectrogram ``spec``, or with
-    ``align_frames`` > 0 the same phase-aligned to the deterministic one ``det`` (:func:`phase_aligned`),
-    so that the residual it learns holds what the latent determines rather than an unknowable phase."""
-    return phase_aligned(spec, det, align_frames) if align_frames > 0 else spec
+def stage2_residual(codec: Codec, x: torch.Tensor, align_frames: int):
+    """Clips ``x [B, A, N]`` (prepared) -> (spec, pyramid, det, residual): the compressed spectrogram, the
+    upsampler's feature pyramid and deterministic spectrogram (float32), and what stage 2 learns, ``target -
+    det`` ``[B, S, F, T]``. The target is ``spec``, or with ``align_frames`` > 0 ``spec`` phase-aligned to
+    ``det`` (:func:`phase_aligned`), so the residual holds what the latent determines, not an unknowable phase."""
+    spec = codec.spectrogram(x)
+    pyramid, det = codec.upsampler(codec.encode_prepared(x, spec))
+    det = det.float()
+    target = phase_aligned(spec, det, align_frames) if align_frames > 0 else spec
+    return spec, pyramid, det, target - det
 
 
 # ----------------------------------------------------------------------------------------------- CLI
@@ -555,10 +557,7 @@ def run(args: argparse.Namespace) -> int:
         tmp = Codec(cfg)
         tmp.load_state_dict(init, strict=False)
         with torch.no_grad():
-            x = tmp.prepare_audio(probe[0])[0]
-            spec = tmp.spectrogram(x)
-            det = tmp.upsampler(tmp.encode_prepared(x, spec))[1].float()
-            res = stage2_target(spec, det, tcfg.align_frames) - det
+            res = stage2_residual(tmp, tmp.prepare_audio(probe[0])[0], tcfg.align_frames)[3]
         cfg = dataclasses.replace(cfg, sigma_data=round(float(res.std()), 4))
         if args.sigma_max is not None:
             cfg = dataclasses.replace(cfg, sigma_max=float(args.sigma_max))
