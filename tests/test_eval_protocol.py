@@ -14,7 +14,7 @@ from diffariff.audio import loudness, save_audio
 from diffariff.clap.builtin import BuiltinClap, ClapConfig
 from diffariff.cli import main
 from diffariff.data.synth.corpus import build_corpus
-from diffariff.errors import InputError
+from diffariff.errors import ConfigError, InputError
 from diffariff.eval.cache import CachedEmbedder, EmbeddingCache, file_hash
 from diffariff.eval.protocol import (
     GenerationEvalConfig,
@@ -178,6 +178,27 @@ def test_pairs_are_seeded_and_prompts_come_from_tags(eval_corpus, config, items)
     item = {"target_tags": ["electric bass", "fingered", "warm"], "target_instrument": "x"}
     assert target_prompt(item, 2) == "electric bass, fingered"
     assert target_prompt({"target_tags": [], "target_instrument": "Cello"}) == "Cello"
+
+
+def test_cycle_stem_draw_spans_the_roles_and_the_cli_takes_it(eval_corpus, config, items, tmp_path, capsys):
+    """With fewer than 2 pairs per song the default draw takes each song's first stems; ``cycle`` takes song
+    j's j-th stem (same songs, other targets); the CLI passes it to the manifest; a bad value is a typed
+    error."""
+    songs = load_songs(eval_corpus, "all")
+    cycle = GenerationEvalConfig(n=N, reference_n=REF_N, seed=config.seed, split="all", window_seconds=WINDOW,
+                                 batches=BATCHES, stem_draw="cycle")
+    cycled = draw_pairs(songs, cycle, N, cycle.seed)
+    assert [it["song"] for it in cycled] == [it["song"] for it in items]
+    # pair j < songs: the default takes song j's first stem, cycle its j-th (every song has >= 3 parts)
+    assert cycled[0]["target_stem"] == items[0]["target_stem"]
+    assert all(cycled[j]["target_stem"] != items[j]["target_stem"] for j in (1, 2))
+    out = tmp_path / "manifest"
+    assert main(["eval", "pairs", "--data", str(eval_corpus), *CLI_DATA, "--stem-draw", "cycle", "--out", str(out)]) == 0
+    manifest = json.loads((out / "pairs.json").read_text())
+    assert manifest["stem_draw"] == "cycle"
+    assert [p["target_stem"] for p in manifest["pairs"]] == [it["target_stem"] for it in cycled]
+    with pytest.raises(ConfigError, match="--stem-draw"):
+        GenerationEvalConfig(stem_draw="random")
 
 
 def test_scan_candidates_reports_missing_stems(tmp_path):

@@ -262,6 +262,12 @@ def collate_pairs(items: list[dict]) -> dict:
     return out
 
 
+#: How held-out pairs pick their target stem (:func:`evaluation_pairs`): every song's stems in turn from
+#: its first (``"first"``: with fewer pairs than twice the songs, mostly drums and bass in the built-in
+#: corpus) or pair j from song j's j-th stem (``"cycle"``, so that the targets span the roles).
+STEM_DRAWS = ("first", "cycle")
+
+
 def evaluation_pairs(songs: Sequence[Song], config: PairConfig | None = None, n: int = 100, seed: int = 0,
                      *, full_context: bool = True, cycle_targets: bool = False) -> list[dict]:
     """A fixed, deterministic held-out set of ``n`` pairs spread evenly over songs and targets.

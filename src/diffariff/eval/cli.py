@@ -138,6 +138,10 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=100, help="held-out pairs (default 100)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--window-seconds", type=float, default=10.0, help="pair length in seconds (default 10)")
+    p.add_argument("--stem-draw", choices=("first", "cycle"), default="first",
+                   help="target of each pair: each song's stems in turn from its first ('first', the default and "
+                   "the draw of reports before session 25) or pair j from song j's j-th stem ('cycle': the "
+                   "targets span the roles even when there are fewer than 2 pairs per song)")
 
 
 def _missing_sub(parser: argparse.ArgumentParser) -> int:
@@ -150,7 +154,7 @@ def _config(args):
 
     return GenerationEvalConfig(
         n=args.n, reference_n=getattr(args, "reference_n", None), seed=args.seed, split=args.split,
-        window_seconds=args.window_seconds, batches=getattr(args, "batches", 5),
+        window_seconds=args.window_seconds, batches=getattr(args, "batches", 5), stem_draw=args.stem_draw,
     )
 
 

@@ -31,7 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..audio import to_channels
-from ..data.pairs import PairConfig, evaluation_pairs
+from ..data.pairs import STEM_DRAWS, PairConfig, evaluation_pairs
 from ..errors import ConfigError, InputError, MissingDependencyError
 from .metrics import mean_and_ci
 from .musical_fit import key_fit
@@ -50,9 +50,6 @@ SAMPLE_RATE = 48_000
 #: Clip kinds of the report, in order.
 KINDS = ("stems", "mixes", "all")
 DECODE_MODES = ("consistency", "deterministic")
-#: How held-out windows pick their stem: every song's first target (mostly the drums in the built-in
-#: corpus), or song j's j-th target, so that a small ``n`` still spans the roles.
-STEM_DRAWS = ("first", "cycle")
 
 
 @dataclass

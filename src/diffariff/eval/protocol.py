@@ -42,7 +42,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..audio import gain_db, load_audio, loudness, to_channels
-from ..data.pairs import PairConfig, evaluation_pairs
+from ..data.pairs import STEM_DRAWS, PairConfig, evaluation_pairs
 from ..data.sources import open_dataset
 from ..errors import ConfigError, InputError
 from .apa import apa_from_embeddings, derangement, mismatched_stems
@@ -130,6 +130,10 @@ class GenerationEvalConfig:
         k: neighbours of density / coverage (at most ``reference_n - 1``).
         prompt_tags: the CS_TA prompt is the target stem's first this-many tags.
         batch_size: clips per CLAP forward pass.
+        stem_draw: target stem of each pair, one of ``STEM_DRAWS``: "first" (each song's stems in turn from
+            its first: the draw of every report before session 25; with fewer than 2 pairs per song mostly
+            drums and bass) or "cycle" (pair j takes song j's j-th stem, so a draw over many songs still
+            spans the roles). Both the evaluated and the reference draw use it.
     """
 
     n: int = 100
@@ -142,8 +146,11 @@ class GenerationEvalConfig:
     k: int = 5
     prompt_tags: int = 5
     batch_size: int = 8
+    stem_draw: str = "first"
 
     def __post_init__(self) -> None:
+        if self.stem_draw not in STEM_DRAWS:
+            raise ConfigError(f"--stem-draw must be one of {', '.join(STEM_DRAWS)}, got '{self.stem_draw}'")
         if int(self.n) < 2:
             raise ConfigError(f"--n must be at least 2 pairs, got {self.n}")
         if self.reference_n is not None and int(self.reference_n) < 3:
@@ -196,7 +203,8 @@ def load_songs(root, split: str | None):
 def draw_pairs(songs, config: GenerationEvalConfig, n: int, seed: int) -> list[dict]:
     """``n`` held-out pairs (see :func:`evaluation_pairs`) with numpy ``[2, N]`` float32 audio and a
     ``prompt``. N = ``round(window_seconds * 48000)`` samples."""
-    return pairs_as_arrays(evaluation_pairs(songs, config.pair_config(), int(n), int(seed)), config.prompt_tags)
+    pairs = evaluation_pairs(songs, config.pair_config(), int(n), int(seed), cycle_targets=config.stem_draw == "cycle")
+    return pairs_as_arrays(pairs, config.prompt_tags)
 
 
 def pairs_as_arrays(items: list[dict], prompt_tags: int = 5) -> list[dict]:
@@ -215,7 +223,7 @@ def pair_manifest(items: Sequence[Mapping], config: GenerationEvalConfig, data_r
     return {
         "format": "diffariff-eval-pairs", "version": 1, "data": None if data_root is None else str(data_root),
         "split": config.split, "seed": config.seed, "n": len(items), "sample_rate": rate,
-        "window_seconds": config.window_seconds, "candidate_names": "<setting>/<index>.wav or <index>.wav",
+        "window_seconds": config.window_seconds, "stem_draw": config.stem_draw, "candidate_names": "<setting>/<index>.wav or <index>.wav",
         "pairs": [
             {
                 "index": int(it["index"]), "song": it["song"], "target_stem": it["target_stem"],

@@ -105,9 +105,11 @@ def generation_table(results: dict) -> str:
         rows.append([row["label"], row["kind"]] + [format_ci(metrics.get(k), digits.get(k, 3 if k != "fad" else 3))
                                                    for k, _ in GENERATION_COLUMNS])
     clap = results.get("clap") or {}
+    draw = (results.get("config") or {}).get("stem_draw", "first")
     notes = [
         f"N = {results['n']} held-out pairs ({results.get('split')}), reference set = {results['reference_n']} pairs "
-        f"of an independent draw, {results['batches']} batches, k = {results['k']}.",
+        f"of an independent draw, {results['batches']} batches, k = {results['k']}"
+        + ("." if draw == "first" else f"; targets: song j's j-th stem ('{draw}' draw)."),
         f"CLAP: {clap.get('path')} (sha256 {str(clap.get('sha256'))[:12]}).",
         "Bounds: real = true target stems; random = true stems of other pairs; noise = white noise at "
         "the target's loudness; silence = zero stems (APA baseline). '-' = not applicable (no context).",
