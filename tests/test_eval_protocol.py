@@ -180,7 +180,7 @@ def test_pairs_are_seeded_and_prompts_come_from_tags(eval_corpus, config, items)
     assert target_prompt({"target_tags": [], "target_instrument": "Cello"}) == "Cello"
 
 
-def test_cycle_stem_draw_spans_the_roles_and_the_cli_takes_it(eval_corpus, config, items, tmp_path, capsys):
+def test_cycle_stem_draw_takes_other_targets_and_the_cli_takes_it(eval_corpus, config, items, tmp_path):
     """With fewer than 2 pairs per song the default draw takes each song's first stems; ``cycle`` takes song
     j's j-th stem (same songs, other targets); the CLI passes it to the manifest; a bad value is a typed
     error."""

@@ -223,7 +223,8 @@ def pair_manifest(items: Sequence[Mapping], config: GenerationEvalConfig, data_r
     return {
         "format": "diffariff-eval-pairs", "version": 1, "data": None if data_root is None else str(data_root),
         "split": config.split, "seed": config.seed, "n": len(items), "sample_rate": rate,
-        "window_seconds": config.window_seconds, "stem_draw": config.stem_draw, "candidate_names": "<setting>/<index>.wav or <index>.wav",
+        "window_seconds": config.window_seconds, "stem_draw": config.stem_draw,
+        "candidate_names": "<setting>/<index>.wav or <index>.wav",
         "pairs": [
             {
                 "index": int(it["index"]), "song": it["song"], "target_stem": it["target_stem"],
