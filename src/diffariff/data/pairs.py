@@ -268,18 +268,26 @@ def collate_pairs(items: list[dict]) -> dict:
 STEM_DRAWS = ("first", "cycle")
 
 
+def check_stem_draw(draw: str) -> str:
+    """``draw`` if it is one of :data:`STEM_DRAWS`; otherwise a :class:`ConfigError` naming ``--stem-draw``."""
+    if draw not in STEM_DRAWS:
+        raise ConfigError(f"--stem-draw must be one of {', '.join(STEM_DRAWS)}, got '{draw}'")
+    return draw
+
+
 def evaluation_pairs(songs: Sequence[Song], config: PairConfig | None = None, n: int = 100, seed: int = 0,
-                     *, full_context: bool = True, cycle_targets: bool = False) -> list[dict]:
+                     *, full_context: bool = True, stem_draw: str = "first") -> list[dict]:
     """A fixed, deterministic held-out set of ``n`` pairs spread evenly over songs and targets.
 
     Pair ``j`` takes song ``j % S`` (songs that can give pairs, in the given order) and that song's
-    non-vocal stems in turn, from its first (``cycle_targets=False``, the generation protocol) or from
-    its ``j``-th (``cycle_targets=True``: with ``n`` below ``S`` the pairs' targets still span the
-    songs' roles instead of being every song's first stem). Window, reference and (when
+    non-vocal stems in turn, from its first (``stem_draw="first"``, the generation protocol's default) or
+    from its ``j``-th (``"cycle"``: with ``n`` below ``2 S`` the pairs' targets still span the songs' roles
+    instead of being every song's first stems). Window, reference and (when
     ``full_context=False``) the context subset are drawn from a generator seeded by ``(seed, j)``.
     With ``full_context=True`` (the evaluation protocol's default) the context is the mix of all other
     stems. A target without a non-silent window within ``max_tries`` draws gives way to the song's next target, then to the next songs.
     """
+    cycle = check_stem_draw(stem_draw) == "cycle"
     sampler = PairSampler(songs, config, seed)
     cfg = sampler.config
     count = len(sampler.songs)
@@ -292,7 +300,7 @@ def evaluation_pairs(songs: Sequence[Song], config: PairConfig | None = None, n:
             k = (k0 + dk) % count
             targets = sampler.targets[k]
             for dt in range(len(targets)):
-                stem = targets[(j // count + (j if cycle_targets else 0) + dt) % len(targets)]
+                stem = targets[(j // count + (j if cycle else 0) + dt) % len(targets)]
                 for _ in range(cfg.max_tries):
                     item = sampler._attempt(rng, k, stem, full_context)
                     if item is not None:

@@ -31,7 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..audio import to_channels
-from ..data.pairs import STEM_DRAWS, PairConfig, evaluation_pairs
+from ..data.pairs import PairConfig, check_stem_draw, evaluation_pairs
 from ..errors import ConfigError, InputError, MissingDependencyError
 from .metrics import mean_and_ci
 from .musical_fit import key_fit
@@ -84,8 +84,7 @@ class CodecEvalConfig:
             raise ConfigError(f"--steps must be integers >= 1, got {self.steps}")
         if self.seam_seconds < 0 or (self.seam_seconds > 0 and not 0 < self.seam_chunk_seconds < self.seam_seconds):
             raise ConfigError("--seam-seconds must be 0 (off) or longer than --seam-chunk-seconds (> 0)")
-        if self.stem_draw not in STEM_DRAWS:
-            raise ConfigError(f"--stem-draw must be one of {', '.join(STEM_DRAWS)}, got '{self.stem_draw}'")
+        check_stem_draw(self.stem_draw)
         if int(self.latent_probe) < 0:
             raise ConfigError(f"--latent-probe must be >= 0 windows, got {self.latent_probe}")
         self.opus_kbps = tuple(float(b) for b in self.opus_kbps)
@@ -101,7 +100,7 @@ def held_out_clips(songs, config: CodecEvalConfig) -> list[dict]:
                           reference_seconds=min(1.0, float(config.seconds)))
     clips = []
     for item in evaluation_pairs(songs, pair_cfg, int(config.n), int(config.seed),
-                                 cycle_targets=config.stem_draw == "cycle"):
+                                 stem_draw=config.stem_draw):
         target = item["target"].numpy()
         meta = {"song": item["song"], "stem": item["target_stem"], "start": int(item["start"])}
         clips.append({"kind": "stems", "audio": target, **meta})

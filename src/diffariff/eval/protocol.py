@@ -42,7 +42,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..audio import gain_db, load_audio, loudness, to_channels
-from ..data.pairs import STEM_DRAWS, PairConfig, evaluation_pairs
+from ..data.pairs import PairConfig, check_stem_draw, evaluation_pairs
 from ..data.sources import open_dataset
 from ..errors import ConfigError, InputError
 from .apa import apa_from_embeddings, derangement, mismatched_stems
@@ -130,7 +130,7 @@ class GenerationEvalConfig:
         k: neighbours of density / coverage (at most ``reference_n - 1``).
         prompt_tags: the CS_TA prompt is the target stem's first this-many tags.
         batch_size: clips per CLAP forward pass.
-        stem_draw: target stem of each pair, one of ``STEM_DRAWS``: "first" (each song's stems in turn from
+        stem_draw: target stem of each pair, one of ``diffariff.data.pairs.STEM_DRAWS``: "first" (each song's stems in turn from
             its first: the draw of every report before session 25; with fewer than 2 pairs per song mostly
             drums and bass) or "cycle" (pair j takes song j's j-th stem, so a draw over many songs still
             spans the roles). Both the evaluated and the reference draw use it.
@@ -149,8 +149,7 @@ class GenerationEvalConfig:
     stem_draw: str = "first"
 
     def __post_init__(self) -> None:
-        if self.stem_draw not in STEM_DRAWS:
-            raise ConfigError(f"--stem-draw must be one of {', '.join(STEM_DRAWS)}, got '{self.stem_draw}'")
+        check_stem_draw(self.stem_draw)
         if int(self.n) < 2:
             raise ConfigError(f"--n must be at least 2 pairs, got {self.n}")
         if self.reference_n is not None and int(self.reference_n) < 3:
@@ -203,7 +202,7 @@ def load_songs(root, split: str | None):
 def draw_pairs(songs, config: GenerationEvalConfig, n: int, seed: int) -> list[dict]:
     """``n`` held-out pairs (see :func:`evaluation_pairs`) with numpy ``[2, N]`` float32 audio and a
     ``prompt``. N = ``round(window_seconds * 48000)`` samples."""
-    pairs = evaluation_pairs(songs, config.pair_config(), int(n), int(seed), cycle_targets=config.stem_draw == "cycle")
+    pairs = evaluation_pairs(songs, config.pair_config(), int(n), int(seed), stem_draw=config.stem_draw)
     return pairs_as_arrays(pairs, config.prompt_tags)
 
 
