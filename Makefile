@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: bootstrap demo test test-slow lint bench clean
+.PHONY: bootstrap demo test test-slow lint bench clean real-music
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -24,6 +24,10 @@ lint: bootstrap
 
 bench: bootstrap
 	@$(PY) benchmarks/run_all.py
+
+# Real recorded music (Debian game soundtracks) as plain mixtures in data/real/ (symlinks).
+real-music:
+	@bash scripts/install_real_music.sh
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

@@ -41,11 +41,11 @@ def worker(codec_path: str, seconds: float, op: str) -> dict:
     """Time one operation in this process; returns seconds, x real time and peak RSS."""
     import torch
 
-    from diffariff.codec import Codec
+    from diffariff.codec import load_codec
     from diffariff.torchutil import setup_cpu
 
     setup_cpu()
-    codec = Codec.load(codec_path).eval()
+    codec = load_codec(codec_path).eval()
     audio = torch.from_numpy(_music(seconds))[None]
     with torch.inference_mode():
         latents = codec.encode(audio)
@@ -53,6 +53,8 @@ def worker(codec_path: str, seconds: float, op: str) -> dict:
         t0 = time.perf_counter()
         if op == "encode":
             codec.encode(audio)
+        elif op == "decode":  # the codec's default decoding (synth codec: the synthesiser)
+            codec.decode(latents, seed=0)
         elif op == "decode-1step":
             codec.decode(latents, steps=1, seed=0)
         elif op == "decode-deterministic":
@@ -67,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--codec", default=str(DEFAULT_CODEC))
     ap.add_argument("--lengths", type=float, nargs="+", default=[10.0, 180.0])
-    ap.add_argument("--ops", nargs="+", default=["encode", "decode-1step", "decode-deterministic",
-                                                 "decode-pseudo-stereo"])
+    ap.add_argument("--ops", nargs="+", default=None,
+                    help="operations (default: encode, decode-1step, decode-deterministic, decode-pseudo-stereo; "
+                    "for a synth codec: encode, decode, decode-pseudo-stereo)")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--section", default="Codec",
                     help="BENCHMARKS.md section to write (default 'Codec'; another name keeps the default's table)")
@@ -80,6 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.codec).is_file():
         print(f"bench_codec: no codec at {args.codec} (give --codec PATH)", file=sys.stderr)
         return 2
+    if args.ops is None:
+        from diffariff.checkpoint import read_checkpoint_metadata
+
+        synth = read_checkpoint_metadata(args.codec).get("kind") == "synth_codec"
+        args.ops = (["encode", "decode", "decode-pseudo-stereo"] if synth else
+                    ["encode", "decode-1step", "decode-deterministic", "decode-pseudo-stereo"])
     rows = []
     for seconds in args.lengths:
         for op in args.ops:
@@ -96,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd = command_line("bench_codec.py", argv)
         write_section(args.section, f"Measured on: {machine_line()}.\nCodec: `{args.codec}` (mono, 48 kHz; "
                       "encode and decode run in chunks of the config's `chunk_seconds`).\n"
-                      f"Command: `{cmd}`. `decode-1step` is the consistency decoder (the default); "
-                      f"`decode-pseudo-stereo` decodes twice.\n\n{table}")
+                      f"Command: `{cmd}`. `decode-1step` is the first codec's consistency decoder; `decode` the "
+                      f"synth codec's synthesiser; `decode-pseudo-stereo` decodes twice.\n\n{table}")
     return 0
 
 

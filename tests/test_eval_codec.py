@@ -51,7 +51,7 @@ def test_every_system_is_scored_side_by_side(report):
     results = json.loads((report / "results.json").read_text())
     names = [s["name"] for s in results["systems"]]
     assert names == ["codec consistency, 1 step", "codec consistency, 2 steps", "codec deterministic",
-                     "decode twice, 1 step", "decode twice, 2 steps", "Opus 24 kbps", "silence"]
+                     "decode twice, 1 step", "decode twice, 2 steps", "Opus 24 kbps", "original", "silence"]
     assert results["clips"] == 4 and results["channels"] == 1
     assert [c["kind"] for c in results["clip_list"]] == ["stems", "mixes", "stems", "mixes"]
     by = {s["name"]: s["metrics"] for s in results["systems"]}

@@ -5,7 +5,10 @@ Conventions: audio arrays are ``float32`` numpy arrays shaped ``[channels, sampl
 
 * :func:`load_audio` reads wav / flac / ogg / mp3 (soundfile / libsndfile), validates it, resamples
   with soxr (high quality) and converts channels.
-* :func:`save_audio` writes wav / flac as 16-bit, 24-bit or float, atomically.
+* :func:`check_audio_file` makes load_audio's checks from the header alone (plus a NaN scan of float
+  files), so that bad inputs are refused before any slow work.
+* :func:`save_audio` writes wav / flac as 16-bit, 24-bit or float, atomically; a file that cannot be
+  created or written is an OutputPathError and leaves no temporary file.
 * :func:`to_channels`: mono -> stereo duplicates; stereo -> mono averages; **more than two
   channels are downmixed to mono by averaging (with a warning)** and then, if stereo is asked for,
   duplicated. Surround layouts have no universal stereo fold-down, and stems are mono-compatible by
@@ -32,6 +35,7 @@ from .errors import (
     EmptyAudioError,
     NonFiniteAudioError,
     NotAudioError,
+    OutputPathError,
     SampleRateError,
 )
 from .fsutil import atomic_path
@@ -72,6 +76,35 @@ def audio_info(path: str | os.PathLike) -> tuple[int, int, float]:
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise NotAudioError(f"{p}: not a readable audio file ({_first_line(exc)})") from None
     return int(info.samplerate), int(info.channels), float(info.frames) / max(int(info.samplerate), 1)
+
+
+def check_audio_file(path: str | os.PathLike) -> tuple[int, int, float]:
+    """``(sample_rate, channels, seconds)`` of an audio file after every check :func:`load_audio` makes
+    that needs no decoding: the file exists, is not empty, has a readable header, a supported sample
+    rate, at least one frame and (WAV family) a complete data chunk; a float file (the only kind that
+    can hold them) is also scanned for NaN / inf samples, block by block. Raises what load_audio
+    raises, so that bad inputs are refused before any slow work."""
+    p = _existing_file(path)
+    try:
+        with sf.SoundFile(str(p)) as f:
+            sr, channels, frames = int(f.samplerate), int(f.channels), int(f.frames)
+            check_sample_rate(sr, str(p))
+            _check_not_truncated(f, p)
+            if frames <= 0:
+                raise EmptyAudioError(f"{p}: the file holds no audio samples")
+            if f.subtype in ("FLOAT", "DOUBLE"):
+                for block in f.blocks(blocksize=1 << 16, dtype="float32", always_2d=True):
+                    check_finite(block, str(p))
+    except AudioFileError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise NotAudioError(f"{p}: not a readable audio file ({_first_line(exc)})") from None
+    return sr, channels, frames / sr
+
+
+def downmix_message(what: object, channels: int) -> str:
+    """The warning given when ``channels`` (> 2) channels of ``what`` are averaged to mono."""
+    return f"{what}: downmixing {channels}-channel audio to mono by averaging its channels"
 
 
 def load_audio(
@@ -120,7 +153,9 @@ def load_audio(
         raise EmptyAudioError(f"{p}: the file holds no audio samples")
     check_finite(audio, str(p))
     if channels is not None:
-        audio = to_channels(audio, channels)
+        if audio.shape[0] > 2:  # named after the file, once (the command line prints it as one line)
+            warnings.warn(downmix_message(p, audio.shape[0]), UserWarning, stacklevel=2)
+        audio = to_channels(audio, channels, warn=False)
     if sample_rate is not None and sample_rate != sr:
         audio = resample(audio, sr, sample_rate)
         sr = int(sample_rate)
@@ -157,8 +192,11 @@ def save_audio(
     check_finite(arr, f"audio for {p}")
     if sub != "FLOAT":
         arr = np.clip(arr, -1.0, 1.0)
-    with atomic_path(p) as tmp:
-        sf.write(str(tmp), arr.T, int(sample_rate), subtype=sub, format=fmt)
+    with atomic_path(p) as tmp:  # OutputPathError when the file cannot be created; no temp file is left
+        try:
+            sf.write(str(tmp), arr.T, int(sample_rate), subtype=sub, format=fmt)
+        except sf.LibsndfileError as exc:  # e.g. the disk filled up while writing
+            raise OutputPathError(f"cannot write {p}: {_first_line(exc)}") from None
     return p
 
 
@@ -174,11 +212,12 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return np.ascontiguousarray(out.T, dtype=np.float32)
 
 
-def to_channels(audio: np.ndarray, channels: int) -> np.ndarray:
+def to_channels(audio: np.ndarray, channels: int, *, warn: bool = True) -> np.ndarray:
     """Convert ``[C, N]`` audio to ``channels`` (1 or 2) channels.
 
     mono -> stereo: duplicate; stereo -> mono: average; more than two channels: average to mono with
-    a warning, then duplicate when stereo is asked for.
+    a warning (unless ``warn`` is False: the caller gave its own), then duplicate when stereo is
+    asked for.
     """
     if channels not in (1, 2):
         raise AudioFileError(f"can only convert to 1 or 2 channels, not {channels}")
@@ -188,7 +227,7 @@ def to_channels(audio: np.ndarray, channels: int) -> np.ndarray:
     c = arr.shape[0]
     if c == channels:
         return arr
-    if c > 2:
+    if c > 2 and warn:
         warnings.warn(f"downmixing {c}-channel audio to mono by averaging its channels", stacklevel=2)
     mono = arr.mean(axis=0, keepdims=True) if c > 1 else arr
     return np.repeat(mono, channels, axis=0) if channels == 2 else mono

@@ -1,28 +1,47 @@
 """Audio inputs of the :class:`~diffariff.pipeline.Accompanist`: any audio-like value (a file path, or
 an array / tensor ``[C, N]`` / ``[N]`` with its sample rate) becomes validated float32 ``[2, N]`` at
-48 kHz (:func:`read_audio`), and :func:`crossfade_paste` joins an edited span into a stem."""
+48 kHz (:func:`read_audio`), and :func:`crossfade_paste` joins an edited span into a stem.
+
+:func:`check_audio_input` checks a file input from its header alone (existence, format, sample rate,
+duration limits, channel count; NaN / inf in float files), so that a command can refuse a bad input
+in a fraction of a second, before it loads any model. This module imports no torch (tensors are
+recognised only when torch is already loaded), which keeps those checks fast."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from .audio import DEFAULT_MAX_SECONDS, check_finite, check_sample_rate, load_audio, resample, to_channels
+from .audio import (
+    DEFAULT_MAX_SECONDS,
+    check_audio_file,
+    check_finite,
+    check_sample_rate,
+    downmix_message,
+    load_audio,
+    resample,
+    to_channels,
+)
 from .errors import AudioFileError, AudioTooLongError, EmptyAudioError, InputError
 
 SAMPLE_RATE = 48_000
+#: Shortest usable context / stem and reference / style reference (seconds).
+MIN_CONTEXT_SECONDS = 0.5
+MIN_REFERENCE_SECONDS = 1.0
 
 AudioLike = Any  # path (str / PathLike), numpy array or torch tensor [C, N] / [N]
 
 
 def to_numpy(audio: Any, what: str) -> np.ndarray:
     """An array or tensor ``[C, N]`` / ``[N]`` -> float32 ``[C, N]`` (AudioFileError / EmptyAudioError)."""
-    if torch.is_tensor(audio):
+    torch = sys.modules.get("torch")  # a tensor can only exist once torch is imported
+    if torch is not None and torch.is_tensor(audio):
         audio = audio.detach().to("cpu", torch.float32).numpy()
     arr = np.asarray(audio, dtype=np.float32)
     if arr.ndim == 1:
@@ -32,6 +51,53 @@ def to_numpy(audio: Any, what: str) -> np.ndarray:
     if arr.shape[1] == 0 or arr.shape[0] == 0:
         raise EmptyAudioError(f"{what} has no samples")
     return arr
+
+
+@dataclasses.dataclass(frozen=True)
+class InputFile:
+    """A checked audio file input: its ``path``, header ``sample_rate`` and ``channels``, and the
+    ``samples`` at 48 kHz that :func:`read_audio` will return (after cropping)."""
+
+    path: Path
+    sample_rate: int
+    channels: int
+    samples: int
+
+    @property
+    def seconds(self) -> float:
+        return self.samples / SAMPLE_RATE
+
+
+def check_audio_input(audio: AudioLike | None, what: str = "audio", *, min_seconds: float = 0.0,
+                      max_seconds: float | None = DEFAULT_MAX_SECONDS,
+                      seconds: float | None = None) -> InputFile | None:
+    """Check a file input as :func:`read_audio` would, from its header (no decoding but a NaN scan of
+    float files): the same errors, raised in milliseconds. More than two channels: the downmix
+    warning :func:`read_audio` gives (same text). Returns the file's facts, or None for a value that
+    is not a path (None, arrays: they are checked when read)."""
+    if not isinstance(audio, str | os.PathLike):
+        return None
+    path = Path(audio)
+    sr, channels, total = check_audio_file(path)
+    if max_seconds is not None and total > max_seconds:
+        raise AudioTooLongError(f"{path}: {total:.1f} s is longer than the limit of {max_seconds:.1f} s")
+    # soxr's output length: frames x 48000 / rate, rounded half up (exact, e.g. 1 s at 44.1 kHz -> 48000)
+    samples = int(round(total * sr) * SAMPLE_RATE / sr + 0.5)
+    if seconds is not None:
+        if seconds <= 0:
+            raise InputError(f"seconds must be > 0, got {seconds}")
+        samples = min(samples, int(round(seconds * SAMPLE_RATE)))
+    if samples < min_seconds * SAMPLE_RATE:
+        raise InputError(f"{what} {path.name} is {samples / SAMPLE_RATE:.2f} s long; "
+                         f"at least {min_seconds:g} s is needed")
+    if channels > 2:
+        warnings.warn(downmix_message(path, channels), UserWarning, stacklevel=2)
+    return InputFile(path, sr, channels, samples)
+
+
+def file_inputs(*values: AudioLike | None) -> list[Path]:
+    """The file paths among ``values`` (None, arrays, tensors and embeddings are skipped)."""
+    return [Path(v) for v in values if isinstance(v, str | os.PathLike)]
 
 
 def read_audio(audio: AudioLike, sample_rate: int | None = None, *, what: str = "audio",

@@ -45,6 +45,8 @@ MANIFEST = "manifest.json"
 MODES = ("edm", "consistency")
 #: Checkpoint kinds of the bundle's parts.
 KINDS = {"codec": "codec", "clap": "clap", "diffusion": "latent-diffusion"}
+#: Checkpoint kinds a bundle's codec may have: the first codec, or the synth codec (codec v2).
+CODEC_KINDS = ("codec", "synth_codec")
 #: Where the default bundle lives (inside the installed package).
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "assets" / "default"
 #: Standard file names used by :func:`save_bundle`.
@@ -152,10 +154,12 @@ def _member(root: Path, name: str, what: str) -> Path:
     return p
 
 
-def _kind(path: Path, expected: str, what: str) -> dict:
+def _kind(path: Path, expected: str | tuple[str, ...], what: str) -> dict:
     meta = read_checkpoint_metadata(path)
-    if meta.get("kind") != expected:
-        raise CheckpointError(f"{path}: the bundle's {what} holds a '{meta.get('kind')}' model, expected '{expected}'")
+    kinds = (expected,) if isinstance(expected, str) else expected
+    if meta.get("kind") not in kinds:
+        raise CheckpointError(f"{path}: the bundle's {what} holds a '{meta.get('kind')}' model, expected "
+                              f"{' or '.join(repr(k) for k in kinds)}")
     return meta
 
 
@@ -239,7 +243,7 @@ def open_bundle(path_or_name: str | os.PathLike = "default") -> Bundle:
     data = read_manifest(root)
     codec = _member(root, data["codec"], "codec")
     clap = _member(root, data["clap"], "clap")
-    _kind(codec, KINDS["codec"], "codec")
+    _kind(codec, CODEC_KINDS, "codec")
     _kind(clap, KINDS["clap"], "clap")
     diffusion: dict[str, Path] = {}
     ids: dict[Path, str] = {}

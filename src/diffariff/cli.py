@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "diffariff.eval.cli",
     "diffariff.commands.generate",
     "diffariff.commands.bundle",
+    "diffariff.commands.reconstruct",
 )
 
 

@@ -49,6 +49,11 @@ class AudioTooLongError(AudioFileError):
     """The audio is longer than the configured limit."""
 
 
+class OutputPathError(InputError):
+    """An output cannot be written there: it is one of the call's inputs (without an explicit overwrite),
+    a folder, or its folder cannot be created or written."""
+
+
 class CheckpointError(InputError):
     """A checkpoint or model bundle is missing, corrupt or of the wrong kind/version."""
 

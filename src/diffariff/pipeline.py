@@ -3,6 +3,7 @@
     acc = Accompanist.from_pretrained("default")            # or a bundle folder
     stems = acc.generate("mix.wav", text="warm fingered bass", n=2, seed=1)   # float32 [2, 2, N]
     song = acc.arrange(None, seconds=10, parts=[{"text": "drums"}, {"text": "warm bass"}])
+    acc.save("bass.wav", stems[0])     # atomic; never over a file the last call read (overwrite=True)
 
 Audio in: a file path (wav / flac / ogg / mp3) or an array ``[C, N]`` / ``[N]`` with ``sample_rate``
 (default 48 kHz); any rate is resampled (soxr), mono is duplicated, more than two channels are
@@ -60,9 +61,19 @@ from .audio import (
     loudness,
     normalize_loudness,
     peak_limit,
+    save_audio,
     to_channels,
 )
-from .audio_input import SAMPLE_RATE, AudioLike, crossfade_paste, read_audio, to_numpy
+from .audio_input import (
+    MIN_CONTEXT_SECONDS,
+    MIN_REFERENCE_SECONDS,
+    SAMPLE_RATE,
+    AudioLike,
+    crossfade_paste,
+    file_inputs,
+    read_audio,
+    to_numpy,
+)
 from .bundle import open_bundle
 from .diffusion.edits import plan_windows, slerp
 from .errors import (
@@ -71,14 +82,13 @@ from .errors import (
     ConfigError,
     InputError,
 )
+from .fsutil import check_output_path
 from .torchutil import seeded_generator, setup_cpu
 
 #: Generated stem loudness relative to the context (LU) and for a silent context (LUFS).
 STEM_RELATIVE_LU = -3.0
 SILENT_CONTEXT_STEM_LUFS = -23.0
 PEAK_CEILING = 0.99
-MIN_CONTEXT_SECONDS = 0.5
-MIN_REFERENCE_SECONDS = 1.0
 LONG_MODES = ("auto", "windowed", "direct")
 #: Windowed generation's window length in units of the model's training window (module doc).
 WINDOW_TRAIN_RATIO = 2.0
@@ -135,6 +145,7 @@ class Accompanist:
         self.last_condition: str | None = None
         self.last_windows: list[tuple[int, int]] = []
         self.last_seed: int | None = None
+        self.last_inputs: list[Path] = []  # the files read by the last call; :meth:`save` never replaces them
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike = "default", *, load_bridge: bool = True,
@@ -142,7 +153,7 @@ class Accompanist:
         """Load a model bundle (a folder, or ``"default"`` for the packaged one) offline; ``load_bridge``
         / ``load_prior``: also load its text bridge / context prior when it has one."""
         from .clap.builtin import BuiltinClap
-        from .codec import Codec
+        from .codec import load_codec
         from .diffusion.model import LatentDiffusion
 
         setup_cpu()
@@ -153,7 +164,7 @@ class Accompanist:
 
         bridge = ClapBridge.load(b.bridge) if b.bridge is not None and load_bridge else None
         prior = load_context_prior(b.prior) if b.prior is not None and load_prior else None
-        return cls(Codec.load(b.codec), BuiltinClap.load(b.clap), models, bridge, prior=prior, name=str(b.root))
+        return cls(load_codec(b.codec), BuiltinClap.load(b.clap), models, bridge, prior=prior, name=str(b.root))
 
     # ------------------------------------------------------------------------------ sizes / helpers
     @property
@@ -426,6 +437,8 @@ class Accompanist:
         prior's own default, :func:`~diffariff.clap.context_prior.default_guidance`); ``seed``: same seed,
         same output.
         """
+        self.last_inputs = file_inputs(context, reference, style_reference,
+                                       *(c for c in (clap_mix or ())[:2] if isinstance(c, os.PathLike)))
         ctx = self.prepare_context(context, sample_rate, seconds=seconds, max_seconds=max_seconds)
         seed = self._resolve_seed(seed)
         clap = self.condition(text, reference, reference_sample_rate=reference_sample_rate, clap_mix=clap_mix,
@@ -495,6 +508,7 @@ class Accompanist:
         rest: latent frames touching the region are inpainted, the others kept exactly; in audio the
         original stem is kept outside the region and the new audio pasted in with ``crossfade_s``
         raised-cosine crossfades centred on both borders. -> float32 [n, 2, N]."""
+        self.last_inputs = file_inputs(stem, context, reference)
         st, ctx = self._stem_and_context(stem, context, sample_rate, max_seconds)
         dur = st.shape[1] / SAMPLE_RATE
         if not 0 <= start_s < end_s <= dur + 1e-9:
@@ -523,6 +537,7 @@ class Accompanist:
         """Variations of ``stem`` (against ``context``, or none): encode, re-noise to ``strength``
         (s_var in (0, 1]; 0.2 subtle, 0.5 clear, 0.8 loose), denoise, decode; each variation at the
         stem's loudness, peak-limited. -> float32 [n, 2, N]."""
+        self.last_inputs = file_inputs(stem, context, reference)
         st, ctx = self._stem_and_context(stem, context, sample_rate, max_seconds)
         if not 0.0 < float(strength) <= 1.0:
             raise InputError(f"variation strength must be in (0, 1], got {strength}")
@@ -549,7 +564,7 @@ class Accompanist:
                                    max_seconds=common.get("max_seconds", DEFAULT_MAX_SECONDS))
         base = self._resolve_seed(seed)
         running = ctx.audio.copy()
-        stems, texts = [], []
+        stems, texts, inputs = [], [], file_inputs(context)
         for i, part in enumerate(parts):
             opts = {"text": part} if isinstance(part, str) else dict(part)
             if not isinstance(opts, dict):
@@ -560,9 +575,11 @@ class Accompanist:
             opts = {**common, **opts}
             opts.setdefault("seed", base + i)
             stem = self.generate(running, n=1, progress=progress, **opts)[0]
+            inputs += self.last_inputs
             stems.append(stem)
             texts.append(opts.get("text"))
             running = running + stem
+        self.last_inputs = inputs
         return Arrangement(stems=stems, mix=self.mix(ctx.audio, *stems), texts=texts)
 
     @staticmethod
@@ -575,6 +592,16 @@ class Accompanist:
                 raise InputError(f"stem length {s.shape[1]} differs from the context's {total.shape[1]}")
             total = total + s
         return peak_limit(total.astype(np.float32), PEAK_CEILING)
+
+    def save(self, path: str | os.PathLike, audio: np.ndarray, *, overwrite: bool = False,
+             subtype: str = "24") -> Path:
+        """Write one stem or mix ``audio`` [2, N] (48 kHz) to a .wav / .flac file, atomically (no partial
+        or temporary file on failure). Refuses, with an OutputPathError, to write over a file the last
+        :meth:`generate` / :meth:`inpaint` / :meth:`vary` / :meth:`arrange` call read (same path, a
+        symlink or a hard link) unless ``overwrite=True``, and an output folder it cannot write
+        (:func:`diffariff.fsutil.check_output_path`)."""
+        check_output_path(path, self.last_inputs, overwrite, flag="overwrite=True")
+        return save_audio(path, audio, SAMPLE_RATE, subtype=subtype)
 
 
 __all__ = ["Accompanist", "Arrangement", "Context", "crossfade_paste", "read_audio", "LONG_MODES", "SAMPLE_RATE"]

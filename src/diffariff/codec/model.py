@@ -233,6 +233,15 @@ class Codec(nn.Module):
         d2 = self.decode(latents, steps=steps, seed=seed + 1, length=length)
         return pseudo_stereo(d1, d2, width)
 
+    def reconstruct(self, audio: torch.Tensor, seed: int = 0, width: float = 0.0) -> torch.Tensor:
+        """Encode and decode ``[B, C, N]`` -> ``[B, C', N]`` (one consistency step; ``width`` > 0 with a mono
+        codec: the pseudo-stereo image of two decodings)."""
+        n = audio.shape[-1]
+        z = self.encode(audio)
+        if width and self.config.stereo == "mono":
+            return self.decode_pseudo_stereo(z, width=width, seed=seed, length=n)
+        return self.decode(z, seed=seed, length=n)
+
     # ------------------------------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike, *, dtype: torch.dtype | None = None, extra: dict | None = None):
         """Write a ``kind="codec"`` safetensors checkpoint (config inside); ``dtype=torch.float16`` to ship."""

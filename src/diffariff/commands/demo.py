@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 from ..bundle import DEFAULT_BUNDLE, MANIFEST
+from ..fsutil import check_output_dir, check_output_paths
+from .options import cli_warnings
 
 #: The demo's prompt: the shipped example context (drums + piano of a held-out rock song) has no bass.
 DEMO_PROMPT = "warm fingered electric bass"
@@ -26,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+@cli_warnings
 def run(args: argparse.Namespace) -> int:
+    check_output_dir(args.out)  # before any rendering or model work
     if (DEFAULT_BUNDLE / MANIFEST).is_file():
         return _accompany(args)
     return _render_example(args)
@@ -59,12 +63,13 @@ def _accompany(args: argparse.Namespace) -> int:
 
         folder = Path(render_example(args.out / "example", seconds=args.seconds, seed=args.seed))
         context_path = folder / "mixture.flac"
+    stem_out, mix_out = check_output_paths([args.out / "stem.wav", args.out / "mix.wav"], [context_path])
     t0 = time.perf_counter()
     context, sr = load_audio(context_path, sample_rate=48_000)
     acc = Accompanist.from_pretrained("default")
     stem = acc.generate(context, sample_rate=sr, text=text, seed=args.seed)[0]
-    stem_path = save_audio(args.out / "stem.wav", stem, 48_000)
-    mix_path = save_audio(args.out / "mix.wav", acc.mix(context, stem), 48_000)
+    stem_path = save_audio(stem_out, stem, 48_000)
+    mix_path = save_audio(mix_out, acc.mix(context, stem), 48_000)
     print(f"Generated a '{text}' stem for {context_path} in {time.perf_counter() - t0:.1f} s:")
     print(f"  stem: {stem_path}")
     print(f"  mix:  {mix_path}")

@@ -5,6 +5,15 @@ Every command loads a model bundle (``--bundle PATH``, default: the packaged one
 stereo wav / flac files atomically, only after all generation succeeded: on any error nothing is
 written and a one-line message is printed (exit code 2 for bad input). With ``-n N`` > 1 the outputs
 are ``OUT_1.wav`` ... ``OUT_N.wav``. Progress bars appear on a terminal only (``--quiet`` hides them).
+
+Before any model loads, each command checks, in this order: its option values; every output path
+(never one of the command's input files, by path, symlink or hard link, unless ``--overwrite``; never
+a folder; its folder writable: :mod:`diffariff.fsutil`); every input file from its header
+(:func:`~diffariff.audio_input.check_audio_input`: existence, format, rate, duration limits, equal
+lengths of stem and context); the bundle (:func:`~diffariff.bundle.open_bundle`: manifest, files,
+checkpoint kinds). So a bad request is refused in well under a second instead of after the models
+have loaded. Warnings (e.g. an 8-channel file being downmixed) are printed as one
+``diffariff: warning: ...`` line each.
 """
 
 from __future__ import annotations
@@ -13,10 +22,11 @@ import argparse
 import re
 from pathlib import Path
 
-from ..errors import InputError
-from .options import guidance_interval
+from ..errors import InputError, OutputPathError
+from ..fsutil import AUDIO_SUFFIXES, check_output_dir, check_output_paths
+from .options import add_overwrite, cli_warnings, guidance_interval
 
-_SUFFIXES = (".wav", ".flac")
+_SUFFIXES = AUDIO_SUFFIXES
 
 GENERATE_EXAMPLES = """examples:
   diffariff generate song.wav -o bass.wav --text "electric bass, fingered, warm"
@@ -66,6 +76,7 @@ def _common(parser: argparse.ArgumentParser, *, conditions: bool = True) -> None
                    "10.9 s for the default model)")
     g.add_argument("--max-seconds", type=float, default=600.0, help="refuse inputs longer than this (default 600)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_overwrite(parser)
     if conditions:
         c = parser.add_argument_group("conditioning")
         c.add_argument("--text", default=None, help="text prompt, e.g. 'electric bass, warm'")
@@ -129,13 +140,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def _check_out(path: Path) -> None:
-    if path.suffix.lower() not in _SUFFIXES:
-        raise InputError(f"{path}: output must be a .wav or .flac file")
-    if path.exists() and path.is_dir():
-        raise InputError(f"{path} is a folder; give an output file name")
-
-
 def _outputs(path: Path, n: int) -> list[Path]:
     """``OUT.wav`` for one candidate, ``OUT_1.wav`` ... ``OUT_n.wav`` for several."""
     if n == 1:
@@ -156,6 +160,40 @@ def _check_common(args: argparse.Namespace) -> None:
         raise InputError(f"--window-seconds must be > 0, got {args.window_seconds}")
 
 
+def _check_inputs(args: argparse.Namespace, *, context_seconds: float | None = None):
+    """Header checks of the context (when a file) and of the conditioning inputs, before any model;
+    the context's :class:`~diffariff.audio_input.InputFile` (None without one)."""
+    from ..audio_input import MIN_CONTEXT_SECONDS, MIN_REFERENCE_SECONDS, check_audio_input
+
+    ctx = check_audio_input(args.context, "context", min_seconds=MIN_CONTEXT_SECONDS, max_seconds=args.max_seconds,
+                            seconds=context_seconds)
+    text = getattr(args, "text", None)
+    if text is not None and not text.strip():
+        raise InputError("the text prompt is empty")
+    check_audio_input(getattr(args, "reference", None), "reference", min_seconds=MIN_REFERENCE_SECONDS)
+    check_audio_input(getattr(args, "style_reference", None), "style reference", min_seconds=MIN_REFERENCE_SECONDS)
+    return ctx
+
+
+def _check_stem_and_context(args: argparse.Namespace):
+    """inpaint / vary: the stem and its context, checked from their headers, must have the same length;
+    the stem's :class:`~diffariff.audio_input.InputFile`."""
+    from ..audio_input import MIN_CONTEXT_SECONDS, check_audio_input
+
+    stem = check_audio_input(args.stem, "stem", min_seconds=MIN_CONTEXT_SECONDS, max_seconds=args.max_seconds)
+    ctx = _check_inputs(args)
+    if stem.samples != ctx.samples:
+        raise InputError(f"stem and context lengths differ ({stem.samples} vs {ctx.samples} samples at 48 kHz)")
+    return stem
+
+
+def _check_bundle(args: argparse.Namespace) -> None:
+    """The bundle's manifest, files and checkpoint headers (no weights are loaded)."""
+    from ..bundle import open_bundle
+
+    open_bundle(args.bundle)
+
+
 def _sampling(args: argparse.Namespace) -> dict:
     return dict(sampler=args.sampler, steps=args.steps, cfg_context=args.cfg_context, cfg_clap=args.cfg_clap,
                 rescale_phi=args.rescale_phi, guidance_interval=guidance_interval(args.guidance_interval),
@@ -171,6 +209,8 @@ def _progress(args: argparse.Namespace) -> bool | None:
 
 
 def _load(args: argparse.Namespace):
+    """The bundle, checked first (one line for a bad one), then its models loaded."""
+    _check_bundle(args)
     from ..pipeline import Accompanist
 
     return Accompanist.from_pretrained(args.bundle)
@@ -189,11 +229,13 @@ def _slug(text: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------ commands
+@cli_warnings
 def run_generate(args: argparse.Namespace) -> int:
     _check_common(args)
-    _check_out(args.out)
-    if args.mix_out is not None:
-        _check_out(args.mix_out)
+    mixes = _outputs(args.mix_out, args.n) if args.mix_out is not None else []
+    check_output_paths(_outputs(args.out, args.n) + mixes, [args.context, args.reference, args.style_reference],
+                       args.overwrite)
+    _check_inputs(args, context_seconds=args.seconds)
     acc = _load(args)
     stems = acc.generate(
         args.context, seconds=args.seconds, width=args.width, seed=args.seed, n=args.n,
@@ -215,30 +257,41 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+@cli_warnings
 def run_arrange(args: argparse.Namespace) -> int:
     _check_common(args)
     if args.n != 1:
         raise InputError("arrange makes one stem per part; -n must be 1")
     if args.out.suffix.lower() in _SUFFIXES or (args.out.exists() and not args.out.is_dir()):
-        raise InputError(f"{args.out}: arrange writes into a folder; give a folder name")
+        raise OutputPathError(f"{args.out}: arrange writes into a folder; give a folder name")
     if args.context is None and args.seconds is None:
         raise InputError("without a context, give the length with --seconds")
+    if args.seconds is not None and args.seconds <= 0:
+        raise InputError(f"--seconds must be > 0, got {args.seconds:g}")
+    if args.context is None and args.seconds > args.max_seconds:
+        raise InputError(f"--seconds {args.seconds:g} is longer than the limit of --max-seconds {args.max_seconds:g}")
     if any(not p.strip() for p in args.part):
         raise InputError("every --part needs a non-empty prompt")
+    paths = [args.out / f"stem_{k:02d}_{_slug(p)}.wav" for k, p in enumerate(args.part, 1)] + [args.out / "mix.wav"]
+    check_output_dir(args.out)
+    check_output_paths(paths, [args.context], args.overwrite)
+    _check_inputs(args, context_seconds=args.seconds)
     acc = _load(args)
     result = acc.arrange(args.context, [{"text": p} for p in args.part], seconds=args.seconds, seed=args.seed,
                          progress=_progress(args), width=args.width, decode_steps=args.decode_steps,
                          max_seconds=args.max_seconds, **_sampling(args))
-    items = [(args.out / f"stem_{k:02d}_{_slug(p)}.wav", s) for k, (p, s) in enumerate(zip(args.part, result.stems), 1)]
-    items.append((args.out / "mix.wav", result.mix))
-    _save_all(items)
+    _save_all(list(zip(paths, [*result.stems, result.mix])))
     print(f"wrote {len(result.stems)} stems and mix.wav to {args.out}")
     return 0
 
 
+@cli_warnings
 def run_inpaint(args: argparse.Namespace) -> int:
     _check_common(args)
-    _check_out(args.out)
+    check_output_paths(_outputs(args.out, args.n), [args.stem, args.context, args.reference], args.overwrite)
+    dur = _check_stem_and_context(args).seconds
+    if not 0 <= args.start < args.end <= dur + 1e-9:
+        raise InputError(f"inpaint region must satisfy 0 <= start < end <= {dur:.2f} s, got {args.start}-{args.end}")
     acc = _load(args)
     stems = acc.inpaint(args.stem, args.context, args.start, args.end, crossfade_s=args.crossfade, width=args.width,
                         seed=args.seed, n=args.n, decode_steps=args.decode_steps, max_seconds=args.max_seconds,
@@ -249,9 +302,13 @@ def run_inpaint(args: argparse.Namespace) -> int:
     return 0
 
 
+@cli_warnings
 def run_vary(args: argparse.Namespace) -> int:
     _check_common(args)
-    _check_out(args.out)
+    if not 0.0 < args.strength <= 1.0:
+        raise InputError(f"variation strength must be in (0, 1], got {args.strength}")
+    check_output_paths(_outputs(args.out, args.n), [args.stem, args.context, args.reference], args.overwrite)
+    _check_stem_and_context(args)
     acc = _load(args)
     stems = acc.vary(args.stem, args.context, args.strength, width=args.width, seed=args.seed, n=args.n,
                      decode_steps=args.decode_steps, max_seconds=args.max_seconds, progress=_progress(args),

@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_build(args: argparse.Namespace) -> int:
     from ..clap.builtin import BuiltinClap
-    from ..codec.model import Codec
+    from ..codec import load_codec
     from ..data.latents import CacheRecipe, Encoders, build_latent_cache
     from ..data.sources import open_dataset
     from ..diffusion.model import model_identity
@@ -56,7 +56,7 @@ def run_build(args: argparse.Namespace) -> int:
     except ValueError:
         raise InputError(f"--worker must look like 0/2, got {args.worker!r}") from None
     songs = open_dataset(args.data, layout=args.layout, split=recipe.split)
-    codec = Codec.load(args.codec)
+    codec = load_codec(args.codec)
     clap = BuiltinClap.load(args.clap)
     encoders = Encoders(codec, clap, model_identity(args.codec), model_identity(args.clap))
     bar = not args.quiet and sys.stderr.isatty()

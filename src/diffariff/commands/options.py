@@ -1,10 +1,15 @@
-"""Argument checks shared by the command-line front ends (``generate``, ``eval generation``); light
-imports only, so that ``--help`` stays fast."""
+"""Argument checks and behaviour shared by the command-line front ends (``generate``, ``reconstruct``,
+``eval generation``, ...); light imports only, so that ``--help`` stays fast."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import functools
 import math
-from collections.abc import Sequence
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 
 from ..errors import InputError
 
@@ -19,3 +24,42 @@ def guidance_interval(values: Sequence[float] | None) -> tuple[float, float] | N
     if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 <= lo < hi):
         raise InputError(f"--guidance-interval needs 0 <= LO < HI (noise levels), got {lo:g} {hi:g}")
     return lo, hi
+
+
+def add_overwrite(parser: argparse.ArgumentParser, what: str = "an input file of the command") -> None:
+    """``--overwrite``: the only way to let an output replace ``what`` (refused by default)."""
+    parser.add_argument("--overwrite", action="store_true",
+                        help=f"allow an output to replace {what} (refused by default)")
+
+
+@contextlib.contextmanager
+def one_line_warnings(enabled: bool = True) -> Iterator[None]:
+    """Inside, every warning that is shown appears as one line ``diffariff: warning: <message>`` on
+    stderr (each distinct message once), never as Python's ``file:line: UserWarning`` plus source
+    line. The warning filters are left alone (an ignored warning stays silent, ``-W error`` still
+    raises). ``enabled`` False (``--debug``): Python's own format."""
+    if not enabled:
+        yield
+        return
+    seen: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = " ".join(str(message).split())
+        if text not in seen:
+            seen.add(text)
+            print(f"diffariff: warning: {text}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+def cli_warnings(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A command handler run inside :func:`one_line_warnings` (Python's format with ``--debug``)."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        with one_line_warnings(not getattr(args, "debug", False)):
+            return handler(args)
+
+    return run

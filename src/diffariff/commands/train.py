@@ -15,6 +15,8 @@ from ..errors import InputError
 #: model name -> (module, one-line help)
 TRAINABLE = {
     "codec": ("diffariff.train.codec", "the consistency autoencoder (audio <-> 64-channel latents)"),
+    "synth-codec": ("diffariff.train.synth_codec",
+                    "the synth codec (codec v2): latents -> oscillator bank + noise, pitch by construction"),
     "clap": ("diffariff.train.clap", "the built-in audio/text CLAP embedding model"),
     "bridge": ("diffariff.train.bridge", "the text-to-audio CLAP embedding bridge (diffusion MLP)"),
     "prior": ("diffariff.train.prior", "the context prior: a fitting stem's CLAP embedding from the context"),

@@ -127,9 +127,15 @@ def model_identity(path: str | os.PathLike) -> str:
     --freeze-encoder``) keeps serving the latent models trained on its latents. Config fields added later
     (:data:`~diffariff.codec.config.LATER_FIELDS_OLD_VALUES`) count only where they change the codec."""
     from ..codec.config import DECODER_ONLY_FIELDS, DECODER_PREFIXES, LATER_FIELDS_OLD_VALUES
+    from ..codec.synth_codec import DECODER_ONLY_FIELDS as SYNTH_DECODER_FIELDS
+    from ..codec.synth_codec import DECODER_PREFIXES as SYNTH_DECODER_PREFIXES
+    from ..codec.synth_codec import KIND as SYNTH_KIND
 
     ck = load_checkpoint(path, keep_dtype=True)
     config, names = dict(ck.config), sorted(ck.tensors)
+    if ck.kind == SYNTH_KIND:
+        config = {k: v for k, v in config.items() if k not in SYNTH_DECODER_FIELDS}
+        names = [n for n in names if not n.startswith(SYNTH_DECODER_PREFIXES)]
     if ck.kind == "codec":
         config = {k: v for k, v in config.items() if k not in DECODER_ONLY_FIELDS
                   and not (k in LATER_FIELDS_OLD_VALUES and v == LATER_FIELDS_OLD_VALUES[k])}

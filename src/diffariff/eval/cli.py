@@ -87,8 +87,11 @@ def register(subparsers) -> None:
 
     c = sub.add_parser("codec", help="codec reconstruction vs Opus and silence on held-out audio")
     c.add_argument("--codec", required=True, help="codec checkpoint (.safetensors)")
-    c.add_argument("--data", required=True, help="multitrack dataset folder")
+    c.add_argument("--data", help="multitrack dataset folder (stem and mix clips)")
     c.add_argument("--split", default="test", help="held-out split ('all': every song; default test)")
+    c.add_argument("--real", help="folder of recorded mixtures (diffariff.data.mixtures): 'real' clips too")
+    c.add_argument("--real-split", default="test_ood",
+                   help="split of --real to draw from (default test_ood: sources never trained on)")
     c.add_argument("--seconds", type=float, default=10.0, help="clip length (default 10 s)")
     c.add_argument("--n", type=int, default=20, help="windows (each gives a stem and a mix clip; default 20)")
     c.add_argument("--seed", type=int, default=0)
@@ -258,7 +261,7 @@ def run_controls(args) -> int:
 
 
 def run_codec(args) -> int:
-    from ..codec import Codec  # noqa: PLC0415
+    from ..codec import load_codec  # noqa: PLC0415
     from .cache import file_hash  # noqa: PLC0415
     from .codec_eval import CodecEvalConfig, run_codec_eval  # noqa: PLC0415
     from .report import codec_table, command_line, versions  # noqa: PLC0415
@@ -270,7 +273,10 @@ def run_codec(args) -> int:
     codec_path = Path(args.codec)
     if not codec_path.is_file():
         raise InputError(f"--codec {codec_path}: no such file")
-    results = run_codec_eval(lambda: Codec.load(codec_path), args.data, config, progress=_progress(args))
+    if args.data is None and args.real is None:
+        raise InputError("give --data (multitrack songs) and/or --real (a folder of recorded mixtures)")
+    results = run_codec_eval(lambda: load_codec(codec_path), args.data, config, progress=_progress(args),
+                             real_root=args.real, real_split=args.real_split)
     results = {"format": "diffariff-eval-codec", "version": 1, "command": command_line(), "versions": versions(),
                "data": str(args.data), "codec": {"path": str(codec_path), "sha256": file_hash(codec_path)},
                "arguments": _arguments(args), "seed": args.seed, **results}

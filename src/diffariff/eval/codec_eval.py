@@ -38,6 +38,7 @@ from .musical_fit import key_fit
 from .protocol import load_songs
 from .reconstruction import (
     band_level_errors,
+    grid_energy_share,
     log_mel_distance,
     mr_stft_distance,
     opus_roundtrip,
@@ -48,7 +49,7 @@ from .reconstruction import (
 #: Sample rate of the codec and of every clip (Hz).
 SAMPLE_RATE = 48_000
 #: Clip kinds of the report, in order.
-KINDS = ("stems", "mixes", "all")
+KINDS = ("stems", "mixes", "real", "all")
 DECODE_MODES = ("consistency", "deterministic")
 
 
@@ -118,7 +119,20 @@ def clip_metrics(reference: np.ndarray, estimate: np.ndarray) -> dict[str, float
     return {"mr_stft": mr_stft_distance(reference, estimate), "log_mel": log_mel_distance(reference, estimate),
             "si_sdr": si_sdr(reference, estimate), **band_level_errors(reference, estimate),
             "phase_share": phase_error_share(reference, estimate),
-            "pitch_class": key_fit(estimate, reference, 48_000)}
+            "pitch_class": key_fit(estimate, reference, 48_000),
+            "grid_share": grid_energy_share(estimate, 48_000)}
+
+
+def real_clips(root, split: str, config: CodecEvalConfig) -> list[dict]:
+    """Clips ``{"kind": "real", "audio": float32 [2, N], "song", "stem", "start"}`` of recorded music: ``config.n``
+    random spans of ``config.seconds`` (seeded by ``config.seed``) from the plain-mixture folder ``root``
+    (:mod:`diffariff.data.mixtures`), files of ``split`` only (``test_ood``: sources never trained on)."""
+    from ..data.mixtures import load_mixtures, random_spans
+
+    recordings = load_mixtures(root, split=split)
+    spans = random_spans(recordings, int(config.n), float(config.seconds), int(config.seed), SAMPLE_RATE, 2)
+    return [{"kind": "real", "audio": a, "song": f"{split}-{i}", "stem": "mixture", "start": 0}
+            for i, a in enumerate(spans)]
 
 
 def summarise(kinds: Sequence[str], per_clip: Sequence[dict[str, float]]) -> dict:
@@ -127,8 +141,14 @@ def summarise(kinds: Sequence[str], per_clip: Sequence[dict[str, float]]) -> dic
     for kind in KINDS:
         chosen = [m for k, m in zip(kinds, per_clip) if kind == "all" or k == kind]
         if chosen:
-            out[kind] = {key: _ci(mean_and_ci([m[key] for m in chosen])) for key in chosen[0]}
+            out[kind] = {key: _ci_or_none([m[key] for m in chosen]) for key in chosen[0]}
     return out
+
+
+def _ci_or_none(values: list[float]) -> dict | None:
+    """Mean and CI of the finite ``values``; None when there are none (e.g. the grid share of silence)."""
+    finite = [v for v in values if np.isfinite(v)]
+    return _ci(mean_and_ci(finite)) if finite else None
 
 
 def _ci(ci) -> dict:
@@ -152,13 +172,15 @@ def evaluate_codec(codec, clips: Sequence[dict], config: CodecEvalConfig, *, pro
     refs = [to_channels(c["audio"], channels) for c in clips]
     kinds = [c["kind"] for c in clips]
     decoders: list[tuple[str, str, int]] = []  # (name, mode, steps)
-    for mode in config.modes:
+    for mode in getattr(codec, "decode_modes", config.modes):
         if mode == "deterministic":
             decoders.append(("codec deterministic", mode, 1))
+        elif mode == "synth":
+            decoders.append(("codec", mode, 1))
         else:
             decoders += [(f"codec consistency, {s} step{'s' if s > 1 else ''}", mode, s) for s in config.steps]
     scores: dict[str, list] = {name: [] for name, _, _ in decoders}
-    twice: dict[int, list] = {s: [] for _, m, s in decoders if m == "consistency"}
+    twice: dict[str, list] = {name: [] for name, m, _ in decoders if m != "deterministic"}
     disable = None if progress is None else not progress
     for ref in tqdm(refs, desc="codec clips", unit="clip", disable=disable):
         x = torch.from_numpy(np.ascontiguousarray(ref))[None]
@@ -167,17 +189,22 @@ def evaluate_codec(codec, clips: Sequence[dict], config: CodecEvalConfig, *, pro
         for name, mode, steps in decoders:
             y = _decode(codec, latents, steps, config.decode_seed, mode, n)
             scores[name].append(clip_metrics(ref, y))
-            if mode == "consistency":
+            if name in twice:
                 y2 = _decode(codec, latents, steps, config.decode_seed + 1, mode, n)
-                twice[steps].append(clip_metrics(y, y2))
+                twice[name].append(clip_metrics(y, y2))
     systems = [_system(name, "codec", kinds, scores[name], mode=mode, steps=steps) for name, mode, steps in decoders]
-    for steps, values in twice.items():
+    steps_of = {name: steps for name, _, steps in decoders}
+    for name, values in twice.items():
+        label = "decode twice" if name == "codec" else \
+            f"decode twice, {steps_of[name]} step{'s' if steps_of[name] > 1 else ''}"
         systems.append(_system(
-            f"decode twice, {steps} step{'s' if steps > 1 else ''}", "stochasticity", kinds, values, steps=steps,
+            label, "stochasticity", kinds, values,
             note=f"distance between two decodings of one latent (seeds {config.decode_seed}, "
                  f"{config.decode_seed + 1}), not a reconstruction score"))
     for kbps in config.opus_kbps:
         systems.append(_opus_system(refs, kinds, kbps, ffmpeg, disable))
+    systems.append(_system("original", "bound", kinds, [clip_metrics(r, r) for r in refs],
+                           note="the clips themselves: where grid share and level should be"))
     systems.append(_system("silence", "bound", kinds, [clip_metrics(r, np.zeros_like(r)) for r in refs],
                            note="lower bound; SI-SDR of silence is 0 dB by convention"))
     return {"systems": systems, "clips": len(clips), "channels": channels, "kinds": list(KINDS),
@@ -205,12 +232,16 @@ def _opus_system(refs, kinds, kbps: float, ffmpeg, disable) -> dict:
 
 
 def run_codec_eval(load_codec: Callable[[], object], data_root, config: CodecEvalConfig, *, progress=None,
-                   ffmpeg: str | None = None) -> dict:
-    """Open the data (split), draw the clips, load the codec and evaluate (data errors come first)."""
-    songs = load_songs(data_root, config.split)
-    clips = held_out_clips(songs, config)
-    probe_songs = _probe_training_songs(data_root, songs, config) if config.latent_probe > 0 else []
-    seam_song = _seam_song(songs, config) if config.seam_seconds > 0 else None
+                   ffmpeg: str | None = None, real_root=None, real_split: str = "test_ood") -> dict:
+    """Open the data (split), draw the clips, load the codec and evaluate (data errors come first).
+    ``data_root``: multitrack songs (stem and mix clips; None: none); ``real_root``: recorded mixtures
+    (``real`` clips of ``real_split``; None: none)."""
+    songs = load_songs(data_root, config.split) if data_root is not None else []
+    clips = held_out_clips(songs, config) if songs else []
+    if real_root is not None:
+        clips += real_clips(real_root, real_split, config)
+    probe_songs = _probe_training_songs(data_root, songs, config) if config.latent_probe > 0 and songs else []
+    seam_song = _seam_song(songs, config) if config.seam_seconds > 0 and songs else None
     codec = load_codec()
     results = evaluate_codec(codec, clips, config, progress=progress, ffmpeg=ffmpeg)
     if seam_song is not None:
@@ -221,7 +252,7 @@ def run_codec_eval(load_codec: Callable[[], object], data_root, config: CodecEva
             f"{s['n_borders']} borders): whole vs chunked encode+decode differ by {s['border_error']:.2e} (RMS, "
             f"relative) within one latent frame of a border and {s['elsewhere_error']:.2e} elsewhere; "
             f"latents differ by {s['latent_error']:.2e}")
-    if config.latent_probe > 0:
+    if config.latent_probe > 0 and songs:
         from .latent_probe import latent_note_probe  # noqa: PLC0415
 
         p = results["latent_probe"] = latent_note_probe(

@@ -381,10 +381,10 @@ def codec_generators(codec_path: str | Path, clap) -> dict[str, Generator]:
     """The ``"codec"`` setting alone, from a codec file rather than a bundle: each pair's true stem through
     that codec (``Accompanist.reconstruct``: encode, pseudo-stereo decode, the generated stems' loudness).
     For a codec whose latent models are not trained yet, this row is what they could reach at best."""
-    from ..codec import Codec  # noqa: PLC0415
+    from ..codec import load_codec  # noqa: PLC0415
     from ..pipeline import Accompanist  # noqa: PLC0415
 
-    return {"codec": _reconstruction(Accompanist(Codec.load(codec_path), clap, {}))}
+    return {"codec": _reconstruction(Accompanist(load_codec(codec_path), clap, {}))}
 
 
 def _reconstruction(model) -> Generator:

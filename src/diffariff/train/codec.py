@@ -169,6 +169,39 @@ def load_corpus(root: str | Path, channels: int, sample_rate: int = 48_000) -> t
     return train, held
 
 
+def load_training_audio(data_roots, real_roots, channels: int, sample_rate: int = 48_000, *, real_spans: int = 600,
+                        real_span_seconds: float = 8.0, held_spans: int = 4, held_seconds: float = 5.0,
+                        seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A codec's training audio: every stem and mixture of each multitrack folder in ``data_roots``
+    (:func:`load_corpus`) and ``real_spans`` random spans of ``real_span_seconds`` from the train split
+    of each plain-mixture folder in ``real_roots`` (:mod:`diffariff.data.mixtures`), with ``held_spans``
+    spans of its test split held out. Returns (train, held-out) lists of ``float16 [channels, N]``;
+    the held-out list interleaves the folders so that the first clips cover every source."""
+    from ..data.mixtures import load_mixtures, random_spans
+
+    data_roots = [data_roots] if isinstance(data_roots, str | Path) else list(data_roots or [])
+    real_roots = [real_roots] if isinstance(real_roots, str | Path) else list(real_roots or [])
+    train: list[np.ndarray] = []
+    held_lists: list[list[np.ndarray]] = []
+    for root in data_roots:
+        tr, he = load_corpus(root, channels, sample_rate)
+        train += tr
+        held_lists.append(he)
+    for root in real_roots:
+        rng = np.random.default_rng(seed)
+        spans = random_spans(load_mixtures(root, split="train"), real_spans, real_span_seconds, rng, sample_rate,
+                             channels)
+        train += [np.clip(s, -1, 1).astype(np.float16) for s in spans]
+        spans = random_spans(load_mixtures(root, split="test"), held_spans, held_seconds, np.random.default_rng(seed + 1),
+                             sample_rate, channels)
+        held_lists.append([np.clip(s, -1, 1).astype(np.float16) for s in spans])
+    if not train:
+        raise DatasetError("no training audio: give at least one --data or --real folder")
+    held = [clip for group in zip(*held_lists) for clip in group] if held_lists else []
+    held += [c for lst in held_lists for c in lst[min(len(x) for x in held_lists):]]
+    return train, held
+
+
 class CropStream(torch.utils.data.IterableDataset):
     """Endless random crops ``float32 [channels, crop]`` (crop a multiple of 4096 samples) from RAM clips;
     crops quieter than ``silence_dbfs`` RMS are redrawn except with probability ``keep_silent_prob``."""
@@ -444,7 +477,10 @@ def stage2_residual(codec: Codec, x: torch.Tensor, align_frames: int):
 
 # ----------------------------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="corpus folder (ROOT/<song>/<stem>.flac or another layout)")
+    parser.add_argument("--data", nargs="+", required=True,
+                        help="corpus folders (ROOT/<song>/<stem>.flac or another layout)")
+    parser.add_argument("--real", nargs="*", default=[],
+                        help="folders of plain mixtures (real recordings; diffariff.data.mixtures)")
     parser.add_argument("--out", default="runs/codec", help="run folder (checkpoints, metrics.csv, export)")
     parser.add_argument("--config", help="codec config JSON (configs/codec_small.json, configs/codec_paper.json); "
                         "with --init in stage 1, the config to train the initial weights in")
@@ -545,7 +581,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--freeze-encoder needs --init CODEC.safetensors (a trained encoder to keep)")
     if tcfg.batch_size < 1 or tcfg.crop_seconds <= 0:
         raise ConfigError("--batch-size must be >= 1 and --crop-seconds > 0")
-    train, held = load_corpus(args.data, cfg.audio_channels, cfg.sample_rate)
+    train, held = load_training_audio(args.data, args.real, cfg.audio_channels, cfg.sample_rate,
+                                      held_seconds=tcfg.eval_seconds + 1, seed=args.seed)
     spf = cfg.samples_per_frame
     crop = max(spf, int(tcfg.crop_seconds * cfg.sample_rate) // spf * spf)
     stream = CropStream(train, crop, args.seed, tcfg.silence_dbfs, tcfg.keep_silent_prob)

@@ -1,14 +1,21 @@
 """Building the synthetic multitrack corpus: plan -> notes -> MIDI -> FluidSynth stems -> song folder.
 
-Song ``i`` of a corpus with seed ``s`` is a pure function of ``(s, i, seconds, soundfont)``: its
-random generator is seeded with ``[s, i]``, so the corpus is identical whatever the number of jobs
-or the order songs are (re)rendered in. Each song is written into a temporary folder under
-``OUT/.partial/`` and renamed into ``OUT/song_XXXXX`` when complete, so an interrupted run never
-leaves a half song; a rerun skips songs that are already complete.
+Song ``i`` of a corpus with seed ``s`` is a pure function of ``(s, i, seconds, soundfont, produce)``:
+its random generator is seeded with ``[s, i]`` (its production's with ``[s, i, PRODUCTION_STREAM]``),
+so the corpus is identical whatever the number of jobs or the order songs are (re)rendered in. Each
+song is written into a temporary folder under ``OUT/.partial/`` and renamed into ``OUT/song_XXXXX``
+when complete, so an interrupted run never leaves a half song; a rerun skips songs that are already
+complete.
 
 Levels: every stem is scaled to a per-role target of *active* RMS (RMS over the frames where it
 plays), then all stems of a song are scaled by one common factor so that the mixture peak is at
 most :data:`MIX_PEAK` and no stem exceeds :data:`STEM_PEAK`. The mixture is the sum of the stems.
+
+Production (``produce=True``): the parts are rendered dry and centred (FluidSynth's reverb off, pan CC
+at the centre), levelled as above, then :func:`~.production.produce_song` gives each stem its chain
+(EQ, compression, amp, chorus, delay, width, the part's pan, a shared reverb room) and the song its bus
+dynamics and loudness; the mixture is still the sum of the stems and ``metadata.json`` records every
+chain under ``production``.
 """
 
 from __future__ import annotations
@@ -50,6 +57,8 @@ ROLE_LEVEL_DB = {"drums": -14.0, "bass": -16.0, "chords": -19.0, "pad": -22.0, "
                  "lead": -17.0, "counter-melody": -20.0}
 #: Shortest and longest song accepted (seconds).
 MIN_SECONDS, MAX_SECONDS = 2.0, 600.0
+#: Last entry of the seed of a produced song's production generator, ``[seed, index, PRODUCTION_STREAM]``.
+PRODUCTION_STREAM = 1
 
 
 def song_name(index: int) -> str:
@@ -100,9 +109,10 @@ def _fit_length(audio: np.ndarray, n: int) -> np.ndarray:
 
 
 def _render_stems(plan: SongPlan, rng: np.random.Generator, seconds: float, soundfont: Path,
-                  workdir: Path) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+                  workdir: Path, dry: bool = False) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
     """Render every part of ``plan`` to ``float32 [2, N]`` (N = seconds x 48 kHz), levelled; plus
-    each stem's metadata (without rms_db)."""
+    each stem's metadata (without rms_db). ``dry``: without FluidSynth's reverb and with the pan at the
+    centre (production places the stems and adds the room)."""
     n = int(round(seconds * SAMPLE_RATE))
     fade = np.linspace(1.0, 0.0, int(FADE_SECONDS * SAMPLE_RATE), dtype=np.float32)
     stems: dict[str, np.ndarray] = {}
@@ -115,8 +125,10 @@ def _render_stems(plan: SongPlan, rng: np.random.Generator, seconds: float, soun
         played = humanize(rng, notes, plan.tempo, jitter_seconds=0.004 if part.is_drum else 0.008)
         midi = workdir / f"{part.stem}.mid"
         write_part_midi(midi, played, program=part.program, is_drum=part.is_drum, tempo=plan.tempo,
-                        meter=plan.meter, pan=part.pan, reverb=part.reverb)
-        audio = _fit_length(render_midi(midi, soundfont, SAMPLE_RATE), n)
+                        meter=plan.meter, pan=0.0 if dry else part.pan, reverb=part.reverb)
+        rendered = render_midi(midi, soundfont, SAMPLE_RATE, reverb=False) if dry else render_midi(
+            midi, soundfont, SAMPLE_RATE)
+        audio = _fit_length(rendered, n)
         audio[:, n - fade.size:] *= fade
         if rms_db(audio) < SILENT_DB:
             continue
@@ -137,11 +149,12 @@ def _render_stems(plan: SongPlan, rng: np.random.Generator, seconds: float, soun
 
 
 def render_song(index: int, seed: int, seconds: float, out_dir: str | os.PathLike,
-                soundfont: str | os.PathLike | None = None) -> Path:
+                soundfont: str | os.PathLike | None = None, produce: bool = False) -> Path:
     """Render song ``index`` of the corpus with ``seed`` into ``out_dir/song_XXXXX`` and return it.
 
     Writes ``<stem>.flac`` (24-bit, 48 kHz stereo, exactly ``seconds`` long), ``mixture.flac`` (the sum
-    of the stems) and ``metadata.json``. An existing folder of that name is replaced.
+    of the stems) and ``metadata.json``. An existing folder of that name is replaced. ``produce``: mix
+    the stems like a producer's session (see the module's docstring).
     """
     _check_args(1, seconds, seed, 1, index)
     sf2 = find_soundfont(soundfont) if soundfont is not None else default_soundfont(index)
@@ -155,20 +168,27 @@ def render_song(index: int, seed: int, seconds: float, out_dir: str | os.PathLik
     try:
         plan = plan_song(rng, seconds)
         with tempfile.TemporaryDirectory(prefix="diffariff-midi-") as workdir:
-            stems, info = _render_stems(plan, rng, seconds, sf2, Path(workdir))
+            stems, info = _render_stems(plan, rng, seconds, sf2, Path(workdir), dry=produce)
         if len(stems) < 2:
             raise DiffariffError(f"{name}: fewer than 2 audible stems were rendered (seed {seed})")
-        mix = np.sum(list(stems.values()), axis=0, dtype=np.float64)
-        peak_mix = float(np.max(np.abs(mix)))
-        peak_stem = max(float(np.max(np.abs(s))) for s in stems.values())
-        scale = min(1.0, MIX_PEAK / max(peak_mix, 1e-9), STEM_PEAK / max(peak_stem, 1e-9))
+        production = None
+        if produce:
+            mixture, production = _produce(stems, info, plan, seed, index)
+        else:
+            mix = np.sum(list(stems.values()), axis=0, dtype=np.float64)
+            peak_mix = float(np.max(np.abs(mix)))
+            peak_stem = max(float(np.max(np.abs(s))) for s in stems.values())
+            scale = min(1.0, MIX_PEAK / max(peak_mix, 1e-9), STEM_PEAK / max(peak_stem, 1e-9))
+            for stem, audio in stems.items():
+                stems[stem] = (audio * np.float32(scale)).astype(np.float32)
+            mixture = np.sum(list(stems.values()), axis=0, dtype=np.float64).astype(np.float32)
         for stem, audio in stems.items():
-            stems[stem] = (audio * np.float32(scale)).astype(np.float32)
-            save_audio(tmp / info[stem]["file"], stems[stem], SAMPLE_RATE, subtype="24")
-            info[stem]["rms_db"] = round(rms_db(stems[stem]), 2)
-        mixture = np.sum(list(stems.values()), axis=0, dtype=np.float64).astype(np.float32)
+            save_audio(tmp / info[stem]["file"], audio, SAMPLE_RATE, subtype="24")
+            info[stem]["rms_db"] = round(rms_db(audio), 2)
         save_audio(tmp / "mixture.flac", mixture, SAMPLE_RATE, subtype="24")
         meta = _song_metadata(plan, name, seed, index, seconds, sf2, info)
+        if production is not None:
+            meta["production"] = production
         validate_metadata(meta, tmp)
         write_json_atomic(tmp / "metadata.json", meta)
         final = out / name
@@ -179,6 +199,21 @@ def render_song(index: int, seed: int, seconds: float, out_dir: str | os.PathLik
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _produce(stems: dict[str, np.ndarray], info: dict[str, dict], plan: SongPlan, seed: int,
+             index: int) -> tuple[np.ndarray, dict]:
+    """Produce the song's stems in place; return the mixture and the production's description."""
+    from .production import produce_song  # pedalboard and pyloudnorm load only for produced corpora
+
+    rng = np.random.default_rng([int(seed), int(index), PRODUCTION_STREAM])
+    roles = {k: v["role"] for k, v in info.items()}
+    families = {k: v["family"] for k, v in info.items()}
+    pans = {k: v["pan"] for k, v in info.items()}
+    produced, mixture, production = produce_song(stems, roles, rng, SAMPLE_RATE, families, tempo=plan.tempo,
+                                                 pans=pans)
+    stems.update(produced)
+    return mixture, production
 
 
 def _song_metadata(plan: SongPlan, name: str, seed: int, index: int, seconds: float, sf2: Path,
@@ -202,10 +237,11 @@ def _song_metadata(plan: SongPlan, name: str, seed: int, index: int, seconds: fl
 
 
 def song_is_complete(folder: str | os.PathLike, seed: int, index: int, seconds: float,
-                     soundfont: str | os.PathLike | None = None) -> bool:
+                     soundfont: str | os.PathLike | None = None, produce: bool = False) -> bool:
     """True when ``folder`` holds a finished song for exactly these arguments: valid metadata naming
     existing files of the right length. A finished song made with other arguments (seed, seconds,
-    soundfont) is an error (DatasetError), so corpora with different settings never mix silently."""
+    soundfont, produced or not) is an error (DatasetError), so corpora with different settings never
+    mix silently."""
     folder = Path(folder)
     meta_path = folder / "metadata.json"
     if not meta_path.is_file():
@@ -222,6 +258,10 @@ def song_is_complete(folder: str | os.PathLike, seed: int, index: int, seconds: 
             f"{folder} was rendered with seed {meta['seed']}, {meta['seconds']} s, {meta['soundfont']}; asked "
             f"for seed {seed}, {seconds} s, {font} (use another --out)"
         )
+    if ("production" in meta) != bool(produce):
+        made, asked = ("with", "without") if "production" in meta else ("without", "with")
+        raise DatasetError(f"{folder} was rendered {made} production; asked for a corpus {asked} "
+                           "(use another --out)")
     files = [meta["mixture"]] + [s["file"] for s in meta["stems"].values()]
     try:
         return all(sf.info(str(folder / f)).frames == meta["num_samples"] for f in files)
@@ -242,15 +282,17 @@ def _check_args(songs: int, seconds: float, seed: int, jobs: int, start: int) ->
         raise InputError(f"--start must be non-negative, got {start}")
 
 
-def _render_task(task: tuple[int, int, float, str, str | None]) -> str:
-    index, seed, seconds, out, soundfont = task
-    return str(render_song(index, seed, seconds, out, soundfont))
+def _render_task(task: tuple[int, int, float, str, str | None, bool]) -> str:
+    index, seed, seconds, out, soundfont, produce = task
+    return str(render_song(index, seed, seconds, out, soundfont, produce))
 
 
 def build_corpus(out: str | os.PathLike, songs: int, seconds: float, seed: int = 0, jobs: int = 1,
-                 soundfont: str | os.PathLike | None = None, progress: bool = True, start: int = 0) -> list[Path]:
+                 soundfont: str | os.PathLike | None = None, progress: bool = True, start: int = 0,
+                 produce: bool = False) -> list[Path]:
     """Render songs ``start .. start+songs-1`` into ``out`` (skipping complete ones) with ``jobs``
-    processes; return every song folder in index order. The bar shows only on a terminal."""
+    processes; return every song folder in index order. The bar shows only on a terminal.
+    ``produce``: mix every song like a producer's session (see the module's docstring)."""
     _check_args(songs, seconds, seed, jobs, start)
     sf2 = str(find_soundfont(soundfont)) if soundfont is not None else None
     root = Path(out)
@@ -258,8 +300,8 @@ def build_corpus(out: str | os.PathLike, songs: int, seconds: float, seed: int =
         raise InputError(f"--out {root} exists and is not a folder")
     root.mkdir(parents=True, exist_ok=True)
     indices = range(int(start), int(start) + int(songs))
-    todo = [i for i in indices if not song_is_complete(root / song_name(i), seed, i, seconds, sf2)]
-    tasks = [(i, int(seed), float(seconds), str(root), sf2) for i in todo]
+    todo = [i for i in indices if not song_is_complete(root / song_name(i), seed, i, seconds, sf2, produce)]
+    tasks = [(i, int(seed), float(seconds), str(root), sf2, bool(produce)) for i in todo]
     bar = tqdm(total=len(indices), initial=len(indices) - len(todo), unit="song", desc="corpus",
                disable=not (progress and sys.stderr.isatty()))
     try:

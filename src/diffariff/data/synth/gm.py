@@ -180,7 +180,9 @@ DRUM_KITS: dict[int, tuple[str, tuple[str, ...]]] = {
 }
 
 #: Drum kits a soundfont lacks (FluidSynth then plays its standard kit): soundfont file name -> programs.
-MISSING_KITS: dict[str, frozenset[int]] = {"TimGM6mb.sf2": frozenset({32})}
+MISSING_KITS: dict[str, frozenset[int]] = {"TimGM6mb.sf2": frozenset({32}),
+                                           # the OPL-3 bank has one kit (0): every other kit plays it
+                                           "OPL-3_FM_128M.sf2": frozenset(DRUM_KITS) - {0}}
 
 #: Comfortable MIDI pitch range (lowest, highest) per program; programs not listed use their family's.
 _FAMILY_RANGE = {

@@ -1,0 +1,264 @@
+"""The synth codec (codec v2): latents that hold notes, a decoder that cannot lose them.
+
+``SynthCodec.encode(audio [B, C, N]) -> latents [B, latent_dim, ceil(N / latent_hop)]`` (tanh-bounded;
+64 channels at 23.4 Hz by default: 2048 / 64 = 32x compression of 48 kHz mono samples) and
+``SynthCodec.decode(latents, seed=...) -> audio [B, 1, latent_hop * T]``.
+
+The first codec decoded a complex STFT with a deterministic head: a phase it could not predict left
+its partials at the bin centres, so every pitched stem became a fixed comb at multiples of 23.4 Hz.
+Here the decoder predicts *levels* only and a synthesiser renders them (``decoder``):
+
+* ``"bank"`` (default): amplitudes of an oscillator bank on a 1/3-semitone grid from A0 to ~6 kHz plus
+  the band gains of filtered noise (:mod:`.synth`), per 256-sample control frame. Pitch is in which
+  oscillator sounds, so it survives any uncertainty the network has about phase.
+* ``"stftmag"``: the log-magnitude of a 2048-point STFT per 512-sample frame, phase from Griffin-Lim
+  (librosa) at decoding. A bake-off arm: magnitudes also hold pitch, but a 23.4 Hz bin is wider than a
+  bass semitone, and Griffin-Lim's phase is slow and smeared.
+
+The encoder reads :class:`~.synth_nets.PitchFrontEnd` features, whose 8192-point pitch bands resolve
+bass semitones, through strided 1-D convolutions. Long audio is processed in chunks with context
+(:mod:`.chunking`); everything is keyed to absolute positions, so chunked equals whole.
+Pseudo-stereo: two decodings with seeds ``seed`` and ``seed + 1`` differ in oscillator phases and noise
+(not in level or pitch); see :mod:`.stereo`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass
+
+import librosa
+import numpy as np
+import torch
+from torch import nn
+
+from ..checkpoint import config_from_dict, load_checkpoint, load_state_into, save_checkpoint
+from ..errors import ConfigError, EmptyAudioError, InputError, NonFiniteAudioError
+from ..torchutil import seeded_generator, setup_cpu
+from .chunking import chunked_decode, chunked_encode
+from .stereo import pseudo_stereo
+from .synth import NoiseSynth, OscillatorBank
+from .synth_nets import PitchFrontEnd, SynthDecoder, SynthEncoder
+
+KIND = "synth_codec"
+#: Config fields and state-dict prefixes of the decoder side: a decoder trained further on frozen latents
+#: keeps the codec's identity (:func:`diffariff.diffusion.model.model_identity`), so latent models stay valid.
+DECODER_ONLY_FIELDS = ("decoder", "control_hop", "noise_bands", "stft_fft", "griffin_lim_iters", "dec_channels")
+DECODER_PREFIXES = ("decoder.", "bank.", "noise.")
+DECODERS = ("bank", "stftmag")
+_LOG_AMP_RANGE = (-18.0, 2.0)  # clamp of the decoder's log levels (natural log)
+
+
+@dataclass
+class SynthCodecConfig:
+    sample_rate: int = 48_000
+    stereo: str = "mono"
+    decoder: str = "bank"
+    latent_dim: int = 64
+    latent_hop: int = 2048  # samples per latent frame (23.4 Hz)
+    feature_hop: int = 512  # front-end frame
+    control_hop: int = 256  # synthesiser control frame (bank); stftmag uses feature_hop
+    n_mels: int = 128
+    midi_lo: float = 21.0  # A0, 27.5 Hz
+    midi_hi: float = 114.0  # F#8, 5.9 kHz
+    per_semitone: int = 3
+    noise_bands: int = 64
+    stft_fft: int = 2048  # stftmag decoder
+    griffin_lim_iters: int = 32
+    enc_channels: tuple[int, ...] = (256, 256, 256)
+    dec_channels: tuple[int, ...] = (384, 256, 192, 128)
+    blocks: int = 2
+    chunk_seconds: float = 20.0
+    chunk_context_frames: int = 8
+
+    def __post_init__(self) -> None:
+        self.enc_channels = tuple(int(c) for c in self.enc_channels)
+        self.dec_channels = tuple(int(c) for c in self.dec_channels)
+        if self.stereo != "mono":
+            raise ConfigError("the synth codec is mono (stereo comes from two decodings)")
+        if self.decoder not in DECODERS:
+            raise ConfigError(f"decoder must be one of {', '.join(DECODERS)}, got '{self.decoder}'")
+        if self.latent_hop != self.feature_hop * 2 ** (len(self.enc_channels) - 1):
+            raise ConfigError("latent_hop must be feature_hop * 2**(len(enc_channels) - 1)")
+        if self.latent_hop != self.output_hop * 2 ** (len(self.dec_channels) - 1):
+            raise ConfigError("latent_hop must be the decoder's output hop * 2**(len(dec_channels) - 1)")
+        if self.decoder == "stftmag" and self.stft_fft != 4 * self.output_hop:
+            raise ConfigError("stftmag needs stft_fft == 4 * feature_hop")
+
+    @property
+    def output_hop(self) -> int:
+        """Samples per decoder output frame: control_hop (bank) or feature_hop (stftmag)."""
+        return self.control_hop if self.decoder == "bank" else self.feature_hop
+
+    @property
+    def samples_per_frame(self) -> int:
+        return self.latent_hop
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.latent_hop
+
+    @property
+    def audio_channels(self) -> int:
+        return 1
+
+    @property
+    def bank_size(self) -> int:
+        return int(round((self.midi_hi - self.midi_lo) * self.per_semitone)) + 1
+
+    @property
+    def compression(self) -> float:
+        """48 kHz mono samples per latent value."""
+        return self.latent_hop / self.latent_dim
+
+    def replace(self, **changes) -> SynthCodecConfig:
+        return dataclasses.replace(self, **changes)
+
+
+class SynthCodec(nn.Module):
+    #: decoding modes an evaluation can ask for: one, the synthesiser (its seed sets phases and noise)
+    decode_modes = ("synth",)
+
+    def __init__(self, config: SynthCodecConfig | None = None):
+        super().__init__()
+        self.config = c = config or SynthCodecConfig()
+        self.front = PitchFrontEnd(c.sample_rate, c.feature_hop, c.n_mels, c.midi_lo, c.midi_hi, c.per_semitone)
+        self.encoder = SynthEncoder(self.front.channels, c.enc_channels, c.blocks, c.latent_dim)
+        if c.decoder == "bank":
+            self.bank = OscillatorBank(c.sample_rate, c.control_hop, c.midi_lo, c.midi_hi, c.per_semitone)
+            self.noise = NoiseSynth(c.sample_rate, c.control_hop, c.noise_bands)
+            out = self.bank.size + c.noise_bands
+        else:
+            out = c.stft_fft // 2 + 1
+        self.decoder = SynthDecoder(c.latent_dim, c.dec_channels, c.blocks, out, out_bias=-9.0)
+        self.register_buffer("latent_mean", torch.tensor(0.0))
+        self.register_buffer("latent_std", torch.tensor(0.5))
+
+    # ---------------------------------------------------------------------------------- properties
+    @property
+    def latent_scale(self) -> float:
+        """Multiply latents by this before diffusion (1 / measured latent std)."""
+        return float(1.0 / self.latent_std.clamp_min(1e-6))
+
+    def chunk_frames(self, chunk_seconds: float | None = None) -> int:
+        sec = self.config.chunk_seconds if chunk_seconds is None else chunk_seconds
+        if math.isinf(sec):
+            return 1 << 40
+        return max(4, int(sec * self.config.frame_rate))
+
+    def num_parameters(self) -> dict[str, int]:
+        count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+        parts = {"encoder": count(self.encoder), "decoder": count(self.decoder)}
+        parts["total"] = sum(parts.values())
+        return parts
+
+    # ------------------------------------------------------------------------------ tensor pieces
+    def prepare_audio(self, audio: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """``[B, C, N]`` / ``[C, N]`` -> (mono ``[B, 1, N_pad]`` float32 padded to a multiple of latent_hop, N)."""
+        if not torch.is_tensor(audio):
+            raise InputError(f"audio must be a torch tensor, got {type(audio).__name__}")
+        if audio.dim() == 2:
+            audio = audio.unsqueeze(0)
+        if audio.dim() != 3:
+            raise InputError(f"audio must be shaped [B, C, N] or [C, N], got {tuple(audio.shape)}")
+        if audio.shape[-1] == 0 or audio.shape[0] == 0 or audio.shape[1] == 0:
+            raise EmptyAudioError("audio has no samples")
+        if audio.shape[1] > 2:
+            raise InputError(f"audio must have 1 or 2 channels, got {audio.shape[1]}")
+        audio = audio.float()
+        if not torch.isfinite(audio).all():
+            raise NonFiniteAudioError("audio contains NaN or infinite samples")
+        x = audio.mean(dim=1, keepdim=True)
+        n = x.shape[-1]
+        return torch.nn.functional.pad(x, (0, (-n) % self.config.latent_hop)), n
+
+    def encode_prepared(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, N]`` (N % latent_hop == 0) -> latents ``[B, D, N / latent_hop]``, with gradients."""
+        return self.encoder(self.front(x[:, 0]))
+
+    def decode_controls(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents -> the decoder's clamped natural-log levels ``[B, out, T * latent_hop / output_hop]``."""
+        return self.decoder(latents).float().clamp(*_LOG_AMP_RANGE)
+
+    def render(self, controls: torch.Tensor, seed: int = 0, first_sample: int = 0) -> torch.Tensor:
+        """Log levels (:meth:`decode_controls`) -> audio ``[B, 1, output_hop * T]`` (bank decoder:
+        differentiable; stftmag: Griffin-Lim, no gradient)."""
+        c = self.config
+        if c.decoder == "bank":
+            k = self.bank.size
+            levels = controls.float().exp()
+            with torch.autocast(controls.device.type, enabled=False):  # phases and sums need fp32
+                y = self.bank(levels[:, :k], seed, first_sample) + self.noise(levels[:, k:], seed, first_sample)
+            return y[:, None]
+        mag = controls.exp().detach().cpu().numpy()
+        mag = np.concatenate([mag, mag[..., -1:]], axis=-1)  # librosa's centred frames: T + 1
+        n = controls.shape[-1] * c.feature_hop
+        rng = np.random.default_rng(int(seed))
+        y = librosa.griffinlim(mag, n_iter=c.griffin_lim_iters, hop_length=c.feature_hop, win_length=c.stft_fft,
+                               n_fft=c.stft_fft, center=True, length=n, random_state=rng, init="random")
+        return torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))[:, None]
+
+    # ----------------------------------------------------------------------------------- public API
+    @torch.no_grad()
+    def encode(self, audio: torch.Tensor, chunk_seconds: float | None = None) -> torch.Tensor:
+        """Audio ``[B, C, N]`` (or ``[C, N]``) at 48 kHz, any N >= 1 -> latents ``[B, D, ceil(N / latent_hop)]``."""
+        setup_cpu()
+        x, _ = self.prepare_audio(audio)
+        c = self.config
+        return chunked_encode(lambda p: self.encode_prepared(p).float(), x, c.latent_hop,
+                              self.chunk_frames(chunk_seconds), c.chunk_context_frames)
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor, steps: int = 1, seed: int | None = None, mode: str = "synth",
+               length: int | None = None, chunk_seconds: float | None = None) -> torch.Tensor:
+        """Latents ``[B, D, T]`` -> audio ``[B, 1, latent_hop * T]`` (cropped to ``length``). ``seed`` draws the
+        oscillator phases and the noise (None: random); ``steps`` and ``mode`` exist for interface parity
+        with the first codec and do not change the result."""
+        setup_cpu()
+        c = self.config
+        if latents.dim() != 3 or latents.shape[1] != c.latent_dim or latents.shape[-1] == 0:
+            raise InputError(f"latents must be shaped [B, {c.latent_dim}, T>0], got {tuple(latents.shape)}")
+        if not torch.isfinite(latents).all():
+            raise NonFiniteAudioError("latents contain NaN or infinite values")
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=seeded_generator(None)))
+
+        def dec(z: torch.Tensor, first: int) -> torch.Tensor:
+            return self.render(self.decode_controls(z.float()), int(seed), first * c.latent_hop)
+
+        y = chunked_decode(dec, latents.float(), c.latent_hop, self.chunk_frames(chunk_seconds), c.chunk_context_frames)
+        return y if length is None else y[..., : int(length)]
+
+    @torch.no_grad()
+    def decode_pseudo_stereo(self, latents: torch.Tensor, width: float = 0.4, steps: int = 1,
+                             seed: int | None = None, length: int | None = None) -> torch.Tensor:
+        """``[B, D, T] -> [B, 2, latent_hop * T]`` from two decodings (seeds ``seed``, ``seed + 1``)."""
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 2, (1,), generator=seeded_generator(None)))
+        d1 = self.decode(latents, seed=seed, length=length)
+        d2 = self.decode(latents, seed=seed + 1, length=length)
+        return pseudo_stereo(d1, d2, width)
+
+    def reconstruct(self, audio: torch.Tensor, seed: int = 0, width: float = 0.0) -> torch.Tensor:
+        """Encode and decode ``[B, C, N]`` -> ``[B, 2 if width else 1, N]``."""
+        n = audio.shape[-1]
+        z = self.encode(audio)
+        if width:
+            return self.decode_pseudo_stereo(z, width=width, seed=seed, length=n)
+        return self.decode(z, seed=seed, length=n)
+
+    # ------------------------------------------------------------------------------- persistence
+    def save(self, path: str | os.PathLike, *, dtype: torch.dtype | None = None, extra: dict | None = None):
+        info = {"latent_mean": float(self.latent_mean), "latent_std": float(self.latent_std),
+                "latent_scale": self.latent_scale, "parameters": self.num_parameters()}
+        info.update(extra or {})
+        return save_checkpoint(path, self.state_dict(), kind=KIND, config=self.config, extra=info, dtype=dtype)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SynthCodec:
+        ck = load_checkpoint(path, kind=KIND)
+        model = cls(config_from_dict(SynthCodecConfig, ck.config))
+        load_state_into(model, ck.tensors, path)
+        return model.eval()

@@ -1,0 +1,252 @@
+"""``diffariff train synth-codec``: train the synth codec (:mod:`diffariff.codec.synth_codec`) end to end.
+
+One stage, no adversary: encoder and decoder learn together from spectral losses on the synthesised
+waveform (bank decoder) or on the predicted magnitudes (stftmag decoder):
+
+* multi-resolution STFT magnitude (linear + log L1, 256 .. 8192-point windows; the 8192-point one has
+  5.9 Hz bins and so tells bass notes apart),
+* log mel-band energies per frame (the right energy per band even where a partial's exact bin is unsure),
+* log energies in semitone bands of an 8192-point STFT (the notes).
+
+The stftmag arm has no waveform in training: it scores its log-magnitudes against the true 2048-point
+|STFT| (log L1 + spectral convergence); its audio comes from Griffin-Lim only at evaluation.
+
+Data: random crops (RAM, float16, mono) of every stem and mixture of the corpus folders given with
+``--data`` (held out: songs of split test / valid) and of spans of real recordings in the plain-mixture
+folders given with ``--real`` (:mod:`diffariff.data.mixtures`; held out: their test split). Every
+``--eval-every`` steps the EMA codec is scored on fixed held-out clips (log-mel L1, MR-STFT, pitch-class
+correlation, as :func:`diffariff.eval.codec_eval.clip_metrics` defines them) into ``RUN/metrics.csv``.
+
+Run folder: ``last.ckpt`` (resumable with ``--resume``), ``metrics.csv``, the EMA export
+``synth_codec.safetensors`` (fp32; ``--export PATH`` for another place, fp16 with ``--fp16``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+
+from ..checkpoint import config_from_dict
+from ..codec.losses import PITCH_RESOLUTIONS, band_energy_loss, mr_stft_loss, semitone_band_loss
+from ..codec.synth_codec import SynthCodec, SynthCodecConfig
+from ..errors import ConfigError
+from .codec import CropStream, held_out_batch, load_training_audio
+from .common import adamw_with_schedule, build_trainer, ema_update_, fit, write_rows_csv
+
+
+@dataclass
+class SynthTrainConfig:
+    batch_size: int = 8
+    crop_seconds: float = 1.5
+    lr: float = 5e-4
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 200
+    total_steps: int = 40_000
+    ema_decay: float = 0.998
+    w_mrstft: float = 1.0
+    w_mel: float = 1.0
+    w_semitone: float = 1.0
+    w_bank_shape: float = 0.0  # bank decoder: oscillator log-levels follow the input's 1/3-semitone band shape
+    eval_every: int = 200
+    eval_clips: int = 8
+    eval_seconds: float = 4.0
+    ckpt_every: int = 200
+    silence_dbfs: float = -50.0
+    keep_silent_prob: float = 0.05
+    real_spans: int = 600
+    real_span_seconds: float = 8.0
+    seed: int = 0
+
+
+def stftmag_loss(codec: SynthCodec, controls: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Log-magnitude L1 + spectral convergence of the stftmag decoder's output ``[B, F, T]`` against the
+    true centred 2048-point |STFT| of ``x [B, 1, N]`` (first T frames)."""
+    c = codec.config
+    spec = torch.stft(x[:, 0].float(), c.stft_fft, c.feature_hop, window=torch.hann_window(c.stft_fft),
+                      center=True, return_complex=True).abs()[..., : controls.shape[-1]]
+    log_true = torch.log(spec.clamp_min(1e-8)).clamp(-18.0, 2.0)
+    mag = controls.exp()
+    sc = (mag - spec).norm() / spec.norm().clamp_min(1e-6)
+    return (controls - log_true).abs().mean() + sc
+
+
+def _band_shape(log_levels: torch.Tensor, half_width: int) -> torch.Tensor:
+    """``[B, K, T]`` -> the same minus its moving average over ``2 half_width + 1`` bands (edges repeated):
+    level and spectral envelope removed, the peaks (notes and their partials) left."""
+    padded = torch.nn.functional.pad(log_levels, (0, 0, half_width, half_width), mode="replicate")
+    b, k, t = padded.shape
+    avg = torch.nn.functional.avg_pool1d(padded.transpose(1, 2).reshape(b * t, 1, k), 2 * half_width + 1, 1)
+    return log_levels - avg.reshape(b, t, -1).transpose(1, 2)
+
+
+def bank_shape_loss(codec: SynthCodec, controls: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+    """A direct pitch target for the bank decoder. The front end's 1/3-semitone band energies ``E`` (same grid
+    as the oscillators) say which oscillators should sound; the spectral losses on the waveform say it only
+    through the synthesiser. Shapes only (an octave's moving average removed from both, so level and timbre are
+    left to the spectral losses): ``|shape(log a) - shape(0.5 ln E)|`` with the decoder's log-levels ``log a``
+    averaged to the front end's frame rate, frames weighted by how peaked their band profile is."""
+    c = codec.config
+    k = codec.bank.size
+    ratio = c.feature_hop // c.control_hop
+    log_amp = controls[:, :k].float()
+    log_amp = log_amp.reshape(*log_amp.shape[:2], -1, ratio).mean(dim=-1)  # [B, K, T_f]
+    log_energy = feats[:, -k:].float().detach() * 5.0  # undo the front end's 1/5 scaling: ln E
+    half = 6 * c.per_semitone
+    target = _band_shape(0.5 * log_energy, half)
+    weight = target.std(dim=1, keepdim=True)
+    weight = weight / weight.mean().clamp_min(1e-6)
+    return (weight * (_band_shape(log_amp, half) - target).abs()).mean()
+
+
+class SynthCodecModule(L.LightningModule):
+    def __init__(self, codec_config: dict, train_config: dict):
+        super().__init__()
+        self.save_hyperparameters()
+        self.cfg = config_from_dict(SynthCodecConfig, dict(codec_config))
+        self.tcfg = SynthTrainConfig(**train_config)
+        self.codec = SynthCodec(self.cfg)
+        self.ema = copy.deepcopy(self.codec).requires_grad_(False)
+        self.held_out: torch.Tensor | None = None
+        self.metrics_path: Path | None = None
+        self.rows: list[dict] = []
+        self._losses: list[float] = []
+        self._t0 = time.time()
+
+    def loss(self, codec: SynthCodec, x: torch.Tensor) -> torch.Tensor:
+        t = self.tcfg
+        feats = codec.front(x[:, 0])
+        controls = codec.decode_controls(codec.encoder(feats))
+        if self.cfg.decoder == "stftmag":
+            return stftmag_loss(codec, controls, x)
+        y = codec.render(controls)[:, 0]
+        ref = x[:, 0]
+        with torch.autocast("cpu", enabled=False):
+            y = y.float()
+            loss = t.w_mrstft * mr_stft_loss(y, ref, complex_weight=0.0, resolutions=PITCH_RESOLUTIONS)
+            if t.w_mel:
+                loss = loss + t.w_mel * band_energy_loss(y, ref, self.cfg.sample_rate)
+            if t.w_semitone:
+                loss = loss + t.w_semitone * semitone_band_loss(y, ref, self.cfg.sample_rate)
+            if t.w_bank_shape:
+                loss = loss + t.w_bank_shape * bank_shape_loss(codec, controls, feats)
+        return loss
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        x = batch.mean(dim=1, keepdim=True)
+        loss = self.loss(self.codec, x)
+        self._losses.append(float(loss.detach()))
+        self.log("loss", loss.detach(), prog_bar=True)
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        ema_update_(self.ema, self.codec, min(self.tcfg.ema_decay, (1 + self.global_step) / (10 + self.global_step)))
+        step = int(self.global_step)
+        if step % self.tcfg.eval_every == 0:
+            self.evaluate(step)
+
+    @torch.no_grad()
+    def evaluate(self, step: int) -> dict:
+        from ..eval.codec_eval import clip_metrics
+
+        row = {"step": step, "seconds": round(time.time() - self._t0, 1),
+               "train_loss": round(float(np.mean(self._losses)), 5) if self._losses else None}
+        self._losses = []
+        if self.held_out is not None:
+            self.ema.eval()
+            x = self.held_out
+            y = self.ema.reconstruct(x, seed=0)
+            scores = [clip_metrics(a.numpy(), b.numpy()) for a, b in zip(x, y)]
+            for key in ("log_mel", "mr_stft", "pitch_class"):
+                row[f"heldout_{key}"] = round(float(np.mean([s[key] for s in scores])), 4)
+        self.rows.append(row)
+        if self.metrics_path is not None:
+            write_rows_csv(self.metrics_path, self.rows)
+        print(json.dumps(row), flush=True)
+        return row
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["synth_metrics_rows"] = self.rows
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.rows = list(checkpoint.get("synth_metrics_rows", []))
+
+    def configure_optimizers(self):
+        t = self.tcfg
+        return adamw_with_schedule(self.codec, t.lr, t.total_steps, t.warmup_steps, weight_decay=0.0,
+                                   min_ratio=t.min_lr_ratio)
+
+    @torch.no_grad()
+    def export(self, path: Path, batches: list[torch.Tensor], fp16: bool) -> Path:
+        """Measure the latent statistics of the EMA codec on ``batches`` and write it."""
+        z = torch.cat([self.ema.encode(b).flatten() for b in batches])
+        self.ema.latent_mean.fill_(float(z.mean()))
+        self.ema.latent_std.fill_(float(z.std()))
+        self.ema.save(path, dtype=torch.float16 if fp16 else None,
+                      extra={"train_steps": int(self.global_step), "train_config": asdict(self.tcfg)})
+        return path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", nargs="*", default=[], help="corpus / multitrack folders (stems and mixtures)")
+    p.add_argument("--real", nargs="*", default=[], help="folders of plain mixtures (real recordings)")
+    p.add_argument("--out", default="runs/synth_codec", help="run folder")
+    p.add_argument("--config", default=None, help="codec config JSON (SynthCodecConfig fields)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override codec config fields")
+    p.add_argument("--train-set", nargs="*", default=[], metavar="KEY=VALUE", help="override training fields")
+    p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--resume", action="store_true", help="continue from RUN/last.ckpt")
+    p.add_argument("--export", default=None, help="export path (default RUN/synth_codec.safetensors)")
+    p.add_argument("--fp16", action="store_true", help="export in fp16")
+    p.add_argument("--precision", default="32", help="Lightning precision (32 or bf16-mixed)")
+
+
+def _overrides(pairs: list[str]) -> dict:
+    out = {}
+    for item in pairs:
+        if "=" not in item:
+            raise ConfigError(f"expected KEY=VALUE, got '{item}'")
+        k, v = item.split("=", 1)
+        out[k] = json.loads(v) if v[:1] in "[{0123456789-tf" and v not in ("-",) else v
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(int(args.threads))
+    torch.set_flush_denormal(True)
+    run_dir = Path(args.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    base = json.loads(Path(args.config).read_text()) if args.config else {}
+    cfg = config_from_dict(SynthCodecConfig, {**base, **_overrides(args.set)})
+    tcfg = SynthTrainConfig(**_overrides(args.train_set))
+    train, held = load_training_audio(args.data, args.real, 1, cfg.sample_rate, real_spans=tcfg.real_spans,
+                                      real_span_seconds=tcfg.real_span_seconds, held_seconds=tcfg.eval_seconds + 1,
+                                      seed=tcfg.seed)
+    print(f"data: {len(train)} training clips, {sum(c.shape[1] for c in train) / cfg.sample_rate / 3600:.2f} h; "
+          f"{len(held)} held-out clips", flush=True)
+    module = SynthCodecModule(asdict(cfg), asdict(tcfg))
+    module.held_out = held_out_batch(held, tcfg.eval_clips, tcfg.eval_seconds, cfg.latent_hop, cfg.sample_rate)
+    module.metrics_path = run_dir / "metrics.csv"
+    crop = max(1, int(tcfg.crop_seconds * cfg.sample_rate) // cfg.latent_hop) * cfg.latent_hop
+    stream = CropStream(train, crop, tcfg.seed, tcfg.silence_dbfs, tcfg.keep_silent_prob)
+    loader = torch.utils.data.DataLoader(stream, batch_size=tcfg.batch_size, num_workers=0)
+    trainer = build_trainer(run_dir, max_steps=args.max_steps, max_minutes=args.max_minutes,
+                            precision=args.precision, checkpoint_every=tcfg.ckpt_every, grad_clip=1.0)
+    fit(trainer, module, loader, run_dir, args.resume)
+    module.evaluate(int(module.global_step))
+    rng = np.random.default_rng(1)
+    stats = [torch.from_numpy(train[int(i)][:, : 8 * cfg.latent_hop].astype(np.float32))[None]
+             for i in rng.choice(len(train), size=min(32, len(train)), replace=False)]
+    out = module.export(Path(args.export) if args.export else run_dir / "synth_codec.safetensors", stats, args.fp16)
+    print(f"exported {out}")
+    return 0
