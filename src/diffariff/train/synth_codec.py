@@ -216,7 +216,10 @@ def _overrides(pairs: list[str]) -> dict:
         if "=" not in item:
             raise ConfigError(f"expected KEY=VALUE, got '{item}'")
         k, v = item.split("=", 1)
-        out[k] = json.loads(v) if v[:1] in "[{0123456789-tf" and v not in ("-",) else v
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:  # a bare word: a string value
+            out[k] = v
     return out
 
 
@@ -228,7 +231,10 @@ def run(args: argparse.Namespace) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     base = json.loads(Path(args.config).read_text()) if args.config else {}
     cfg = config_from_dict(SynthCodecConfig, {**base, **_overrides(args.set)})
-    tcfg = SynthTrainConfig(**_overrides(args.train_set))
+    try:
+        tcfg = SynthTrainConfig(**_overrides(args.train_set))
+    except TypeError as exc:
+        raise ConfigError(f"--train-set: {exc}") from None
     train, held = load_training_audio(args.data, args.real, 1, cfg.sample_rate, real_spans=tcfg.real_spans,
                                       real_span_seconds=tcfg.real_span_seconds, held_seconds=tcfg.eval_seconds + 1,
                                       seed=tcfg.seed)
