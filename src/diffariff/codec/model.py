@@ -38,6 +38,25 @@ MODES = ("consistency", "deterministic")
 _NOISE_BLOCK = 512  # STFT frames per independently seeded noise block
 
 
+def checked_audio(audio: torch.Tensor) -> torch.Tensor:
+    """A codec's input check: ``[B, C, N]`` or ``[C, N]`` with C 1 or 2, N >= 1, finite -> ``[B, C, N]``
+    float32. Raises InputError / EmptyAudioError / NonFiniteAudioError with one line."""
+    if not torch.is_tensor(audio):
+        raise InputError(f"audio must be a torch tensor, got {type(audio).__name__}")
+    if audio.dim() == 2:
+        audio = audio.unsqueeze(0)
+    if audio.dim() != 3:
+        raise InputError(f"audio must be shaped [B, C, N] or [C, N], got {tuple(audio.shape)}")
+    if audio.shape[-1] == 0 or audio.shape[0] == 0 or audio.shape[1] == 0:
+        raise EmptyAudioError("audio has no samples")
+    if audio.shape[1] > 2:
+        raise InputError(f"audio must have 1 or 2 channels, got {audio.shape[1]}")
+    audio = audio.float()
+    if not torch.isfinite(audio).all():
+        raise NonFiniteAudioError("audio contains NaN or infinite samples")
+    return audio
+
+
 class Codec(nn.Module):
     def __init__(self, config: CodecConfig | None = None):
         super().__init__()
@@ -75,19 +94,7 @@ class Codec(nn.Module):
         """Validate and lay out audio: ``[B, C, N]`` or ``[C, N]`` -> (``[B, A, N_pad]`` float32 with A the
         codec's audio channels (mono: channel mean; midside: mid/side), zero-padded to a multiple of
         4096 samples; original N)."""
-        if not torch.is_tensor(audio):
-            raise InputError(f"audio must be a torch tensor, got {type(audio).__name__}")
-        if audio.dim() == 2:
-            audio = audio.unsqueeze(0)
-        if audio.dim() != 3:
-            raise InputError(f"audio must be shaped [B, C, N] or [C, N], got {tuple(audio.shape)}")
-        if audio.shape[-1] == 0 or audio.shape[0] == 0 or audio.shape[1] == 0:
-            raise EmptyAudioError("audio has no samples")
-        if audio.shape[1] > 2:
-            raise InputError(f"audio must have 1 or 2 channels, got {audio.shape[1]}")
-        audio = audio.float()
-        if not torch.isfinite(audio).all():
-            raise NonFiniteAudioError("audio contains NaN or infinite samples")
+        audio = checked_audio(audio)
         x = audio.mean(dim=1, keepdim=True) if self.config.stereo == "mono" else to_midside(audio)
         n = x.shape[-1]
         spf = self.config.samples_per_frame

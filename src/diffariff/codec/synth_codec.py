@@ -35,9 +35,10 @@ import torch
 from torch import nn
 
 from ..checkpoint import config_from_dict, load_checkpoint, load_state_into, save_checkpoint
-from ..errors import ConfigError, EmptyAudioError, InputError, NonFiniteAudioError
+from ..errors import ConfigError, InputError, NonFiniteAudioError
 from ..torchutil import seeded_generator, setup_cpu
 from .chunking import chunked_decode, chunked_encode
+from .model import checked_audio
 from .stereo import pseudo_stereo
 from .synth import NoiseSynth, OscillatorBank
 from .synth_nets import PitchFrontEnd, SynthDecoder, SynthEncoder
@@ -157,19 +158,7 @@ class SynthCodec(nn.Module):
     # ------------------------------------------------------------------------------ tensor pieces
     def prepare_audio(self, audio: torch.Tensor) -> tuple[torch.Tensor, int]:
         """``[B, C, N]`` / ``[C, N]`` -> (mono ``[B, 1, N_pad]`` float32 padded to a multiple of latent_hop, N)."""
-        if not torch.is_tensor(audio):
-            raise InputError(f"audio must be a torch tensor, got {type(audio).__name__}")
-        if audio.dim() == 2:
-            audio = audio.unsqueeze(0)
-        if audio.dim() != 3:
-            raise InputError(f"audio must be shaped [B, C, N] or [C, N], got {tuple(audio.shape)}")
-        if audio.shape[-1] == 0 or audio.shape[0] == 0 or audio.shape[1] == 0:
-            raise EmptyAudioError("audio has no samples")
-        if audio.shape[1] > 2:
-            raise InputError(f"audio must have 1 or 2 channels, got {audio.shape[1]}")
-        audio = audio.float()
-        if not torch.isfinite(audio).all():
-            raise NonFiniteAudioError("audio contains NaN or infinite samples")
+        audio = checked_audio(audio)
         x = audio.mean(dim=1, keepdim=True)
         n = x.shape[-1]
         return torch.nn.functional.pad(x, (0, (-n) % self.config.latent_hop)), n

@@ -40,7 +40,7 @@ import numpy as np
 
 from ..audio import audio_info, check_sample_rate, load_audio
 from ..errors import DatasetError, DiffariffError
-from .sources import _check_root, _mapping, _read_json, _read_span
+from .sources import _check_root, _load_splits, _read_span
 
 #: Audio file suffixes read as mixtures (compared lower-case).
 AUDIO_SUFFIXES = (".ogg", ".opus", ".flac", ".wav", ".mp3")
@@ -241,17 +241,7 @@ def _walk_audio(root: Path) -> list[Path]:
 
 def _load_split_overrides(root: Path) -> dict[str, str]:
     """``"<source>"`` or ``"<source>/<relpath>"`` -> split from an optional ``ROOT/splits.json``."""
-    path = root / "splits.json"
-    if not path.is_file():
-        return {}
-    data = _mapping(_read_json(path), path, "the top level")
-    out: dict[str, str] = {}
-    for split, names in data.items():
-        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-            raise DatasetError(f"{path}: split '{split}' must be a list of source or file names")
-        for name in names:
-            out[name.strip("/")] = str(split)
-    return out
+    return {name.strip("/"): split for name, split in _load_splits(root, "source or file names").items()}
 
 
 def _one_line(exc: BaseException) -> str:

@@ -291,8 +291,9 @@ def _audio_files(folder: Path) -> list[Path]:
                   if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith("."))
 
 
-def _load_splits(root: Path) -> dict[str, str]:
-    """Song name -> split from an optional ``ROOT/splits.json`` ``{"train": [names], ...}``."""
+def _load_splits(root: Path, what: str = "song names") -> dict[str, str]:
+    """Name -> split from an optional ``ROOT/splits.json`` ``{"train": [names], ...}`` (``what``: what the
+    names are, for the error message)."""
     path = root / "splits.json"
     if not path.is_file():
         return {}
@@ -300,7 +301,7 @@ def _load_splits(root: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     for split, names in data.items():
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise DatasetError(f"{path}: split '{split}' must be a list of song names")
+            raise DatasetError(f"{path}: split '{split}' must be a list of {what}")
         for name in names:
             out[name] = str(split)
     return out

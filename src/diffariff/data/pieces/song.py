@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 from ...audio import save_audio
-from ...fsutil import write_json_atomic
 from ..synth import gm
 from ..synth.corpus import (
     FADE_SECONDS,
@@ -33,11 +32,12 @@ from ..synth.corpus import (
     SILENT_DB,
     STEM_PEAK,
     active_rms_db,
+    publish_song,
     rms_db,
     song_name,
 )
 from ..synth.engine import DRUM_CHANNEL, Event, get_engine
-from ..synth.metadata import FORMAT, VERSION, validate_metadata
+from ..synth.metadata import FORMAT, VERSION
 from ..synth.render import soundfont_info
 from .arrange import PreparedPiece, Window, piece_rng
 from .model import Part
@@ -177,14 +177,8 @@ def _write_song(prep: PreparedPiece, win: Window, out_dir: str | os.PathLike, in
             save_audio(tmp / info[stem]["file"], stems[stem], SAMPLE_RATE, subtype="24")
             info[stem]["rms_db"] = round(rms_db(stems[stem]), 2)
         mixture = np.sum(list(stems.values()), axis=0, dtype=np.float64).astype(np.float32)
-        save_audio(tmp / "mixture.flac", mixture, SAMPLE_RATE, subtype="24")
         meta = song_metadata(prep, win, name, index, seed, split, info, windows, holdout)
-        validate_metadata(meta, tmp)
-        write_json_atomic(tmp / "metadata.json", meta)
-        final = out / name
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        final = publish_song(tmp, out / name, mixture, meta)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

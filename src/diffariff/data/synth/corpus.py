@@ -185,19 +185,26 @@ def render_song(index: int, seed: int, seconds: float, out_dir: str | os.PathLik
         for stem, audio in stems.items():
             save_audio(tmp / info[stem]["file"], audio, SAMPLE_RATE, subtype="24")
             info[stem]["rms_db"] = round(rms_db(audio), 2)
-        save_audio(tmp / "mixture.flac", mixture, SAMPLE_RATE, subtype="24")
         meta = _song_metadata(plan, name, seed, index, seconds, sf2, info)
         if production is not None:
             meta["production"] = production
-        validate_metadata(meta, tmp)
-        write_json_atomic(tmp / "metadata.json", meta)
-        final = out / name
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        final = publish_song(tmp, out / name, mixture, meta)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return final
+
+
+def publish_song(tmp: Path, final: Path, mixture: np.ndarray, meta: dict) -> Path:
+    """Finish a song folder rendered into ``tmp`` (its stems written): write ``mixture.flac`` (float32
+    ``[2, N]``, 24-bit) and the validated ``metadata.json``, then move it onto ``final`` in one rename
+    (replacing an older folder of that name). Returns ``final``."""
+    save_audio(tmp / "mixture.flac", mixture, SAMPLE_RATE, subtype="24")
+    validate_metadata(meta, tmp)
+    write_json_atomic(tmp / "metadata.json", meta)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
     return final
 
 
