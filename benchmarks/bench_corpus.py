@@ -8,19 +8,17 @@ per renderer for BENCHMARKS.md (and, with --variety, the variety statistics of t
 seconds per wall second and multitrack seconds (song seconds x stems) per wall second, with the
 machine (CPU model, cores) and the date.
 
-Renderers of the procedural corpus: ``cli`` is corpus.py as it is (one ``fluidsynth`` process per
-stem, the soundfont loaded every time); ``engine`` renders the very same songs with
-:func:`diffariff.data.synth.engine.render_midi_engine` (in-process, each soundfont loaded once per
-worker) swapped in for ``render_midi``, which is all that wiring the engine into corpus.py changes;
-``engine-cut`` also passes the song length (``render_midi_engine(..., seconds=S)``), so no tail past
-the song's end is rendered only to be cut.
+Renderers of the procedural corpus: ``engine`` is corpus.py as it is (in-process FluidSynth,
+:func:`diffariff.data.synth.engine.render_midi_engine`, each soundfont loaded once per worker, only
+the song's length rendered); ``cli`` renders the very same songs with the command-line renderer
+(:func:`diffariff.data.synth.render.render_midi`, one ``fluidsynth`` process per stem, the soundfont
+loaded every time) swapped in, for comparison.
 ``--source pieces`` measures the pieces corpus (music21 / MIDI pieces, always the engine).
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import shutil
 import sys
@@ -30,7 +28,7 @@ from pathlib import Path
 
 from diffariff.data.synth import corpus as corpus_module
 from diffariff.data.synth.corpus import build_corpus
-from diffariff.data.synth.engine import render_midi_engine
+from diffariff.data.synth.render import render_midi
 from diffariff.data.synth.stats import corpus_stats, format_stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -50,16 +48,18 @@ def _measure(out: Path, args: argparse.Namespace, renderer: str) -> tuple[float,
         paths = build_pieces_corpus(out, songs=args.songs, seconds=args.seconds, seed=args.seed, jobs=args.jobs,
                                     progress=False)
     else:
-        original = corpus_module.render_midi
-        if renderer == "engine":  # forked workers inherit the swap
-            corpus_module.render_midi = render_midi_engine
-        elif renderer == "engine-cut":
-            corpus_module.render_midi = functools.partial(render_midi_engine, seconds=args.seconds)
+        original = corpus_module.render_midi_engine
+        if renderer == "cli":  # forked workers inherit the swap
+
+            def render_cli(midi, soundfont, sample_rate, *, reverb=True, seconds=None):
+                return render_midi(midi, soundfont, sample_rate, reverb=reverb)
+
+            corpus_module.render_midi_engine = render_cli
         try:
             paths = build_corpus(out, songs=args.songs, seconds=args.seconds, seed=args.seed, jobs=args.jobs,
                                  soundfont=args.soundfont, progress=False)
         finally:
-            corpus_module.render_midi = original
+            corpus_module.render_midi_engine = original
     wall = time.perf_counter() - t0
     stems = sum(len(json.loads((p / "metadata.json").read_text())["stems"]) for p in paths)
     if args.variety:
@@ -75,15 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--soundfont", default=None)
     ap.add_argument("--source", choices=("procedural", "pieces"), default="procedural")
-    ap.add_argument("--renderer", choices=("cli", "engine", "engine-cut", "both", "all"), default="both",
-                    help="procedural corpus: the FluidSynth command line, the in-process engine (-cut: rendering "
-                         "only the song's length), both (cli and engine) or all three")
+    ap.add_argument("--renderer", choices=("cli", "engine", "both"), default="engine",
+                    help="procedural corpus: the in-process engine (corpus.py's own), the FluidSynth command "
+                         "line swapped in, or both")
     ap.add_argument("--keep", default=None, help="render into this folder and keep it")
     ap.add_argument("--variety", action="store_true", help="also print the corpus variety statistics")
     ap.add_argument("--no-write", action="store_true", help="print only; do not rewrite BENCHMARKS.md")
     args = ap.parse_args(argv)
     renderers = ["engine"] if args.source == "pieces" else {
-        "both": ["cli", "engine"], "all": ["cli", "engine", "engine-cut"]}.get(args.renderer, [args.renderer])
+        "both": ["cli", "engine"]}.get(args.renderer, [args.renderer])
     rows = []
     for renderer in renderers:
         out = Path(args.keep) / renderer if args.keep else Path(tempfile.mkdtemp(prefix="bench-corpus-"))

@@ -37,11 +37,12 @@ from ...audio import save_audio
 from ...errors import DatasetError, DiffariffError, InputError
 from ...fsutil import write_json_atomic
 from . import gm
+from .engine import render_midi_engine
 from .metadata import FORMAT, VERSION, validate_metadata
 from .midi import humanize, write_part_midi
 from .parts import part_notes
 from .plan import SongPlan, plan_song
-from .render import available_soundfonts, find_soundfont, render_midi
+from .render import available_soundfonts, find_soundfont
 from .tags import register_of, stem_tags
 
 SAMPLE_RATE = 48_000
@@ -126,8 +127,7 @@ def _render_stems(plan: SongPlan, rng: np.random.Generator, seconds: float, soun
         midi = workdir / f"{part.stem}.mid"
         write_part_midi(midi, played, program=part.program, is_drum=part.is_drum, tempo=plan.tempo,
                         meter=plan.meter, pan=0.0 if dry else part.pan, reverb=part.reverb)
-        rendered = render_midi(midi, soundfont, SAMPLE_RATE, reverb=False) if dry else render_midi(
-            midi, soundfont, SAMPLE_RATE)
+        rendered = render_midi_engine(midi, soundfont, SAMPLE_RATE, reverb=not dry, seconds=seconds)
         audio = _fit_length(rendered, n)
         audio[:, n - fade.size:] *= fade
         if rms_db(audio) < SILENT_DB:

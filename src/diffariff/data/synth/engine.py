@@ -4,9 +4,9 @@ note lists or MIDI files are rendered offline to ``float32 [2, N]``.
 The command-line path (:func:`.render.render_midi`) starts one ``fluidsynth`` process per stem and
 loads the soundfont every time (FluidR3_GM is 148 MB). Here one ``fluidsynth.Synth`` (pyfluidsynth,
 no audio driver) per soundfont and sample rate lives for the whole process. A render resets it to
-the state of a fresh synthesiser (every voice off, also those in release; reverb and chorus delay
-lines cleared by re-initialising the sample rate, which nothing else does; controllers and programs
-reset), plays the events in time order and pulls audio between them with
+the state of a fresh synthesiser (every voice off, also those in release; controllers and programs
+reset; every render runs on a synthesiser made for it, because FluidSynth's reverb keeps state no
+reset clears; its samples come from the process's sample cache, kept by the loaded one), plays the events in time order and pulls audio between them with
 ``fluid_synth_write_float``, so output is float like the CLI's ``-O float`` (pyfluidsynth's own
 ``get_samples`` is 16-bit). Same library, same settings (gain 0.5, reverb on, chorus off by
 default): the audio matches the CLI's after its one-block (64-sample, 1.3 ms) latency, to ~0.03-2 %
@@ -145,7 +145,7 @@ def _lib() -> _Lib:
 class _Font:
     """One soundfont loaded into its own synthesiser."""
 
-    def __init__(self, path: Path, sample_rate: int) -> None:
+    def __init__(self, path: Path, sample_rate: int, *, counted: bool = True) -> None:
         fs = _fluidsynth()
         lib = _lib()
         self.path = path
@@ -156,7 +156,7 @@ class _Font:
         self.synth.setting("synth.chorus.active", 1)
         _single_thread_openmp()
         self.sfid = self.synth.sfload(str(path))
-        LOAD_COUNTS[str(path)] += 1
+        LOAD_COUNTS[str(path)] += int(counted)
         if self.sfid < 0:
             self.synth.delete()
             raise InputError(f"fluidsynth could not load the soundfont {path}")
@@ -252,12 +252,23 @@ class FluidEngine:
         goes on after the last event until no voice sounds (at most ``max_tail_seconds``), as the
         command-line renderer does.
         """
-        font = self.font(soundfont)
-        synth, lib = font.synth, font.lib
         evs = list(events)
         bad = {e.kind for e in evs} - set(KIND_ORDER)
         if bad:
             raise ValueError(f"unknown event kind(s) {sorted(bad)}; kinds are {sorted(KIND_ORDER)}")
+        font = self.font(soundfont)
+        # FluidSynth keeps state that no reset clears (its reverb: re-initialising the sample rate
+        # leaves 1e-5..2e-3 of the previous render), so every render gets a synthesiser of its own.
+        # The loaded one keeps the samples in the process's sample cache: ~0.15 s, not a load.
+        fresh = _Font(font.path, self.sample_rate, counted=False)
+        try:
+            return self._render(fresh, evs, seconds, gain, reverb, chorus, max_tail_seconds)
+        finally:
+            fresh.synth.delete()
+
+    def _render(self, font: _Font, evs: list[Event], seconds: float | None, gain: float, reverb: bool,
+                chorus: bool, max_tail_seconds: float) -> np.ndarray:
+        synth, lib = font.synth, font.lib
         evs.sort(key=lambda e: (e.time, KIND_ORDER[e.kind]))
         sr = self.sample_rate
         font.reset()
