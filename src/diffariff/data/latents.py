@@ -325,6 +325,21 @@ def check_model_fits_cache(config, manifest: dict, what: str) -> None:
 _SAME_ACROSS_CACHES = ("codec_id", "clap_id", "latent_channels", "clap_dim", "codec_channels", "sample_rate", "frames")
 
 
+def open_caches(root: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[list[Path], list[dict]]:
+    """The folders and manifests of one cache or of several read as one data set (DatasetError when they
+    do not share codec, CLAP and latent length)."""
+    roots = [Path(r) for r in ([root] if isinstance(root, (str, os.PathLike)) else root)]
+    if not roots:
+        raise InputError("no latent cache given")
+    manifests = [read_manifest(r) for r in roots]
+    for r, man in zip(roots[1:], manifests[1:]):
+        bad = [k for k in _SAME_ACROSS_CACHES if man.get(k) != manifests[0].get(k)]
+        if bad:
+            raise DatasetError(f"{r} differs from {roots[0]} in {', '.join(bad)}; these caches cannot be "
+                               "read together")
+    return roots, manifests
+
+
 def _read_cache_rows(root: Path, manifest: dict, limit: int | None) -> dict[str, torch.Tensor]:
     """Every tensor of a cache's shards (the first ``limit`` rows when given), concatenated."""
     parts: dict[str, list[torch.Tensor]] = {}
@@ -357,16 +372,7 @@ class LatentCacheDataset(torch.utils.data.Dataset):
 
     def __init__(self, root: str | os.PathLike | Sequence[str | os.PathLike], train_frames: int | None = None,
                  full_length: bool = False, seed: int = 0, limit: int | None = None):
-        roots = [Path(r) for r in ([root] if isinstance(root, (str, os.PathLike)) else root)]
-        if not roots:
-            raise InputError("no latent cache given")
-        self.roots = roots
-        self._manifests = manifests = [read_manifest(r) for r in roots]
-        for r, man in zip(roots[1:], manifests[1:]):
-            bad = [k for k in _SAME_ACROSS_CACHES if man.get(k) != manifests[0].get(k)]
-            if bad:
-                raise DatasetError(f"{r} differs from {roots[0]} in {', '.join(bad)}; these caches cannot be "
-                                   "read together")
+        self.roots, self._manifests = roots, manifests = open_caches(root)
         per_cache, left = [], limit
         for r, man in zip(roots, manifests):
             if left is not None and left <= 0:
@@ -412,13 +418,17 @@ class LatentCacheDataset(torch.utils.data.Dataset):
             raise IndexError(f"latent cache index {i} out of range for {len(self)} rows")
         s = self.crop_start(i)
         f = self.frames if (self.full_length or self.train_frames is None) else self.train_frames
-        return {
-            "target": self.tensors["target"][i, :, s:s + f].float(),
-            "context": self.tensors["context"][i, :, s:s + f].float(),
-            "clap_audio": self.tensors["clap_audio"][i].float(),
-            "clap_text": self.tensors["clap_text"][i].float(),
-            "index": int(self.tensors["index"][i]),
-        }
+        row = self.row(i, s, f)
+        return {"target": row["target"].float(), "context": row["context"].float(),
+                "clap_audio": row["clap_audio"].float(), "clap_text": row["clap_text"].float(),
+                "index": int(row["index"])}
+
+    def row(self, i: int, start: int, frames: int) -> dict[str, torch.Tensor]:
+        """Row ``i`` as stored: ``target`` / ``context`` [64, frames] from latent frame ``start``,
+        ``clap_audio`` / ``clap_text`` [D], ``index`` (0-d)."""
+        t = self.tensors
+        return {"target": t["target"][i, :, start:start + frames], "context": t["context"][i, :, start:start + frames],
+                "clap_audio": t["clap_audio"][i], "clap_text": t["clap_text"][i], "index": t["index"][i]}
 
     def metadata(self, i: int) -> dict:
         """The sidecar metadata (song, stem, tags, prompt, start, ...) of row ``i``."""
