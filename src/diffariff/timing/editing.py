@@ -1,0 +1,164 @@
+"""Bar-aware entry points of the :class:`~diffariff.pipeline.Accompanist` (mixed into it): everything a
+producer asks for in bars, on top of the sample-based :meth:`generate` / :meth:`inpaint` / :meth:`vary`.
+
+Each method takes the context's bar grid from ``grid`` (a :class:`~diffariff.timing.bars.BarGrid`),
+or analyses the context (:func:`~diffariff.timing.tempo.analyze_audio`); ``bpm`` / ``meter`` /
+``downbeat`` override what the analysis would find. Bars are 1-based and inclusive (``(9, 12)`` is four
+bars). All audio is float32 ``[n, 2, N]`` at 48 kHz, N = the context's length, sample-aligned with it.
+
+* :meth:`generate_bars`: a stem only in bars A..B, **silent elsewhere** (10 ms fades at the region's
+  edges). The model hears the bars plus ``margin_bars`` (default 1) of context on each side, as
+  windowed generation would; the stem's loudness follows that stretch of the context.
+* :meth:`generate_loop`: an N-bar loop generated against bars ``start_bar``.. of the context and
+  repeated at exact bar positions from the first downbeat (or over ``bars``) to the end; silent
+  before. The generation runs past the loop's end over a repeat of the context's loop start, and the
+  loop's first ``loop_crossfade_s`` crossfade from that continuation into its own start
+  (:func:`~diffariff.timing.loops.make_loop`). :attr:`last_loop` holds the bare loops ``[n, 2, L]``
+  (L = N bars, rounded to the sample), :attr:`last_loop_seams` their seam measurements.
+* :meth:`inpaint_bars`: :meth:`inpaint` over bars A..B (the rest of the stem untouched).
+* :meth:`vary_bars`: a variation of the stem pasted over bars A..B only (crossfaded borders).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..audio import DEFAULT_MAX_SECONDS, peak_limit
+from ..audio_input import (
+    MIN_CONTEXT_SECONDS,
+    SAMPLE_RATE,
+    AudioLike,
+    crossfade_paste,
+    file_inputs,
+    read_audio,
+)
+from ..errors import InputError
+from .bars import BarGrid, parse_bars
+from .loops import loop_seam_report, make_loop, place_region, tile
+
+
+class BarEditing:
+    """Mixin of bar-aware methods (module doc); needs the host's generate / inpaint / vary."""
+
+    last_grid: BarGrid | None = None
+    last_bars: tuple[int, int] | None = None
+    last_loop: np.ndarray | None = None
+    last_loop_seams: list[dict] = []
+
+    def analyze(self, context: AudioLike, sample_rate: int | None = None, *, bpm: float | None = None,
+                meter: str | tuple[int, int] | None = None, downbeat: float | None = None,
+                seconds: float | None = None, max_seconds: float | None = DEFAULT_MAX_SECONDS) -> BarGrid:
+        """The bar grid of ``context`` (a file or an array ``[C, N]`` at ``sample_rate``)."""
+        audio = read_audio(context, sample_rate, what="context", max_seconds=max_seconds,
+                           min_seconds=MIN_CONTEXT_SECONDS, seconds=seconds)
+        return self._grid_for(audio, None, bpm, meter, downbeat)
+
+    def _grid_for(self, audio: np.ndarray, grid: BarGrid | None, bpm, meter, downbeat) -> BarGrid:
+        """``grid`` (with the overrides applied and the audio's length), or the analysis of ``audio``."""
+        from .tempo import analyze_audio
+
+        duration = audio.shape[-1] / SAMPLE_RATE
+        if grid is None:
+            grid = analyze_audio(audio, SAMPLE_RATE, bpm=bpm, meter=meter, downbeat_s=downbeat)
+        else:
+            grid = dataclasses.replace(grid, duration_s=duration)
+            if bpm is not None or meter is not None or downbeat is not None:
+                grid = grid.with_overrides(bpm, meter, downbeat)
+        self.last_grid = grid
+        return grid
+
+    def _bar_span(self, grid: BarGrid, bars, n: int, *, whole: bool = False) -> tuple[tuple[int, int], int, int]:
+        a, b = grid.check_bars(*parse_bars(bars), n / SAMPLE_RATE, whole=whole)
+        s0, s1 = grid.bars_to_samples(a, b, SAMPLE_RATE)
+        self.last_bars = (a, b)
+        return (a, b), s0, min(s1, n)
+
+    def generate_bars(self, context: AudioLike, bars, *, sample_rate: int | None = None, seconds: float | None = None,
+                      grid: BarGrid | None = None, bpm: float | None = None, meter=None, downbeat: float | None = None,
+                      margin_bars: float = 1.0, fade_s: float = 0.01, max_seconds: float | None = DEFAULT_MAX_SECONDS,
+                      **generate_kw) -> np.ndarray:
+        """A stem in bars ``bars`` = (A, B) only, silent elsewhere (module doc) -> float32 [n, 2, N]."""
+        audio = read_audio(context, sample_rate, what="context", max_seconds=max_seconds,
+                           min_seconds=MIN_CONTEXT_SECONDS, seconds=seconds)
+        grid = self._grid_for(audio, grid, bpm, meter, downbeat)
+        n = audio.shape[1]
+        _, s0, s1 = self._bar_span(grid, bars, n)
+        margin = int(round(max(0.0, margin_bars) * grid.bar_seconds * SAMPLE_RATE))
+        c0, c1 = max(0, s0 - margin), min(n, s1 + margin)
+        if c1 - c0 < MIN_CONTEXT_SECONDS * SAMPLE_RATE:
+            raise InputError(f"bars {bars} are {(s1 - s0) / SAMPLE_RATE:.2f} s long; at least "
+                             f"{MIN_CONTEXT_SECONDS:g} s is needed")
+        stems = self.generate(audio[:, c0:c1], sample_rate=SAMPLE_RATE, max_seconds=None, **generate_kw)
+        self.last_inputs = file_inputs(context) + self.last_inputs
+        fade = int(round(fade_s * SAMPLE_RATE))
+        return np.stack([place_region(s[:, s0 - c0:s1 - c0], n, s0, fade) for s in stems])
+
+    def generate_loop(self, context: AudioLike, loop_bars: int, *, start_bar: int = 1, bars=None,
+                      sample_rate: int | None = None, seconds: float | None = None, grid: BarGrid | None = None,
+                      bpm: float | None = None, meter=None, downbeat: float | None = None,
+                      loop_crossfade_s: float = 0.05, max_seconds: float | None = DEFAULT_MAX_SECONDS,
+                      **generate_kw) -> np.ndarray:
+        """A ``loop_bars``-bar loop repeated over the context (module doc) -> float32 [n, 2, N]."""
+        if isinstance(loop_bars, bool) or int(loop_bars) != loop_bars or int(loop_bars) < 1:
+            raise InputError(f"--loop-bars must be a whole number of bars >= 1, got {loop_bars}")
+        loop_bars = int(loop_bars)
+        audio = read_audio(context, sample_rate, what="context", max_seconds=max_seconds,
+                           min_seconds=MIN_CONTEXT_SECONDS, seconds=seconds)
+        grid = self._grid_for(audio, grid, bpm, meter, downbeat)
+        n = audio.shape[1]
+        first = int(start_bar)
+        grid.check_bars(first, first + loop_bars - 1, n / SAMPLE_RATE, whole=True, what="the loop's bars")
+        src0 = int(round(grid.bar_start_s(first) * SAMPLE_RATE))
+        period = loop_bars * grid.bar_seconds * SAMPLE_RATE  # exact, fractional samples
+        length = int(round(period))
+        tail = min(length, int(round(grid.bar_seconds * SAMPLE_RATE)))
+        fade = min(int(round(loop_crossfade_s * SAMPLE_RATE)), tail)
+        ctx_loop = audio[:, src0:src0 + length]
+        crop = np.concatenate([ctx_loop, ctx_loop[:, :tail]], axis=1)  # the context looped once more
+        segs = self.generate(crop, sample_rate=SAMPLE_RATE, max_seconds=None, **generate_kw)
+        self.last_inputs = file_inputs(context) + self.last_inputs
+        loops = np.stack([make_loop(s, length, fade) for s in segs])
+        if bars is None:
+            span = (int(round(grid.first_downbeat_s * SAMPLE_RATE)), n)
+            self.last_bars = (1, max(1, grid.bar_count(n / SAMPLE_RATE)))
+        else:
+            _, s0, s1 = self._bar_span(grid, bars, n)
+            span = (s0, s1)
+        inner = [k * grid.bar_seconds for k in range(1, loop_bars + 1)]
+        self.last_loop = loops
+        self.last_loop_seams = [loop_seam_report(lp, s, inner, SAMPLE_RATE) for lp, s in zip(loops, segs)]
+        return np.stack([tile(lp, n, span[0], span[1], period) for lp in loops])
+
+    def inpaint_bars(self, stem: AudioLike, context: AudioLike | None, bars, *, sample_rate: int | None = None,
+                     grid: BarGrid | None = None, bpm: float | None = None, meter=None, downbeat: float | None = None,
+                     max_seconds: float | None = DEFAULT_MAX_SECONDS, **inpaint_kw) -> np.ndarray:
+        """:meth:`inpaint` over bars ``bars`` = (A, B) of the context's grid (the stem's grid without a
+        context) -> float32 [n, 2, N]; the last bar is clipped to the end of the audio."""
+        source = stem if context is None else context
+        audio = read_audio(source, sample_rate, what="context" if context is not None else "stem",
+                           max_seconds=max_seconds, min_seconds=MIN_CONTEXT_SECONDS)
+        grid = self._grid_for(audio, grid, bpm, meter, downbeat)
+        _, s0, s1 = self._bar_span(grid, bars, audio.shape[1])
+        span = self.last_bars
+        out = self.inpaint(stem, context, s0 / SAMPLE_RATE, s1 / SAMPLE_RATE, sample_rate=sample_rate,
+                           max_seconds=max_seconds, **inpaint_kw)
+        self.last_bars = span
+        return out
+
+    def vary_bars(self, stem: AudioLike, context: AudioLike | None, bars, strength: float = 0.5, *,
+                  sample_rate: int | None = None, grid: BarGrid | None = None, bpm: float | None = None, meter=None,
+                  downbeat: float | None = None, crossfade_s: float = 0.05,
+                  max_seconds: float | None = DEFAULT_MAX_SECONDS, **vary_kw) -> np.ndarray:
+        """:meth:`vary` of the stem, kept only in bars ``bars`` = (A, B) (``crossfade_s`` raised-cosine
+        crossfades at both borders), the original stem elsewhere -> float32 [n, 2, N]."""
+        st = read_audio(stem, sample_rate, what="stem", max_seconds=max_seconds, min_seconds=MIN_CONTEXT_SECONDS)
+        source = st if context is None else read_audio(context, sample_rate, what="context", max_seconds=max_seconds)
+        grid = self._grid_for(source, grid, bpm, meter, downbeat)
+        _, s0, s1 = self._bar_span(grid, bars, st.shape[1])
+        span = self.last_bars
+        varied = self.vary(stem, context, strength, sample_rate=sample_rate, max_seconds=max_seconds, **vary_kw)
+        self.last_bars = span
+        fade = int(round(crossfade_s * SAMPLE_RATE))
+        return np.stack([peak_limit(crossfade_paste(st, v, s0, s1, fade), 0.99) for v in varied])

@@ -1,0 +1,248 @@
+"""Meter and downbeats from beat-synchronous accents: which bar length, which phase, which meter.
+
+Given a regular beat grid (:class:`~diffariff.timing.tempo.BeatGrid`, period ``p``), every beat ``i``
+gets three accent features, each z-scored over the beats:
+
+* ``onset``: the largest onset strength within 35 ms of the beat (all bands);
+* ``low``: the same below 200 Hz (kick drum, bass notes);
+* ``chroma``: how much the harmony changes there, ``1 - cos`` between the mean chroma of the one or
+  two beats after the beat and of those before it (averaged over both window lengths).
+
+A hypothesis is a bar of ``k`` tracked beats (``k`` in 2, 3, 4, 6, 8) starting on beats ``i = phase
+mod k``, with a reading of what the tracked beat is (:data:`HYPOTHESES`): e.g. ``k = 2`` is 4/4 with
+half notes tracked or 6/8 with dotted quarters tracked, ``k = 6`` is 3/4 or 6/8 with eighths tracked.
+Its score is the contrast of the accents on the downbeats against all other beats (weights
+:data:`WEIGHTS`), plus the evidence for the reading (the beat divided in two or in three; a 3+3 or a
+2+2+2 grouping of six eighths), plus a log-normal prior on the tempo in quarter notes per minute
+(centre :data:`PRIOR_BPM`). The best hypothesis gives the meter, the tempo (``60 x quarters per
+tracked beat / p``) and the first downbeat.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .tempo import BeatGrid, OnsetFeatures
+
+#: (beats per bar k, meter, quarter notes per tracked beat): the readings scored.
+HYPOTHESES: tuple[tuple[int, tuple[int, int], float], ...] = (
+    (2, (4, 4), 2.0), (2, (6, 8), 1.5), (3, (3, 4), 1.0), (3, (6, 8), 1.0), (4, (4, 4), 1.0),
+    (6, (3, 4), 0.5), (6, (6, 8), 0.5), (8, (4, 4), 0.5),
+)
+PRIOR_BPM = 110.0
+#: Names of the features a hypothesis is scored on (:func:`_features`), and their weights: fitted on
+#: rendered corpus songs (:mod:`diffariff.timing.fit`) and stored beside this module.
+FEATURES = ("onset", "low", "chroma", "subdivision", "grouping", "sixteenths", "tempo_prior", "repetition",
+            "triple", "compound", "level")
+WEIGHTS: dict[str, float] = {"onset": 0.3, "low": 0.5, "chroma": 1.0, "subdivision": 0.5, "grouping": 0.5,
+                             "sixteenths": 0.5, "tempo_prior": 0.8, "repetition": 2.0, "triple": 0.0,
+                             "compound": 0.0, "level": 0.0}
+WEIGHTS_FILE = Path(__file__).with_name("meter_weights.json")
+if WEIGHTS_FILE.is_file():
+    WEIGHTS.update(json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))["weights"])
+WINDOW_S = 0.035
+
+
+@dataclasses.dataclass
+class BarChoice:
+    """The chosen bar hypothesis: ``bpm`` (quarter notes per minute), ``meter``, a ``downbeat_s`` on the
+    grid, ``bar_seconds``, its ``score`` and every scored hypothesis in ``candidates`` (best first)."""
+
+    bpm: float
+    meter: tuple[int, int]
+    downbeat_s: float
+    bar_seconds: float
+    score: float
+    candidates: list[dict]
+
+
+def _zscore(x: np.ndarray) -> np.ndarray:
+    s = float(np.std(x))
+    return (x - float(np.mean(x))) / s if s > 1e-9 else np.zeros_like(x)
+
+
+def _peak_at(env: np.ndarray, frames: np.ndarray, half: int) -> np.ndarray:
+    """Largest value of ``env`` [T] within ``half`` frames of each of ``frames`` [K]."""
+    out = np.zeros(len(frames))
+    for j, f in enumerate(frames):
+        a, b = max(0, f - half), min(len(env), f + half + 1)
+        out[j] = float(env[a:b].max()) if a < b else 0.0
+    return out
+
+
+def beat_positions(feats: OnsetFeatures, period: float, phase: float) -> np.ndarray:
+    """Times (seconds) of the grid beats ``phase + i x period`` inside the audio (the last one at least
+    half a beat before the end)."""
+    n = int(np.floor((feats.duration_s - phase - 0.5 * period) / period)) + 1
+    return phase + period * np.arange(max(n, 0))
+
+
+def beat_accents(feats: OnsetFeatures, times: np.ndarray, period: float) -> dict[str, np.ndarray]:
+    """The z-scored accents ``onset``, ``low``, ``chroma`` [K] of the beats at ``times`` (module doc)."""
+    fps = feats.fps
+    frames = np.round(times * fps).astype(int)
+    half = max(1, int(round(WINDOW_S * fps)))
+    span = max(1, int(round(period * fps)))
+    beat_chroma = np.stack([feats.chroma[:, f:f + span].mean(axis=1) if f < feats.chroma.shape[1]
+                            else np.zeros(12) for f in frames], axis=0)
+    beat_chroma /= np.linalg.norm(beat_chroma, axis=1, keepdims=True) + 1e-9
+    change = np.zeros(len(times))
+    for w in (1, 2):
+        for i in range(len(times)):
+            before, after = beat_chroma[max(0, i - w):i], beat_chroma[i:i + w]
+            if len(before) and len(after):
+                a, b = before.mean(axis=0), after.mean(axis=0)
+                change[i] += 1.0 - float(a @ b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9)
+    return {"onset": _zscore(_peak_at(feats.onset, frames, half)),
+            "low": _zscore(_peak_at(feats.low_onset, frames, half)), "chroma": _zscore(change)}
+
+
+def _contrast(x: np.ndarray, k: int, phase: int) -> float:
+    on = np.arange(len(x)) % k == phase
+    if on.sum() == 0 or (~on).sum() == 0:
+        return 0.0
+    return float(x[on].mean() - x[~on].mean())
+
+
+def subdivision(feats: OnsetFeatures, times: np.ndarray, period: float) -> float:
+    """Evidence that the beat divides in three rather than two: mean onset strength at 1/3 and 2/3 of
+    the beat minus that at 1/2, in units of the onset envelope's standard deviation."""
+    env = feats.onset
+    sd = float(np.std(env)) + 1e-9
+    half = max(1, int(round(0.02 * feats.fps)))
+
+    def at(frac: float) -> float:
+        fr = np.round((times + frac * period) * feats.fps).astype(int)
+        fr = fr[fr < len(env)]
+        return float(_peak_at(env, fr, half).mean()) if len(fr) else 0.0
+
+    return (0.5 * (at(1 / 3) + at(2 / 3)) - at(0.5)) / sd
+
+
+def eighth_profile(feats: OnsetFeatures, downbeat: float, bar: float, eighths: int) -> np.ndarray:
+    """Mean accent (onset + low-band onset, each in units of its standard deviation) at each of the
+    ``eighths`` equal divisions of the bar, over every bar of the grid through ``downbeat`` [eighths]."""
+    step = bar / eighths
+    first = downbeat - np.floor(downbeat / bar) * bar
+    times = first + step * np.arange(int((feats.duration_s - first) / step))
+    frames = np.round(times * feats.fps).astype(int)
+    frames = frames[frames < len(feats.onset)]
+    half = max(1, int(round(WINDOW_S * feats.fps)))
+    acc = sum(_peak_at(env, frames, half) / (float(np.std(env)) + 1e-9) for env in (feats.onset, feats.low_onset))
+    pos = np.arange(len(frames)) % eighths
+    return np.array([float(acc[pos == j].mean()) if np.any(pos == j) else 0.0 for j in range(eighths)])
+
+
+def grouping(profile: np.ndarray) -> float:
+    """Evidence for 3+3 (6/8) over 2+2+2 (3/4) in a six-eighth bar profile: the accent of the fourth
+    eighth minus the mean of the third and fifth."""
+    return float(profile[3] - 0.5 * (profile[2] + profile[4]))
+
+
+def half_beat(feats: OnsetFeatures, times: np.ndarray, period: float) -> float:
+    """Onset strength half-way between the tracked beats, in standard deviations above the envelope's
+    mean: how much the tracked beat is divided in two (eighths under quarters, sixteenths under eighths)."""
+    env = feats.onset
+    fr = np.round((times + 0.5 * period) * feats.fps).astype(int)
+    fr = fr[fr < len(env)]
+    if not len(fr):
+        return 0.0
+    half = max(1, int(round(0.02 * feats.fps)))
+    return (float(_peak_at(env, fr, half).mean()) - float(env.mean())) / (float(np.std(env)) + 1e-9)
+
+
+def repetition(feats: OnsetFeatures, times: np.ndarray, period: float, lags=(2, 3, 4, 6, 8)) -> dict[int, float]:
+    """How much the rhythm of a beat recurs ``lag`` beats later: the mean correlation between the onset
+    patterns (all bands and low band at 12 points inside the beat) of beats ``i`` and ``i + lag``."""
+    pts = (times[:, None] + period * np.arange(12)[None, :] / 12.0) * feats.fps
+    fr = np.clip(np.round(pts).astype(int), 0, len(feats.onset) - 1)
+    v = np.concatenate([feats.onset[fr], feats.low_onset[fr]], axis=1)
+    v = v - v.mean(axis=1, keepdims=True)
+    v /= np.linalg.norm(v, axis=1, keepdims=True) + 1e-9
+    return {lag: float(np.mean(np.sum(v[:-lag] * v[lag:], axis=1))) if len(v) > lag else 0.0 for lag in lags}
+
+
+def choose_bars(feats: OnsetFeatures, beats: BeatGrid, *, bpm: float | None = None,
+                meter: tuple[int, int] | None = None, downbeat_s: float | None = None) -> BarChoice:
+    """Score the hypotheses (module doc) on the beat grid and return the best. ``bpm`` / ``meter`` /
+    ``downbeat_s`` restrict the search to matching hypotheses (a tempo within 6 %; the phase whose
+    downbeat is nearest the given one); with a meter outside :data:`HYPOTHESES` its own bar length
+    is used."""
+    p = beats.period_s
+    times = beat_positions(feats, p, beats.phase_s)
+    if len(times) < 4:
+        times = beats.phase_s + p * np.arange(4)
+    acc = beat_accents(feats, times, p)
+    sub = subdivision(feats, times, p)
+    halfb = half_beat(feats, times, p)
+    rep = repetition(feats, times, p)
+    rep_mean = float(np.mean(list(rep.values())))
+    hyps = list(HYPOTHESES)
+    if meter is not None:
+        hyps = [h for h in hyps if h[1] == meter] or _generic(meter)
+    cands = []
+    for k, m, qpb in hyps:
+        tempo = 60.0 * qpb / p
+        if bpm is not None and abs(tempo / bpm - 1) > 0.06:
+            continue
+        phases = range(k)
+        if downbeat_s is not None:
+            phases = [int(np.argmin(np.abs(times[:k] - times[0] - (downbeat_s - times[0]) % (k * p))))]
+        bar = k * p
+        for ph in phases:
+            x = _features(acc, k, ph, m, qpb, tempo, sub, halfb, rep, rep_mean,
+                          lambda t=float(times[ph]), b=bar: eighth_profile(feats, t, b, 6))
+            total = float(sum(WEIGHTS[name] * x[name] for name in FEATURES))
+            cands.append({"k": k, "meter": m, "phase": ph, "bpm": tempo, "score": total, "features": x,
+                          "downbeat_s": float(times[ph])})
+    if not cands:  # a given tempo no reading explains: take it at face value, as quarter-note beats
+        m = meter or (4, 4)
+        k = max(1, int(round(m[0] * 4 / m[1])))
+        return _choice(float(bpm), m, times, k * 60.0 / float(bpm), 0, downbeat_s, [], 0.0)
+    cands.sort(key=lambda c: -c["score"])
+    best = cands[0]
+    final_bpm = float(bpm) if bpm is not None else best["bpm"]
+    bar = best["meter"][0] * 4.0 / best["meter"][1] * 60.0 / final_bpm
+    return _choice(final_bpm, best["meter"], times, bar, best["phase"], downbeat_s, cands, best["score"])
+
+
+def _features(acc: dict, k: int, ph: int, meter: tuple[int, int], qpb: float, tempo: float, sub: float,
+              halfb: float, rep: dict, rep_mean: float, profile) -> dict[str, float]:
+    """The named features of one hypothesis (:data:`FEATURES`, module doc); evidence terms clipped to
+    +-2."""
+    clip = lambda v: float(np.clip(v, -2.0, 2.0))  # noqa: E731
+    compound = meter[1] == 8 and meter[0] % 3 == 0
+    six = meter in ((3, 4), (6, 8))
+    g = clip(grouping(profile())) if six else 0.0
+    return {
+        "onset": _contrast(acc["onset"], k, ph), "low": _contrast(acc["low"], k, ph),
+        "chroma": _contrast(acc["chroma"], k, ph),
+        "subdivision": (clip(sub) if compound else -clip(sub)) if qpb >= 1.5 else 0.0,
+        "grouping": (g if compound else -g) if six else 0.0,
+        "sixteenths": -clip(halfb) if six and qpb == 0.5 else 0.0,
+        "tempo_prior": -float(np.log2(tempo / PRIOR_BPM) ** 2),
+        "repetition": rep.get(k, rep_mean) - rep_mean,
+        "triple": float(meter == (3, 4)), "compound": float(compound),
+        "level": -abs(float(np.log2(qpb))),
+    }
+
+
+def _generic(meter: tuple[int, int]) -> list[tuple[int, tuple[int, int], float]]:
+    """Readings of a meter outside :data:`HYPOTHESES`: its beats tracked directly, or every other one."""
+    quarters = meter[0] * 4.0 / meter[1]
+    out = []
+    for qpb in (4.0 / meter[1], 2 * 4.0 / meter[1], 1.0):
+        k = quarters / qpb
+        if abs(k - round(k)) < 1e-9 and round(k) >= 1:
+            out.append((int(round(k)), meter, qpb))
+    return out
+
+
+def _choice(bpm: float, meter: tuple[int, int], times: np.ndarray, bar: float, phase: int,
+            downbeat_s: float | None, cands: list[dict], score: float) -> BarChoice:
+    t = float(downbeat_s) if downbeat_s is not None else float(times[min(phase, len(times) - 1)])
+    return BarChoice(bpm, meter, t, bar, score, cands)
