@@ -4,13 +4,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONUNBUFFERED := 1
 
-.PHONY: bootstrap demo test test-slow lint bench clean real-music
+.PHONY: bootstrap demo test test-slow lint bench clean real-music studio
 
 bootstrap:
 	@bash scripts/bootstrap.sh
 
 demo: bootstrap
 	@$(VENV)/bin/diffariff demo --out out/demo
+
+# The studio page on http://127.0.0.1:7860 (Ctrl-C stops it); STUDIO_ARGS="--port 8000 --bundle B".
+studio: bootstrap
+	@$(VENV)/bin/diffariff studio $(STUDIO_ARGS)
 
 test: bootstrap
 	@$(VENV)/bin/ruff check src tests benchmarks

@@ -21,8 +21,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from diffariff.checkpoint import file_sha256  # noqa: E402
 from diffariff.clap.builtin import BuiltinClap, ClapConfig  # noqa: E402
-from diffariff.eval.cache import CachedEmbedder, EmbeddingCache, file_hash  # noqa: E402
+from diffariff.eval.cache import CachedEmbedder, EmbeddingCache  # noqa: E402
 from diffariff.eval.protocol import GenerationEvalConfig, evaluate_generation  # noqa: E402
 from diffariff.torchutil import setup_cpu  # noqa: E402
 from machine import machine_line, peak_rss_mb, write_section  # noqa: E402
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_cpu()
     torch.manual_seed(0)
     clap = BuiltinClap.load(args.clap) if args.clap else BuiltinClap(ClapConfig())
-    model_id = file_hash(args.clap) if args.clap else "random-init-default"
+    model_id = file_sha256(args.clap) if args.clap else "random-init-default"
     config = GenerationEvalConfig(n=args.n, seed=0, split=args.split, window_seconds=args.window_seconds)
     with tempfile.TemporaryDirectory(prefix="bench-eval-") as tmp:
         cold, computed = _run(clap, Path(tmp), model_id, args.data, config)

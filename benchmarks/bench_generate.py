@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_case(args.bundle, mode, sampler, int(steps), float(seconds), condition)))
         return 0
 
-    from diffariff.bundle import DEFAULT_BUNDLE, MANIFEST, make_tiny_bundle, open_bundle
+    from diffariff.bundle import DEFAULT_BUNDLE, MANIFEST, open_bundle
+    from diffariff.testing import make_tiny_bundle
 
     tmp = None
     label = ""

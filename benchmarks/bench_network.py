@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true", help="print only, do not touch BENCHMARKS.md")
     args = ap.parse_args(argv)
     torch.set_flush_denormal(True)
-    from diffariff.nets.dit import build_net
+    from diffariff.nets import build_net
 
     peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
     model, label = default_model(args.bundle)

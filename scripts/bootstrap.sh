@@ -9,9 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # FluidSynth (command line and libfluidsynth3 for pyfluidsynth), every General MIDI bank Debian ships
-# except the one reserved for held-out evaluation (musescore-general-soundfont*), ffmpeg for Opus.
+# except the one reserved for held-out evaluation (musescore-general-soundfont*), ffmpeg for Opus,
+# Chromium and its driver for the studio's browser test.
 APT_PACKAGES=(fluidsynth libfluidsynth3 fluid-soundfont-gm fluid-soundfont-gs fluidr3mono-gm-soundfont
-              timgm6mb-soundfont csound-soundfont opl3-soundfont avldrums.lv2-soundfont ffmpeg)
+              timgm6mb-soundfont csound-soundfont opl3-soundfont avldrums.lv2-soundfont ffmpeg
+              chromium chromium-driver)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -14,18 +14,17 @@ import torch
 import torch.nn.functional as F
 
 from cli_args import parse_options
-from diffariff.checkpoint import load_checkpoint, read_checkpoint_metadata
-from diffariff.clap.bridge import (
+from diffariff.checkpoint import file_sha256, load_checkpoint, read_checkpoint_metadata
+from diffariff.clap.builtin import BuiltinClap, ClapConfig
+from diffariff.errors import CheckpointError, ConfigError, InputError
+from diffariff.priors.bridge import (
     KIND,
     BridgeConfig,
     ClapBridge,
     evaluate_bridge,
-    file_sha256,
     format_bridge_report,
     mean_pairwise_distance,
 )
-from diffariff.clap.builtin import BuiltinClap, ClapConfig
-from diffariff.errors import CheckpointError, ConfigError, InputError
 from diffariff.train.bridge import PairBank, PairBatches, add_arguments, run
 
 SR = 48_000
@@ -254,8 +253,8 @@ def test_train_command_runs_resumes_and_evaluates(clap, tiny_corpus, tmp_path, c
 
 
 def test_evaluate_bridge_reports_baselines(clap, tiny_corpus):
-    from diffariff.clap.bridge import stem_crop_embeddings
     from diffariff.clap.corpus import scan_songs
+    from diffariff.priors.bridge import stem_crop_embeddings
 
     stems = stem_crop_embeddings(clap, scan_songs(tiny_corpus, "train"), crops_per_stem=2, crop_seconds=2.0)
     assert stems.audio.shape[1:] == (2, 32) and len(stems.metas) == stems.audio.shape[0] >= 6

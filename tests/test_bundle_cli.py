@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from diffariff.audio import save_audio
-from diffariff.bundle import make_tiny_bundle, open_bundle
+from diffariff.bundle import open_bundle
 from diffariff.cli import main as cli_main
+from diffariff.testing import make_tiny_bundle
 
 
 @pytest.fixture(scope="module")

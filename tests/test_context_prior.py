@@ -16,22 +16,23 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from cli_args import parse_options
-from diffariff.bundle import make_tiny_bundle, open_bundle
-from diffariff.checkpoint import read_checkpoint_metadata
-from diffariff.clap.bridge import BridgeConfig, ClapBridge, file_sha256
+from diffariff.bundle import open_bundle
+from diffariff.checkpoint import file_sha256, read_checkpoint_metadata
 from diffariff.clap.builtin import BuiltinClap
-from diffariff.clap.context_prior import (
+from diffariff.cli import main
+from diffariff.errors import CheckpointError, ConfigError, InputError
+from diffariff.priors.bridge import BridgeConfig, ClapBridge
+from diffariff.priors.context_prior import (
     ROLE_NAMES,
     PriorPairs,
     embed_pair_items,
     evaluate_prior,
     format_prior_report,
-    load_context_prior,
     role_centroids,
     sample_for_context,
 )
-from diffariff.cli import main
-from diffariff.errors import CheckpointError, ConfigError, InputError
+from diffariff.priors.load import load_context_prior
+from diffariff.testing import make_tiny_bundle
 from diffariff.train.prior import PriorBatches, add_arguments, run
 from prior_audio import SR, TINY_CLAP, phrase_crops
 

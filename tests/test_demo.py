@@ -7,11 +7,11 @@ import soundfile as sf
 
 from diffariff import bundle as bundle_mod
 from diffariff.cli import main
-from diffariff.commands import demo
+from diffariff.testing import make_tiny_bundle
 
 
 def test_demo_without_bundle_renders_example(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(demo, "DEFAULT_BUNDLE", tmp_path / "no-bundle")
+    monkeypatch.setattr(bundle_mod, "DEFAULT_BUNDLE", tmp_path / "no-bundle")  # read when the demo runs
     assert main(["demo", "--out", str(tmp_path / "out"), "--seconds", "4"]) == 0
     out = capsys.readouterr().out
     assert "No default model bundle" in out
@@ -21,8 +21,7 @@ def test_demo_without_bundle_renders_example(tmp_path, monkeypatch, capsys):
 
 def test_demo_with_bundle_generates_stem_and_mix(tmp_path, monkeypatch, capsys):
     root = tmp_path / "bundle"
-    bundle_mod.make_tiny_bundle(root, modes=("consistency",))
-    monkeypatch.setattr(demo, "DEFAULT_BUNDLE", root)
+    make_tiny_bundle(root, modes=("consistency",))
     monkeypatch.setattr(bundle_mod, "DEFAULT_BUNDLE", root)
     out = tmp_path / "out"
     assert main(["demo", "--out", str(out), "--seconds", "3"]) == 0

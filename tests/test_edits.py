@@ -21,7 +21,7 @@ from diffariff.diffusion.edm import EDMDenoiser, karras_sigmas
 from diffariff.diffusion.guidance import GuidedDenoiser
 from diffariff.diffusion.samplers import sample_dpmpp_2m, sample_heun
 from diffariff.errors import InputError
-from diffariff.nets.dit import build_net
+from diffariff.nets import build_net
 
 STEPS = 6
 

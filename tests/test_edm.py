@@ -215,7 +215,7 @@ def test_consistency_loss_trains_a_real_net():
 def test_edm_loss_trains_a_tiny_dit():
     """A few Adam steps on a fixed batch of structured latents lower the EDM loss measured with a
     fixed draw of sigmas and noise (gradients reach the whole net through AdaLN-Zero)."""
-    from diffariff.nets.dit import build_net
+    from diffariff.nets import build_net
 
     torch.manual_seed(0)
     net = build_net("dit", {"width": 64, "depth": 2, "heads": 4, "cond_dim": 64, "clap_dim": 32})

@@ -8,13 +8,13 @@ import json
 import numpy as np
 import pytest
 
-from diffariff.bundle import make_tiny_bundle
 from diffariff.clap.builtin import BuiltinClap
 from diffariff.cli import main
 from diffariff.data.synth.corpus import build_corpus
 from diffariff.errors import InputError
 from diffariff.eval.controls import ControlsConfig, evaluate_controls, held_out_pairs
 from diffariff.eval.protocol import load_songs
+from diffariff.testing import make_tiny_bundle
 
 ARGS = ["--split", "all", "--n", "2", "--long-n", "2", "--long-seconds", "8", "--window-seconds", "3",
         "--segment-seconds", "2", "--slice-seconds", "4", "--reference-seconds", "1", "--strengths", "1.0", "--steps", "3", "--seed", "1", "--no-progress"]

@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from diffariff.audio import loudness, save_audio
+from diffariff.checkpoint import file_sha256
 from diffariff.clap.builtin import BuiltinClap, ClapConfig
 from diffariff.cli import main
 from diffariff.data.synth.corpus import build_corpus
 from diffariff.errors import ConfigError, InputError
-from diffariff.eval.cache import CachedEmbedder, EmbeddingCache, file_hash
+from diffariff.eval.cache import CachedEmbedder, EmbeddingCache
 from diffariff.eval.protocol import (
     GenerationEvalConfig,
     draw_pairs,
@@ -105,7 +106,7 @@ def test_results_json_table_and_plots_are_well_formed(report, clap_file, eval_co
     results = json.loads((report / "results.json").read_text())
     assert results["n"] == N and results["reference_n"] == REF_N and results["batches"] == BATCHES
     assert results["versions"]["diffariff"] and results["versions"]["torch"] == torch.__version__
-    assert results["clap"]["sha256"] == file_hash(clap_file)
+    assert results["clap"]["sha256"] == file_sha256(clap_file)
     assert results["data"] == str(eval_corpus) and results["seeds"]["pairs"] == 3
     for row in results["rows"]:
         for key, ci in row["metrics"].items():
@@ -127,7 +128,7 @@ def test_results_json_table_and_plots_are_well_formed(report, clap_file, eval_co
 
 def test_cache_makes_a_rerun_free_and_generators_cost_only_new_audio(report, clap_file, eval_corpus, config, items):
     clap = BuiltinClap.load(clap_file)
-    cache = EmbeddingCache(report / "cache", file_hash(clap_file))
+    cache = EmbeddingCache(report / "cache", file_sha256(clap_file))
     assert len(cache) > 0
     again = CachedEmbedder(clap, cache)
     first = evaluate_generation(again, eval_corpus, config, candidates_dir=report.parent / "cand", bounds=())
@@ -148,7 +149,7 @@ def test_cache_makes_a_rerun_free_and_generators_cost_only_new_audio(report, cla
         assert setting == "clap_a"
         return 0.5 * item["target"]
 
-    fresh = CachedEmbedder(clap, EmbeddingCache(report / "cache", file_hash(clap_file)))
+    fresh = CachedEmbedder(clap, EmbeddingCache(report / "cache", file_sha256(clap_file)))
     result = evaluate_generation(fresh, eval_corpus, config, generators={"ctx": truth, "clap_a": quieter}, bounds=())
     assert seeds == [config.seed + i for i in range(N)]
     real, ctx, clap_a = result.rows
@@ -232,8 +233,8 @@ def test_cli_errors_exit_2_with_one_line(case, eval_corpus, clap_file, tmp_path,
 
 
 def test_bundle_generators_serve_every_setting_with_a_real_tiny_bundle(items, tmp_path):
-    from diffariff.bundle import make_tiny_bundle
     from diffariff.eval.protocol import SETTINGS, bundle_generators
+    from diffariff.testing import make_tiny_bundle
 
     root = make_tiny_bundle(tmp_path / "b", modes=("consistency",), bridge=True, prior=True).root
     gens = bundle_generators(root)
@@ -263,12 +264,13 @@ def test_bundle_generators_serve_every_setting_with_a_real_tiny_bundle(items, tm
 def test_codec_generators_give_the_bundles_codec_row_without_a_diffusion_model(items, tmp_path):
     """``eval generation --codec``: the ceiling row of a codec alone equals the bundle's "codec" setting with
     that codec; such a codec-only Accompanist refuses to generate."""
-    from diffariff.bundle import make_tiny_bundle, open_bundle
+    from diffariff.bundle import open_bundle
     from diffariff.clap.builtin import BuiltinClap
     from diffariff.codec import Codec
     from diffariff.errors import ConfigError
     from diffariff.eval.protocol import bundle_generators, codec_generators
     from diffariff.pipeline import Accompanist
+    from diffariff.testing import make_tiny_bundle
 
     b = open_bundle(make_tiny_bundle(tmp_path / "b", modes=("consistency",)).root)
     clap = BuiltinClap.load(b.clap)

@@ -10,8 +10,9 @@ import pytest
 import soundfile as sf
 
 from diffariff.audio import load_audio, save_audio
-from diffariff.bundle import MANIFEST, make_tiny_bundle
+from diffariff.bundle import MANIFEST
 from diffariff.cli import main
+from diffariff.testing import make_tiny_bundle
 
 SR = 48_000
 
@@ -97,7 +98,8 @@ def test_generate_candidates_crop_and_resampled_mono(bundle, files, tmp_path, ca
     code, _, err = run(capsys, "generate", files["mono"], "-o", tmp_path / "m.wav", "--bundle", bundle,
                        "--sampler", "consistency", "--quiet")
     assert code == 0, err
-    assert load_audio(tmp_path / "m.wav")[0].shape == (2, SR)  # 1 s at 44.1 kHz -> 1 s at 48 kHz
+    mono, mono_sr = load_audio(tmp_path / "m.wav")
+    assert (mono.shape, mono_sr) == ((2, 44_100), 44_100)  # written at the context's rate and length
 
 
 def test_arrange_inpaint_and_vary(bundle, files, tmp_path, capsys):
@@ -105,7 +107,7 @@ def test_arrange_inpaint_and_vary(bundle, files, tmp_path, capsys):
     code, _, err = run(capsys, "arrange", "--seconds", 0.8, "--part", "drums", "--part", "warm bass", "-o", song,
                        "--seed", 3, "--bundle", bundle, *FAST)
     assert code == 0, err
-    names = sorted(p.name for p in song.iterdir())
+    names = sorted(p.name for p in song.iterdir() if p.suffix == ".wav")  # each with its OUT.wav.json sidecar
     assert names == ["mix.wav", "stem_01_drums.wav", "stem_02_warm_bass.wav"]
     out = tmp_path / "inp.wav"
     code, _, err = run(capsys, "inpaint", files["stem"], files["ctx"], "--start", 0.3, "--end", 0.6, "-o", out,

@@ -15,7 +15,7 @@ from diffariff.diffusion.guidance import (
     rescale_to,
 )
 from diffariff.errors import InputError
-from diffariff.nets.dit import build_net
+from diffariff.nets import build_net
 
 
 class Counting:

@@ -12,20 +12,21 @@ import torch
 import torch.nn.functional as F
 
 from cli_args import parse_options
-from diffariff.bundle import make_tiny_bundle, open_bundle, save_bundle
+from diffariff.bundle import open_bundle, save_bundle
 from diffariff.checkpoint import read_checkpoint_metadata
 from diffariff.clap.builtin import BuiltinClap
-from diffariff.clap.context_prior import (
+from diffariff.errors import CheckpointError, ConfigError, InputError
+from diffariff.priors.context_prior import (
     ROLE_NAMES,
     PriorPairs,
     embed_pair_items,
     evaluate_prior,
-    load_context_prior,
     role_centroids,
     sample_for_context,
 )
-from diffariff.clap.neighbour_prior import NeighbourPrior, NeighbourPriorConfig
-from diffariff.errors import CheckpointError, ConfigError, InputError
+from diffariff.priors.load import load_context_prior
+from diffariff.priors.neighbour_prior import NeighbourPrior, NeighbourPriorConfig
+from diffariff.testing import make_tiny_bundle
 from prior_audio import SR, TINY_CLAP, phrase_crops
 
 BASS, CHORDS, DRUMS = (ROLE_NAMES.index(r) for r in ("bass", "chords", "drums"))
@@ -191,7 +192,7 @@ def test_train_neighbour_prior_command_builds_scores_and_bundles(prior_run, caps
 
 
 def test_callers_without_a_guidance_get_the_priors_own(clap, crops, train_pairs):
-    from diffariff.clap.context_prior import default_guidance
+    from diffariff.priors.context_prior import default_guidance
 
     prior = NeighbourPrior.build(train_pairs, NeighbourPriorConfig(dim=clap.dim, guidance=3.0))
     assert default_guidance(prior) == 3.0

@@ -11,7 +11,7 @@ import torch
 
 from diffariff.checkpoint import load_checkpoint, load_state_into, save_checkpoint
 from diffariff.errors import ConfigError, InputError
-from diffariff.nets.dit import DiT, DiTConfig, build_net
+from diffariff.nets import DiT, DiTConfig, build_net
 from diffariff.nets.layers import DynamicPositionBias, SinusoidalEmbedding
 from diffariff.nets.unet1d import UNet1d, UNetConfig
 

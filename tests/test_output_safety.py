@@ -20,10 +20,10 @@ import pytest
 import soundfile as sf
 
 from diffariff.audio import load_audio, save_audio
-from diffariff.bundle import make_tiny_bundle
 from diffariff.cli import main
 from diffariff.errors import OutputPathError
 from diffariff.fsutil import atomic_path, check_output_path
+from diffariff.testing import make_tiny_bundle
 
 SR = 48_000
 N = int(0.6 * SR)  # contexts and stems: 0.6 s (the minimum is 0.5 s), so the tiny models decode quickly

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from diffariff.audio import loudness, save_audio
-from diffariff.bundle import MANIFEST, make_tiny_bundle, open_bundle, resolve_bundle_dir, save_bundle
+from diffariff.bundle import MANIFEST, open_bundle, resolve_bundle_dir, save_bundle
 from diffariff.errors import (
     AudioTooLongError,
     CheckpointError,
@@ -23,6 +23,7 @@ from diffariff.errors import (
 )
 from diffariff.eval.seams import measure_seams
 from diffariff.pipeline import SAMPLE_RATE, Accompanist, crossfade_paste, read_audio
+from diffariff.testing import make_tiny_bundle
 
 SR = SAMPLE_RATE
 FAST = dict(steps=3, sampler="euler", decode_mode="deterministic")

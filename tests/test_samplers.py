@@ -6,9 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from diffariff.diffusion.consistency import sample_consistency
 from diffariff.diffusion.edm import karras_sigmas
-from diffariff.diffusion.samplers import SAMPLERS, get_sampler, sample_dpmpp_2m, sample_euler, sample_heun
+from diffariff.diffusion.samplers import (
+    SAMPLERS,
+    get_sampler,
+    sample_consistency,
+    sample_dpmpp_2m,
+    sample_euler,
+    sample_heun,
+)
 from diffariff.errors import ConfigError, InputError
 
 WEIGHTS = torch.tensor([0.3, 0.5, 0.2], dtype=torch.float64)

@@ -34,7 +34,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import read_checkpoint_metadata
+from .checkpoint import file_sha256, read_checkpoint_metadata
 from .errors import CheckpointError
 from .fsutil import current_umask, write_json_atomic
 
@@ -201,7 +201,7 @@ def checkpoint_identity(path: str | os.PathLike) -> str:
 def _check_bridge(bridge: Path, clap: Path, condition: str = "text") -> None:
     """The bridge (``condition="text"``) or context prior (``"context"``) is a CLAP-bridge checkpoint
     with that condition, trained on this bundle's CLAP (when it records one)."""
-    from .clap.bridge import KIND as BRIDGE_KIND
+    from .priors.bridge import KIND as BRIDGE_KIND
 
     what = "bridge" if condition == "text" else "context prior"
     meta = _kind(bridge, BRIDGE_KIND, what)
@@ -215,7 +215,6 @@ def _check_bridge(bridge: Path, clap: Path, condition: str = "text") -> None:
 
 def _check_clap_hash(part: Path, config: dict, clap: Path) -> None:
     """CheckpointError unless ``part``'s ``config`` records no CLAP hash or the hash of ``clap``."""
-    from .clap.bridge import file_sha256
 
     want = config.get("clap_sha256", "")
     if want and file_sha256(clap) != want:
@@ -224,8 +223,8 @@ def _check_clap_hash(part: Path, config: dict, clap: Path) -> None:
 
 def _check_prior(prior: Path, clap: Path) -> None:
     """The context prior is a CLAP bridge conditioned on the context or a neighbour prior
-    (:mod:`diffariff.clap.neighbour_prior`), embedded with this bundle's CLAP (when it records one)."""
-    from .clap.neighbour_prior import KIND as NEIGHBOUR_KIND
+    (:mod:`diffariff.priors.neighbour_prior`), embedded with this bundle's CLAP (when it records one)."""
+    from .priors.neighbour_prior import KIND as NEIGHBOUR_KIND
 
     meta = read_checkpoint_metadata(prior)
     if meta.get("kind") != NEIGHBOUR_KIND:
@@ -350,61 +349,3 @@ def save_bundle(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return open_bundle(out)
-
-
-def make_tiny_bundle(out_dir: str | os.PathLike, *, seed: int = 0, train_frames: int = 24,
-                     modes: tuple[str, ...] = MODES, stereo: str = "mono", bridge: bool = False,
-                     prior: bool = False, overwrite: bool = False) -> Bundle:
-    """A tiny bundle of randomly initialised models (codec, CLAP, DiT diffusion model per mode) saved
-    with their real save functions, for tests, benchmarks and smoke runs: it generates noise-like audio
-    but exercises every control path. ``train_frames``: the diffusion models' training window
-    (latent frames; 24 ~ 2 s); ``bridge`` / ``prior``: add a tiny CLAP bridge / context prior. Zero-initialised output layers are
-    randomised (as after training)."""
-    import torch
-
-    from .clap.builtin import BuiltinClap, ClapConfig
-    from .codec import Codec, CodecConfig
-    from .diffusion.model import LatentDiffusion, LatentDiffusionConfig
-
-    torch.manual_seed(seed)
-    codec = Codec(CodecConfig(freq_patch=8, enc_channels=(8, 16, 16, 32), dec_channels=(8, 16, 16, 32),
-                              unet_channels=(8, 16, 16, 32), attn_heads=4, noise_embed_dim=32, chunk_seconds=4.0,
-                              chunk_context_frames=4, stereo=stereo))
-    clap = BuiltinClap(ClapConfig(dim=32, n_mels=32, channels=(8, 16, 32), pool_dim=32, audio_hidden=64,
-                                  text_hidden=64, window_seconds=1.0))
-    with torch.no_grad():
-        for p in codec.unet.parameters():
-            if p.ndim > 1 and not p.any():
-                p.normal_(0, 0.02)
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.parts.", dir=out.parent))
-    try:
-        codec.save(scratch / FILE_NAMES["codec"])
-        clap.save(scratch / FILE_NAMES["clap"])
-        ids = {"codec_id": checkpoint_identity(scratch / FILE_NAMES["codec"]),
-               "clap_id": checkpoint_identity(scratch / FILE_NAMES["clap"])}
-        net = dict(width=32, depth=2, heads=2, cond_dim=32, noise_emb_dim=32, dpb_dim=16)
-        diffusion = {}
-        for mode in modes:
-            model = LatentDiffusion(LatentDiffusionConfig(net="dit", net_config=net, mode=mode, clap_dim=clap.dim,
-                                                          train_frames=train_frames, **ids))
-            with torch.no_grad():
-                for p in model.parameters():
-                    if not p.any():
-                        p.normal_(0, 0.05)
-            diffusion[mode] = model
-        from .clap.bridge import BridgeConfig, ClapBridge, file_sha256
-
-        def tiny(condition: str) -> ClapBridge:
-            m = ClapBridge(BridgeConfig(dim=clap.dim, text_dim=clap.dim, hidden=32, blocks=2, noise_emb_dim=16, steps=4,
-                                        clap_sha256=file_sha256(scratch / FILE_NAMES["clap"]), condition=condition))
-            m.set_data_stats(torch.nn.functional.normalize(torch.randn(64, clap.dim), dim=-1))
-            return m
-
-        return save_bundle(out, codec=scratch / FILE_NAMES["codec"], clap=scratch / FILE_NAMES["clap"],
-                           diffusion=diffusion, bridge=tiny("text") if bridge else None,
-                           prior=tiny("context") if prior else None, notes="tiny random models (tests / smoke runs only)",
-                           overwrite=overwrite)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)

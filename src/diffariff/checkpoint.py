@@ -8,6 +8,7 @@ dataclasses included) so that a checkpoint rebuilds its model without outside in
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import types
@@ -175,3 +176,20 @@ def load_state_into(module: torch.nn.Module, tensors: dict[str, torch.Tensor], p
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise CheckpointError(f"{path}: weights do not fit the model built from its config ({first})") from None
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes: the identity of a checkpoint (the CLAP a bridge, a prior or an
+    embedding cache was made with; the codec of an evaluation). Raises CheckpointError when the file
+    is missing or cannot be read."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint not found: {p}")
+    h = hashlib.sha256()
+    try:
+        with p.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {p}: {exc.strerror or exc}") from None
+    return h.hexdigest()

@@ -1,9 +1,11 @@
 """The ``diffariff`` command: one sub-command per job, each defined in the module that owns it.
 
 Every command module exposes ``register(subparsers)``, adding its parser and setting
-``func=<callable(args) -> int>`` as the handler. Errors of type :class:`DiffariffError` are printed
-as one line (``diffariff: error: ...``) with the error's exit code; a traceback only appears with
-``--debug``.
+``func=<callable(args) -> int>`` as the handler. :data:`COMMANDS` names each sub-command with its
+module and one-line help, so only the chosen command's module is imported: ``diffariff --help`` and
+``diffariff --version`` load no model code and answer at once. Errors of type
+:class:`DiffariffError` are printed as one line (``diffariff: error: ...``) with the error's exit
+code; a traceback only appears with ``--debug``.
 """
 
 from __future__ import annotations
@@ -14,23 +16,45 @@ import os
 import sys
 
 from . import __version__
-from .errors import DiffariffError
+from .errors import DiffariffError, InputError
 
-#: Modules that contribute sub-commands, in --help order. A module that fails to import because an
-#: optional dependency is missing is skipped, never fatal for the other commands.
-COMMAND_MODULES = (
-    "diffariff.commands.demo",
-    "diffariff.data.synth.cli",
-    "diffariff.commands.train",
-    "diffariff.commands.latents",
-    "diffariff.eval.cli",
-    "diffariff.commands.generate",
-    "diffariff.commands.bundle",
-    "diffariff.commands.reconstruct",
+#: The sub-commands in --help order: (name, module whose ``register`` adds it, one-line help). The
+#: help line is what ``diffariff --help`` shows without importing the module; it must match the
+#: module's own (tests/test_cli.py checks that).
+COMMANDS = (
+    ("demo", "diffariff.commands.demo", "run the README demo (accompaniment, or example stems)"),
+    ("corpus", "diffariff.data.synth.cli",
+     "render the synthetic multitrack corpus (procedural songs and/or real pieces, FluidSynth stems)"),
+    ("train", "diffariff.commands.train", "train a model (resumable; see `diffariff train MODEL -h`)"),
+    ("latents", "diffariff.commands.latents", "pre-encode training pairs into a latent cache"),
+    ("finetune", "diffariff.commands.finetune", "adapt a bundle's latent model to your own stems (one command, resumable)"),
+    ("eval", "diffariff.commands.eval", "evaluate generated stems (Table 1) or the codec"),
+    ("analyze", "diffariff.commands.analyze", "tempo, meter and downbeats of an audio file"),
+    ("generate", "diffariff.commands.generate", "generate a stem that fits a context mix"),
+    ("arrange", "diffariff.commands.generate", "build a multitrack arrangement part by part"),
+    ("inpaint", "diffariff.commands.generate", "regenerate a time span of a stem"),
+    ("vary", "diffariff.commands.generate", "make variations of a stem"),
+    ("bundle", "diffariff.commands.bundle", "assemble or describe a model bundle"),
+    ("reconstruct", "diffariff.commands.reconstruct",
+     "encode and decode an audio file with the codec (hear the codec)"),
+    ("studio", "diffariff.commands.studio", "serve the studio web page (build a track stem by stem)"),
 )
 
+#: Modules that contribute sub-commands, in --help order.
+COMMAND_MODULES = tuple(dict.fromkeys(module for _, module, _ in COMMANDS))
 
-def build_parser() -> argparse.ArgumentParser:
+
+def _chosen_command(argv: list[str]) -> str | None:
+    """The sub-command named in ``argv`` (the first word that is not an option), if any."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``diffariff`` parser. With a known ``command``, only that command's module is imported and
+    registered (its full parser); otherwise every command is listed by name and help alone."""
     parser = argparse.ArgumentParser(
         prog="diffariff",
         description="Generate an instrument stem that fits a musical context (Diff-A-Riff family).",
@@ -38,19 +62,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"diffariff {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    modules = {name: module for name, module, _ in COMMANDS}
+    if command in modules:
+        module_name = modules[command]
         try:
-            module = importlib.import_module(name)
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name and (exc.name == name or name.startswith(exc.name + ".")):
-                continue  # that command is not part of this build yet
+            if exc.name and (exc.name == module_name or module_name.startswith(exc.name + ".")):
+                raise InputError(f"the '{command}' command is not part of this build") from None
             raise
         module.register(sub)
+    else:
+        for name, _, help_text in COMMANDS:
+            sub.add_parser(name, help=help_text)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        parser = build_parser(_chosen_command(argv))
+    except DiffariffError as exc:
+        print(f"diffariff: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -83,6 +83,7 @@ from .errors import (
     InputError,
 )
 from .fsutil import check_output_path
+from .timing.editing import BarEditing
 from .torchutil import seeded_generator, setup_cpu
 
 #: Generated stem loudness relative to the context (LU) and for a silent context (LUFS).
@@ -119,7 +120,7 @@ class Arrangement:
     texts: list[str | None]
 
 
-class Accompanist:
+class Accompanist(BarEditing):
     """Context in, new stem out. Build with :meth:`from_pretrained` (a bundle folder) or directly from
     loaded models: ``codec`` (:class:`~diffariff.codec.Codec`), ``clap``
     (:class:`~diffariff.clap.builtin.BuiltinClap`), ``models`` {"edm" | "consistency":
@@ -146,6 +147,10 @@ class Accompanist:
         self.last_windows: list[tuple[int, int]] = []
         self.last_seed: int | None = None
         self.last_inputs: list[Path] = []  # the files read by the last call; :meth:`save` never replaces them
+        self.last_grid = None  # bar grid, bars, loops and loop seams of the last bar-aware call (timing.editing)
+        self.last_bars: tuple[int, int] | None = None
+        self.last_loop: np.ndarray | None = None
+        self.last_loop_seams: list[dict] = []
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike = "default", *, load_bridge: bool = True,
@@ -159,8 +164,8 @@ class Accompanist:
         setup_cpu()
         b = open_bundle(path)
         models = {mode: LatentDiffusion.load(p) for mode, p in b.diffusion.items()}
-        from .clap.bridge import ClapBridge
-        from .clap.context_prior import load_context_prior
+        from .priors.bridge import ClapBridge
+        from .priors.load import load_context_prior
 
         bridge = ClapBridge.load(b.bridge) if b.bridge is not None and load_bridge else None
         prior = load_context_prior(b.prior) if b.prior is not None and load_prior else None
@@ -289,7 +294,7 @@ class Accompanist:
         """A CLAP condition [1, D] sampled by the context prior for ``context_audio`` [C, N] at 48 kHz
         (a silent context gives an unconditional sample); ``guidance``: classifier-free guidance on the
         context (1 = plain conditional; None: the prior's own default). ConfigError without a prior."""
-        from .clap.context_prior import sample_for_context
+        from .priors.context_prior import sample_for_context
 
         if self.prior is None:
             raise ConfigError("this bundle has no context prior")
@@ -594,14 +599,21 @@ class Accompanist:
         return peak_limit(total.astype(np.float32), PEAK_CEILING)
 
     def save(self, path: str | os.PathLike, audio: np.ndarray, *, overwrite: bool = False,
-             subtype: str = "24") -> Path:
+             subtype: str = "24", sample_rate: int | None = None, length: int | None = None) -> Path:
         """Write one stem or mix ``audio`` [2, N] (48 kHz) to a .wav / .flac file, atomically (no partial
-        or temporary file on failure). Refuses, with an OutputPathError, to write over a file the last
-        :meth:`generate` / :meth:`inpaint` / :meth:`vary` / :meth:`arrange` call read (same path, a
-        symlink or a hard link) unless ``overwrite=True``, and an output folder it cannot write
-        (:func:`diffariff.fsutil.check_output_path`)."""
+        or temporary file on failure). ``sample_rate`` / ``length``: write it at that rate (soxr) with
+        exactly that many samples, e.g. a 44.1 kHz context's (:mod:`diffariff.timing.daw`). Refuses, with
+        an OutputPathError, to write over a file the last :meth:`generate` / :meth:`inpaint` /
+        :meth:`vary` / :meth:`arrange` call read (same path, a symlink or a hard link) unless
+        ``overwrite=True``, and an output folder it cannot write (:func:`diffariff.fsutil.check_output_path`)."""
         check_output_path(path, self.last_inputs, overwrite, flag="overwrite=True")
-        return save_audio(path, audio, SAMPLE_RATE, subtype=subtype)
+        sr = SAMPLE_RATE if sample_rate is None else int(sample_rate)
+        if sr == SAMPLE_RATE and length is None:
+            return save_audio(path, audio, SAMPLE_RATE, subtype=subtype)
+        from .timing.daw import OutputFormat, to_output_rate
+
+        n = int(length) if length is not None else int(round(np.asarray(audio).shape[-1] * sr / SAMPLE_RATE))
+        return save_audio(path, to_output_rate(audio, OutputFormat(sr, n)), sr, subtype=subtype)
 
 
 __all__ = ["Accompanist", "Arrangement", "Context", "crossfade_paste", "read_audio", "LONG_MODES", "SAMPLE_RATE"]

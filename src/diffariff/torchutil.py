@@ -14,7 +14,7 @@ def default_precision() -> str:
     """Lightning precision for CPU training on this machine: ``"bf16-mixed"`` where the CPU computes bf16
     natively (AVX-512 BF16 or AMX: ~1.5x faster than fp32 in our measurement), else ``"32-true"``. Without
     native bf16, autocast emulates it: on an AMD EPYC without ``avx512_bf16`` a codec training step took
-    32 s in bf16 against 3.3 s in fp32 (session 14)."""
+    32 s in bf16 against 3.3 s in fp32."""
     native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
     return "bf16-mixed" if native else "32-true"
 

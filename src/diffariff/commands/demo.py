@@ -11,7 +11,6 @@ import argparse
 import time
 from pathlib import Path
 
-from ..bundle import DEFAULT_BUNDLE, MANIFEST
 from ..fsutil import check_output_dir, check_output_paths
 from .options import cli_warnings
 
@@ -30,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 @cli_warnings
 def run(args: argparse.Namespace) -> int:
+    from ..bundle import DEFAULT_BUNDLE, MANIFEST  # torch: loaded only when the demo runs
+
     check_output_dir(args.out)  # before any rendering or model work
     if (DEFAULT_BUNDLE / MANIFEST).is_file():
         return _accompany(args)

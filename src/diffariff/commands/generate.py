@@ -1,10 +1,19 @@
 """``diffariff generate | arrange | inpaint | vary``: the Accompanist on the command line.
 
 Every command loads a model bundle (``--bundle PATH``, default: the packaged one), reads its audio with
-:mod:`diffariff.audio` (any rate / channel count; resampled to 48 kHz stereo), and writes 48 kHz
-stereo wav / flac files atomically, only after all generation succeeded: on any error nothing is
-written and a one-line message is printed (exit code 2 for bad input). With ``-n N`` > 1 the outputs
-are ``OUT_1.wav`` ... ``OUT_N.wav``. Progress bars appear on a terminal only (``--quiet`` hides them).
+:mod:`diffariff.audio` (any rate / channel count; resampled to 48 kHz stereo inside), and writes stereo
+wav / flac files atomically **at the context's sample rate and exact length** (44.1 kHz in, 44.1 kHz
+out; 48 kHz without a context), only after all generation succeeded: on any error nothing is written
+and a one-line message is printed (exit code 2 for bad input). Beside each output a sidecar
+``OUT.json`` (:mod:`diffariff.timing.daw`) gives the tempo, meter and first downbeat (``--no-sidecar``:
+none). With ``-n N`` > 1 the outputs are ``OUT_1.wav`` ... ``OUT_N.wav``. Progress bars appear on a
+terminal only (``--quiet`` hides them).
+
+Bars (:mod:`diffariff.timing`): ``generate --bars A:B`` writes a stem that plays in bars A to B only and
+is silent elsewhere; ``inpaint --bars A:B`` regenerates bars A to B and keeps the rest of the stem;
+``vary --bars A:B`` varies those bars only; ``generate --loop-bars N`` repeats an N-bar loop from bar 1
+(or over ``--bars``) to the end. The grid comes from the context's analysis; ``--bpm`` / ``--meter`` /
+``--downbeat`` override it.
 
 Before any model loads, each command checks, in this order: its option values; every output path
 (never one of the command's input files, by path, symlink or hard link, unless ``--overwrite``; never
@@ -24,7 +33,8 @@ from pathlib import Path
 
 from ..errors import InputError, OutputPathError
 from ..fsutil import AUDIO_SUFFIXES, check_output_dir, check_output_paths
-from .options import add_overwrite, cli_warnings, guidance_interval
+from .bar_options import check_sidecars, format_for, grid_for, stem_bars, timing_note, write_outputs_for
+from .options import add_overwrite, add_timing, cli_warnings, guidance_interval, timing_overrides
 
 _SUFFIXES = AUDIO_SUFFIXES
 
@@ -33,6 +43,9 @@ GENERATE_EXAMPLES = """examples:
   diffariff generate song.wav -o keys.wav --reference my_piano.wav --mix-out mix.wav
   diffariff generate song.flac -o drums.wav --text drums -n 3 --seed 7 --sampler consistency
   diffariff generate long_song.wav -o pad.wav --text "warm pad" --seconds 60
+  diffariff generate song.wav -o fill.wav --text "drum fill" --bars 9:12
+  diffariff generate song.wav -o bass.wav --text "bass" --loop-bars 4 --loop-out bass_loop.wav
+  diffariff generate song.wav -o bass.wav --text "bass" --bars 5:8 --bpm 92 --meter 4/4 --downbeat 0.12
 
 Any text is a valid prompt (it is embedded, not looked up); tag lists work best."""
 
@@ -45,11 +58,13 @@ Each part is generated against the context plus all stems before it; OUT_DIR get
 
 INPAINT_EXAMPLES = """examples:
   diffariff inpaint bass.wav song.wav --start 5 --end 8 -o bass_fixed.wav
-  diffariff inpaint drums.wav song.wav --start 2.5 --end 4 --text "drum fill" -o drums_fill.wav"""
+  diffariff inpaint drums.wav song.wav --start 2.5 --end 4 --text "drum fill" -o drums_fill.wav
+  diffariff inpaint bass.wav song.wav --bars 9:12 -o bass_fixed.wav        (bars 9 to 12, inclusive)"""
 
 VARY_EXAMPLES = """examples:
   diffariff vary bass.wav song.wav --strength 0.2 -o bass_var.wav       (subtle)
-  diffariff vary bass.wav song.wav --strength 0.8 -n 4 -o bass_var.wav  (loose, 4 candidates)"""
+  diffariff vary bass.wav song.wav --strength 0.8 -n 4 -o bass_var.wav  (loose, 4 candidates)
+  diffariff vary bass.wav song.wav --bars 5:8 -o bass_var.wav            (only bars 5 to 8 change)"""
 
 
 def _common(parser: argparse.ArgumentParser, *, conditions: bool = True) -> None:
@@ -100,6 +115,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--style-strength", type=float, default=0.5, help="style grounding strength 0-1 (default 0.5)")
     p.add_argument("--loop", type=int, choices=(2, 4), default=None, help="make the stem repeat 2 or 4 times")
     p.add_argument("--loop-strength", type=float, default=0.5, help="fraction of steps tied to the loop")
+    p.add_argument("--loop-bars", type=int, default=None, metavar="N",
+                   help="an N-bar loop (from bar 1, or from the first of --bars) repeated to the end (or over --bars)")
+    p.add_argument("--loop-out", type=Path, default=None, help="with --loop-bars: also write the bare N-bar loop here")
+    add_timing(p)
     _common(p)
     p.add_argument("--no-prior", action="store_true",
                    help="with no --text / --reference: do not let the bundle's context prior choose the "
@@ -115,6 +134,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--part", action="append", required=True, metavar="PROMPT", help="a part's text prompt (repeat)")
     _output(a, "output folder")
     a.add_argument("--seconds", type=float, default=None, help="length (required without a context; crops one)")
+    add_timing(a, bars=False)
     _common(a, conditions=False)
     a.set_defaults(func=run_arrange)
 
@@ -122,10 +142,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               formatter_class=fmt, description="Regenerate seconds START-END of STEM, keep the rest.")
     i.add_argument("stem", type=Path, help="the stem to edit")
     i.add_argument("context", type=Path, help="its context mix (same length)")
-    i.add_argument("--start", type=float, required=True, help="start of the span (seconds)")
-    i.add_argument("--end", type=float, required=True, help="end of the span (seconds)")
+    i.add_argument("--start", type=float, default=None, help="start of the span (seconds; or give --bars)")
+    i.add_argument("--end", type=float, default=None, help="end of the span (seconds; or give --bars)")
     i.add_argument("--crossfade", type=float, default=0.05, help="crossfade at the borders (seconds, default 0.05)")
     _output(i, "output stem (.wav or .flac)")
+    add_timing(i)
     _common(i)
     i.set_defaults(func=run_inpaint)
 
@@ -135,6 +156,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("context", type=Path, help="its context mix (same length)")
     v.add_argument("--strength", type=float, default=0.5, help="variation strength in (0, 1] (default 0.5)")
     _output(v, "output stem (.wav or .flac)")
+    add_timing(v)
     _common(v)
     v.set_defaults(func=run_vary)
 
@@ -216,14 +238,6 @@ def _load(args: argparse.Namespace):
     return Accompanist.from_pretrained(args.bundle)
 
 
-def _save_all(items: list[tuple[Path, object]]) -> None:
-    from ..audio import save_audio
-    from ..pipeline import SAMPLE_RATE
-
-    for path, audio in items:
-        save_audio(path, audio, SAMPLE_RATE)
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:40] or "part"
 
@@ -232,28 +246,68 @@ def _slug(text: str) -> str:
 @cli_warnings
 def run_generate(args: argparse.Namespace) -> int:
     _check_common(args)
-    mixes = _outputs(args.mix_out, args.n) if args.mix_out is not None else []
-    check_output_paths(_outputs(args.out, args.n) + mixes, [args.context, args.reference, args.style_reference],
-                       args.overwrite)
-    _check_inputs(args, context_seconds=args.seconds)
-    acc = _load(args)
-    stems = acc.generate(
-        args.context, seconds=args.seconds, width=args.width, seed=args.seed, n=args.n,
-        decode_steps=args.decode_steps, max_seconds=args.max_seconds, progress=_progress(args),
-        style_reference=args.style_reference, style_strength=args.style_strength, loop=args.loop,
-        loop_strength=args.loop_strength, use_prior=not args.no_prior,
-        prior_guidance=args.prior_guidance, **_sampling(args), **_conditions(args))
+    args.timing = timing_overrides(args)
+    if args.loop_bars is not None and args.loop_bars < 1:
+        raise InputError(f"--loop-bars must be >= 1, got {args.loop_bars}")
+    if args.loop_out is not None and args.loop_bars is None:
+        raise InputError("--loop-out needs --loop-bars")
+    if args.loop_bars is not None and args.loop is not None:
+        raise InputError("--loop and --loop-bars cannot be combined; --loop-bars N makes an N-bar loop")
     outs = _outputs(args.out, args.n)
+    mixes = _outputs(args.mix_out, args.n) if args.mix_out is not None else []
+    loops = _outputs(args.loop_out, args.n) if args.loop_out is not None else []
+    inputs = [args.context, args.reference, args.style_reference]
+    check_output_paths(outs + mixes + loops, inputs, args.overwrite)
+    check_sidecars(args, outs + mixes + loops, inputs)
+    _check_inputs(args, context_seconds=args.seconds)
+    bar_mode = args.bars is not None or args.loop_bars is not None
+    grid = grid_for(args, args.context, seconds=args.seconds, required=bar_mode)
+    bars = None
+    if args.bars is not None:
+        from ..timing.bars import parse_bars
+
+        bars = grid.check_bars(*parse_bars(args.bars))
+    first = bars[0] if bars is not None else 1
+    if args.loop_bars is not None:
+        grid.check_bars(first, first + args.loop_bars - 1, whole=True, what=f"--loop-bars {args.loop_bars}: bars")
+    fmt = format_for(args.context, args.seconds)
+    acc = _load(args)
+    kw = dict(seconds=args.seconds, width=args.width, seed=args.seed, n=args.n, decode_steps=args.decode_steps,
+              max_seconds=args.max_seconds, progress=_progress(args), style_reference=args.style_reference,
+              style_strength=args.style_strength, use_prior=not args.no_prior, prior_guidance=args.prior_guidance,
+              **_sampling(args), **_conditions(args))
+    if args.loop_bars is not None:
+        stems = acc.generate_loop(args.context, args.loop_bars, start_bar=first, bars=bars, grid=grid, **kw)
+    elif bars is not None:
+        stems = acc.generate_bars(args.context, bars, grid=grid, **kw)
+    else:
+        stems = acc.generate(args.context, loop=args.loop, loop_strength=args.loop_strength, **kw)
     items = list(zip(outs, stems))
     if args.mix_out is not None:
         from ..pipeline import read_audio
 
         ctx = read_audio(args.context, what="context", max_seconds=args.max_seconds, seconds=args.seconds)
-        items += [(p, acc.mix(ctx, s)) for p, s in zip(_outputs(args.mix_out, args.n), stems)]
-    _save_all(items)
+        items += [(p, acc.mix(ctx, s)) for p, s in zip(mixes, stems)]
+    kinds = ["stem"] * len(outs) + ["mix"] * len(mixes)
+    write_outputs_for(args, items, fmt, grid, bars=acc.last_bars if bar_mode else None, loop_bars=args.loop_bars, kinds=kinds)
+    if loops:
+        from ..timing.bars import BarGrid
+        from ..timing.daw import OutputFormat
+
+        loop_fmt = OutputFormat(fmt.sample_rate, int(round(args.loop_bars * grid.bar_seconds * fmt.sample_rate)))
+        loop_grid = BarGrid.regular(grid.bpm, grid.meter, 0.0, loop_fmt.length / loop_fmt.sample_rate)
+        write_outputs_for(args, list(zip(loops, acc.last_loop)), loop_fmt, loop_grid, bars=(1, args.loop_bars),
+               loop_bars=args.loop_bars, kinds=["loop"] * len(loops))
     secs = stems.shape[-1] / acc.sample_rate
     chosen = "; instrument chosen by the context prior" if acc.last_condition == "prior" else ""
-    print(f"wrote {', '.join(str(p) for p, _ in items)} ({secs:.2f} s, seed {acc.last_seed}{chosen})")
+    written = [p for p, _ in items] + loops
+    print(f"wrote {', '.join(str(p) for p in written)} ({secs:.2f} s at {fmt.sample_rate} Hz, seed {acc.last_seed}"
+          f"{chosen}{timing_note(grid, acc.last_bars if bar_mode else None)})")
+    for k, seam in enumerate(acc.last_loop_seams if args.loop_bars is not None else []):
+        ref = seam["downbeat_flux_ratio"]
+        print(f"loop {k + 1}: {args.loop_bars} bars = {args.loop_bars * grid.bar_seconds:.3f} s; spectral flux at the "
+              f"loop point {seam['seam_flux_ratio']:.2f} x the median"
+              + (f" (bar lines inside the loop: {ref:.2f} x)" if ref is not None else ""))
     return 0
 
 
@@ -275,45 +329,73 @@ def run_arrange(args: argparse.Namespace) -> int:
     paths = [args.out / f"stem_{k:02d}_{_slug(p)}.wav" for k, p in enumerate(args.part, 1)] + [args.out / "mix.wav"]
     check_output_dir(args.out)
     check_output_paths(paths, [args.context], args.overwrite)
+    args.timing = timing_overrides(args)
+    check_sidecars(args, paths, [args.context])
     _check_inputs(args, context_seconds=args.seconds)
+    grid = grid_for(args, args.context, seconds=args.seconds, required=False)
+    fmt = format_for(args.context, args.seconds)
     acc = _load(args)
     result = acc.arrange(args.context, [{"text": p} for p in args.part], seconds=args.seconds, seed=args.seed,
                          progress=_progress(args), width=args.width, decode_steps=args.decode_steps,
                          max_seconds=args.max_seconds, **_sampling(args))
-    _save_all(list(zip(paths, [*result.stems, result.mix])))
-    print(f"wrote {len(result.stems)} stems and mix.wav to {args.out}")
+    write_outputs_for(args, list(zip(paths, [*result.stems, result.mix])), fmt, grid,
+           kinds=["stem"] * len(result.stems) + ["mix"])
+    print(f"wrote {len(result.stems)} stems and mix.wav to {args.out} at {fmt.sample_rate} Hz{timing_note(grid, None)}")
     return 0
 
 
 @cli_warnings
 def run_inpaint(args: argparse.Namespace) -> int:
     _check_common(args)
-    check_output_paths(_outputs(args.out, args.n), [args.stem, args.context, args.reference], args.overwrite)
-    dur = _check_stem_and_context(args).seconds
-    if not 0 <= args.start < args.end <= dur + 1e-9:
-        raise InputError(f"inpaint region must satisfy 0 <= start < end <= {dur:.2f} s, got {args.start}-{args.end}")
-    acc = _load(args)
-    stems = acc.inpaint(args.stem, args.context, args.start, args.end, crossfade_s=args.crossfade, width=args.width,
-                        seed=args.seed, n=args.n, decode_steps=args.decode_steps, max_seconds=args.max_seconds,
-                        progress=_progress(args), **_sampling(args), **_conditions(args))
+    args.timing = timing_overrides(args)
+    if args.bars is not None and (args.start is not None or args.end is not None):
+        raise InputError("give the span either as --bars A:B or as --start/--end seconds, not both")
+    if args.bars is None and (args.start is None or args.end is None):
+        raise InputError("give the span to regenerate: --start and --end (seconds), or --bars A:B")
     outs = _outputs(args.out, args.n)
-    _save_all(list(zip(outs, stems)))
-    print(f"wrote {', '.join(map(str, outs))} (seconds {args.start:g}-{args.end:g} regenerated, seed {acc.last_seed})")
+    inputs = [args.stem, args.context, args.reference]
+    check_output_paths(outs, inputs, args.overwrite)
+    check_sidecars(args, outs, inputs)
+    dur = _check_stem_and_context(args).seconds
+    if args.bars is None and not 0 <= args.start < args.end <= dur + 1e-9:
+        raise InputError(f"inpaint region must satisfy 0 <= start < end <= {dur:.2f} s, got {args.start}-{args.end}")
+    grid, bars = stem_bars(args)
+    fmt = format_for(args.context, None)
+    acc = _load(args)
+    kw = dict(crossfade_s=args.crossfade, width=args.width, seed=args.seed, n=args.n, decode_steps=args.decode_steps,
+              max_seconds=args.max_seconds, progress=_progress(args), **_sampling(args), **_conditions(args))
+    if bars is not None:
+        stems = acc.inpaint_bars(args.stem, args.context, bars, grid=grid, **kw)
+        what = f"bars {bars[0]}-{bars[1]}"
+    else:
+        stems = acc.inpaint(args.stem, args.context, args.start, args.end, **kw)
+        what = f"seconds {args.start:g}-{args.end:g}"
+    write_outputs_for(args, list(zip(outs, stems)), fmt, grid, bars=bars)
+    print(f"wrote {', '.join(map(str, outs))} ({what} regenerated, seed {acc.last_seed}{timing_note(grid, None)})")
     return 0
 
 
 @cli_warnings
 def run_vary(args: argparse.Namespace) -> int:
     _check_common(args)
+    args.timing = timing_overrides(args)
     if not 0.0 < args.strength <= 1.0:
         raise InputError(f"variation strength must be in (0, 1], got {args.strength}")
-    check_output_paths(_outputs(args.out, args.n), [args.stem, args.context, args.reference], args.overwrite)
-    _check_stem_and_context(args)
-    acc = _load(args)
-    stems = acc.vary(args.stem, args.context, args.strength, width=args.width, seed=args.seed, n=args.n,
-                     decode_steps=args.decode_steps, max_seconds=args.max_seconds, progress=_progress(args),
-                     **_sampling(args), **_conditions(args))
     outs = _outputs(args.out, args.n)
-    _save_all(list(zip(outs, stems)))
-    print(f"wrote {', '.join(map(str, outs))} (strength {args.strength:g}, seed {acc.last_seed})")
+    inputs = [args.stem, args.context, args.reference]
+    check_output_paths(outs, inputs, args.overwrite)
+    check_sidecars(args, outs, inputs)
+    _check_stem_and_context(args)
+    grid, bars = stem_bars(args)
+    fmt = format_for(args.context, None)
+    acc = _load(args)
+    kw = dict(width=args.width, seed=args.seed, n=args.n, decode_steps=args.decode_steps, max_seconds=args.max_seconds,
+              progress=_progress(args), **_sampling(args), **_conditions(args))
+    if bars is not None:
+        stems = acc.vary_bars(args.stem, args.context, bars, args.strength, grid=grid, **kw)
+    else:
+        stems = acc.vary(args.stem, args.context, args.strength, **kw)
+    write_outputs_for(args, list(zip(outs, stems)), fmt, grid, bars=bars)
+    where = f", bars {bars[0]}-{bars[1]}" if bars is not None else ""
+    print(f"wrote {', '.join(map(str, outs))} (strength {args.strength:g}{where}, seed {acc.last_seed})")
     return 0

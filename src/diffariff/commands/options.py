@@ -63,3 +63,33 @@ def cli_warnings(handler: Callable[[argparse.Namespace], int]) -> Callable[[argp
             return handler(args)
 
     return run
+
+
+def add_timing(parser: argparse.ArgumentParser, *, bars: bool = True, sidecar: bool = True) -> None:
+    """The bar options: ``--bars A:B`` (when ``bars``), the analysis overrides ``--bpm`` / ``--meter`` /
+    ``--downbeat`` and ``--no-sidecar`` (when ``sidecar``)."""
+    g = parser.add_argument_group("bars and tempo (bars are numbered from 1, ranges inclusive, like a DAW)")
+    if bars:
+        g.add_argument("--bars", default=None, metavar="A:B", help="work on bars A to B only (e.g. 9:12)")
+    g.add_argument("--bpm", type=float, default=None,
+                   help="tempo in quarter notes per minute, instead of the detected one (20 < BPM < 400)")
+    g.add_argument("--meter", default=None, help="meter instead of the detected one: 4/4, 3/4, 6/8, ...")
+    g.add_argument("--downbeat", type=float, default=None, metavar="SECONDS",
+                   help="time of the first downbeat (bar 1) instead of the detected one")
+    if sidecar:
+        g.add_argument("--no-sidecar", action="store_true",
+                       help="do not write OUT.json (tempo, meter, first downbeat) beside each output")
+
+
+def timing_overrides(args: argparse.Namespace) -> dict:
+    """``bpm`` / ``meter`` / ``downbeat`` from the bar options, checked (InputError: one line); a
+    ``--bars`` value is checked for form too (its end against the audio later)."""
+    from ..timing.bars import check_bpm, parse_bars, parse_meter
+
+    if getattr(args, "bars", None) is not None:
+        parse_bars(args.bars)
+    bpm = None if args.bpm is None else check_bpm(args.bpm)
+    meter = None if args.meter is None else parse_meter(args.meter)
+    if args.downbeat is not None and not (math.isfinite(args.downbeat) and args.downbeat >= 0):
+        raise InputError(f"--downbeat must be a time >= 0 s, got {args.downbeat:g}")
+    return {"bpm": bpm, "meter": meter, "downbeat": args.downbeat}

@@ -9,7 +9,8 @@ from s_{i+1} down to s_i replaces the shared-noise construction.
 
 Parameterisation: f(x, s) = c_skip(s) x + c_out(s) F(c_in(s) x, c_noise(s)) with
 c_skip = sd^2 / ((s - s_min)^2 + sd^2), c_out = sd (s - s_min) / sqrt(sd^2 + s^2), so f(x, s_min) = x.
-Tensors of any rank [B, ...] (latents [B, 64, T]).
+Tensors of any rank [B, ...] (latents [B, 64, T]). The few-step sampler itself is
+:func:`diffariff.diffusion.samplers.sample_consistency`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from torch import nn
 
 from ..errors import ConfigError, InputError
 from .edm import append_dims, batch_sigma
-from .samplers import _check, _sig, register_sampler
 
 
 @dataclass
@@ -156,33 +156,3 @@ def consistency_loss(
     pred = model(x_hi, s_hi, **cond)
     weight = 1.0 / (s_hi - s_lo)
     return weight.float() * pseudo_huber(pred, target, config.huber_c), s_hi
-
-
-@torch.no_grad()
-def sample_consistency(
-    denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    x: torch.Tensor,
-    sigmas: torch.Tensor,
-    callback: Callable | None = None,
-    generator: torch.Generator | None = None,
-    sigma_min: float = 0.002,
-) -> torch.Tensor:
-    """Multistep consistency sampling: x0 = f(x, sigmas[0]); then for each further sigma > 0,
-    re-noise x = x0 + sqrt(s^2 - sigma_min^2) z and x0 = f(x, s). ``x`` starts at noise level
-    sigmas[0]; a trailing 0 in ``sigmas`` is ignored. Use <= 5 steps (e.g. karras_sigmas(5))."""
-    _check(x, sigmas)
-    sig = [s for s in sigmas.tolist() if s > 0]
-    if not sig:
-        raise InputError("consistency sampling needs at least one sigma > 0")
-    x0 = x
-    for i, s in enumerate(sig):
-        if i > 0:
-            z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            x = x0 + z * math.sqrt(max(s * s - sigma_min * sigma_min, 0.0))
-        x0 = denoise(x, _sig(s, x))
-        if callback is not None:
-            callback(dict(i=i, x=x, sigma=s, sigma_hat=s, denoised=x0))
-    return x0
-
-
-register_sampler("consistency", sample_consistency)

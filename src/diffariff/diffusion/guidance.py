@@ -1,6 +1,6 @@
 """Classifier-free guidance with separate strengths for the context and the CLAP condition.
 
-Form (SPEC, nested CFG): with D(c, e) the denoiser given context c and CLAP embedding e (0 = dropped),
+Form (nested CFG, as in Improved Diff-A-Riff): with D(c, e) the denoiser given context c and CLAP embedding e (0 = dropped),
 
     D = D(0,0) + w_ctx (D(ctx,0) - D(0,0)) + w_clap (D(ctx,clap) - D(ctx,0))
       = (1 - w_ctx) D(0,0) + (w_ctx - w_clap) D(ctx,0) + w_clap D(ctx,clap).

@@ -125,24 +125,50 @@ def sample_dpmpp_2m(
     return x
 
 
+@torch.no_grad()
+def sample_consistency(
+    denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    callback: Callable | None = None,
+    generator: torch.Generator | None = None,
+    sigma_min: float = 0.002,
+) -> torch.Tensor:
+    """Multistep consistency sampling: x0 = f(x, sigmas[0]); then for each further sigma > 0,
+    re-noise x = x0 + sqrt(s^2 - sigma_min^2) z and x0 = f(x, s). ``x`` starts at noise level
+    sigmas[0]; a trailing 0 in ``sigmas`` is ignored. Use <= 5 steps (e.g. karras_sigmas(5))."""
+    _check(x, sigmas)
+    sig = [s for s in sigmas.tolist() if s > 0]
+    if not sig:
+        raise InputError("consistency sampling needs at least one sigma > 0")
+    x0 = x
+    for i, s in enumerate(sig):
+        if i > 0:
+            z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = x0 + z * math.sqrt(max(s * s - sigma_min * sigma_min, 0.0))
+        x0 = denoise(x, _sig(s, x))
+        if callback is not None:
+            callback(dict(i=i, x=x, sigma=s, sigma_hat=s, denoised=x0))
+    return x0
+
+
 SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "euler": sample_euler,
     "heun": sample_heun,
     "dpmpp_2m": sample_dpmpp_2m,
+    "consistency": sample_consistency,
 }
 DEFAULT_SAMPLER = "heun"
 
 
 def register_sampler(name: str, fn: Callable[..., torch.Tensor]) -> None:
-    """Add a sampler (same signature) to :data:`SAMPLERS` (used by consistency.py)."""
+    """Add a sampler (same signature) to :data:`SAMPLERS`."""
     SAMPLERS[name] = fn
 
 
 def get_sampler(name: str) -> Callable[..., torch.Tensor]:
     """The sampler registered as ``name`` ("euler", "heun", "dpmpp_2m", "consistency");
     ConfigError listing the choices otherwise."""
-    from . import consistency  # noqa: F401  (registers "consistency")
-
     if name not in SAMPLERS:
         raise ConfigError(f"unknown sampler '{name}' (choose from {', '.join(sorted(SAMPLERS))})")
     return SAMPLERS[name]

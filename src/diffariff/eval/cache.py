@@ -27,22 +27,8 @@ import torch
 from ..errors import InputError
 from ..fsutil import atomic_path
 
-#: Bytes read at a time when hashing a checkpoint file.
-_READ_CHUNK = 1 << 20
 #: Characters of a digest kept in keys and folder names.
 _DIGEST_CHARS = 32
-
-
-def file_hash(path: str | os.PathLike) -> str:
-    """SHA-256 hex digest of a file's bytes (the CLAP checkpoint's identity)."""
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(_READ_CHUNK), b""):
-                h.update(block)
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return h.hexdigest()
 
 
 def audio_key(audio, sample_rate: int) -> str:
@@ -71,7 +57,7 @@ class EmbeddingCache:
 
     Args:
         root: cache folder (created on the first flush); ``None`` keeps everything in memory.
-        model_id: identity of the embedder (e.g. :func:`file_hash` of the CLAP checkpoint).
+        model_id: identity of the embedder (e.g. :func:`~diffariff.checkpoint.file_sha256` of the CLAP checkpoint).
     """
 
     def __init__(self, root: str | os.PathLike | None, model_id: str):

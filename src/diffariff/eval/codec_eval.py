@@ -69,7 +69,7 @@ class CodecEvalConfig:
     seam_seconds: float = 0.0
     seam_chunk_seconds: float = 5.0
     latent_probe: int = 0  # training-split windows of the latent pitch probe (0: off)
-    stem_draw: str = "first"  # one of STEM_DRAWS; "first" is the draw of every report before session 15
+    stem_draw: str = "first"  # one of STEM_DRAWS; "first" (the default) keeps earlier reports reproducible
 
     def __post_init__(self) -> None:
         if int(self.n) < 1:

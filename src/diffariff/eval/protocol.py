@@ -131,8 +131,8 @@ class GenerationEvalConfig:
         prompt_tags: the CS_TA prompt is the target stem's first this-many tags.
         batch_size: clips per CLAP forward pass.
         stem_draw: target stem of each pair, one of ``diffariff.data.pairs.STEM_DRAWS``: "first" (each song's stems in turn from
-            its first: the draw of every report before session 25; with fewer than 2 pairs per song mostly
-            drums and bass) or "cycle" (pair j takes song j's j-th stem, so a draw over many songs still
+            its first: the default, kept so that earlier reports reproduce; with fewer than 2 pairs per song
+            mostly drums and bass) or "cycle" (pair j takes song j's j-th stem, so a draw over many songs still
             spans the roles). Both the evaluated and the reference draw use it.
     """
 

@@ -109,23 +109,3 @@ class DiT(nn.Module):
         shift, scale = self.ada_out(cond)
         h = modulate(self.norm_out(h), shift, scale)
         return self.proj_out(h).transpose(1, 2)
-
-
-
-NET_KINDS = ("dit", "unet1d")
-
-
-def build_net(kind: str, config: dict | DiTConfig | object) -> nn.Module:
-    """Build a latent network from its kind ("dit" or "unet1d") and a config dataclass or a plain
-    dict (as read from ``configs/*.json`` or a checkpoint; unknown keys are a ConfigError)."""
-    from ..checkpoint import config_from_dict
-    from .unet1d import UNet1d, UNetConfig
-
-    classes = {"dit": (DiTConfig, DiT), "unet1d": (UNetConfig, UNet1d)}
-    if kind not in classes:
-        raise ConfigError(f"unknown network kind '{kind}' (choose from {', '.join(NET_KINDS)})")
-    cfg_cls, net_cls = classes[kind]
-    cfg = config_from_dict(cfg_cls, config) if isinstance(config, dict) else config
-    if not isinstance(cfg, cfg_cls):
-        raise ConfigError(f"a '{kind}' network needs a {cfg_cls.__name__}, got {type(config).__name__}")
-    return net_cls(cfg)

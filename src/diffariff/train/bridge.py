@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..clap.bridge import BridgeConfig, ClapBridge, StemEmbeddings, file_sha256, stem_crop_embeddings
 from ..clap.prompts import stem_prompt
 from ..errors import ConfigError, InputError
+from ..priors.bridge import BridgeConfig, ClapBridge, StemEmbeddings, file_sha256, stem_crop_embeddings
 
 PAIRS_FILE = "pairs.safetensors"
 PAIRS_KIND = "bridge-pairs"
@@ -350,11 +350,11 @@ def run(args: argparse.Namespace) -> int:
     """Train (or resume), export the bridge and evaluate it. Returns the exit code."""
     import lightning as L
 
-    from ..clap.bridge import evaluate_bridge, format_bridge_report
     from ..clap.builtin import BuiltinClap
     from ..clap.corpus import scan_songs
     from ..errors import DatasetError
     from ..fsutil import write_json_atomic
+    from ..priors.bridge import evaluate_bridge, format_bridge_report
     from ..torchutil import setup_cpu
 
     setup_cpu()

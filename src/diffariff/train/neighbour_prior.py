@@ -42,8 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Pool the pairs, build, save and score the prior."""
-    from ..clap.context_prior import PriorPairs, evaluate_prior, format_prior_report, role_centroids
-    from ..clap.neighbour_prior import NeighbourPrior, NeighbourPriorConfig
+    from ..priors.context_prior import PriorPairs, evaluate_prior, format_prior_report, role_centroids
+    from ..priors.neighbour_prior import NeighbourPrior, NeighbourPriorConfig
     from ..torchutil import setup_cpu
     from .prior import read_pairs_folder
 

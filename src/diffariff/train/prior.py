@@ -25,15 +25,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..clap.bridge import BridgeConfig, ClapBridge, file_sha256
-from ..clap.context_prior import (
+from ..errors import ConfigError, InputError
+from ..priors.bridge import BridgeConfig, ClapBridge, file_sha256
+from ..priors.context_prior import (
     PriorPairs,
     embed_pair_items,
     evaluate_prior,
     format_prior_report,
     role_centroids,
 )
-from ..errors import ConfigError, InputError
 
 PAIRS_KIND = "prior-pairs"
 
