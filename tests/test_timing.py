@@ -51,6 +51,29 @@ def test_detection_on_most_rendered_songs(songs):
     assert np.mean([r["beat_f"] for r in rows]) >= 0.8
 
 
+def test_the_fitted_scorer_is_loaded_and_matches_the_features():
+    from diffariff.timing import meter
+
+    assert meter.SCORER.names == meter.FEATURES  # a stale meter_weights.json would fall back to WEIGHTS
+    assert meter.SCORER.hidden.shape == (len(meter.FEATURES), meter.SCORER.out.shape[0])
+    assert meter.SCORER.out.shape[0] > 0 and np.all(meter.SCORER.scale > 0)
+
+
+def test_refine_grid_keeps_a_click_track_grid_on_its_clicks():
+    from diffariff.timing.beats import ANALYSIS_SR, onset_features, refine_grid
+
+    rng = np.random.default_rng(0)
+    period, first = 60.0 / 97.0, 0.25  # 97 bpm broadband clicks (noise bursts) from 0.25 s
+    y = np.zeros(int(ANALYSIS_SR * 12.0), np.float32)
+    for t in first + period * np.arange(19):
+        i = int(round(t * ANALYSIS_SR))
+        y[i:i + 2000] += (rng.standard_normal(2000) * np.exp(-np.arange(2000) / 300.0)).astype(np.float32)
+    feats = onset_features(y)
+    p, anchor = refine_grid(feats, period, first + 0.02)  # start 20 ms late
+    assert abs(p / period - 1) < 0.006
+    assert abs((anchor - first + period / 2) % period - period / 2) < 0.035  # onset frames lag ~25 ms
+
+
 def test_given_tempo_and_meter_leave_only_the_downbeat_to_find(songs):
     for meta, audio, sr in songs:
         meter = tuple(meta["meter"])

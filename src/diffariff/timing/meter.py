@@ -1,7 +1,7 @@
 """Meter and downbeats from beat-synchronous accents: which bar length, which phase, which meter.
 
-Given a regular beat grid (:class:`~diffariff.timing.tempo.BeatGrid`, period ``p``), every beat ``i``
-gets three accent features, each z-scored over the beats:
+Given regular beat grids (:class:`~diffariff.timing.beats.BeatGrid`, period ``p``, tracked at several
+metrical levels), every beat ``i`` of a grid gets three accent features, each z-scored over the beats:
 
 * ``onset``: the largest onset strength within 35 ms of the beat (all bands);
 * ``low``: the same below 200 Hz (kick drum, bass notes);
@@ -11,22 +11,25 @@ gets three accent features, each z-scored over the beats:
 A hypothesis is a bar of ``k`` tracked beats (``k`` in 2, 3, 4, 6, 8) starting on beats ``i = phase
 mod k``, with a reading of what the tracked beat is (:data:`HYPOTHESES`): e.g. ``k = 2`` is 4/4 with
 half notes tracked or 6/8 with dotted quarters tracked, ``k = 6`` is 3/4 or 6/8 with eighths tracked.
-Its score is the contrast of the accents on the downbeats against all other beats (weights
-:data:`WEIGHTS`), plus the evidence for the reading (the beat divided in two or in three; a 3+3 or a
-2+2+2 grouping of six eighths), plus a log-normal prior on the tempo in quarter notes per minute
-(centre :data:`PRIOR_BPM`). The best hypothesis gives the meter, the tempo (``60 x quarters per
-tracked beat / p``) and the first downbeat.
+Its features (:data:`FEATURES`) are the contrast of the accents on the downbeats against all other
+beats, whether odd and even bars differ (the "bar" would then be two bars), the evidence for the
+reading (the beat divided in two or in three; a 3+3 or a 2+2+2 grouping of six eighths; kick in the
+middle of the bar), how well the grid and the notated beats (quarters, eighths in 6/8) and the points
+between them land on onsets, and the tempo in quarter notes per minute (log2 of tempo /
+:data:`PRIOR_BPM`, its square, per meter). A small network (:data:`SCORER`, fitted on rendered corpus
+songs by :mod:`diffariff.timing.fit`) scores them; hypotheses of every grid with a tempo inside
+:data:`TEMPO_RANGE` compete, and the best gives the meter, the tempo (``60 x quarters per tracked beat
+/ p``) and the first downbeat.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
 
 import numpy as np
 
-from .tempo import BeatGrid, OnsetFeatures
+from .beats import BeatGrid, OnsetFeatures
+from .scorer import load_scorer
 
 #: (beats per bar k, meter, quarter notes per tracked beat): the readings scored.
 HYPOTHESES: tuple[tuple[int, tuple[int, int], float], ...] = (
@@ -34,24 +37,29 @@ HYPOTHESES: tuple[tuple[int, tuple[int, int], float], ...] = (
     (6, (3, 4), 0.5), (6, (6, 8), 0.5), (8, (4, 4), 0.5),
 )
 PRIOR_BPM = 110.0
-#: Names of the features a hypothesis is scored on (:func:`_features`), and their weights: fitted on
-#: rendered corpus songs (:mod:`diffariff.timing.fit`) and stored beside this module.
+#: Names of the features a hypothesis is scored on (:func:`_features`). Their scorer (a small network,
+#: :mod:`diffariff.timing.scorer`) is fitted on rendered corpus songs (:mod:`diffariff.timing.fit`) and
+#: stored beside this module; :data:`WEIGHTS` is the linear fallback when no fitted scorer matches.
 FEATURES = ("onset", "low", "chroma", "subdivision", "grouping", "sixteenths", "tempo_prior", "repetition",
-            "triple", "compound", "level")
-WEIGHTS: dict[str, float] = {"onset": 0.3, "low": 0.5, "chroma": 1.0, "subdivision": 0.5, "grouping": 0.5,
-                             "sixteenths": 0.5, "tempo_prior": 0.8, "repetition": 2.0, "triple": 0.0,
-                             "compound": 0.0, "level": 0.0}
-WEIGHTS_FILE = Path(__file__).with_name("meter_weights.json")
-if WEIGHTS_FILE.is_file():
-    WEIGHTS.update(json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))["weights"])
+            "triple", "compound", "level", "grid_on", "beat_on", "beat_off", "lt_44", "lt2_44", "lt_34", "lt2_34",
+            "lt_68", "lt2_68", "ternary", "beat_quarter", "low_half") + tuple(
+    f"{name}_{m}" for name in ("off", "quarter", "tern", "btern") for m in ("44", "34", "68")) + (
+    "alt_onset", "alt_low", "alt_chroma")
+WEIGHTS: dict[str, float] = {"onset": 0.4, "low": 1.3, "chroma": 2.5, "subdivision": 0.9, "grouping": 0.3,
+                             "sixteenths": 1.1, "tempo_prior": 1.9, "repetition": 0.5, "level": 0.9}
+SCORER = load_scorer(FEATURES, WEIGHTS)
+#: Quarter-note tempi (bpm) a detected hypothesis may have; a given ``bpm`` is not restricted.
+TEMPO_RANGE = (40.0, 250.0)
 WINDOW_S = 0.035
 
 
 @dataclasses.dataclass
 class BarChoice:
     """The chosen bar hypothesis: ``bpm`` (quarter notes per minute), ``meter``, a ``downbeat_s`` on the
-    grid, ``bar_seconds``, its ``score`` and every scored hypothesis in ``candidates`` (best first)."""
+    grid (seconds), ``bar_seconds``, its ``score``, every scored hypothesis in ``candidates`` (best
+    first) and the beat ``grid`` it was found on."""
 
+    grid: BeatGrid
     bpm: float
     meter: tuple[int, int]
     downbeat_s: float
@@ -166,69 +174,150 @@ def repetition(feats: OnsetFeatures, times: np.ndarray, period: float, lags=(2, 
     return {lag: float(np.mean(np.sum(v[:-lag] * v[lag:], axis=1))) if len(v) > lag else 0.0 for lag in lags}
 
 
-def choose_bars(feats: OnsetFeatures, beats: BeatGrid, *, bpm: float | None = None,
-                meter: tuple[int, int] | None = None, downbeat_s: float | None = None) -> BarChoice:
-    """Score the hypotheses (module doc) on the beat grid and return the best. ``bpm`` / ``meter`` /
-    ``downbeat_s`` restrict the search to matching hypotheses (a tempo within 6 %; the phase whose
-    downbeat is nearest the given one); with a meter outside :data:`HYPOTHESES` its own bar length
-    is used."""
-    p = beats.period_s
-    times = beat_positions(feats, p, beats.phase_s)
+def salience(feats: OnsetFeatures, times: np.ndarray) -> float:
+    """Mean onset strength (all bands) within 20 ms of ``times`` (seconds), in standard deviations of
+    the envelope above its mean."""
+    env = feats.onset
+    fr = np.round(times * feats.fps).astype(int)
+    fr = fr[(fr >= 0) & (fr < len(env))]
+    if not len(fr):
+        return 0.0
+    half = max(1, int(round(0.02 * feats.fps)))
+    return (float(_peak_at(env, fr, half).mean()) - float(env.mean())) / (float(np.std(env)) + 1e-9)
+
+
+@dataclasses.dataclass
+class _GridStats:
+    """Per-grid quantities shared by its hypotheses (module doc)."""
+
+    grid: BeatGrid
+    times: np.ndarray
+    acc: dict[str, np.ndarray]
+    sub: float
+    halfb: float
+    rep: dict[int, float]
+    rep_mean: float
+    on: float
+
+
+def _grid_stats(feats: OnsetFeatures, grid: BeatGrid) -> _GridStats:
+    p = grid.period_s
+    times = beat_positions(feats, p, grid.phase_s)
     if len(times) < 4:
-        times = beats.phase_s + p * np.arange(4)
-    acc = beat_accents(feats, times, p)
-    sub = subdivision(feats, times, p)
-    halfb = half_beat(feats, times, p)
+        times = grid.phase_s + p * np.arange(4)
     rep = repetition(feats, times, p)
-    rep_mean = float(np.mean(list(rep.values())))
+    return _GridStats(grid, times, beat_accents(feats, times, p), subdivision(feats, times, p),
+                      half_beat(feats, times, p), rep, float(np.mean(list(rep.values()))), salience(feats, times))
+
+
+def choose_bars(feats: OnsetFeatures, grids: BeatGrid | list[BeatGrid], *, bpm: float | None = None,
+                meter: tuple[int, int] | None = None, downbeat_s: float | None = None) -> BarChoice:
+    """Score the hypotheses (module doc) on every beat grid of ``grids`` and return the best. ``bpm`` /
+    ``meter`` / ``downbeat_s`` restrict the search to matching hypotheses (a tempo within 6 %; the phase
+    whose downbeat is nearest the given one); with a meter outside :data:`HYPOTHESES` its own bar
+    length is used."""
+    grids = [grids] if isinstance(grids, BeatGrid) else list(grids)
     hyps = list(HYPOTHESES)
     if meter is not None:
         hyps = [h for h in hyps if h[1] == meter] or _generic(meter)
     cands = []
-    for k, m, qpb in hyps:
-        tempo = 60.0 * qpb / p
-        if bpm is not None and abs(tempo / bpm - 1) > 0.06:
-            continue
-        phases = range(k)
-        if downbeat_s is not None:
-            phases = [int(np.argmin(np.abs(times[:k] - times[0] - (downbeat_s - times[0]) % (k * p))))]
-        bar = k * p
-        for ph in phases:
-            x = _features(acc, k, ph, m, qpb, tempo, sub, halfb, rep, rep_mean,
-                          lambda t=float(times[ph]), b=bar: eighth_profile(feats, t, b, 6))
-            total = float(sum(WEIGHTS[name] * x[name] for name in FEATURES))
-            cands.append({"k": k, "meter": m, "phase": ph, "bpm": tempo, "score": total, "features": x,
-                          "downbeat_s": float(times[ph])})
+    stats = [_grid_stats(feats, g) for g in grids]
+    for gi, st in enumerate(stats):
+        p, times = st.grid.period_s, st.times
+        for k, m, qpb in hyps:
+            tempo = 60.0 * qpb / p
+            if bpm is not None and abs(tempo / bpm - 1) > 0.06:
+                continue
+            if bpm is None and not TEMPO_RANGE[0] <= tempo <= TEMPO_RANGE[1]:
+                continue
+            phases = range(min(k, len(times)))
+            if downbeat_s is not None:
+                phases = [int(np.argmin(np.abs(times[:k] - times[0] - (downbeat_s - times[0]) % (k * p))))]
+            bar = k * p
+            for ph in phases:
+                x = _features(st, k, ph, m, qpb, tempo, feats,
+                              lambda t=float(times[ph]), b=bar: eighth_profile(feats, t, b, 6))
+                cands.append({"k": k, "meter": m, "phase": ph, "bpm": tempo, "features": x,
+                              "downbeat_s": float(times[ph]), "grid": gi})
     if not cands:  # a given tempo no reading explains: take it at face value, as quarter-note beats
         m = meter or (4, 4)
         k = max(1, int(round(m[0] * 4 / m[1])))
-        return _choice(float(bpm), m, times, k * 60.0 / float(bpm), 0, downbeat_s, [], 0.0)
+        return _choice(stats[0], float(bpm), m, k * 60.0 / float(bpm), 0, downbeat_s, [], 0.0)
+    scores = SCORER(np.array([[c["features"][name] for name in SCORER.names] for c in cands]))
+    for c, sc in zip(cands, scores):
+        c["score"] = float(sc)
     cands.sort(key=lambda c: -c["score"])
     best = cands[0]
     final_bpm = float(bpm) if bpm is not None else best["bpm"]
     bar = best["meter"][0] * 4.0 / best["meter"][1] * 60.0 / final_bpm
-    return _choice(final_bpm, best["meter"], times, bar, best["phase"], downbeat_s, cands, best["score"])
+    return _choice(stats[best["grid"]], final_bpm, best["meter"], bar, best["phase"], downbeat_s, cands,
+                   best["score"])
 
 
-def _features(acc: dict, k: int, ph: int, meter: tuple[int, int], qpb: float, tempo: float, sub: float,
-              halfb: float, rep: dict, rep_mean: float, profile) -> dict[str, float]:
+def _features(st: _GridStats, k: int, ph: int, meter: tuple[int, int], qpb: float, tempo: float,
+              feats: OnsetFeatures, profile) -> dict[str, float]:
     """The named features of one hypothesis (:data:`FEATURES`, module doc); evidence terms clipped to
     +-2."""
     clip = lambda v: float(np.clip(v, -2.0, 2.0))  # noqa: E731
     compound = meter[1] == 8 and meter[0] % 3 == 0
     six = meter in ((3, 4), (6, 8))
     g = clip(grouping(profile())) if six else 0.0
-    return {
+    acc = st.acc
+    # the notated beats (quarters, eighths in x/8) from the downbeat, and the points half-way between
+    beat = 60.0 / tempo * 4.0 / meter[1]
+    start = float(st.times[ph]) % beat
+    on = start + beat * np.arange(int((feats.duration_s - start) / beat))
+    lt = float(np.log2(tempo / PRIOR_BPM))
+    x = {
         "onset": _contrast(acc["onset"], k, ph), "low": _contrast(acc["low"], k, ph),
         "chroma": _contrast(acc["chroma"], k, ph),
-        "subdivision": (clip(sub) if compound else -clip(sub)) if qpb >= 1.5 else 0.0,
+        "subdivision": (clip(st.sub) if compound else -clip(st.sub)) if qpb >= 1.5 else 0.0,
         "grouping": (g if compound else -g) if six else 0.0,
-        "sixteenths": -clip(halfb) if six and qpb == 0.5 else 0.0,
-        "tempo_prior": -float(np.log2(tempo / PRIOR_BPM) ** 2),
-        "repetition": rep.get(k, rep_mean) - rep_mean,
+        "sixteenths": -clip(st.halfb) if six and qpb == 0.5 else 0.0,
+        "tempo_prior": -lt ** 2,
+        "repetition": st.rep.get(k, st.rep_mean) - st.rep_mean,
         "triple": float(meter == (3, 4)), "compound": float(compound),
         "level": -abs(float(np.log2(qpb))),
+        "grid_on": clip(st.on), "beat_on": clip(salience(feats, on)), "beat_off": clip(salience(feats, on + beat / 2)),
     }
+    felt = 60.0 / tempo * (1.5 if compound else 1.0)  # the felt beat: dotted quarter in 6/8, else quarter
+    f0 = float(st.times[ph]) % felt
+    felt_times = f0 + felt * np.arange(int((feats.duration_s - f0) / felt))
+    tern = clip(subdivision(feats, felt_times, felt)) if len(felt_times) else 0.0
+    x["ternary"] = tern if compound else -tern
+    x["beat_quarter"] = clip(0.5 * (salience(feats, on + beat / 4) + salience(feats, on + 3 * beat / 4)))
+    bar = 60.0 / tempo * meter[0] * 4.0 / meter[1]
+    x["low_half"] = clip(_low_half(feats, float(st.times[ph]), bar)) if meter != (3, 4) else 0.0
+    btern = clip(subdivision(feats, on, beat)) if len(on) else 0.0  # the notated beat divided in three
+    for name in ("onset", "low", "chroma"):  # odd and even bars alike: the bar is not two real bars
+        d = acc[name][ph::k]
+        x["alt_" + name] = -abs(float(d[0::2].mean() - d[1::2].mean())) if len(d) >= 4 else 0.0
+    # per meter: the tempo prior, the onsets between the beats and the beat's division in three
+    for name, m in (("44", (4, 4)), ("34", (3, 4)), ("68", (6, 8))):
+        here = meter == m
+        x["lt_" + name] = lt if here else 0.0
+        x["lt2_" + name] = -lt ** 2 if here else 0.0
+        x["off_" + name] = x["beat_off"] if here else 0.0
+        x["quarter_" + name] = x["beat_quarter"] if here else 0.0
+        x["tern_" + name] = tern if here else 0.0
+        x["btern_" + name] = btern if here else 0.0
+    return x
+
+
+def _low_half(feats: OnsetFeatures, downbeat: float, bar: float) -> float:
+    """Low-band (kick) onset at the middle of the bars minus that at their downbeats, in standard
+    deviations of the low-band envelope: about 0 when the "bar" is two real bars."""
+    env = feats.low_onset
+    first = downbeat % bar
+    db = first + bar * np.arange(int((feats.duration_s - first) / bar))
+    half = max(1, int(round(WINDOW_S * feats.fps)))
+
+    def at(t: np.ndarray) -> float:
+        fr = np.round(t * feats.fps).astype(int)
+        fr = fr[fr < len(env)]
+        return float(_peak_at(env, fr, half).mean()) if len(fr) else 0.0
+
+    return (at(db + bar / 2) - at(db)) / (float(np.std(env)) + 1e-9)
 
 
 def _generic(meter: tuple[int, int]) -> list[tuple[int, tuple[int, int], float]]:
@@ -242,7 +331,7 @@ def _generic(meter: tuple[int, int]) -> list[tuple[int, tuple[int, int], float]]
     return out
 
 
-def _choice(bpm: float, meter: tuple[int, int], times: np.ndarray, bar: float, phase: int,
+def _choice(st: _GridStats, bpm: float, meter: tuple[int, int], bar: float, phase: int,
             downbeat_s: float | None, cands: list[dict], score: float) -> BarChoice:
-    t = float(downbeat_s) if downbeat_s is not None else float(times[min(phase, len(times) - 1)])
-    return BarChoice(bpm, meter, t, bar, score, cands)
+    t = float(downbeat_s) if downbeat_s is not None else float(st.times[min(phase, len(st.times) - 1)])
+    return BarChoice(st.grid, bpm, meter, t, bar, score, cands)

@@ -3,15 +3,21 @@
 Pipeline (:func:`analyze_audio`), on the mono mix resampled to :data:`ANALYSIS_SR` (22.05 kHz) with
 hops of :data:`HOP` samples (11.6 ms frames):
 
-1. :func:`onset_features`: librosa's onset strength (spectral flux of the log-mel spectrogram) over
-   all bands and over the bands below 200 Hz (kick and bass), and a chromagram.
-2. :func:`track_beats`: librosa's tempo estimate and dynamic-programming beat tracker give the beat
-   level; a least-squares line through the tracked beats (beat index -> time, outliers dropped) gives
-   one exact period and phase: the regular beat grid a DAW session would use.
-3. :func:`~diffariff.timing.meter.choose_bars` (:mod:`diffariff.timing.meter`): beat-synchronous
-   accent features (onset, low-band onset, chroma change) are scored over candidate bar lengths and
-   phases; the bar length, the subdivision of the beat (two or three) and the grouping inside the bar
-   decide the meter (4/4, 3/4 or 6/8) and the tempo in quarter notes per minute.
+1. :func:`~diffariff.timing.beats.onset_features` (:mod:`diffariff.timing.beats`): librosa's onset
+   strength (spectral flux of the log-mel spectrogram) over all bands and over the bands below 200 Hz
+   (kick and bass), and a chromagram.
+2. :func:`~diffariff.timing.beats.candidate_grids`: librosa's dynamic-programming beat tracker run at
+   several metrical levels (librosa's tempo estimate times 1, 2, 1/2, 3/2, 2/3, 3, 1/3); a
+   least-squares line through each level's tracked beats (beat index -> time, outliers dropped) gives
+   one exact period and phase: the regular beat grids a DAW session would use.
+3. :func:`~diffariff.timing.meter.choose_bars` (:mod:`diffariff.timing.meter`): on every grid,
+   beat-synchronous accent features (onset, low-band onset, chroma change) are scored over candidate
+   bar lengths and phases; the bar length, the subdivision of the beat (two or three), the grouping
+   inside the bar, the onsets on the notated beats and a tempo prior per meter (weights fitted on
+   rendered corpus songs) decide the meter (4/4, 3/4 or 6/8), the tempo in quarter notes per minute
+   and the downbeats.
+4. :func:`~diffariff.timing.beats.refine_grid`: without a given tempo, the period (+-3 %) and phase
+   (+-30 ms) of the chosen notated beats are fine-tuned to the onsets of the whole audio.
 
 Overrides (``bpm``, ``meter``, ``downbeat_s``) constrain the search instead of replacing its result
 blindly: with a given meter and tempo the phase is still found from the audio, unless it is given too.
@@ -21,112 +27,30 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import warnings
 
 import numpy as np
 
 from ..errors import InputError
 from .bars import BarGrid, check_bpm, parse_meter
+from .beats import (
+    ANALYSIS_SR,
+    HOP,
+    BeatGrid,
+    OnsetFeatures,
+    candidate_grids,
+    fit_regular_grid,
+    onset_features,
+    refine_grid,
+    to_mono_analysis,
+    track_beats,
+)
+from .meter import choose_bars
 
-ANALYSIS_SR = 22_050
-HOP = 256
-#: Mel bands of the onset features and the upper edge of the low band (Hz).
-N_MELS = 96
-LOW_HZ = 200.0
+__all__ = ["ANALYSIS_SR", "HOP", "BeatGrid", "OnsetFeatures", "analyze", "analyze_audio", "fit_regular_grid",
+           "onset_features", "to_mono_analysis", "track_beats"]
+
 #: Shortest audio the analysis accepts (seconds): a few bars at the slowest tempi.
 MIN_ANALYSIS_SECONDS = 2.0
-
-
-@dataclasses.dataclass
-class OnsetFeatures:
-    """Frame-rate features of a mix: ``onset`` and ``low_onset`` [T] (onset strength, all bands and
-    below 200 Hz), ``chroma`` [12, T] (energy-normalised), at ``fps`` frames per second; ``duration_s``
-    the length of the audio."""
-
-    onset: np.ndarray
-    low_onset: np.ndarray
-    chroma: np.ndarray
-    fps: float
-    duration_s: float
-
-    def times(self) -> np.ndarray:
-        return np.arange(len(self.onset)) / self.fps
-
-
-@dataclasses.dataclass
-class BeatGrid:
-    """A regular beat grid fitted to tracked beats: ``period_s`` and ``phase_s`` (a beat at phase +
-    k x period), the librosa tempo estimate ``librosa_bpm`` and the tracked ``beats_s``."""
-
-    period_s: float
-    phase_s: float
-    librosa_bpm: float
-    beats_s: np.ndarray
-
-
-def to_mono_analysis(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``[C, N]`` / ``[N]`` audio -> float32 mono [M] at :data:`ANALYSIS_SR` (soxr)."""
-    from ..audio import resample
-
-    arr = np.asarray(audio, dtype=np.float32)
-    mono = arr.mean(axis=0) if arr.ndim == 2 else arr
-    return resample(mono[None], int(sample_rate), ANALYSIS_SR)[0]
-
-
-def onset_features(y: np.ndarray) -> OnsetFeatures:
-    """Onset strength (all bands, low band) and chroma of mono ``y`` [M] at :data:`ANALYSIS_SR`."""
-    import librosa
-
-    mel = librosa.feature.melspectrogram(y=y, sr=ANALYSIS_SR, n_fft=2048, hop_length=HOP, n_mels=N_MELS)
-    mel_db = librosa.power_to_db(mel, ref=np.max)
-    onset = librosa.onset.onset_strength(S=mel_db, sr=ANALYSIS_SR, hop_length=HOP, center=False)
-    freqs = librosa.mel_frequencies(n_mels=N_MELS, fmax=ANALYSIS_SR / 2)
-    low = max(2, int(np.sum(freqs < LOW_HZ)))
-    low_onset = librosa.onset.onset_strength(S=mel_db[:low], sr=ANALYSIS_SR, hop_length=HOP, center=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tuning estimation warns on silent stretches
-        chroma = librosa.feature.chroma_stft(y=y, sr=ANALYSIS_SR, n_fft=4096, hop_length=HOP, tuning=0.0)
-    n = min(len(onset), len(low_onset), chroma.shape[1])
-    return OnsetFeatures(onset[:n], low_onset[:n], chroma[:, :n], ANALYSIS_SR / HOP, len(y) / ANALYSIS_SR)
-
-
-def fit_regular_grid(beats_s: np.ndarray, period_hint: float) -> tuple[float, float]:
-    """(period, phase) of the line through ``beats_s`` [K] (seconds), each beat given the index its
-    distance from the previous one implies; beats more than a quarter period off the line are dropped
-    and the line fitted again."""
-    b = np.asarray(beats_s, dtype=np.float64)
-    if len(b) < 3:
-        return float(period_hint), float(b[0] % period_hint) if len(b) else 0.0
-    steps = np.maximum(1, np.round(np.diff(b) / period_hint))
-    idx = np.concatenate([[0.0], np.cumsum(steps)])
-    keep = np.ones(len(b), dtype=bool)
-    period, phase = float(period_hint), float(b[0])
-    for _ in range(3):
-        period, phase = np.polyfit(idx[keep], b[keep], 1)
-        resid = np.abs(b - (phase + period * idx))
-        new = resid <= period / 4
-        if new.sum() < 3 or np.array_equal(new, keep):
-            break
-        keep = new
-    return float(period), float(phase % period)
-
-
-def track_beats(feats: OnsetFeatures, bpm_hint: float | None = None) -> BeatGrid:
-    """librosa's tempo and beat tracking on ``feats.onset``, then :func:`fit_regular_grid`. ``bpm_hint``
-    (beats per minute of the level to track) replaces librosa's tempo estimate."""
-    import librosa
-
-    env = feats.onset
-    if bpm_hint is None:
-        tempo = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP,
-                                                          start_bpm=110.0))[0])
-    else:
-        tempo = float(bpm_hint)
-    _, beats = librosa.beat.beat_track(onset_envelope=env, sr=ANALYSIS_SR, hop_length=HOP, bpm=tempo,
-                                       tightness=400, trim=False, units="time")
-    beats = np.asarray(beats, dtype=np.float64)
-    period, phase = fit_regular_grid(beats, 60.0 / tempo) if len(beats) else (60.0 / tempo, 0.0)
-    return BeatGrid(period, phase, tempo, beats)
 
 
 def analyze_audio(audio: np.ndarray, sample_rate: int, *, bpm: float | None = None,
@@ -136,8 +60,6 @@ def analyze_audio(audio: np.ndarray, sample_rate: int, *, bpm: float | None = No
     ``bpm`` (quarter notes per minute), ``meter`` and ``downbeat_s`` (first downbeat, seconds) fix
     those values; the others are detected under that constraint. All three given: no analysis at all.
     InputError for bad overrides or audio shorter than :data:`MIN_ANALYSIS_SECONDS`."""
-    from .meter import choose_bars
-
     arr = np.asarray(audio)
     duration = arr.shape[-1] / float(sample_rate)
     bpm = None if bpm is None else check_bpm(bpm)
@@ -152,12 +74,20 @@ def analyze_audio(audio: np.ndarray, sample_rate: int, *, bpm: float | None = No
     feats = onset_features(to_mono_analysis(arr, sample_rate))
     if not np.any(feats.onset > 0):
         raise InputError("the audio has no onsets (silence?): give --bpm, --meter and --downbeat")
-    hint = None if bpm is None else _beat_hint(bpm, meter)
-    beats = track_beats(feats, hint)
-    choice = choose_bars(feats, beats, bpm=bpm, meter=meter, downbeat_s=downbeat_s)
-    first = _first_downbeat(choice.downbeat_s, choice.bar_seconds)
-    grid = BarGrid.regular(choice.bpm, choice.meter, first, duration)
-    return dataclasses.replace(grid, beat_times=tuple(float(t) for t in beats.beats_s))
+    if bpm is None:
+        grids = candidate_grids(feats)
+    else:
+        grids = candidate_grids(feats, _beat_hint(bpm, meter), factors=(1.0,))
+    choice = choose_bars(feats, grids, bpm=bpm, meter=meter, downbeat_s=downbeat_s)
+    tempo, bar, downbeat = choice.bpm, choice.bar_seconds, choice.downbeat_s
+    if bpm is None:  # the chosen grid's notated beats, fine-tuned on the onsets of the whole audio
+        beat = 60.0 / tempo * 4.0 / choice.meter[1]
+        period, anchor = refine_grid(feats, beat, downbeat)
+        tempo, bar = tempo * beat / period, bar * period / beat
+        downbeat = anchor if downbeat_s is None else downbeat
+    first = _first_downbeat(downbeat, bar)
+    grid = BarGrid.regular(tempo, choice.meter, first, duration)
+    return dataclasses.replace(grid, beat_times=tuple(float(t) for t in choice.grid.beats_s))
 
 
 def _beat_hint(bpm: float, meter: tuple[int, int] | None) -> float:
