@@ -30,6 +30,7 @@ LAYERS = (
     ("diffusion", ("diffariff.diffusion",)),
     ("priors", ("diffariff.priors",)),
     ("bundle", ("diffariff.bundle",)),
+    ("long-form output", ("diffariff.longform",)),
     ("pipeline", ("diffariff.pipeline", "diffariff.testing")),
     ("eval", ("diffariff.eval",)),
     ("train", ("diffariff.train",)),
@@ -42,15 +43,10 @@ KNOWN_UPWARD = {
     # the codec's training losses reuse the evaluation's reconstruction metrics: the metrics belong
     # in a lower module both can use
     ("diffariff.codec.losses", "diffariff.eval.reconstruction"),
-    # the loop finder scores seams with the evaluation's seam metric: the metric belongs in a lower module
-    ("diffariff.timing.loops", "diffariff.eval.seams"),
 }
 
 #: Module circles today, each as the sorted tuple of its modules.
-KNOWN_CIRCLES = {
-    # beat/meter analysis in progress: the meter reads the tempo module and the tempo module the meter's
-    ("diffariff.timing.meter", "diffariff.timing.tempo"),
-}
+KNOWN_CIRCLES: set[tuple[str, ...]] = set()
 
 
 def _module_name(path: Path) -> str:

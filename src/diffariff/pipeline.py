@@ -19,7 +19,7 @@ Behaviour worth knowing:
   model like any other text); an empty prompt is an InputError. With a CLAP bridge in the bundle and
   ``use_bridge=True`` the text embedding is mapped to an audio-space embedding first.
 * **Context only** (no text, reference, ``clap_mix`` or style reference): with a context prior in the
-  bundle (:mod:`diffariff.clap.context_prior`) and ``use_prior=True``, the CLAP condition is an
+  bundle (:mod:`diffariff.priors.context_prior`) and ``use_prior=True``, the CLAP condition is an
   embedding the prior samples from the context (seeded by the seed; one per call, shared by the
   ``n`` candidates), i.e. the stem's instrument is chosen to fit the context; :attr:`last_condition`
   says which source conditioned the last generation. ``use_prior=False`` (or no prior) leaves the
@@ -36,7 +36,7 @@ Behaviour worth knowing:
   time is linear in length. The window is ``WINDOW_TRAIN_RATIO`` = 2 x the model's ``train_frames``
   (10.9 s for the default model), a measured choice: on 60-s held-out songs, APA per 10-s slice was
   0.62 with 10.9-s windows, 0.56 with 5.5-s and 16.4-s windows, and 0.52 for one direct pass
-  (MODEL_CARD). ``"direct"`` runs the net over the whole length at once (networks with a dynamic
+  (docs/experiments.md). ``"direct"`` runs the net over the whole length at once (networks with a dynamic
   positional bias generalise), ``"windowed"`` forces windows; ``window_seconds`` sets the length.
 * **Stereo**: a mono codec decodes twice and mixes the two decodings with ``width`` (pseudo-stereo;
   0 gives identical channels); a stereo (mid/side) codec decodes true stereo and ignores ``width``.
@@ -57,7 +57,6 @@ from tqdm.auto import tqdm
 from .audio import (
     DEFAULT_MAX_SECONDS,
     SILENCE_LUFS,
-    is_silent,
     loudness,
     normalize_loudness,
     peak_limit,
@@ -83,6 +82,9 @@ from .errors import (
     InputError,
 )
 from .fsutil import check_output_path
+from .longform.encode import encode_long
+from .longform.loudness import is_silent_blockwise, measure
+from .longform.stream import StreamedOutput
 from .timing.editing import BarEditing
 from .torchutil import seeded_generator, setup_cpu
 
@@ -120,7 +122,7 @@ class Arrangement:
     texts: list[str | None]
 
 
-class Accompanist(BarEditing):
+class Accompanist(BarEditing, StreamedOutput):
     """Context in, new stem out. Build with :meth:`from_pretrained` (a bundle folder) or directly from
     loaded models: ``codec`` (:class:`~diffariff.codec.Codec`), ``clap``
     (:class:`~diffariff.clap.builtin.BuiltinClap`), ``models`` {"edm" | "consistency":
@@ -219,9 +221,9 @@ class Accompanist(BarEditing):
                                min_seconds=MIN_CONTEXT_SECONDS, seconds=seconds)
         if audio.shape[1] < MIN_CONTEXT_SECONDS * SAMPLE_RATE:
             raise InputError(f"the context must be at least {MIN_CONTEXT_SECONDS:g} s long")
-        silent = is_silent(audio, SILENCE_DB)
-        latents = None if silent or not encode else self.encode(audio)
-        return Context(audio, latents, loudness(audio, SAMPLE_RATE), silent)
+        silent = is_silent_blockwise(audio, SILENCE_DB)  # no float64 copies of a long context
+        latents = None if silent or not encode else encode_long(self.codec, audio)
+        return Context(audio, latents, measure(audio, SAMPLE_RATE).value(), silent)
 
     def encode(self, audio: np.ndarray) -> torch.Tensor:
         """Audio float32 [C, N] (or [B, C, N]) at 48 kHz -> codec latents [B, 64, ceil(N / 4096)]."""
@@ -439,9 +441,32 @@ class Accompanist(BarEditing):
         ``loop``: 2 or 4 repetitions tied for the first ``loop_strength`` of the steps; ``long_mode``
         / ``window_seconds`` / ``overlap_seconds``: long contexts (module doc); ``use_prior``: with no
         other condition, let the context prior pick the instrument (module doc) with ``prior_guidance`` (None: the
-        prior's own default, :func:`~diffariff.clap.context_prior.default_guidance`); ``seed``: same seed,
+        prior's own default, :func:`~diffariff.priors.context_prior.default_guidance`); ``seed``: same seed,
         same output.
         """
+        ctx, z = self._generate_latents(
+            context, sample_rate=sample_rate, seconds=seconds, text=text, reference=reference,
+            reference_sample_rate=reference_sample_rate, clap_mix=clap_mix, cfg_context=cfg_context,
+            cfg_clap=cfg_clap, steps=steps, sampler=sampler, seed=seed, n=n, use_bridge=use_bridge,
+            rescale_phi=rescale_phi, guidance_interval=guidance_interval, style_reference=style_reference,
+            style_strength=style_strength, loop=loop, loop_strength=loop_strength, long_mode=long_mode,
+            overlap_seconds=overlap_seconds, window_seconds=window_seconds, use_prior=use_prior,
+            prior_guidance=prior_guidance, max_seconds=max_seconds, progress=progress)
+        audio = self.decode(z, ctx.length, width=width, seed=self.last_seed or 0, steps=decode_steps, mode=decode_mode)
+        return self._finish(audio, self.stem_target_lufs(ctx))
+
+    def _generate_latents(
+        self, context: AudioLike | None = None, *, sample_rate: int | None = None, seconds: float | None = None,
+        text: str | None = None, reference: AudioLike | None = None, reference_sample_rate: int | None = None,
+        clap_mix: tuple | None = None, cfg_context: float = 1.25, cfg_clap: float = 1.25, steps: int | None = None,
+        sampler: str | None = None, seed: int | None = None, n: int = 1, use_bridge: bool = True,
+        rescale_phi: float = 0.0, guidance_interval: tuple[float, float] | None = None,
+        style_reference: AudioLike | None = None, style_strength: float = 0.5, loop: int | None = None,
+        loop_strength: float = 0.5, long_mode: str = "auto", overlap_seconds: float | None = None,
+        window_seconds: float | None = None, use_prior: bool = True, prior_guidance: float | None = None,
+        max_seconds: float | None = DEFAULT_MAX_SECONDS, progress: bool | None = False,
+    ) -> tuple[Context, torch.Tensor]:
+        """:meth:`generate` up to the latents: (the prepared context, latents [n, 64, frames])."""
         self.last_inputs = file_inputs(context, reference, style_reference,
                                        *(c for c in (clap_mix or ())[:2] if isinstance(c, os.PathLike)))
         ctx = self.prepare_context(context, sample_rate, seconds=seconds, max_seconds=max_seconds)
@@ -462,8 +487,7 @@ class Accompanist(BarEditing):
             style=style, style_strength=style_strength, long_mode=long_mode,
             overlap_frames=self._seconds_to_frames(overlap_seconds),
             window_frames=self._seconds_to_frames(window_seconds), progress=progress)
-        audio = self.decode(z, ctx.length, width=width, seed=self.last_seed or 0, steps=decode_steps, mode=decode_mode)
-        return self._finish(audio, self.stem_target_lufs(ctx))
+        return ctx, z
 
     def reconstruct(self, stem: AudioLike, context: AudioLike | None = None, *, sample_rate: int | None = None,
                     width: float = 0.4, seed: int = 0, decode_steps: int = 1) -> np.ndarray:

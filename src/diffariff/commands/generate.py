@@ -75,7 +75,7 @@ def _common(parser: argparse.ArgumentParser, *, conditions: bool = True) -> None
     g.add_argument("--steps", type=int, default=None, help="sampling steps (default: 30 EDM / 5 consistency)")
     g.add_argument("--cfg-context", type=float, default=1.25,
                    help="context guidance strength (default 1.25; 3 locks the stem more tightly to the "
-                        "context's onsets, MODEL_CARD session 18)")
+                        "context's onsets)")
     g.add_argument("--cfg-clap", type=float, default=1.25, help="CLAP guidance strength (default 1.25)")
     g.add_argument("--rescale-phi", type=float, default=0.0, help="rescaled CFG blend in [0, 1] (default 0)")
     g.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LO", "HI"), default=None,
@@ -280,6 +280,8 @@ def run_generate(args: argparse.Namespace) -> int:
         stems = acc.generate_loop(args.context, args.loop_bars, start_bar=first, bars=bars, grid=grid, **kw)
     elif bars is not None:
         stems = acc.generate_bars(args.context, bars, grid=grid, **kw)
+    elif args.loop is None:  # plain generation: streamed, memory bounded by one decode chunk
+        return _generate_streamed(args, acc, kw, outs, mixes, fmt, grid)
     else:
         stems = acc.generate(args.context, loop=args.loop, loop_strength=args.loop_strength, **kw)
     items = list(zip(outs, stems))
@@ -308,6 +310,23 @@ def run_generate(args: argparse.Namespace) -> int:
         print(f"loop {k + 1}: {args.loop_bars} bars = {args.loop_bars * grid.bar_seconds:.3f} s; spectral flux at the "
               f"loop point {seam['seam_flux_ratio']:.2f} x the median"
               + (f" (bar lines inside the loop: {ref:.2f} x)" if ref is not None else ""))
+    return 0
+
+
+def _generate_streamed(args: argparse.Namespace, acc, kw: dict, outs: list[Path], mixes: list[Path], fmt, grid) -> int:
+    """``generate`` without bars or loops: stems (and mixes) decoded and written block by block
+    (:mod:`diffariff.longform`), then their sidecars."""
+    from ..fsutil import write_json_atomic
+    from ..timing.daw import sidecar, sidecar_path
+
+    samples = acc.generate_to_files(args.context, outs, mix_outs=mixes, sample_rate_out=fmt.sample_rate,
+                                    length_out=fmt.length, **kw)
+    if not args.no_sidecar:
+        for p, kind in [(p, "stem") for p in outs] + [(p, "mix") for p in mixes]:
+            write_json_atomic(sidecar_path(p), sidecar(p, fmt, grid, context=args.context, kind=kind))
+    chosen = "; instrument chosen by the context prior" if acc.last_condition == "prior" else ""
+    print(f"wrote {', '.join(str(p) for p in outs + mixes)} ({samples / acc.sample_rate:.2f} s at {fmt.sample_rate} Hz, "
+          f"seed {acc.last_seed}{chosen}{timing_note(grid, None)})")
     return 0
 
 

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from ..data.pairs import PairConfig, evaluation_pairs
 from ..errors import InputError
 from .apa import APAResult, apa_score, build_apa_reference
+from .dropouts import dropout_runs, window_levels
 from .metrics import mean_and_ci
 from .protocol import load_songs, pairs_as_arrays
 from .seams import measure_seams, seam_report_for
@@ -200,7 +201,7 @@ def length_generalisation(acc, clap, items: Sequence[dict], config: ControlsConf
     for mode in modes:
         cos = np.zeros((len(items), k))  # [item, segment]
         level = np.zeros((len(items), k))
-        seconds, stems = [], []
+        seconds, stems, holes, worst = [], [], [], []
         for i, it in enumerate(items):
             t0 = time.perf_counter()
             stem = _generate(acc, it, mode, config.seed + i, config)
@@ -209,6 +210,11 @@ def length_generalisation(acc, clap, items: Sequence[dict], config: ControlsConf
             gen = _embed(clap, segments(stem))
             cos[i] = [_cos(g, r) for g, r in zip(gen, real[i], strict=True)]
             level[i] = [_level_db(x) for x in segments(stem)]
+            holes.append(dropout_runs(stem, it["context"]))
+            if len(acc.last_windows) > 1 and not mode.startswith("sliced"):
+                spf = acc.samples_per_frame / SAMPLE_RATE
+                wl = window_levels(stem, it["context"], [(a * spf, b * spf) for a, b in acc.last_windows])
+                worst.append(min(r["relative_db"] for r in wl))
             if mode == seams_of and len(acc.last_windows) > 1:
                 windows_per_stem = len(acc.last_windows)
                 seams.append(seam_report_for(acc, stem))
@@ -221,6 +227,10 @@ def length_generalisation(acc, clap, items: Sequence[dict], config: ControlsConf
             "cos_target_within_train_window": _ci(cos[:, inside].ravel()) if inside else None,
             "cos_target_beyond_train_window": _ci(cos[:, beyond].ravel()) if beyond else None,
             "seconds_per_generation": float(np.mean(seconds)),
+            # dropouts (eval.dropouts): stem level per window and per second against the context's
+            "worst_window_relative_db": float(np.min(worst)) if worst else None,
+            "dropout_seconds": float(np.mean([h["seconds"] for h in holes])),
+            "longest_dropout_s": float(np.max([h["longest_s"] for h in holes])),
         }
     bar.close()
     if len(items) >= 2:
@@ -285,6 +295,13 @@ def controls_table(results: dict) -> str:
         apa = "-" if row.get("apa") is None else f"{row['apa']:.3f} ({row['apa_windows']} windows)"
         lines.append(f"| {mode} | {apa} | {f(row['cos_target_within_train_window'])} | "
                      f"{f(row['cos_target_beyond_train_window'])} | {per} | {lev} | {row['seconds_per_generation']:.1f} |")
+    lines += ["", "### Dropouts (stem level against the context's: worst generation window; seconds "
+                  "25 dB or more below the stem's median relative level while the context plays)", "",
+              "| mode | worst window dB | dropout s per stem | longest s |", "|---|---|---|---|"]
+    for mode, row in lg["modes"].items():
+        w = row.get("worst_window_relative_db")
+        lines.append(f"| {mode} | {'-' if w is None else f'{w:.1f}'} | {row.get('dropout_seconds', 0.0):.1f} | "
+                     f"{row.get('longest_dropout_s', 0.0):.1f} |")
     if any("apa_per_slice" in row for row in lg["modes"].values()):
         n_slices = max(len(row.get("apa_per_slice", [])) for row in lg["modes"].values())
         lines += ["", f"### APA per {lg['slice_seconds']:g}-s slice of the long stems (sliced = each slice "
