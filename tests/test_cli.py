@@ -55,11 +55,12 @@ def test_unknown_command_is_a_usage_error(capsys):
 
 
 def test_help_and_version_load_no_model_code():
+    """``--help``, ``--version`` and every command's ``--help`` import no heavy module (one process)."""
     code = ("import contextlib, io, sys\n"
-            "from diffariff.cli import main\n"
-            "for argv in (['--help'], ['--version']):\n"
+            "from diffariff.cli import COMMANDS, main\n"
+            "for argv in (['--help'], ['--version'], *([name, '--help'] for name, _, _ in COMMANDS)):\n"
             "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
             "        main(argv)\n"
-            "heavy = [m for m in ('torch', 'lightning', 'librosa', 'scipy', 'numpy') if m in sys.modules]\n"
-            "assert not heavy, heavy\n")
+            "    heavy = [m for m in ('torch', 'lightning', 'librosa', 'scipy', 'numpy') if m in sys.modules]\n"
+            "    assert not heavy, (argv, heavy)\n")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -109,7 +109,7 @@ def test_band_energy_loss_sees_level_not_exact_bins(render_notes):
 
 def test_phase_derivative_loss_ignores_a_constant_offset_and_sees_frozen_phase(spec):
     """A constant phase offset (unknowable from a latent) costs nothing, nor does the level; frames whose
-    phase does not advance (the session-3 decoder's comb at the hop rate) cost as much as a random phase."""
+    phase does not advance (a comb at the hop rate) cost as much as a random phase."""
     assert float(phase_derivative_loss(spec, spec)) == pytest.approx(0.0, abs=1e-4)
     assert float(phase_derivative_loss(_rotate(spec, 2.0), spec)) == pytest.approx(0.0, abs=1e-4)
     assert float(phase_derivative_loss(0.4 * spec, spec)) == pytest.approx(0.0, abs=1e-4)

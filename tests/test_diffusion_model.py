@@ -173,8 +173,8 @@ def test_codec_identity_is_its_latent_space(tmp_path):
     assert model_identity(codec.save(tmp_path / "b2.safetensors")) == base
     codec.latent_std.fill_(0.5)
     assert model_identity(codec.save(tmp_path / "c.safetensors")) != base
-    # a checkpoint written before a config field existed (the shipped codec predates note_input) keeps its
-    # identity when a later export writes that field at its old value; another value changes the latents
+    # a checkpoint without an optional config field (the bundled codec has no note_input) keeps its
+    # identity when an export writes that field at its neutral value; another value changes the latents
     plain = codec.save(tmp_path / "d.safetensors")
     ck = load_checkpoint(plain, keep_dtype=True)
     old_style = {k: v for k, v in ck.config.items() if k != "note_input"}

@@ -1,5 +1,5 @@
 """Output safety and early validation through the real command line (``diffariff.cli.main``), with real
-audio files written here and a tiny bundle (issue 37, items 1-2 and the 8-channel warning):
+audio files written here and a tiny bundle:
 
 * no command writes over one of its own inputs (same path, another spelling, a symlink, a hard link,
   a numbered candidate or the mix) unless ``--overwrite`` is given; two outputs never share a file;

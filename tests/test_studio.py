@@ -24,11 +24,7 @@ from starlette.testclient import TestClient
 
 from diffariff.studio.server import STATIC, create_app
 from diffariff.studio.uploads import Limits
-
-try:
-    from diffariff.testing import make_tiny_bundle
-except ImportError:  # older layout
-    from diffariff.bundle import make_tiny_bundle
+from diffariff.testing import make_tiny_bundle
 
 SR = 48_000
 FAST = {"sampler": "euler", "steps": "2", "n": "1", "seed": "3"}

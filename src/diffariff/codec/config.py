@@ -23,9 +23,9 @@ DECODER_ONLY_FIELDS = ("dec_channels", "dec_blocks", "subframe_embedding", "unet
                        "noise_embed_dim", "sigma_data", "sigma_min", "sigma_max", "rho")
 #: State-dict prefixes of the decoder side.
 DECODER_PREFIXES = ("upsampler.", "unet.")
-#: Config fields added after codecs were shipped, with the value that reproduces the codec from before they
-#: existed: a checkpoint that holds the field at that value has the identity of one written without it (the
-#: shipped session-9 codec predates ``note_input``; its decoder fine-tunes write ``note_input: false``).
+#: Optional config fields, each with the value that reproduces a codec whose checkpoint lacks the field: a
+#: checkpoint that holds the field at that value has the identity of one written without it (the bundled
+#: codec's checkpoint has no ``note_input``; its decoder fine-tunes write ``note_input: false``).
 LATER_FIELDS_OLD_VALUES = {"note_input": False}
 
 

@@ -14,8 +14,9 @@
   phase of a note is not in a 64-channel latent, so a deterministic decoder cannot learn it and
   :func:`phase_loss` gives it no usable signal; but how the phase advances from frame to frame is fixed by
   the frequency, and it is what makes a partial a partial: frames whose phases do not advance overlap-add
-  into a comb at the hop rate (48 000 / 512 = 93.75 Hz), which erased the notes of the session-3
-  decoder (pitch-class correlation 0.15, MODEL_CARD). The term is blind to a constant phase offset.
+  into a comb at the hop rate (48 000 / 512 = 93.75 Hz), which erases the notes (a decoder trained
+  without this term reached a pitch-class correlation of 0.15; docs/design-notes.md). The term is blind
+  to a constant phase offset.
 * :func:`band_energy_loss`: L1 of log mel-band energies per STFT frame of waveforms ``[B, N]``. Bin-wise
   losses let a decoder that is unsure where a harmonic lies predict (near) nothing there; band
   energies make it put the energy somewhere in the right band, so level and spectral balance hold.
@@ -26,15 +27,15 @@
   read-out of each latent frame must predict that frame's log energies in semitone bands (level and
   spectral envelope removed). The reconstruction losses reach the encoder only through the decoder, and
   a small codec trained with them keeps the spectral envelope in its latents and little of the notes:
-  ``diffariff eval codec --latent-probe`` finds that a linear probe from the session-9 latents to
+  ``diffariff eval codec --latent-probe`` finds that a linear probe from the bundled codec's latents to
   per-frame pitch-class profiles reaches 0.15 correlation, against 0.63 from 128 log-mel bands of the
-  same audio (MODEL_CARD, codec). Latent models have to find the notes in
+  same audio (docs/experiments.md, codec). Latent models have to find the notes in
   the latents to play in key; this term puts them there, linearly.
 
 * :func:`phase_aligned`: not a loss but a stage-2 *target*: the true spectrogram with each bin's phase
   turned toward the deterministic decoder's, over a window of frames. The residual between the true and
-  the deterministic spectrogram is mostly a phase field that the latent does not determine (MODEL_CARD,
-  codec item 11), and every consistency recipe fitted its posterior mean, ~0. Aligned, the residual keeps
+  the deterministic spectrogram is mostly a phase field that the latent does not determine
+  (docs/design-notes.md, codec), and a consistency decoder fits its posterior mean, ~0. Aligned, the residual keeps
   what the latent does determine (magnitudes, and with a window > 1 frame the phase's course within it).
 
 * :func:`energy_score`: the energy score (per element, i.e. the fair CRPS) of two stochastic
@@ -234,7 +235,7 @@ def note_profile(x: torch.Tensor, frame_samples: int, sample_rate: int = 48_000,
     """Waveforms ``[B, N]`` (N a multiple of ``frame_samples``) -> ``[B, bands, N / frame_samples]``: per
     latent frame, ``ln(E + 1e-8)`` of :func:`semitone_frame_energies` minus its moving average over an
     octave of bands: level and spectral envelope removed, what is left are the peaks of notes and their
-    partials (the envelope is already in the latents: a linear read-out of the session-9 latents
+    partials (the envelope is already in the latents: a linear read-out of the bundled codec's latents
     explains 70 % of the variance of the plain log band energies, but little of the pitch). A silent
     frame gives ~0. No gradient is needed: it is a training target."""
     log_e = torch.log(semitone_frame_energies(x, frame_samples, sample_rate, resolution) + _BAND_POWER_FLOOR)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Self
 
 import torch
 from torch import nn
@@ -57,20 +58,15 @@ def checked_audio(audio: torch.Tensor) -> torch.Tensor:
     return audio
 
 
-class Codec(nn.Module):
-    def __init__(self, config: CodecConfig | None = None):
-        super().__init__()
-        self.config = config or CodecConfig()
-        c = self.config
-        self.stft = CompressedSTFT(c.n_fft, c.hop, c.compress_exponent, c.compress_factor, c.demodulate)
-        self.encoder = Encoder(c)
-        self.upsampler = Upsampler(c)
-        self.unet = ConsistencyUNet(c)
-        # latent statistics for diffusion (measured by training; SPEC's 1/0.06 until then)
-        self.register_buffer("latent_mean", torch.tensor(0.0))
-        self.register_buffer("latent_std", torch.tensor(0.06))
+class LatentCodec(nn.Module):
+    """What both codecs (:class:`Codec`, :class:`~.synth_codec.SynthCodec`) share: the latent statistics
+    (buffers ``latent_mean`` and ``latent_std``, set by the subclass), the chunk length of long audio
+    (``config.chunk_seconds`` and ``config.frame_rate``) and the checkpoint file (:meth:`save`, :meth:`load`)."""
 
-    # ---------------------------------------------------------------------------------- properties
+    #: the subclass's checkpoint kind and config dataclass
+    kind: str
+    config_class: type
+
     @property
     def latent_scale(self) -> float:
         """Multiply latents by this before diffusion (1 / measured latent std)."""
@@ -83,6 +79,40 @@ class Codec(nn.Module):
             return 1 << 40
         return max(4, int(sec * self.config.frame_rate))
 
+    def save(self, path: str | os.PathLike, *, dtype: torch.dtype | None = None, extra: dict | None = None):
+        """Write a safetensors checkpoint of kind :attr:`kind` (config and latent statistics inside);
+        ``dtype=torch.float16`` to ship."""
+        info = {"latent_mean": float(self.latent_mean), "latent_std": float(self.latent_std),
+                "latent_scale": self.latent_scale, "parameters": self.num_parameters()}
+        info.update(extra or {})
+        return save_checkpoint(path, self.state_dict(), kind=self.kind, config=self.config, extra=info, dtype=dtype)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Self:
+        """Rebuild a codec from :meth:`save`'s file (weights as float32, eval mode)."""
+        ck = load_checkpoint(path, kind=cls.kind)
+        model = cls(config_from_dict(cls.config_class, ck.config))
+        load_state_into(model, ck.tensors, path)
+        return model.eval()
+
+
+class Codec(LatentCodec):
+    kind = KIND
+    config_class = CodecConfig
+
+    def __init__(self, config: CodecConfig | None = None):
+        super().__init__()
+        self.config = config or CodecConfig()
+        c = self.config
+        self.stft = CompressedSTFT(c.n_fft, c.hop, c.compress_exponent, c.compress_factor, c.demodulate)
+        self.encoder = Encoder(c)
+        self.upsampler = Upsampler(c)
+        self.unet = ConsistencyUNet(c)
+        # latent statistics for diffusion (measured by training; std 0.06, i.e. a scale of 1/0.06, until then)
+        self.register_buffer("latent_mean", torch.tensor(0.0))
+        self.register_buffer("latent_std", torch.tensor(0.06))
+
+    # ---------------------------------------------------------------------------------- properties
     def num_parameters(self) -> dict[str, int]:
         count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
         parts = {"encoder": count(self.encoder), "upsampler": count(self.upsampler), "unet": count(self.unet)}
@@ -248,19 +278,3 @@ class Codec(nn.Module):
         if width and self.config.stereo == "mono":
             return self.decode_pseudo_stereo(z, width=width, seed=seed, length=n)
         return self.decode(z, seed=seed, length=n)
-
-    # ------------------------------------------------------------------------------- persistence
-    def save(self, path: str | os.PathLike, *, dtype: torch.dtype | None = None, extra: dict | None = None):
-        """Write a ``kind="codec"`` safetensors checkpoint (config inside); ``dtype=torch.float16`` to ship."""
-        info = {"latent_mean": float(self.latent_mean), "latent_std": float(self.latent_std),
-                "latent_scale": self.latent_scale, "parameters": self.num_parameters()}
-        info.update(extra or {})
-        return save_checkpoint(path, self.state_dict(), kind=KIND, config=self.config, extra=info, dtype=dtype)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> Codec:
-        """Rebuild a codec from :meth:`save`'s file (weights as float32, eval mode)."""
-        ck = load_checkpoint(path, kind=KIND)
-        model = cls(config_from_dict(CodecConfig, ck.config))
-        load_state_into(model, ck.tensors, path)
-        return model.eval()

@@ -25,20 +25,16 @@ Pseudo-stereo: two decodings with seeds ``seed`` and ``seed + 1`` differ in osci
 from __future__ import annotations
 
 import dataclasses
-import math
-import os
 from dataclasses import dataclass
 
 import librosa
 import numpy as np
 import torch
-from torch import nn
 
-from ..checkpoint import config_from_dict, load_checkpoint, load_state_into, save_checkpoint
 from ..errors import ConfigError, InputError, NonFiniteAudioError
 from ..torchutil import seeded_generator, setup_cpu
 from .chunking import chunked_decode, chunked_encode
-from .model import checked_audio
+from .model import LatentCodec, checked_audio
 from .stereo import pseudo_stereo
 from .synth import NoiseSynth, OscillatorBank
 from .synth_nets import PitchFrontEnd, SynthDecoder, SynthEncoder
@@ -118,7 +114,9 @@ class SynthCodecConfig:
         return dataclasses.replace(self, **changes)
 
 
-class SynthCodec(nn.Module):
+class SynthCodec(LatentCodec):
+    kind = KIND
+    config_class = SynthCodecConfig
     #: decoding modes an evaluation can ask for: one, the synthesiser (its seed sets phases and noise)
     decode_modes = ("synth",)
 
@@ -138,17 +136,6 @@ class SynthCodec(nn.Module):
         self.register_buffer("latent_std", torch.tensor(0.5))
 
     # ---------------------------------------------------------------------------------- properties
-    @property
-    def latent_scale(self) -> float:
-        """Multiply latents by this before diffusion (1 / measured latent std)."""
-        return float(1.0 / self.latent_std.clamp_min(1e-6))
-
-    def chunk_frames(self, chunk_seconds: float | None = None) -> int:
-        sec = self.config.chunk_seconds if chunk_seconds is None else chunk_seconds
-        if math.isinf(sec):
-            return 1 << 40
-        return max(4, int(sec * self.config.frame_rate))
-
     def num_parameters(self) -> dict[str, int]:
         count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
         parts = {"encoder": count(self.encoder), "decoder": count(self.decoder)}
@@ -237,17 +224,3 @@ class SynthCodec(nn.Module):
         if width:
             return self.decode_pseudo_stereo(z, width=width, seed=seed, length=n)
         return self.decode(z, seed=seed, length=n)
-
-    # ------------------------------------------------------------------------------- persistence
-    def save(self, path: str | os.PathLike, *, dtype: torch.dtype | None = None, extra: dict | None = None):
-        info = {"latent_mean": float(self.latent_mean), "latent_std": float(self.latent_std),
-                "latent_scale": self.latent_scale, "parameters": self.num_parameters()}
-        info.update(extra or {})
-        return save_checkpoint(path, self.state_dict(), kind=KIND, config=self.config, extra=info, dtype=dtype)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> SynthCodec:
-        ck = load_checkpoint(path, kind=KIND)
-        model = cls(config_from_dict(SynthCodecConfig, ck.config))
-        load_state_into(model, ck.tensors, path)
-        return model.eval()

@@ -1,6 +1,6 @@
 """Training pairs: (context mix, target stem, CLAP reference clip) cut from multitrack songs.
 
-The recipe (SPEC.md, "Task and data recipe"; Diff-A-Riff and Improved Diff-A-Riff):
+The recipe (that of Diff-A-Riff and Improved Diff-A-Riff):
 
 * pick a song, then one of its **non-vocal** stems as the target, and a window of
   ``window_seconds`` (``N = round(window_seconds * sample_rate)`` samples) in which the target is not

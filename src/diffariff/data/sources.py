@@ -5,7 +5,7 @@ labels. Audio is read lazily, span by span, through :mod:`diffariff.audio`: ``So
 ``float32 [C, N]`` at the asked sample rate (Hz) and channel count, reading only the asked span of
 seconds from disk. Stem durations come from file headers and are cached on the objects.
 
-Layouts (see SPEC.md, "Multitrack dataset layouts"), each with a ``load_<layout>(root, split=None)``:
+Layouts, each with a ``load_<layout>(root, split=None)``:
 
 * ``folder``   ``ROOT/<song>/<stem>.{wav,flac,ogg,mp3}`` (``mixture.*`` / ``mix.*`` skipped), with an
   optional diffariff corpus ``metadata.json`` per song and an optional ``ROOT/splits.json``.

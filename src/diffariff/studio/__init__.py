@@ -18,14 +18,7 @@ Modules:
 * :mod:`.server` / :mod:`.routes`: the Starlette application (:func:`create_app`), its JSON API and
   :func:`serve` (uvicorn).
 
-Why Starlette and a hand-written page rather than Gradio, the ecosystem's usual UI: Gradio fetches
-fonts and scripts from a CDN by default and brings a large front end, and its audio components have
-no shared multi-lane timeline with region selection, per-lane mute / solo and candidates heard against
-the lanes, which is the producer's whole workflow here. Starlette (the base of FastAPI) is small and
-well kept; with uvicorn it serves three static files of plain JavaScript and CSS (``static/``: the
-timeline draws waveforms on canvases and plays lanes through WebAudio) under a Content-Security-Policy
-that forbids every other origin, and the API is tested with Starlette's test client and in a real
-headless Chromium (tests/test_studio.py).
+Why Starlette and a hand-written page rather than Gradio: docs/design-notes.md, "Studio".
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``diffariff train bridge``: train the text-to-audio CLAP bridge (:mod:`diffariff.clap.bridge`).
+"""``diffariff train bridge``: train the text-to-audio CLAP bridge (:mod:`diffariff.priors.bridge`).
 
 Data: (text embedding, audio embedding) pairs from the corpus. For each non-silent stem of each
 training song, ``crops_per_stem`` random crops are embedded with the CLAP audio tower and
@@ -13,7 +13,7 @@ cheap in-RAM tensor gather, so Lightning's overhead per step is negligible next 
 
 A run folder holds ``run_config.json``, ``pairs.safetensors``, ``checkpoints/last.ckpt`` (``--resume``
 continues from it), CSV logs, the exported ``bridge.safetensors`` (EMA weights) and ``eval.json``.
-Lightning is imported inside :func:`run` only, so ``diffariff --help`` stays fast.
+Lightning is imported inside the functions that train only, so ``diffariff --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ import argparse
 import dataclasses
 import random
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -313,6 +315,25 @@ def check_run_dir(args: argparse.Namespace) -> Path:
     return run_dir
 
 
+def start_run(args: argparse.Namespace, resolve: Callable) -> tuple[Path, Any, str, Any]:
+    """The start shared by ``train bridge`` and ``train prior``: CPU set-up, the run folder
+    (:func:`check_run_dir`, created), the CLAP model and its file hash, the run config
+    (``resolve(args, run_dir, clap_dim, clap_sha)``) and the seed. Returns (run_dir, clap, clap_sha, config)."""
+    import lightning as L
+
+    from ..clap.builtin import BuiltinClap
+    from ..torchutil import setup_cpu
+
+    setup_cpu()
+    run_dir = check_run_dir(args)
+    clap_sha = file_sha256(args.clap)
+    clap = BuiltinClap.load(args.clap)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = resolve(args, run_dir, clap.dim, clap_sha)
+    L.seed_everything(config.train.seed, workers=True, verbose=False)
+    return run_dir, clap, clap_sha, config
+
+
 def train_and_export(args: argparse.Namespace, run_dir: Path, config, model: ClapBridge, dataset,
                      *, export_name: str, extra: dict, label: str, progress: bool) -> tuple[ClapBridge, int] | None:
     """Train ``model`` (a bridge network with data statistics set) on ``dataset`` (whole batches) with
@@ -348,23 +369,13 @@ def train_and_export(args: argparse.Namespace, run_dir: Path, config, model: Cla
 
 def run(args: argparse.Namespace) -> int:
     """Train (or resume), export the bridge and evaluate it. Returns the exit code."""
-    import lightning as L
-
-    from ..clap.builtin import BuiltinClap
     from ..clap.corpus import scan_songs
     from ..errors import DatasetError
     from ..fsutil import write_json_atomic
     from ..priors.bridge import evaluate_bridge, format_bridge_report
-    from ..torchutil import setup_cpu
 
-    setup_cpu()
-    run_dir = check_run_dir(args)
-    clap_sha = file_sha256(args.clap)
-    clap = BuiltinClap.load(args.clap)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = resolve_run_config(args, run_dir, clap.dim, clap_sha)
+    run_dir, clap, clap_sha, config = start_run(args, resolve_run_config)
     cfg = config.train
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
     progress = sys.stderr.isatty()
 
     songs = scan_songs(args.corpus, cfg.train_split)

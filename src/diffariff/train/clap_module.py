@@ -222,7 +222,7 @@ def positives_mask(prompt_idx: torch.Tensor, label_idx: torch.Tensor) -> torch.T
     return (prompt_idx[:, None] == prompt_idx[None]) | (label_idx[:, None] == label_idx[None])
 
 
-#: the learning-rate multiplier (linear warm-up, cosine to ``min_ratio``); kept under its older name
+#: another name of :func:`lr_factor`, the learning-rate multiplier (linear warm-up, cosine to ``min_ratio``)
 lr_lambda = lr_factor
 
 

@@ -1,7 +1,7 @@
-"""``diffariff train codec``: the codec's two-stage training (SPEC, "Measured on this kind of machine").
+"""``diffariff train codec``: the codec's two-stage training.
 
 * Stage 1: encoder + upsampler with the deterministic head. Two loss recipes (``--recipe``):
-  ``complex`` (session 1): complex L1 on the compressed spectrogram + multi-resolution STFT loss
+  ``complex``: complex L1 on the compressed spectrogram + multi-resolution STFT loss
   (magnitude, log-magnitude, compressed complex) on the waveform after the exact inverse STFT;
   ``magphase``: magnitude (linear + log L1) and magnitude-weighted phase losses on the compressed
   spectrogram + the multi-resolution STFT magnitude terms + log mel-band energies per frame of the
@@ -26,7 +26,7 @@
   term (see :meth:`CodecModule._magnitude_terms`), and ``--energy-weight``, the energy score of two
   decodings of each clip (the batch becomes pairs: one clip, one noise level, two noises). Both exist
   because the young consistency decoder drifts toward "less energy"; their measured effect is in
-  MODEL_CARD. ``--align-phase FRAMES`` changes the target instead: the true spectrogram phase-aligned to
+  docs/experiments.md. ``--align-phase FRAMES`` changes the target instead: the true spectrogram phase-aligned to
   the deterministic one (:func:`~diffariff.codec.losses.phase_aligned`), so the residual holds what the
   latent determines and not a phase field whose posterior mean is ~0.
 
@@ -489,7 +489,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", help="an exported codec (.safetensors) to start from: required for stage 2 "
                         "(the stage-1 export); in stage 1 it continues training committed weights")
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="complex",
-                        help="stage-1 loss recipe: complex (session 1), magphase (magnitude and phase scored "
+                        help="stage-1 loss recipe: complex (complex L1 + MR-STFT), magphase (magnitude and phase scored "
                         "apart + band energies: keeps level and spectral balance) or pitch (magphase + phase "
                         "differences across frames and bins + an 8192-point STFT term + semitone-band "
                         "energies: keeps the notes)")
@@ -532,8 +532,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _codec_config(args: argparse.Namespace, run_dir: Path) -> tuple[CodecConfig, dict | None]:
     """The run's codec config and the weights to start from: for stage 2 the stage-1 export; for
-    stage 1 an optional earlier export (e.g. the committed default codec on a fresh machine, where the
-    full training state of ``runs/`` is gone)."""
+    stage 1 an optional export to continue from (e.g. the bundled default codec on a machine without
+    its training state in ``runs/``)."""
     saved = run_dir / "codec_config.json"
     if args.resume and saved.is_file():
         return load_config_file(CodecConfig, saved), None

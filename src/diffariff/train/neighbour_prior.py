@@ -1,11 +1,11 @@
-"""``diffariff train neighbour-prior``: build a neighbour prior (:mod:`diffariff.clap.neighbour_prior`)
+"""``diffariff train neighbour-prior``: build a neighbour prior (:mod:`diffariff.priors.neighbour_prior`)
 from the embedded pairs of one or more ``train prior`` runs.
 
 Nothing is embedded here: the pairs folders (``RUN/pairs``) already hold the audio-CLAP embeddings of
 the context mixes and target reference clips, with the targets' roles. The training parts of every
 folder are pooled into the bank and the role classifier is fitted on them (seconds on a CPU); the
 held-out draws of the first folder (``eval.safetensors``) score the result with
-:func:`~diffariff.clap.context_prior.evaluate_prior` at the prior's default guidance (role accuracy
+:func:`~diffariff.priors.context_prior.evaluate_prior` at the prior's default guidance (role accuracy
 against the nearest role centroid of the training targets, closeness to the true target), printed and
 kept in the file's metadata; ``diffariff eval prior`` scores it at other strengths.
 """

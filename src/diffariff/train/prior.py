@@ -1,7 +1,7 @@
-"""``diffariff train prior``: train the context prior (:mod:`diffariff.clap.context_prior`).
+"""``diffariff train prior``: train the context prior (:mod:`diffariff.priors.context_prior`).
 
 Data: ``pairs`` draws of (context mix, target reference clip) from the training songs of one or more
-corpora, embedded once with the CLAP audio tower (:func:`~diffariff.clap.context_prior.embed_pair_items`)
+corpora, embedded once with the CLAP audio tower (:func:`~diffariff.priors.context_prior.embed_pair_items`)
 and kept in the run folder as parts of ``part_size`` pairs (``pairs/part_00000.safetensors``, each
 keyed by the CLAP file hash, the songs and the recipe): an interrupted build resumes at the first
 missing part, and a later run with more ``pairs`` only embeds the new parts. ``eval_pairs`` held-out
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, InputError
-from ..priors.bridge import BridgeConfig, ClapBridge, file_sha256
+from ..priors.bridge import BridgeConfig, ClapBridge
 from ..priors.context_prior import (
     PriorPairs,
     embed_pair_items,
@@ -114,7 +114,7 @@ def _load_part(path: Path, key: dict) -> PriorPairs | None:
 
 
 def _pairs_of(ckpt) -> PriorPairs:
-    """The :class:`PriorPairs` a loaded part holds (parts embedded before session 12 carry no roles)."""
+    """The :class:`PriorPairs` a loaded part holds (a part without a ``role`` tensor gives no roles)."""
     role = ckpt.tensors.get("role")
     return PriorPairs(ckpt.tensors["context"].float(), ckpt.tensors["target"].float(), ckpt.tensors["has_context"].bool(),
                       None if role is None else role.long())
@@ -256,21 +256,11 @@ def _songs(corpora: list[str], split: str):
 
 def run(args: argparse.Namespace) -> int:
     """Embed the pairs (or reuse them), train (or resume), export the prior and evaluate it."""
-    import lightning as L
-
-    from ..clap.builtin import BuiltinClap
     from ..fsutil import write_json_atomic
-    from ..torchutil import setup_cpu
-    from .bridge import check_run_dir, train_and_export
+    from .bridge import start_run, train_and_export
 
-    setup_cpu()
-    run_dir = check_run_dir(args)
-    clap_sha = file_sha256(args.clap)
-    clap = BuiltinClap.load(args.clap)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = resolve_run_config(args, run_dir, clap.dim, clap_sha)
+    run_dir, clap, clap_sha, config = start_run(args, resolve_run_config)
     cfg = config.train
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
     progress = sys.stderr.isatty()
 
     songs = _songs(args.corpus, cfg.train_split)
@@ -293,7 +283,7 @@ def run(args: argparse.Namespace) -> int:
                                      split="eval", progress=progress)
         try:
             centroids = role_centroids(pairs)
-        except InputError:  # no role labels (pairs embedded before roles were kept)
+        except InputError:  # no role labels (parts without a ``role`` tensor)
             centroids = None
         result = evaluate_prior(model, held_out, samples=cfg.eval_samples, seed=cfg.seed, centroids=centroids)
         result["step"] = step

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 
 from ...errors import InputError
-from .corpus import build_corpus
 
 SOURCES = ("procedural", "pieces", "all")
 
@@ -27,6 +26,8 @@ def _procedural_soundfont(args: argparse.Namespace) -> str | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .corpus import build_corpus  # imported here: `diffariff corpus --help` loads no rendering code
+
     paths = []
     if args.source in ("procedural", "all"):
         extra = {"produce": True} if args.produce else {}  # build_corpus's production chain (corpus.py)
