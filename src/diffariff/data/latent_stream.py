@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-from ..errors import DatasetError, InputError
+from ..errors import DatasetError
 from .latents import LatentCacheDataset, open_caches, shard_path
 
 
@@ -45,12 +45,7 @@ class StreamingLatentCache(LatentCacheDataset):
         if len(self.roots) > 1:
             self.manifest = {**self.manifest, "pairs": len(self), "caches": [str(r) for r in self.roots]}
         self.frames = int(self.manifest["frames"])
-        if train_frames is not None and not 1 <= int(train_frames) <= self.frames:
-            raise InputError(f"train_frames must be in [1, {self.frames}] for this cache, got {train_frames}")
-        self.train_frames = None if train_frames is None else int(train_frames)
-        self.full_length = bool(full_length)
-        self.seed = int(seed)
-        self.epoch = 0
+        self._set_crops(train_frames, full_length, seed)
         self._handles: dict[tuple[int, int], object] = {}
         self._pid = os.getpid()
 

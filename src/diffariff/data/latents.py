@@ -389,6 +389,11 @@ class LatentCacheDataset(torch.utils.data.Dataset):
             self.manifest = {**manifests[0], "pairs": len(self), "caches": [str(r) for r in roots],
                              "stats": _statistics([self.tensors], ", ".join(map(str, roots)))}
         self.frames = int(self.tensors["target"].shape[-1])
+        self._set_crops(train_frames, full_length, seed)
+
+    def _set_crops(self, train_frames: int | None, full_length: bool, seed: int) -> None:
+        """The crop settings of items (``self.frames`` must be set): ``train_frames`` latent frames per
+        crop (None: whole items) in [1, frames], ``full_length``, the crop ``seed``, epoch 0."""
         if train_frames is not None and not 1 <= int(train_frames) <= self.frames:
             raise InputError(f"train_frames must be in [1, {self.frames}] for this cache, got {train_frames}")
         self.train_frames = None if train_frames is None else int(train_frames)

@@ -165,6 +165,14 @@ def _download_name(name: str, fmt: str) -> str:
     return (re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:60] or "lane") + f".{fmt}"
 
 
+async def _send_audio(ws: Any, name: str, fmt: str, read: Any, *args: Any) -> FileResponse:
+    """``read(*args)`` (48 kHz audio [C, N]) written as 24-bit ``name`` in the workspace's output
+    folder and sent as a download (the file is removed after sending)."""
+    audio = await run_in_threadpool(read, *args)
+    path = await run_in_threadpool(save_audio, ws.out_path(name), audio, SAMPLE_RATE, subtype="24")
+    return _sent(path, FORMATS[fmt], name)
+
+
 async def lane_audio(studio: Any, request: Request) -> FileResponse:
     ws = _ws(studio, request)
     return FileResponse(ws.lane_path(request.path_params["lane"]), media_type="audio/wav",
@@ -175,19 +183,13 @@ async def lane_download(studio: Any, request: Request) -> FileResponse:
     ws = _ws(studio, request)
     fmt = _format(request)
     lane = ws.lane(request.path_params["lane"])
-    name = _download_name(lane.name, fmt)
-    audio = await run_in_threadpool(ws.lane_audio, lane.id)
-    path = await run_in_threadpool(save_audio, ws.out_path(name), audio, SAMPLE_RATE, subtype="24")
-    return _sent(path, FORMATS[fmt], name)
+    return await _send_audio(ws, _download_name(lane.name, fmt), fmt, ws.lane_audio, lane.id)
 
 
 async def mix_download(studio: Any, request: Request) -> FileResponse:
     ws = _ws(studio, request)
     fmt = _format(request)
-    audio = await run_in_threadpool(ws.context)
-    name = f"mix.{fmt}"
-    path = await run_in_threadpool(save_audio, ws.out_path(name), audio, SAMPLE_RATE, subtype="24")
-    return _sent(path, FORMATS[fmt], name)
+    return await _send_audio(ws, f"mix.{fmt}", fmt, ws.context)
 
 
 # ------------------------------------------------------------------------------------ candidates

@@ -6,16 +6,16 @@
 * :func:`tile`: repeat a loop at exact (fractional) bar positions over a span of a longer array.
 * :func:`place_region`: a generated region pasted into silence with short raised-cosine fades.
 * :func:`loop_seam_report`: the spectral-flux jump at the loop point of a tiled loop against the median
-  flux (:func:`seam_measure`, the measure of :func:`diffariff.eval.seams.measure_seams`), next to the same ratio at the ordinary downbeats
+  flux (:func:`~diffariff.timing.seams.measure_seams`), next to the same ratio at the ordinary downbeats
   inside the generated segment (where a musical onset is expected anyway).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import InputError
+from .seams import measure_seams
 
 
 def _ramp(n: int) -> np.ndarray:
@@ -69,34 +69,6 @@ def place_region(region: np.ndarray, total: int, start: int, fade: int) -> np.nd
     return out
 
 
-def seam_measure(audio: np.ndarray, boundaries_s: list[float], sample_rate: int, n_fft: int = 2048,
-                 hop: int = 512) -> tuple[float, float]:
-    """(flux ratio, level jump in dB) at the border times ``boundaries_s`` (seconds) of ``audio`` [C, N]
-    or [N] at ``sample_rate`` Hz: the largest spectral flux (L2 distance of consecutive log-magnitude
-    frames) among the frame transitions within 1.5 hops of each border, averaged over the borders, over
-    the median flux of the clip (about 1: no jump), and the mean largest frame-to-frame level change
-    (dB) there. The same measure as the evaluation's seam metric, kept here so the analysis layer does
-    not import the evaluation. InputError for audio shorter than a few frames or no border inside."""
-    x = np.atleast_2d(np.asarray(audio, dtype=np.float64)).mean(axis=0)
-    if x.shape[0] < n_fft + 2 * hop:
-        raise InputError("audio too short to measure seams")
-    framed = sliding_window_view(x, n_fft)[::hop]
-    spec = np.abs(np.fft.rfft(framed * np.hanning(n_fft), axis=1))
-    logmag = np.log1p(spec / (spec.mean() + 1e-12))
-    flux = np.linalg.norm(np.diff(logmag, axis=0), axis=1)  # transition t -> t+1 at sample (t+1) hop + n/2
-    jump = np.abs(np.diff(10 * np.log10(np.mean(framed**2, axis=1) + 1e-10)))
-    centres = (np.arange(1, framed.shape[0]) * hop + n_fft / 2) / sample_rate
-    bf, bj = [], []
-    for b in boundaries_s:
-        near = np.abs(centres - b) <= 1.5 * hop / sample_rate
-        if near.any():
-            bf.append(flux[near].max())
-            bj.append(jump[near].max())
-    if not bf:
-        raise InputError("no seam boundary falls inside the audio")
-    return float(np.mean(bf)) / max(float(np.median(flux)), 1e-12), float(np.mean(bj))
-
-
 def loop_seam_report(loop: np.ndarray, segment: np.ndarray, downbeats_s: list[float], sample_rate: int) -> dict:
     """Seam of ``loop`` [C, L]: it is tiled three times and the spectral flux at the two loop points is
     compared with the median flux (``seam_flux_ratio``; about 1: no jump; ``seam_jump_db`` the level
@@ -105,8 +77,8 @@ def loop_seam_report(loop: np.ndarray, segment: np.ndarray, downbeats_s: list[fl
     there is none."""
     L = loop.shape[-1]
     tiled = np.concatenate([loop, loop, loop], axis=-1)
-    seam_ratio, seam_jump = seam_measure(tiled, [L / sample_rate, 2 * L / sample_rate], sample_rate)
+    seam = measure_seams(tiled, [L / sample_rate, 2 * L / sample_rate], sample_rate)
     inner = [t for t in downbeats_s if 0.05 < t < segment.shape[-1] / sample_rate - 0.05]
-    ref = seam_measure(segment, inner, sample_rate)[0] if inner else None
-    return {"seam_flux_ratio": round(seam_ratio, 3), "seam_jump_db": round(seam_jump, 2),
+    ref = measure_seams(segment, inner, sample_rate).flux_ratio if inner else None
+    return {"seam_flux_ratio": round(seam.flux_ratio, 3), "seam_jump_db": round(seam.boundary_jump_db, 2),
             "downbeat_flux_ratio": None if ref is None else round(float(ref), 3)}

@@ -33,21 +33,14 @@ import numpy as np
 from ..errors import InputError
 from .bars import BarGrid, check_bpm, parse_meter
 from .beats import (
-    ANALYSIS_SR,
-    HOP,
-    BeatGrid,
-    OnsetFeatures,
     candidate_grids,
-    fit_regular_grid,
     onset_features,
     refine_grid,
     to_mono_analysis,
-    track_beats,
 )
 from .meter import choose_bars
 
-__all__ = ["ANALYSIS_SR", "HOP", "BeatGrid", "OnsetFeatures", "analyze", "analyze_audio", "fit_regular_grid",
-           "onset_features", "to_mono_analysis", "track_beats"]
+__all__ = ["analyze", "analyze_audio"]
 
 #: Shortest audio the analysis accepts (seconds): a few bars at the slowest tempi.
 MIN_ANALYSIS_SECONDS = 2.0
