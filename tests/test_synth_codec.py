@@ -23,6 +23,17 @@ from diffariff.train.synth_codec import SynthCodecModule
 SR = 48_000
 TINY = dict(enc_channels=(32, 32, 32), dec_channels=(48, 32, 32, 32), blocks=1, latent_dim=16,
             chunk_context_frames=4)
+TINY_GRID = dict(TINY, nets="grid", chunk_context_frames=8, grid_enc_channels=(16, 16, 16), grid_mel_channels=32,
+                 grid_dec_channels=(16, 16, 16))
+
+
+def _wake(codec: SynthCodec) -> None:
+    """Raise the decoder's output bias so an untrained codec's output is not all ~zero."""
+    with torch.no_grad():
+        heads = [codec.decoder.head] if codec.config.nets == "conv1d" else [codec.decoder.pitch_head,
+                                                                            codec.decoder.noise[-1]]
+        for head in heads:
+            head.bias.fill_(-3.0)
 
 
 def _peak_hz(x: np.ndarray) -> float:
@@ -70,11 +81,11 @@ def test_noise_synth_is_unit_white_noise_at_gain_one_and_follows_band_gains():
     assert np.allclose(part[512:-512], flat[100 * 256 + 512: 200 * 256 - 512], atol=1e-5)
 
 
-def test_codec_shapes_chunking_seeds_and_persistence(tmp_path):
+@pytest.mark.parametrize("nets", [TINY, TINY_GRID], ids=["conv1d", "grid"])
+def test_codec_shapes_chunking_seeds_and_persistence(tmp_path, nets):
     torch.manual_seed(0)
-    codec = SynthCodec(SynthCodecConfig(**TINY)).eval()
-    with torch.no_grad():  # wake the decoder so the output is not all ~zero
-        codec.decoder.head.bias.fill_(-3.0)
+    codec = SynthCodec(SynthCodecConfig(**nets)).eval()
+    _wake(codec)
     x = torch.randn(1, 2, 3 * SR + 77) * 0.1
     z = codec.encode(x, chunk_seconds=math.inf)
     assert z.shape == (1, 16, math.ceil((3 * SR + 77) / 2048)) and z.abs().max() < 1
@@ -107,17 +118,23 @@ def test_codec_refuses_bad_input_and_handles_tiny_and_silent_audio():
     assert torch.isfinite(clipped).all()
     with pytest.raises(ConfigError):
         SynthCodecConfig(latent_hop=4096)
+    with pytest.raises(ConfigError):
+        SynthCodecConfig(nets="grid", decoder="stftmag")
+    with pytest.raises(ConfigError):
+        SynthCodecConfig(nets="unet")
 
 
-def test_training_steps_learn_the_notes_of_rendered_audio(render_notes):
+@pytest.mark.parametrize("nets, train, steps", [(TINY, {}, 40), (TINY_GRID, {"w_bank_shape": 1.0}, 60)],
+                         ids=["conv1d", "grid"])
+def test_training_steps_learn_the_notes_of_rendered_audio(render_notes, nets, train, steps):
     torch.manual_seed(0)
-    module = SynthCodecModule(dict(TINY), {})
+    module = SynthCodecModule(dict(nets), train)
     keys = render_notes(0, [60, 64, 67, 72, 71, 67], seconds=1.5)[0]
     bass = render_notes(33, [36, 43, 40, 45, 38, 41], seconds=1.5)[0]
     x = torch.from_numpy(np.stack([keys, bass])[:, : 16 * 2048])[:, None]
     opt = torch.optim.Adam(module.codec.parameters(), 3e-3)
     losses = []
-    for _ in range(40):
+    for _ in range(steps):
         loss = module.loss(module.codec, x)
         opt.zero_grad()
         loss.backward()

@@ -14,33 +14,18 @@ from __future__ import annotations
 
 import math
 
+import librosa
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
-def hz_to_mel(f: torch.Tensor) -> torch.Tensor:
-    """HTK mel scale."""
-    return 2595.0 * torch.log10(1.0 + f / 700.0)
-
-
-def mel_to_hz(m: torch.Tensor) -> torch.Tensor:
-    return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
-
-
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float) -> torch.Tensor:
-    """Triangular mel filters ``[n_mels, n_fft // 2 + 1]`` (area-normalised, HTK mel scale)."""
-    n_freqs = n_fft // 2 + 1
-    freqs = torch.linspace(0.0, sample_rate / 2.0, n_freqs, dtype=torch.float64)
-    mels = torch.linspace(hz_to_mel(torch.tensor(float(f_min))), hz_to_mel(torch.tensor(float(f_max))),
-                          n_mels + 2, dtype=torch.float64)
-    edges = mel_to_hz(mels)
-    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    up = (freqs[None] - lo) / (mid - lo)
-    down = (hi - freqs[None]) / (hi - mid)
-    tri = torch.clamp(torch.minimum(up, down), min=0.0)
-    tri = tri * (2.0 / (hi - lo))  # equal area per filter
-    return tri.to(torch.float32)
+    """Triangular mel filters ``[n_mels, n_fft // 2 + 1]`` (area-normalised, HTK mel scale; librosa's)."""
+    fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=f_min, fmax=f_max, htk=True,
+                             norm="slaney", dtype=np.float64)
+    return torch.from_numpy(fb).to(torch.float32)
 
 
 class LogMel(nn.Module):

@@ -54,9 +54,8 @@ from __future__ import annotations
 
 import math
 
+import librosa
 import torch
-
-from ..eval.reconstruction import mel_filterbank
 
 #: (n_fft, hop) of :func:`mr_stft_loss`, Hann windows.
 RESOLUTIONS = ((256, 64), (512, 128), (1024, 256), (2048, 512), (4096, 1024))
@@ -167,7 +166,9 @@ def band_energy_loss(pred: torch.Tensor, target: torch.Tensor, sample_rate: int 
     for n_fft, hop, n_mels in resolutions:
         key = (sample_rate, n_fft, n_mels)
         if key not in _MEL_CACHE:
-            _MEL_CACHE[key] = mel_filterbank(sample_rate, n_fft, n_mels).float()
+            fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=0.0, fmax=sample_rate / 2,
+                                     htk=True, norm=None)
+            _MEL_CACHE[key] = torch.from_numpy(fb).float()
         total = total + _log_band_l1(pred, target, _MEL_CACHE[key], n_fft, hop)
     return total / len(resolutions)
 

@@ -37,14 +37,17 @@ from .chunking import chunked_decode, chunked_encode
 from .model import LatentCodec, checked_audio
 from .stereo import pseudo_stereo
 from .synth import NoiseSynth, OscillatorBank
+from .synth_grid_nets import GridDecoder, GridEncoder
 from .synth_nets import PitchFrontEnd, SynthDecoder, SynthEncoder
 
 KIND = "synth_codec"
 #: Config fields and state-dict prefixes of the decoder side: a decoder trained further on frozen latents
 #: keeps the codec's identity (:func:`diffariff.diffusion.model.model_identity`), so latent models stay valid.
-DECODER_ONLY_FIELDS = ("decoder", "control_hop", "noise_bands", "stft_fft", "griffin_lim_iters", "dec_channels")
+DECODER_ONLY_FIELDS = ("decoder", "control_hop", "noise_bands", "stft_fft", "griffin_lim_iters", "dec_channels",
+                       "grid_dec_channels")
 DECODER_PREFIXES = ("decoder.", "bank.", "noise.")
 DECODERS = ("bank", "stftmag")
+NETS = ("conv1d", "grid")
 _LOG_AMP_RANGE = (-18.0, 2.0)  # clamp of the decoder's log levels (natural log)
 
 
@@ -67,12 +70,24 @@ class SynthCodecConfig:
     enc_channels: tuple[int, ...] = (256, 256, 256)
     dec_channels: tuple[int, ...] = (384, 256, 192, 128)
     blocks: int = 2
+    #: "conv1d": 1-D convolutions over frames (:mod:`.synth_nets`); "grid": 2-D convolutions over (pitch, time)
+    #: for the bank (:mod:`.synth_grid_nets`; bank decoder only; ``dec_channels`` then sizes the noise branch)
+    nets: str = "conv1d"
+    grid_enc_channels: tuple[int, ...] = (16, 32, 48)
+    grid_mel_channels: int = 128
+    grid_dec_channels: tuple[int, ...] = (48, 32, 24)
     chunk_seconds: float = 20.0
     chunk_context_frames: int = 8
 
     def __post_init__(self) -> None:
         self.enc_channels = tuple(int(c) for c in self.enc_channels)
         self.dec_channels = tuple(int(c) for c in self.dec_channels)
+        self.grid_enc_channels = tuple(int(c) for c in self.grid_enc_channels)
+        self.grid_dec_channels = tuple(int(c) for c in self.grid_dec_channels)
+        if self.nets not in NETS:
+            raise ConfigError(f"nets must be one of {', '.join(NETS)}, got '{self.nets}'")
+        if self.nets == "grid" and (self.decoder != "bank" or len(self.enc_channels) != 3 or len(self.dec_channels) != 4):
+            raise ConfigError("grid nets need the bank decoder, 3 encoder levels and 4 decoder levels")
         if self.stereo != "mono":
             raise ConfigError("the synth codec is mono (stereo comes from two decodings)")
         if self.decoder not in DECODERS:
@@ -124,14 +139,22 @@ class SynthCodec(LatentCodec):
         super().__init__()
         self.config = c = config or SynthCodecConfig()
         self.front = PitchFrontEnd(c.sample_rate, c.feature_hop, c.n_mels, c.midi_lo, c.midi_hi, c.per_semitone)
-        self.encoder = SynthEncoder(self.front.channels, c.enc_channels, c.blocks, c.latent_dim)
+        if c.nets == "grid":
+            self.encoder = GridEncoder(c.n_mels, c.bank_size, c.grid_enc_channels, c.grid_mel_channels, c.blocks,
+                                       c.latent_dim)
+        else:
+            self.encoder = SynthEncoder(self.front.channels, c.enc_channels, c.blocks, c.latent_dim)
         if c.decoder == "bank":
             self.bank = OscillatorBank(c.sample_rate, c.control_hop, c.midi_lo, c.midi_hi, c.per_semitone)
             self.noise = NoiseSynth(c.sample_rate, c.control_hop, c.noise_bands)
             out = self.bank.size + c.noise_bands
         else:
             out = c.stft_fft // 2 + 1
-        self.decoder = SynthDecoder(c.latent_dim, c.dec_channels, c.blocks, out, out_bias=-9.0)
+        if c.nets == "grid":
+            self.decoder = GridDecoder(c.latent_dim, c.bank_size, c.grid_dec_channels, c.dec_channels, c.noise_bands,
+                                       c.blocks, out_bias=-9.0)
+        else:
+            self.decoder = SynthDecoder(c.latent_dim, c.dec_channels, c.blocks, out, out_bias=-9.0)
         self.register_buffer("latent_mean", torch.tensor(0.0))
         self.register_buffer("latent_std", torch.tensor(0.5))
 

@@ -39,6 +39,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import librosa
 import numpy as np
 import torch
 
@@ -100,22 +101,11 @@ def mr_stft_distance(reference, estimate, *, fft_sizes: Sequence[int] = MR_STFT_
     return total / len(fft_sizes)
 
 
-def _hz_to_mel(f: np.ndarray) -> np.ndarray:
-    return 2595.0 * np.log10(1.0 + f / 700.0)
-
-
-def _mel_to_hz(m: np.ndarray) -> np.ndarray:
-    return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
-
-
 def mel_filterbank(sample_rate: int, n_fft: int = MEL_N_FFT, n_mels: int = N_MELS) -> torch.Tensor:
-    """Triangular HTK-mel filters ``[n_mels, n_fft/2+1]`` (peak 1) over 0 Hz - sample_rate/2."""
-    freqs = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
-    edges = _mel_to_hz(np.linspace(0.0, _hz_to_mel(np.array(sample_rate / 2.0)), n_mels + 2))
-    lower, center, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    up = (freqs[None] - lower) / np.maximum(center - lower, 1e-9)
-    down = (upper - freqs[None]) / np.maximum(upper - center, 1e-9)
-    return torch.from_numpy(np.clip(np.minimum(up, down), 0.0, None))
+    """Triangular HTK-mel filters ``[n_mels, n_fft/2+1]`` (peak 1) over 0 Hz - sample_rate/2 (librosa's)."""
+    fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=0.0, fmax=sample_rate / 2.0,
+                             htk=True, norm=None, dtype=np.float64)
+    return torch.from_numpy(fb)
 
 
 def log_mel(x, sample_rate: int = 48_000) -> torch.Tensor:
