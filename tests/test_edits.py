@@ -172,16 +172,16 @@ def test_plan_windows():
 def test_windowed_generation_continues_through_overlaps(denoise):
     calls = []
 
-    def sample_window(start, end, known, mask):
+    def sample_window(index, start, end, known, mask):
         calls.append((start, end, int(mask.sum())))
-        inp = Inpaint(denoise, known, mask, torch.Generator().manual_seed(start))
+        inp = Inpaint(denoise, known, mask.float().reshape(1, 1, -1), torch.Generator().manual_seed(start))
         x = torch.randn(known.shape, generator=torch.Generator().manual_seed(start)) * 80
         return inp.finalize(sample_heun(inp, x, karras_sigmas(4)))
 
-    out = generate_windowed(sample_window, total=70, window=30, overlap=10)
+    out = generate_windowed(sample_window, plan_windows(70, 30, 10))
     assert out.shape == (1, 64, 70)
     assert [c[:2] for c in calls] == plan_windows(70, 30, 10)
     assert calls[0][2] == 0 and all(c[2] >= 10 for c in calls[1:])
-    again = generate_windowed(sample_window, total=70, window=30, overlap=10)
+    again = generate_windowed(sample_window, plan_windows(70, 30, 10))
     assert torch.equal(out, again)
     assert bool((out.abs().sum(1) > 0).all())  # every frame generated

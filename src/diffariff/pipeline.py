@@ -74,7 +74,7 @@ from .audio_input import (
     to_numpy,
 )
 from .bundle import open_bundle
-from .diffusion.edits import plan_windows, slerp
+from .diffusion.edits import generate_windowed, plan_windows, slerp
 from .errors import (
     AudioTooLongError,
     CheckpointError,
@@ -349,30 +349,25 @@ class Accompanist(BarEditing, StreamedOutput):
         total = len(plan) * (steps if init is None else max(1, round(steps * float(strength or 1.0))))
         bar = tqdm(total=total, desc="generating", unit="step", disable=(None if progress is None else not progress),
                    leave=False)
-        out = torch.zeros(int(n), model.config.latent_channels, frames)
-        done = 0
+
+        def sample_window(w: int, a: int, b: int, win_known: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            if keep_t is not None and known is not None:  # the user's kept frames join the overlap
+                outside = keep_t[a:b] & ~mask
+                win_known[..., outside] = known[..., a:b].expand(int(n), -1, -1)[..., outside]
+                mask = mask | keep_t[a:b]
+            inpaint = bool(mask.any())
+            return model.sample(
+                None if ctx_latents is None else ctx_latents[..., a:b], clap, frames=b - a, batch=int(n),
+                steps=steps, sampler=sampler, w_ctx=cfg_context, w_clap=cfg_clap, rescale_phi=rescale_phi,
+                guidance_interval=guidance_interval, seed=int(seed) + 7919 * w, callback=lambda _d: bar.update(1),
+                init_latents=None if init is None else init[..., a:b], variation_strength=strength,
+                inpaint_latents=win_known if inpaint else None,
+                inpaint_mask=mask.float().reshape(1, 1, -1) if inpaint else None,
+                loop_n=loop, loop_fraction=loop_strength, style_latents=style, style_strength=style_strength,
+            )
+
         try:
-            for w, (a, b) in enumerate(plan):
-                length = b - a
-                mask = torch.zeros(length, dtype=torch.bool)
-                mask[: max(0, done - a)] = True
-                win_known = out[..., a:b].clone()
-                if keep_t is not None and known is not None:
-                    outside = keep_t[a:b] & ~mask
-                    win_known[..., outside] = known[..., a:b].expand(int(n), -1, -1)[..., outside]
-                    mask = mask | keep_t[a:b]
-                z = model.sample(
-                    None if ctx_latents is None else ctx_latents[..., a:b], clap, frames=length, batch=int(n),
-                    steps=steps, sampler=sampler, w_ctx=cfg_context, w_clap=cfg_clap, rescale_phi=rescale_phi,
-                    guidance_interval=guidance_interval, seed=int(seed) + 7919 * w, callback=lambda _d: bar.update(1),
-                    init_latents=None if init is None else init[..., a:b], variation_strength=strength,
-                    inpaint_latents=win_known if bool(mask.any()) else None,
-                    inpaint_mask=mask.float().reshape(1, 1, -1) if bool(mask.any()) else None,
-                    loop_n=loop, loop_fraction=loop_strength, style_latents=style, style_strength=style_strength,
-                )
-                keep_prev = max(0, done - a)
-                out[..., a + keep_prev:b] = z[..., keep_prev:]
-                done = b
+            out = generate_windowed(sample_window, plan, batch=int(n), channels=model.config.latent_channels)
         finally:
             bar.close()
         if keep_t is not None and known is not None:  # exact in codec units (no normalisation round trip)

@@ -204,24 +204,24 @@ def plan_windows(total: int, window: int, overlap: int) -> list[tuple[int, int]]
 
 
 def generate_windowed(
-    sample_window: Callable[[int, int, torch.Tensor, torch.Tensor], torch.Tensor],
-    total: int, window: int, overlap: int, batch: int = 1, channels: int = 64,
+    sample_window: Callable[[int, int, int, torch.Tensor, torch.Tensor], torch.Tensor],
+    plan: list[tuple[int, int]], batch: int = 1, channels: int = 64,
     device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """Long generation: for each window of :func:`plan_windows`, call
-    ``sample_window(start, end, known [B, C, L], mask [1, 1, L]) -> latent [B, C, L]`` where ``known``
-    holds the frames already generated (mask 1) — the overlap with earlier windows — and the caller
-    inpaints the rest (e.g. with :class:`Inpaint`). Returns [B, C, total]; overlapping frames keep
-    the earlier window's values, so window boundaries continue seamlessly."""
+    """Long generation over the windows of ``plan`` (from :func:`plan_windows`; ``[(0, total)]`` for one
+    pass): for window ``i`` call ``sample_window(i, start, end, known [B, C, L], mask [L] bool) -> latent
+    [B, C, L]`` where ``known`` holds the frames already generated (mask True) - the overlap with earlier
+    windows - and the caller inpaints the rest (e.g. with :class:`Inpaint`). Returns ``[B, C, total]``;
+    overlapping frames keep the earlier window's values, so window boundaries continue seamlessly."""
+    total = plan[-1][1]
     out = torch.zeros(batch, channels, total, device=device, dtype=dtype)
     done = 0
-    for start, end in plan_windows(total, window, overlap):
+    for i, (start, end) in enumerate(plan):
         length = end - start
-        mask = torch.zeros(1, 1, length, device=device, dtype=dtype)
         keep = max(0, min(done, end) - start)
-        mask[..., :keep] = 1.0
-        known = out[..., start:end].clone()
-        z = sample_window(start, end, known, mask)
+        mask = torch.zeros(length, dtype=torch.bool, device=device)
+        mask[:keep] = True
+        z = sample_window(i, start, end, out[..., start:end].clone(), mask)
         if z.shape != (batch, channels, length):
             raise InputError(f"sample_window returned {list(z.shape)}, expected {[batch, channels, length]}")
         out[..., start + keep:end] = z[..., keep:].to(out.dtype)
