@@ -18,7 +18,7 @@ from diffariff.codec.synth import NoiseSynth, OscillatorBank, bank_frequencies
 from diffariff.errors import ConfigError, EmptyAudioError, NonFiniteAudioError
 from diffariff.eval.musical_fit import key_fit
 from diffariff.eval.reconstruction import grid_energy_share
-from diffariff.train.synth_codec import SynthCodecModule
+from diffariff.train.synth_codec import SynthCodecModule, bank_level_loss, partial_targets
 
 SR = 48_000
 TINY = dict(enc_channels=(32, 32, 32), dec_channels=(48, 32, 32, 32), blocks=1, latent_dim=16,
@@ -104,6 +104,31 @@ def test_codec_shapes_chunking_seeds_and_persistence(tmp_path, nets):
     assert torch.allclose(back.encode(x), z, atol=2e-2)
 
 
+def test_partial_targets_find_the_oscillators_and_levels_of_a_rendered_chord_and_not_of_noise(render_notes):
+    codec = SynthCodec(SynthCodecConfig(**TINY))
+    k, frames = codec.bank.size, 64
+    amps = torch.zeros(1, k, frames)
+    chord = {20: 0.2, 100: 0.1, 150: 0.05, 200: 0.02}  # 40 Hz, 188 Hz, 492 Hz, 1.3 kHz
+    for osc, amp in chord.items():
+        amps[0, osc] = amp
+    targets = partial_targets(codec, codec.bank(amps, seed=3))
+    mid = targets[0, :, frames // 4]  # feature frames are 2 control frames
+    assert torch.nonzero(torch.isfinite(mid)).flatten().tolist() == sorted(chord)
+    assert np.allclose([float(mid[o]) for o in sorted(chord)], np.log([chord[o] for o in sorted(chord)]), atol=0.05)
+    # the loss is ~0 when the decoder's levels are the chord's, and grows when a partial is missing
+    controls = torch.full((1, k + codec.config.noise_bands, frames), -12.0)
+    for osc, amp in chord.items():
+        controls[0, osc] = math.log(amp)
+    assert float(bank_level_loss(codec, controls, targets)) < 0.01
+    controls[0, 100] = -12.0
+    assert float(bank_level_loss(codec, controls, targets)) > 1.0
+    noise = partial_targets(codec, torch.randn(1, frames * 256, generator=torch.Generator().manual_seed(0)) * 0.1)
+    assert torch.isfinite(noise).sum() < 0.2 * noise.shape[-1]  # white noise: almost no partials
+    bass = torch.from_numpy(render_notes(33, [36, 43, 40, 45], seconds=1.5)[0])[None]
+    found = torch.isfinite(partial_targets(codec, bass)).sum(dim=1)
+    assert float(found.float().median()) >= 3  # a rendered bass line: its harmonics
+
+
 def test_codec_refuses_bad_input_and_handles_tiny_and_silent_audio():
     codec = SynthCodec(SynthCodecConfig(**TINY)).eval()
     with pytest.raises(NonFiniteAudioError):
@@ -124,7 +149,7 @@ def test_codec_refuses_bad_input_and_handles_tiny_and_silent_audio():
         SynthCodecConfig(nets="unet")
 
 
-@pytest.mark.parametrize("nets, train, steps", [(TINY, {}, 40), (TINY_GRID, {"w_bank_shape": 1.0}, 60)],
+@pytest.mark.parametrize("nets, train, steps", [(TINY, {}, 40), (TINY_GRID, {"w_bank_shape": 1.0, "w_bank_level": 1.0}, 60)],
                          ids=["conv1d", "grid"])
 def test_training_steps_learn_the_notes_of_rendered_audio(render_notes, nets, train, steps):
     torch.manual_seed(0)

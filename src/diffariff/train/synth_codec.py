@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ class SynthTrainConfig:
     w_mel: float = 1.0
     w_semitone: float = 1.0
     w_bank_shape: float = 0.0  # bank decoder: oscillator log-levels follow the input's 1/3-semitone band shape
+    w_bank_level: float = 0.0  # bank decoder: oscillators on the input's partials sound at the partials' level
     eval_every: int = 200
     eval_clips: int = 8
     eval_seconds: float = 4.0
@@ -106,6 +108,92 @@ def bank_shape_loss(codec: SynthCodec, controls: torch.Tensor, feats: torch.Tens
     return (weight * (_band_shape(log_amp, half) - target).abs()).mean()
 
 
+#: long-window peak picking of the bank level loss: FFT size, bins a peak must top on each side (Hann's main
+#: lobe), bins within which it must lie within ``_SIDELOBE_DB`` of the loudest (a partial, not a sidelobe),
+#: and how far under the frame's loudest bin a partial may be
+_PEAK_FFT = 8192
+_PEAK_LOBE_BINS = 2
+_PEAK_NEAR_BINS = 6
+#: a partial's peak bin stands this far above the mean power of the bins around its main lobe (to +-12 bins)
+_PEAK_AROUND_BINS = 12
+_PROMINENCE_DB = 12.0
+_SIDELOBE_DB = 20.0
+_PEAK_RANGE_DB = 60.0
+#: oscillator log-amplitudes the level target is clamped to: below -12 (~ -104 dBFS) a partial is silence
+_LEVEL_RANGE = (-12.0, 2.0)
+
+
+def partial_targets(codec: SynthCodec, x: torch.Tensor) -> torch.Tensor:
+    """The partials of ``x [B, N]`` as oscillator log-amplitudes ``[B, K, N / feature_hop]`` (NaN: no partial).
+
+    Per front-end frame, peaks of an 8192-point Hann power spectrum (5.9 Hz bins) that top every bin within
+    ``_PEAK_LOBE_BINS`` and lie within ``_SIDELOBE_DB`` of the loudest bin within ``_PEAK_NEAR_BINS`` (not a
+    window sidelobe: Hann's first is 31 dB down), ``_PROMINENCE_DB`` above the mean power of the bins around its
+    main lobe (tonal: the peaks of noise rarely stand so far out) and within ``_PEAK_RANGE_DB`` of the frame's loudest bin; a peak's amplitude is
+    ``2 sqrt(P_-1 + P_0 + P_+1) / (1.5^0.5 sum(w))`` (the three bins of its main lobe) and it goes to the
+    oscillator nearest its parabolically interpolated frequency."""
+    c, k = codec.config, codec.bank.size
+    with torch.autocast(x.device.type, enabled=False):
+        window = torch.hann_window(_PEAK_FFT, device=x.device)
+        power = codec.front._power(x.float(), _PEAK_FFT, window)  # [B, F, T]
+        b, nf, t = power.shape
+        db = 10 * torch.log10(power + 1e-12)
+        flat = db.transpose(1, 2).reshape(b * t, 1, nf)
+
+        def pooled(bins: int) -> torch.Tensor:
+            out = torch.nn.functional.max_pool1d(flat, 2 * bins + 1, 1, padding=bins)
+            return out.reshape(b, t, nf).transpose(1, 2)
+
+        def summed(bins: int) -> torch.Tensor:
+            out = torch.nn.functional.avg_pool1d(power.transpose(1, 2).reshape(b * t, 1, nf), 2 * bins + 1, 1,
+                                                 padding=bins, count_include_pad=False) * (2 * bins + 1)
+            return out.reshape(b, t, nf).transpose(1, 2)
+
+        # tonal: the main lobe stands out of the power around it (noise's peaks rarely reach this)
+        around = (summed(_PEAK_AROUND_BINS) - summed(_PEAK_LOBE_BINS)) / (2 * (_PEAK_AROUND_BINS - _PEAK_LOBE_BINS))
+        frame_max = db.amax(dim=1, keepdim=True)
+        peak = ((db >= pooled(_PEAK_LOBE_BINS)) & (db > 10 * torch.log10(around + 1e-12) + _PROMINENCE_DB) & (db > pooled(_PEAK_NEAR_BINS) - _SIDELOBE_DB)
+                & (db > frame_max - _PEAK_RANGE_DB))
+        peak[:, :2] = False
+        peak[:, -2:] = False
+        bi, fi, ti = torch.nonzero(peak, as_tuple=True)
+        lo, mid, hi = db[bi, fi - 1, ti], db[bi, fi, ti], db[bi, fi + 1, ti]
+        offset = 0.5 * (lo - hi) / (lo - 2 * mid + hi).clamp_max(-1e-6)  # parabolic peak position, in bins
+        hz = (fi.double() + offset.double().clamp(-0.5, 0.5)) * c.sample_rate / _PEAK_FFT
+        midi = 69.0 + 12.0 * torch.log2(hz.clamp_min(1.0) / 440.0)
+        osc = torch.round((midi - c.midi_lo) * c.per_semitone).long()
+        energy = power[bi, fi - 1, ti] + power[bi, fi, ti] + power[bi, fi + 1, ti]
+        log_amp = 0.5 * torch.log(energy / 1.5 + 1e-20) - math.log(window.sum().item() / 2)
+        keep = (osc >= 0) & (osc < k)
+        target = torch.full((b, k, t), -1e4, device=x.device)
+        index = (bi[keep] * k + osc[keep]) * t + ti[keep]
+        target.view(-1).scatter_reduce_(0, index, log_amp[keep].float(), reduce="amax")
+        return torch.where(target > _LEVEL_RANGE[0], target.clamp_max(_LEVEL_RANGE[1]), torch.nan)
+
+
+def bank_level_loss(codec: SynthCodec, controls: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """A direct level target for the oscillators that carry the input's partials (:func:`partial_targets`).
+    The spectral losses reach an oscillator only through ``exp(log-level)``, whose gradient vanishes while it
+    is off, and the noise synthesiser can match a band's energy with noise: trained at scale, the decoder left
+    the bank nearly silent and rendered pitched stems as shaped noise. L1 in the log domain between each
+    partial's log-amplitude and the loudest oscillator within one grid step of it (the decoder's log-levels
+    averaged to the front end's frame rate), mean over the partials; frames whose long window runs past the
+    crop are skipped."""
+    c, k = codec.config, codec.bank.size
+    ratio = c.feature_hop // c.control_hop
+    log_amp = controls[:, :k].float()
+    log_amp = log_amp.reshape(*log_amp.shape[:2], -1, ratio).mean(dim=-1)  # [B, K, T_f]
+    b, _, t = log_amp.shape
+    answer = torch.nn.functional.max_pool1d(log_amp.transpose(1, 2).reshape(b * t, 1, k), 3, 1, padding=1)
+    answer = answer.reshape(b, t, k).transpose(1, 2)
+    weight = torch.isfinite(targets).float()
+    edge = _PEAK_FFT // (2 * c.feature_hop)  # frames whose long window runs past the crop
+    weight[..., :edge] = 0.0
+    weight[..., max(edge, t - edge):] = 0.0
+    err = (answer - torch.nan_to_num(targets, nan=0.0)).abs()
+    return (weight * err).sum() / weight.sum().clamp_min(1.0)
+
+
 class SynthCodecModule(L.LightningModule):
     def __init__(self, codec_config: dict, train_config: dict):
         super().__init__()
@@ -137,6 +225,8 @@ class SynthCodecModule(L.LightningModule):
                 loss = loss + t.w_semitone * semitone_band_loss(y, ref, self.cfg.sample_rate)
             if t.w_bank_shape:
                 loss = loss + t.w_bank_shape * bank_shape_loss(codec, controls, feats)
+            if t.w_bank_level:
+                loss = loss + t.w_bank_level * bank_level_loss(codec, controls, partial_targets(codec, ref))
         return loss
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
