@@ -48,7 +48,7 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -88,6 +88,13 @@ from .longform.stream import StreamedOutput
 from .timing.editing import BarEditing
 from .torchutil import seeded_generator, setup_cpu
 
+if TYPE_CHECKING:  # the parts' types; the modules themselves load lazily (start-up time)
+    from .clap.builtin import BuiltinClap
+    from .codec.model import LatentCodec
+    from .diffusion.model import LatentDiffusion
+    from .priors.bridge import ClapBridge
+    from .priors.neighbour_prior import NeighbourPrior
+
 #: Generated stem loudness relative to the context (LU) and for a silent context (LUFS).
 STEM_RELATIVE_LU = -3.0
 SILENT_CONTEXT_STEM_LUFS = -23.0
@@ -124,13 +131,14 @@ class Arrangement:
 
 class Accompanist(BarEditing, StreamedOutput):
     """Context in, new stem out. Build with :meth:`from_pretrained` (a bundle folder) or directly from
-    loaded models: ``codec`` (:class:`~diffariff.codec.Codec`), ``clap``
+    loaded models: ``codec`` (:class:`~diffariff.codec.model.LatentCodec`: either codec), ``clap``
     (:class:`~diffariff.clap.builtin.BuiltinClap`), ``models`` {"edm" | "consistency":
     :class:`~diffariff.diffusion.model.LatentDiffusion`} and an optional ``bridge``. With no
     models only the codec's paths work (:meth:`encode`, :meth:`decode`, :meth:`reconstruct`), e.g. to
     measure a new codec's ceiling before latent models exist for it; generating then raises ConfigError."""
 
-    def __init__(self, codec, clap, models: dict[str, Any], bridge=None, *, prior=None, name: str = ""):
+    def __init__(self, codec: LatentCodec, clap: BuiltinClap, models: dict[str, LatentDiffusion],
+                 bridge: ClapBridge | None = None, *, prior: ClapBridge | NeighbourPrior | None = None, name: str = ""):
         for mode, m in models.items():
             if m.config.mode != mode:
                 raise CheckpointError(f"the '{mode}' diffusion model is a {m.config.mode} model")
@@ -192,7 +200,7 @@ class Accompanist(BarEditing, StreamedOutput):
         """Latent frames covering ``samples`` (ceil(N / 4096))."""
         return -(-int(samples) // self.samples_per_frame)
 
-    def model_for(self, sampler: str | None) -> tuple[Any, str]:
+    def model_for(self, sampler: str | None) -> tuple[LatentDiffusion, str]:
         """(diffusion model, sampler name) for ``sampler`` (None: the bundle's preferred mode)."""
         if not self.models:
             raise ConfigError("this Accompanist has no diffusion model (codec only): it cannot generate")
