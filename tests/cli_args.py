@@ -6,11 +6,11 @@ import argparse
 from collections.abc import Callable
 
 
-def parse_options(add_arguments: Callable[[argparse.ArgumentParser], None], **options) -> argparse.Namespace:
-    """``add_arguments``' parser applied to ``--key value`` for each keyword (``key_name`` becomes
+def parse_options(add_options: Callable[[argparse.ArgumentParser], None], **options) -> argparse.Namespace:
+    """``add_options``' parser applied to ``--key value`` for each keyword (``key_name`` becomes
     ``--key-name``): True gives the bare flag, a list gives several values, anything else ``str(value)``."""
     parser = argparse.ArgumentParser()
-    add_arguments(parser)
+    add_options(parser)
     argv: list[str] = []
     for key, value in options.items():
         flag = "--" + key.replace("_", "-")

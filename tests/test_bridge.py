@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from cli_args import parse_options
 from diffariff.checkpoint import file_sha256, load_checkpoint, read_checkpoint_metadata
 from diffariff.clap.builtin import BuiltinClap, ClapConfig
+from diffariff.commands.train_options import bridge_arguments
 from diffariff.errors import CheckpointError, ConfigError, InputError
 from diffariff.priors.bridge import (
     KIND,
@@ -25,7 +26,7 @@ from diffariff.priors.bridge import (
     format_bridge_report,
     mean_pairwise_distance,
 )
-from diffariff.train.bridge import PairBank, PairBatches, add_arguments, run
+from diffariff.train.bridge import PairBank, PairBatches, run
 
 SR = 48_000
 TINY_CLAP = ClapConfig(dim=32, n_mels=32, channels=(8, 16, 32), pool_dim=32, audio_hidden=64, text_hidden=64,
@@ -216,7 +217,7 @@ def tiny_corpus(tmp_path_factory):
 
 
 def _args(**kw) -> argparse.Namespace:
-    return parse_options(add_arguments, **kw)
+    return parse_options(bridge_arguments, **kw)
 
 
 def test_train_command_runs_resumes_and_evaluates(clap, tiny_corpus, tmp_path, capsys):

@@ -17,8 +17,9 @@ from cli_args import parse_options
 from diffariff.audio import save_audio
 from diffariff.clap.builtin import BuiltinClap, ClapConfig
 from diffariff.clap.evaluate import evaluate_clap, format_clap_report
+from diffariff.commands.train_options import clap_arguments
 from diffariff.errors import DatasetError
-from diffariff.train.clap import add_arguments, run
+from diffariff.train.clap import run
 from diffariff.train.clap_module import (
     ClapCorpusDataset,
     ClapRunConfig,
@@ -178,7 +179,7 @@ def test_evaluate_reports_chance_rates(corpus):
 
 
 def _args(corpus, out, config, **kw) -> argparse.Namespace:
-    return parse_options(add_arguments, corpus=corpus, out=out, config=config, **kw)
+    return parse_options(clap_arguments, corpus=corpus, out=out, config=config, **kw)
 
 
 def test_train_command_runs_resumes_and_exports(corpus, tmp_path, capsys):

@@ -16,8 +16,9 @@ import torch
 from cli_args import parse_options
 from codec_helpers import TINY, tiny_codec
 from diffariff.codec import Codec, CodecConfig
+from diffariff.commands.train_options import CODEC_RECIPES, codec_arguments
 from diffariff.errors import ConfigError, InputError
-from diffariff.train.codec import CodecModule, CropStream, add_arguments, run
+from diffariff.train.codec import RECIPES, CodecModule, CropStream, run
 
 
 def _clips(render_notes) -> torch.Tensor:
@@ -50,8 +51,6 @@ def test_stage1_steps_reduce_loss_on_rendered_audio(render_notes):
 
 def test_magphase_decoder_fine_tune_keeps_the_encoder(render_notes):
     """``--recipe magphase --freeze-encoder``: the loss falls, only the upsampler moves, latents stay."""
-    from diffariff.train.codec import RECIPES
-
     torch.manual_seed(0)
     module = CodecModule(asdict(CodecConfig(**TINY)), {"stage": 1, "freeze_encoder": True, **RECIPES["magphase"]})
     x = _clips(render_notes)
@@ -181,8 +180,13 @@ def test_crop_stream_skips_silence_and_is_seeded():
     assert all(torch.equal(a, b) for a, b in zip(crops, again))
 
 
+def test_recipe_option_offers_the_trainers_recipes():
+    """``--recipe``'s choices (named in the light options module) are the trainer's recipes."""
+    assert CODEC_RECIPES == tuple(sorted(RECIPES))
+
+
 def _args(**kw) -> argparse.Namespace:
-    return parse_options(add_arguments, **kw)
+    return parse_options(codec_arguments, **kw)
 
 
 def test_train_codec_command_end_to_end(render_notes, tmp_path, capsys):

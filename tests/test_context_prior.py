@@ -20,6 +20,7 @@ from diffariff.bundle import open_bundle
 from diffariff.checkpoint import file_sha256, read_checkpoint_metadata
 from diffariff.clap.builtin import BuiltinClap
 from diffariff.cli import main
+from diffariff.commands.train_options import prior_arguments
 from diffariff.errors import CheckpointError, ConfigError, InputError
 from diffariff.priors.bridge import BridgeConfig, ClapBridge
 from diffariff.priors.context_prior import (
@@ -33,7 +34,7 @@ from diffariff.priors.context_prior import (
 )
 from diffariff.priors.load import load_context_prior
 from diffariff.testing import make_tiny_bundle
-from diffariff.train.prior import PriorBatches, add_arguments, run
+from diffariff.train.prior import PriorBatches, run
 from prior_audio import SR, TINY_CLAP, phrase_crops
 
 TINY = BridgeConfig(dim=32, text_dim=32, hidden=64, blocks=2, noise_emb_dim=32, steps=8, condition="context")
@@ -165,7 +166,7 @@ def tiny_corpus(tmp_path_factory):
 
 
 def _args(**kw) -> argparse.Namespace:
-    return parse_options(add_arguments, **kw)
+    return parse_options(prior_arguments, **kw)
 
 
 def test_train_prior_command_embeds_once_resumes_and_evaluates(clap, tiny_corpus, tmp_path, capsys):

@@ -137,8 +137,9 @@ def test_no_role_routing_draws_from_the_nearest_contexts(clap, crops, train_pair
 def prior_run(tmp_path_factory):
     """A tiny bundle and a real `train prior` run (tiny corpus, tiny model) with the bundle's CLAP,
     whose pairs folder the command reads."""
+    from diffariff.commands.train_options import prior_arguments
     from diffariff.data.synth.corpus import build_corpus
-    from diffariff.train.prior import add_arguments, run
+    from diffariff.train.prior import run
 
     root = tmp_path_factory.mktemp("np_run")
     bundle = make_tiny_bundle(root / "tiny", modes=("consistency",))
@@ -150,7 +151,7 @@ def prior_run(tmp_path_factory):
                   "window_seconds": 2.0, "reference_seconds": 1.0, "eval_split": "train", "eval_samples": 1,
                   "context_probabilities": [1.0]},
     }))
-    assert run(parse_options(add_arguments, clap=bundle.clap, corpus=[root / "corpus"], out=root / "run",
+    assert run(parse_options(prior_arguments, clap=bundle.clap, corpus=[root / "corpus"], out=root / "run",
                              config=config)) == 0
     return bundle, root / "run" / "pairs", root / "corpus"
 

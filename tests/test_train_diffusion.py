@@ -19,11 +19,12 @@ import pytest
 import torch
 
 from diffariff.checkpoint import read_checkpoint_metadata
+from diffariff.commands.train_options import diffusion_arguments
 from diffariff.data.latents import LatentCacheDataset
 from diffariff.diffusion.model import LatentDiffusion
 from diffariff.errors import ConfigError, InputError
 from diffariff.train.common import EMA, adamw_with_schedule, ema_decay, ema_update_, lr_factor, write_rows_csv
-from diffariff.train.diffusion import DiffusionModule, add_arguments, load_run_config, run
+from diffariff.train.diffusion import DiffusionModule, load_run_config, run
 from test_latents import tiny_cache
 
 TINY = ('{"model": {"net_config": {"width": 32, "depth": 2, "heads": 2, "cond_dim": 32, "noise_emb_dim": 32,'
@@ -46,7 +47,7 @@ def config_file(tmp_path_factory) -> Path:
 def train(cache, out, config, *extra) -> int:
     """``cache``: one cache folder or a list of them (read as one data set)."""
     parser = argparse.ArgumentParser()
-    add_arguments(parser)
+    diffusion_arguments(parser)
     caches = [str(c) for c in cache] if isinstance(cache, list) else [str(cache)]
     return run(parser.parse_args(["--cache", *caches, "--out", str(out), "--config", str(config), *extra]))
 

@@ -18,10 +18,10 @@ Lightning is imported inside the functions that train only, so ``diffariff --hel
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import random
 import sys
+from argparse import Namespace
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -239,37 +239,14 @@ def make_module(run_config: BridgeRunConfig, bridge: ClapBridge):
 # ---- command ------------------------------------------------------------------------------------
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``diffariff train bridge``."""
-    parser.add_argument("--clap", required=True, help="CLAP checkpoint (clap.safetensors) whose embeddings to bridge")
-    parser.add_argument("--corpus", required=True, help="corpus folder (ROOT/<song>/metadata.json)")
-    parser.add_argument("--out", required=True, help="run folder (created)")
-    parser.add_argument("--config", help="JSON run config {model: ..., train: ...} (e.g. configs/bridge_small.json)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    parser.add_argument("--max-minutes", type=float, help="stop (and export) after this much training time")
-    parser.add_argument("--max-steps", type=int, help="optimizer steps (overrides the config)")
-    parser.add_argument("--batch-size", type=int, help="pairs per step (overrides the config)")
-    parser.add_argument("--lr", type=float, help="peak learning rate (overrides the config)")
-    parser.add_argument("--seed", type=int, help="random seed (overrides the config)")
-    parser.add_argument("--crops-per-stem", type=int, help="audio crops embedded per stem (overrides the config)")
-    parser.add_argument("--limit-songs", type=int, help="use only the first N training songs (quick trials)")
-    parser.add_argument("--train-split", help="corpus split to train on (default from the config: train)")
-    parser.add_argument("--eval-split", help="split for the final evaluation ('none' skips; default: test)")
-    parser.add_argument("--export", help="where to write the trained bridge (default RUN_DIR/bridge.safetensors)")
-    parser.add_argument("--accelerator", default="cpu", help="Lightning accelerator (default cpu)")
-    parser.add_argument("--devices", default="auto", help="Lightning devices (default auto)")
-    parser.add_argument("--num-nodes", type=int, default=1, help="Lightning nodes (default 1)")
-    parser.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp (default auto)")
-
-
-def _overrides(args: argparse.Namespace) -> dict:
+def _overrides(args: Namespace) -> dict:
     mapping = {"max_steps": args.max_steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                "crops_per_stem": args.crops_per_stem, "train_split": args.train_split,
                "eval_split": args.eval_split}
     return {k: v for k, v in mapping.items() if v is not None}
 
 
-def resolve_config(config_cls, args: argparse.Namespace, run_dir: Path, overrides: dict, model_fields: dict):
+def resolve_config(config_cls, args: Namespace, run_dir: Path, overrides: dict, model_fields: dict):
     """The run config of a bridge-network trainer (``train bridge``, ``train prior``): the run folder's
     own when resuming (refused when its ``model.clap_sha256`` differs from ``model_fields``'), else
     ``--config`` or ``config_cls()``; then the non-None ``overrides`` of the train section and
@@ -299,13 +276,13 @@ def resolve_config(config_cls, args: argparse.Namespace, run_dir: Path, override
     return config
 
 
-def resolve_run_config(args: argparse.Namespace, run_dir: Path, clap_dim: int, clap_sha: str) -> BridgeRunConfig:
+def resolve_run_config(args: Namespace, run_dir: Path, clap_dim: int, clap_sha: str) -> BridgeRunConfig:
     """The bridge's run config (:func:`resolve_config`) with the command-line overrides."""
     return resolve_config(BridgeRunConfig, args, run_dir, _overrides(args),
                           dict(dim=clap_dim, text_dim=clap_dim, clap_sha256=clap_sha))
 
 
-def check_run_dir(args: argparse.Namespace) -> Path:
+def check_run_dir(args: Namespace) -> Path:
     """``--out`` as a Path, after refusing a finished run without ``--resume`` and a bad ``--max-minutes``."""
     run_dir = Path(args.out)
     if (run_dir / "checkpoints" / "last.ckpt").is_file() and not args.resume:
@@ -315,7 +292,7 @@ def check_run_dir(args: argparse.Namespace) -> Path:
     return run_dir
 
 
-def start_run(args: argparse.Namespace, resolve: Callable) -> tuple[Path, Any, str, Any]:
+def start_run(args: Namespace, resolve: Callable) -> tuple[Path, Any, str, Any]:
     """The start shared by ``train bridge`` and ``train prior``: CPU set-up, the run folder
     (:func:`check_run_dir`, created), the CLAP model and its file hash, the run config
     (``resolve(args, run_dir, clap_dim, clap_sha)``) and the seed. Returns (run_dir, clap, clap_sha, config)."""
@@ -334,7 +311,7 @@ def start_run(args: argparse.Namespace, resolve: Callable) -> tuple[Path, Any, s
     return run_dir, clap, clap_sha, config
 
 
-def train_and_export(args: argparse.Namespace, run_dir: Path, config, model: ClapBridge, dataset,
+def train_and_export(args: Namespace, run_dir: Path, config, model: ClapBridge, dataset,
                      *, export_name: str, extra: dict, label: str, progress: bool) -> tuple[ClapBridge, int] | None:
     """Train ``model`` (a bridge network with data statistics set) on ``dataset`` (whole batches) with
     :func:`make_module`, resumable from ``run_dir/checkpoints/last.ckpt``; export its EMA weights as fp16
@@ -367,7 +344,7 @@ def train_and_export(args: argparse.Namespace, run_dir: Path, config, model: Cla
     return ClapBridge.load(export), step  # evaluate exactly what was exported (fp16 weights)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     """Train (or resume), export the bridge and evaluate it. Returns the exit code."""
     from ..clap.corpus import scan_songs
     from ..errors import DatasetError

@@ -10,33 +10,12 @@ stays fast.
 
 from __future__ import annotations
 
-import argparse
 import sys
+from argparse import Namespace
 from pathlib import Path
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``diffariff train clap``."""
-    parser.add_argument("--corpus", required=True, help="corpus folder (ROOT/<song>/metadata.json)")
-    parser.add_argument("--out", required=True, help="run folder (created; an existing run resumes)")
-    parser.add_argument("--config", help="JSON run config {model: ..., train: ...} (e.g. configs/clap_small.json)")
-    parser.add_argument("--max-steps", type=int, help="optimizer steps (overrides the config)")
-    parser.add_argument("--batch-size", type=int, help="clips per step (overrides the config)")
-    parser.add_argument("--lr", type=float, help="peak learning rate (overrides the config)")
-    parser.add_argument("--ema-decay", type=float, help="EMA decay, 0 disables (overrides the config)")
-    parser.add_argument("--precision", help="Lightning precision: 32-true, bf16-mixed, ... (overrides)")
-    parser.add_argument("--num-workers", type=int, help="data-loader workers (overrides the config)")
-    parser.add_argument("--seed", type=int, help="random seed (overrides the config)")
-    parser.add_argument("--limit-songs", type=int, help="use only the first N training songs")
-    parser.add_argument("--eval-split", default="test", help="split for the final zero-shot evaluation "
-                        "(default test; 'none' skips it)")
-    parser.add_argument("--accelerator", default="cpu", help="Lightning accelerator (default cpu)")
-    parser.add_argument("--devices", default="auto", help="Lightning devices (default auto)")
-    parser.add_argument("--num-nodes", type=int, default=1, help="Lightning nodes (default 1)")
-    parser.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp (default auto)")
-
-
-def _overrides(args: argparse.Namespace) -> dict:
+def _overrides(args: Namespace) -> dict:
     mapping = {
         "max_steps": args.max_steps, "batch_size": args.batch_size, "lr": args.lr,
         "ema_decay": args.ema_decay, "precision": args.precision, "num_workers": args.num_workers,
@@ -45,7 +24,7 @@ def _overrides(args: argparse.Namespace) -> dict:
     return {k: v for k, v in mapping.items() if v is not None}
 
 
-def resolve_run_config(args: argparse.Namespace, run_dir: Path):
+def resolve_run_config(args: Namespace, run_dir: Path):
     """The run config: the run folder's own (resume) or ``--config`` or the defaults, then the
     command-line overrides; written back to ``run_dir/run_config.json``."""
     import dataclasses
@@ -74,7 +53,7 @@ def resolve_run_config(args: argparse.Namespace, run_dir: Path):
     return config
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     """Train (or resume), export ``clap.safetensors`` and evaluate. Returns the exit code."""
     import lightning as L
     from torch.utils.data import DataLoader

@@ -45,13 +45,13 @@ Run folder: ``last.ckpt`` (Lightning, resumable with ``--resume``), ``codec_conf
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import json
 import math
 import sys
 import time
+from argparse import Namespace
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -476,61 +476,7 @@ def stage2_residual(codec: Codec, x: torch.Tensor, align_frames: int):
 
 
 # ----------------------------------------------------------------------------------------------- CLI
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", nargs="+", required=True,
-                        help="corpus folders (ROOT/<song>/<stem>.flac or another layout)")
-    parser.add_argument("--real", nargs="*", default=[],
-                        help="folders of plain mixtures (real recordings; diffariff.data.mixtures)")
-    parser.add_argument("--out", default="runs/codec", help="run folder (checkpoints, metrics.csv, export)")
-    parser.add_argument("--config", help="codec config JSON (configs/codec_small.json, configs/codec_paper.json); "
-                        "with --init in stage 1, the config to train the initial weights in")
-    parser.add_argument("--stage", type=int, choices=(1, 2), default=1, help="1: encoder + deterministic decoder; "
-                        "2: consistency decoder on frozen latents")
-    parser.add_argument("--init", help="an exported codec (.safetensors) to start from: required for stage 2 "
-                        "(the stage-1 export); in stage 1 it continues training committed weights")
-    parser.add_argument("--recipe", choices=sorted(RECIPES), default="complex",
-                        help="stage-1 loss recipe: complex (complex L1 + MR-STFT), magphase (magnitude and phase scored "
-                        "apart + band energies: keeps level and spectral balance) or pitch (magphase + phase "
-                        "differences across frames and bins + an 8192-point STFT term + semitone-band "
-                        "energies: keeps the notes)")
-    parser.add_argument("--freeze-encoder", action="store_true",
-                        help="stage 1: train the decoder side only, so existing latents stay valid")
-    parser.add_argument("--note-weight", type=float, default=0.0,
-                        help="stage 1: weight of the latent note term (a linear read-out of each latent frame "
-                        "predicts its semitone-band profile; puts the notes into the latents, changes the "
-                        "latent space)")
-    parser.add_argument("--note-lr-scale", type=float, default=10.0,
-                        help="learning rate of the note term's read-out as a multiple of --lr (default 10)")
-    parser.add_argument("--aux-weight", type=float, default=0.0,
-                        help="stage 2: weight of a magnitude-only reconstruction term on the consistency "
-                        "decoder's output (keeps its level while the consistency curriculum is young)")
-    parser.add_argument("--sigma-max", type=float,
-                        help="stage 2: the consistency decoder's largest noise level (default: the --init "
-                        "codec's, 80; the residual's std is ~0.24, so 80 makes the CT chain span ~330 x sigma_data)")
-    parser.add_argument("--energy-weight", type=float, default=0.0,
-                        help="stage 2: weight of the energy score of two decodings of each clip (a proper "
-                        "scoring rule: rewards samples of the right distribution, not its mean)")
-    parser.add_argument("--align-phase", type=int, default=0, metavar="FRAMES",
-                        help="stage 2: reconstruct the true spectrogram phase-aligned to the deterministic one "
-                        "over FRAMES STFT frames (1: its magnitudes with the deterministic phase), not the raw "
-                        "residual, whose phase the latent does not determine (default 0: off)")
-    parser.add_argument("--max-minutes", type=float, help="stop after this many minutes")
-    parser.add_argument("--max-steps", type=int, help="stop after this many optimiser steps")
-    parser.add_argument("--total-steps", type=int, help="length of the LR schedule / CT curriculum "
-                        "(default: --max-steps or 20000)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--crop-seconds", type=float, default=2.0)
-    parser.add_argument("--lr", type=float, help="peak learning rate (default 3e-4 stage 1, 1e-4 stage 2)")
-    parser.add_argument("--eval-every", type=int, default=250, help="held-out evaluation every N steps")
-    parser.add_argument("--eval-seconds", type=float, default=3.0, help="length of each held-out clip")
-    parser.add_argument("--resume", action="store_true", help="continue from RUN/last.ckpt")
-    parser.add_argument("--export", help="where to write the EMA weights (default RUN/codec_ema.safetensors)")
-    parser.add_argument("--precision", default="auto", help="Lightning precision (default auto: bf16-mixed where the CPU "
-                        "has native bf16, else 32-true; or bf16-mixed, 32-true)")
-    parser.add_argument("--seed", type=int, default=0)
-
-
-def _codec_config(args: argparse.Namespace, run_dir: Path) -> tuple[CodecConfig, dict | None]:
+def _codec_config(args: Namespace, run_dir: Path) -> tuple[CodecConfig, dict | None]:
     """The run's codec config and the weights to start from: for stage 2 the stage-1 export; for
     stage 1 an optional export to continue from (e.g. the bundled default codec on a machine without
     its training state in ``runs/``)."""
@@ -553,7 +499,7 @@ def _codec_config(args: argparse.Namespace, run_dir: Path) -> tuple[CodecConfig,
     return cfg, init
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     setup_cpu()
     if not args.note_lr_scale > 0:
         raise ConfigError(f"--note-lr-scale must be > 0, got {args.note_lr_scale}")

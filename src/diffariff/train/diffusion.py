@@ -32,11 +32,11 @@ weights as a fp16 ``latent-diffusion`` checkpoint (``diffusion_ema.safetensors``
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
 import sys
+from argparse import Namespace
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -229,50 +229,7 @@ def load_run_config(path: str | Path | None) -> DiffusionRunConfig:
 
 
 # ----------------------------------------------------------------------------------------------- CLI
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cache", required=True, nargs="+",
-                        help="latent cache folder(s) (`diffariff latents build`); several are read as one data set")
-    parser.add_argument("--out", required=True, help="run folder (checkpoints, metrics.csv, export)")
-    parser.add_argument("--config", help="JSON config {model, train} (e.g. configs/diffusion_small.json)")
-    parser.add_argument("--mode", choices=("edm", "consistency"), help="training mode (default: the config's)")
-    parser.add_argument("--teacher", help="EDM latent-diffusion checkpoint to distil from (consistency mode)")
-    parser.add_argument("--init", help="start a new run from this latent-diffusion checkpoint's weights and "
-                                       "normalisation (fresh optimiser and schedules); with --teacher: continue a "
-                                       "distillation from this student")
-    parser.add_argument("--init-new-latents", action="store_true",
-                        help="with --init: the cache was built with another codec than the --init model's; keep the "
-                             "weights, re-measure the latent normalisation on this cache and take its codec id "
-                             "(latent channels and CLAP must still match); with --teacher the student takes the "
-                             "teacher's normalisation")
-    parser.add_argument("--grow-depth", type=int, metavar="N",
-                        help="with --init (a DiT): deepen it to N blocks before training; the new blocks are gated-off "
-                        "copies of their neighbours, so training starts from exactly the --init model's output")
-    parser.add_argument("--max-minutes", type=float, help="stop after this many minutes")
-    parser.add_argument("--max-steps", type=int,
-                        help="stop after this many optimiser steps in total (default: the schedule's total steps; "
-                             "past them the learning rate is 0)")
-    parser.add_argument("--total-steps", type=int, help="length of the lr / consistency schedules (default config)")
-    parser.add_argument("--batch-size", type=int, help="sequences per step")
-    parser.add_argument("--lr", type=float, help="peak learning rate")
-    parser.add_argument("--train-frames", type=int, help="training window in latent frames (<= cached length)")
-    parser.add_argument("--norm", choices=("global", "channel"), help="latent normalisation (default: global)")
-    parser.add_argument("--p-drop-context", type=float, help="probability of dropping the context (default 0.3)")
-    parser.add_argument("--p-drop-clap", type=float, help="probability of dropping the CLAP condition (default 0.3)")
-    parser.add_argument("--p-mean", type=float, help="mean of log(sigma) of the EDM training noise levels (default "
-                                                     "the config's, or the --init model's)")
-    parser.add_argument("--p-std", type=float, help="std of log(sigma) of the EDM training noise levels")
-    parser.add_argument("--distill-guidance", type=float, nargs=2, metavar=("W_CTX", "W_CLAP"),
-                        help="guided distillation: the teacher step uses nested CFG at these strengths, and the "
-                             "student samples them in one pass (default 1 1: unguided)")
-    parser.add_argument("--checkpoint-every", type=int, help="steps between last.ckpt saves")
-    parser.add_argument("--precision", help="Lightning precision (default: the config's; 'auto' = bf16-mixed where "
-                        "the CPU has native bf16, else 32-true)")
-    parser.add_argument("--seed", type=int, help="training seed")
-    parser.add_argument("--resume", action="store_true", help="continue from RUN/last.ckpt")
-    parser.add_argument("--export", help="EMA export path (default RUN/diffusion_ema.safetensors)")
-
-
-def _overrides(cfg: DiffusionRunConfig, args: argparse.Namespace) -> DiffusionRunConfig:
+def _overrides(cfg: DiffusionRunConfig, args: Namespace) -> DiffusionRunConfig:
     t = {k: v for k, v in {"batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                            "normalization": args.norm, "checkpoint_every": args.checkpoint_every,
                            "precision": args.precision, "total_steps": args.total_steps,
@@ -293,8 +250,8 @@ def _overrides(cfg: DiffusionRunConfig, args: argparse.Namespace) -> DiffusionRu
         raise ConfigError(str(exc)) from None
 
 
-def prepare_run(args: argparse.Namespace) -> tuple[DiffusionRunConfig, LatentCacheDataset, LatentDiffusion | None,
-                                                   LatentDiffusion | None]:
+def prepare_run(args: Namespace) -> tuple[DiffusionRunConfig, LatentCacheDataset, LatentDiffusion | None,
+                                          LatentDiffusion | None]:
     """Resolve the run config (a resumed run keeps its stored one), open the cache, load the teacher.
 
     Returns ``(config, dataset, teacher, start)``: ``start`` is the model whose weights a new run
@@ -372,7 +329,7 @@ def grow_depth(model: LatentDiffusion, depth: int) -> LatentDiffusion:
     return grown
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     setup_cpu()
     cfg, ds, teacher, start = prepare_run(args)
     t = cfg.train

@@ -12,35 +12,15 @@ kept in the file's metadata; ``diffariff eval prior`` scores it at other strengt
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
+from argparse import Namespace
 from pathlib import Path
 
 from ..errors import InputError
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``diffariff train neighbour-prior``."""
-    parser.add_argument("--pairs", required=True, nargs="+",
-                        help="embedded pairs folder(s) of `train prior` runs (RUN/pairs); the first one's held-out "
-                             "draws score the prior")
-    parser.add_argument("--out", required=True, help="the prior file to write (e.g. runs/neighbour_prior.safetensors)")
-    parser.add_argument("--k", type=int, default=16, help="neighbours of the sampled role a stem is drawn from (16)")
-    parser.add_argument("--temperature", type=float, default=0.05,
-                        help="softmax temperature over the neighbours' context similarities (0.05)")
-    parser.add_argument("--guidance", type=float, default=4.0,
-                        help="role guidance the prior samples with by default (4; 1 = the plain posterior)")
-    parser.add_argument("--no-role-routing", action="store_true",
-                        help="draw from the k nearest contexts of any role (no role classifier step)")
-    parser.add_argument("--max-rows", type=int, help="keep at most this many bank rows (a seeded subset)")
-    parser.add_argument("--classifier-steps", type=int, default=1500, help="full-batch steps of the role classifier")
-    parser.add_argument("--samples", type=int, default=4, help="held-out samples per pair for the report (4)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-
-
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     """Pool the pairs, build, save and score the prior."""
     from ..priors.context_prior import PriorPairs, evaluate_prior, format_prior_report, role_centroids
     from ..priors.neighbour_prior import NeighbourPrior, NeighbourPriorConfig

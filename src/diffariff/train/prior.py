@@ -16,10 +16,10 @@ are trained with the null condition. The network, module, schedule, EMA, resumab
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
+from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
@@ -213,28 +213,7 @@ class PriorBatches(torch.utils.data.Dataset):
 # ---- command ------------------------------------------------------------------------------------
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``diffariff train prior``."""
-    parser.add_argument("--clap", required=True, help="CLAP checkpoint (clap.safetensors) whose embeddings to use")
-    parser.add_argument("--corpus", required=True, nargs="+", help="corpus folder(s) (ROOT/<song>/metadata.json)")
-    parser.add_argument("--out", required=True, help="run folder (created)")
-    parser.add_argument("--config", help="JSON run config {model: ..., train: ...} (e.g. configs/prior_small.json)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    parser.add_argument("--max-minutes", type=float, help="stop (and export) after this much training time")
-    parser.add_argument("--max-steps", type=int, help="optimizer steps (overrides the config)")
-    parser.add_argument("--pairs", type=int, help="training draws to embed (overrides the config)")
-    parser.add_argument("--eval-pairs", type=int, help="held-out draws to embed (overrides the config)")
-    parser.add_argument("--batch-size", type=int, help="pairs per step (overrides the config)")
-    parser.add_argument("--lr", type=float, help="peak learning rate (overrides the config)")
-    parser.add_argument("--seed", type=int, help="random seed (overrides the config)")
-    parser.add_argument("--export", help="where to write the trained prior (default RUN_DIR/prior.safetensors)")
-    parser.add_argument("--accelerator", default="cpu", help="Lightning accelerator (default cpu)")
-    parser.add_argument("--devices", default="auto", help="Lightning devices (default auto)")
-    parser.add_argument("--num-nodes", type=int, default=1, help="Lightning nodes (default 1)")
-    parser.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp (default auto)")
-
-
-def resolve_run_config(args: argparse.Namespace, run_dir: Path, clap_dim: int, clap_sha: str) -> PriorRunConfig:
+def resolve_run_config(args: Namespace, run_dir: Path, clap_dim: int, clap_sha: str) -> PriorRunConfig:
     """The prior's run config (:func:`~diffariff.train.bridge.resolve_config`) with the command-line
     overrides and the CLAP's width and identity."""
     from .bridge import resolve_config
@@ -254,7 +233,7 @@ def _songs(corpora: list[str], split: str):
     return songs
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     """Embed the pairs (or reuse them), train (or resume), export the prior and evaluate it."""
     from ..fsutil import write_json_atomic
     from .bridge import start_run, train_and_export

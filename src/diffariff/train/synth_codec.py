@@ -23,11 +23,11 @@ Run folder: ``last.ckpt`` (resumable with ``--resume``), ``metrics.csv``, the EM
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import math
 import time
+from argparse import Namespace
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -284,22 +284,6 @@ class SynthCodecModule(L.LightningModule):
         return path
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", nargs="*", default=[], help="corpus / multitrack folders (stems and mixtures)")
-    p.add_argument("--real", nargs="*", default=[], help="folders of plain mixtures (real recordings)")
-    p.add_argument("--out", default="runs/synth_codec", help="run folder")
-    p.add_argument("--config", default=None, help="codec config JSON (SynthCodecConfig fields)")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override codec config fields")
-    p.add_argument("--train-set", nargs="*", default=[], metavar="KEY=VALUE", help="override training fields")
-    p.add_argument("--max-minutes", type=float, default=None)
-    p.add_argument("--max-steps", type=int, default=None)
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    p.add_argument("--resume", action="store_true", help="continue from RUN/last.ckpt")
-    p.add_argument("--export", default=None, help="export path (default RUN/synth_codec.safetensors)")
-    p.add_argument("--fp16", action="store_true", help="export in fp16")
-    p.add_argument("--precision", default="32", help="Lightning precision (32 or bf16-mixed)")
-
-
 def _overrides(pairs: list[str]) -> dict:
     out = {}
     for item in pairs:
@@ -313,7 +297,7 @@ def _overrides(pairs: list[str]) -> dict:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: Namespace) -> int:
     if args.threads:
         torch.set_num_threads(int(args.threads))
     torch.set_flush_denormal(True)
