@@ -20,7 +20,7 @@ from .errors import DiffariffError, InputError
 
 #: The sub-commands in --help order: (name, module whose ``register`` adds it, one-line help). The
 #: help line is what ``diffariff --help`` shows without importing the module; it must match the
-#: module's own (tests/test_cli.py checks that).
+#: module's own (tests/commands/test_cli.py checks that).
 COMMANDS = (
     ("demo", "diffariff.commands.demo", "run the README demo (accompaniment, or example stems)"),
     ("corpus", "diffariff.data.synth.cli",

@@ -13,7 +13,7 @@ import argparse
 from collections.abc import Callable
 
 #: Stage-1 loss recipes of ``train codec --recipe``: the keys of ``diffariff.train.codec.RECIPES``, in
-#: sorted order (named here so that the options need no torch; tests/test_codec_train.py checks them).
+#: sorted order (named here so that the options need no torch; tests/train/test_codec_train.py checks them).
 CODEC_RECIPES = ("complex", "magphase", "pitch")
 
 

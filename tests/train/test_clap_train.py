@@ -212,7 +212,7 @@ def test_shipped_small_config_parses():
 
     from diffariff.checkpoint import load_config_file
 
-    path = Path(__file__).resolve().parents[1] / "configs" / "clap_small.json"
+    path = Path(__file__).resolve().parents[2] / "configs" / "clap_small.json"
     cfg = load_config_file(ClapRunConfig, path)
     model = BuiltinClap(cfg.model)
     assert model.num_parameters() < 6_000_000

@@ -25,7 +25,7 @@ from diffariff.diffusion.model import LatentDiffusion
 from diffariff.errors import ConfigError, InputError
 from diffariff.train.common import EMA, adamw_with_schedule, ema_decay, ema_update_, lr_factor, write_rows_csv
 from diffariff.train.diffusion import DiffusionModule, load_run_config, run
-from test_latents import tiny_cache
+from latent_helpers import tiny_cache
 
 TINY = ('{"model": {"net_config": {"width": 32, "depth": 2, "heads": 2, "cond_dim": 32, "noise_emb_dim": 32,'
         ' "dpb_dim": 16}, "train_frames": 16}, "train": {"batch_size": 6, "lr": 0.003, "warmup_steps": 2,'

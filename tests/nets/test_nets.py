@@ -15,7 +15,7 @@ from diffariff.nets import DiT, DiTConfig, build_net
 from diffariff.nets.layers import DynamicPositionBias, SinusoidalEmbedding
 from diffariff.nets.unet1d import UNet1d, UNetConfig
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TINY = {
     "dit": {"width": 64, "depth": 2, "heads": 4, "cond_dim": 64, "clap_dim": 32},
     "dit_rope": {"width": 64, "depth": 2, "heads": 4, "cond_dim": 64, "clap_dim": 32, "pos": "rope"},

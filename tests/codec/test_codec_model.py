@@ -15,7 +15,7 @@ from diffariff.codec import Codec, CodecConfig
 from diffariff.codec.chunking import measure_chunk_seams
 from diffariff.errors import CheckpointError, ConfigError, EmptyAudioError, InputError, NonFiniteAudioError
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 @pytest.fixture(scope="module")
