@@ -15,6 +15,9 @@ Behaviour worth knowing:
 * **Silent context** (RMS below -60 dBFS): the context condition is dropped, i.e. the model generates
   from the CLAP condition alone (the model is trained on empty contexts too). Context shorter than
   ``MIN_CONTEXT_SECONDS`` (0.5 s): InputError. Longer than ``max_seconds``: AudioTooLongError.
+* **Context chroma**: for a latent model trained with ``context_chroma`` the context's chroma
+  (:func:`~diffariff.data.context_chroma.context_chroma`, 12 pitch classes per latent frame) is computed
+  once per context and sliced per window beside its latents (:attr:`Context.chroma`).
 * **Text**: any non-empty string is a valid prompt (unknown words are embedded by the frozen sentence
   model like any other text); an empty prompt is an InputError. With a CLAP bridge in the bundle and
   ``use_bridge=True`` the text embedding is mapped to an audio-space embedding first.
@@ -74,6 +77,7 @@ from .audio_input import (
     to_numpy,
 )
 from .bundle import open_bundle
+from .data.context_chroma import context_chroma
 from .diffusion.edits import generate_windowed, plan_windows, slerp
 from .errors import (
     AudioTooLongError,
@@ -107,12 +111,15 @@ SILENCE_DB = -60.0
 @dataclasses.dataclass
 class Context:
     """A prepared context: ``audio`` float32 [2, N] at 48 kHz, its codec ``latents`` [1, 64, T] (None
-    when silent: the condition is dropped), loudness ``lufs`` and ``silent``."""
+    when silent: the condition is dropped), loudness ``lufs``, ``silent``, and its ``chroma`` [1, 12, T]
+    (:func:`~diffariff.data.context_chroma.context_chroma` of the audio on the codec's channels, as in
+    the latent cache) when a latent model of the Accompanist takes it and there are latents (else None)."""
 
     audio: np.ndarray
     latents: torch.Tensor | None
     lufs: float
     silent: bool
+    chroma: torch.Tensor | None = None
 
     @property
     def length(self) -> int:
@@ -196,6 +203,11 @@ class Accompanist(BarEditing, StreamedOutput):
             raise ConfigError("this Accompanist has no diffusion model (codec only)")
         return min(m.config.train_frames for m in self.models.values())
 
+    @property
+    def needs_context_chroma(self) -> bool:
+        """Whether a latent model of this Accompanist takes the context chroma (``config.context_chroma``)."""
+        return any(m.config.context_chroma for m in self.models.values())
+
     def frames_for(self, samples: int) -> int:
         """Latent frames covering ``samples`` (ceil(N / 4096))."""
         return -(-int(samples) // self.samples_per_frame)
@@ -231,7 +243,14 @@ class Accompanist(BarEditing, StreamedOutput):
             raise InputError(f"the context must be at least {MIN_CONTEXT_SECONDS:g} s long")
         silent = is_silent_blockwise(audio, SILENCE_DB)  # no float64 copies of a long context
         latents = None if silent or not encode else encode_long(self.codec, audio)
-        return Context(audio, latents, measure(audio, SAMPLE_RATE).value(), silent)
+        chroma = None
+        if latents is not None and self.needs_context_chroma:
+            # as the latent cache computes it: on the channels the codec encodes (a mono codec: their mean)
+            channels = 1 if getattr(self.codec.config, "stereo", "mono") == "mono" else 2
+            chroma = context_chroma(to_channels(audio, channels), self.samples_per_frame, SAMPLE_RATE)
+            if chroma.shape[-1] != latents.shape[-1]:
+                raise ConfigError(f"the context chroma has {chroma.shape[-1]} frames, its latents {latents.shape[-1]}")
+        return Context(audio, latents, measure(audio, SAMPLE_RATE).value(), silent, chroma)
 
     def encode(self, audio: np.ndarray) -> torch.Tensor:
         """Audio float32 [C, N] (or [B, C, N]) at 48 kHz -> codec latents [B, 64, ceil(N / 4096)]."""
@@ -320,11 +339,13 @@ class Accompanist(BarEditing, StreamedOutput):
         keep: torch.Tensor | None = None, init: torch.Tensor | None = None, strength: float | None = None,
         loop: int | None = None, loop_strength: float = 0.5, style: torch.Tensor | None = None,
         style_strength: float = 0.5, long_mode: str = "auto", overlap_frames: int | None = None,
-        window_frames: int | None = None, progress: bool | None = False,
+        window_frames: int | None = None, progress: bool | None = False, ctx_chroma: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Generate ``n`` target latents [n, 64, frames] in codec units.
 
-        ``ctx_latents`` [1, 64, frames] or None; ``clap`` [1, D] or None. Edits (codec units, [1, 64,
+        ``ctx_latents`` [1, 64, frames] or None; ``clap`` [1, D] or None; ``ctx_chroma`` [1, 12, frames]
+        the context's chroma (:attr:`Context.chroma`), needed with ``ctx_latents`` by a model trained with
+        ``context_chroma`` (InputError without it) and ignored by other models. Edits (codec units, [1, 64,
         frames]): ``known`` + ``keep`` (bool [frames], True = keep) inpaint; ``init`` + ``strength``
         variation; ``loop`` (2 / 4) with ``loop_strength``; ``style`` latents (any length).
         ``guidance_interval`` (lo, hi): guidance only at noise levels in (lo, hi] (model.sample).
@@ -351,6 +372,10 @@ class Accompanist(BarEditing, StreamedOutput):
         if len(plan) > 1 and loop:
             raise InputError("loops need direct generation (long_mode='direct') or a context within one window")
         self.last_windows = plan
+        # the chroma goes with the context, to the models that take it
+        chroma_t = ctx_chroma if ctx_latents is not None and model.config.context_chroma else None
+        if chroma_t is not None and chroma_t.shape[-1] != frames:
+            raise InputError(f"ctx_chroma has {chroma_t.shape[-1]} frames, expected {frames}")
         keep_t = None if keep is None else torch.as_tensor(keep, dtype=torch.bool).reshape(-1)
         if keep_t is not None and keep_t.shape[0] != frames:
             raise InputError(f"keep mask has {keep_t.shape[0]} frames, expected {frames}")
@@ -364,6 +389,7 @@ class Accompanist(BarEditing, StreamedOutput):
                 win_known[..., outside] = known[..., a:b].expand(int(n), -1, -1)[..., outside]
                 mask = mask | keep_t[a:b]
             inpaint = bool(mask.any())
+            chroma = None if chroma_t is None else chroma_t[..., a:b]
             return model.sample(
                 None if ctx_latents is None else ctx_latents[..., a:b], clap, frames=b - a, batch=int(n),
                 steps=steps, sampler=sampler, w_ctx=cfg_context, w_clap=cfg_clap, rescale_phi=rescale_phi,
@@ -372,6 +398,7 @@ class Accompanist(BarEditing, StreamedOutput):
                 inpaint_latents=win_known if inpaint else None,
                 inpaint_mask=mask.float().reshape(1, 1, -1) if inpaint else None,
                 loop_n=loop, loop_fraction=loop_strength, style_latents=style, style_strength=style_strength,
+                context_chroma=chroma,
             )
 
         try:
@@ -489,7 +516,7 @@ class Accompanist(BarEditing, StreamedOutput):
             loop=loop, loop_strength=loop_strength,
             style=style, style_strength=style_strength, long_mode=long_mode,
             overlap_frames=self._seconds_to_frames(overlap_seconds),
-            window_frames=self._seconds_to_frames(window_seconds), progress=progress)
+            window_frames=self._seconds_to_frames(window_seconds), progress=progress, ctx_chroma=ctx.chroma)
         return ctx, z
 
     def reconstruct(self, stem: AudioLike, context: AudioLike | None = None, *, sample_rate: int | None = None,
@@ -554,7 +581,7 @@ class Accompanist(BarEditing, StreamedOutput):
         keep = ~((f_idx * spf < b) & ((f_idx + 1) * spf > a))
         clap = self.condition(text, reference, use_bridge=sample_kw.pop("use_bridge", True), seed=seed)
         z = self.sample_latents(ctx.latents, clap, frames, n=n, seed=seed, known=z_stem, keep=keep,
-                                progress=progress, **self._window_kw(sample_kw))
+                                progress=progress, ctx_chroma=ctx.chroma, **self._window_kw(sample_kw))
         new = self.decode(z, st.shape[1], width=width, seed=self.last_seed or 0, steps=decode_steps, mode=decode_mode)
         fade = int(round(crossfade_s * SAMPLE_RATE))
         out = np.stack([crossfade_paste(st, y, a, b, fade) for y in new])
@@ -577,7 +604,8 @@ class Accompanist(BarEditing, StreamedOutput):
         seed = self._resolve_seed(seed)
         clap = self.condition(text, reference, use_bridge=sample_kw.pop("use_bridge", True), seed=seed)
         z = self.sample_latents(ctx.latents, clap, z_stem.shape[-1], n=n, seed=seed, init=z_stem,
-                                strength=float(strength), progress=progress, **self._window_kw(sample_kw))
+                                strength=float(strength), progress=progress, ctx_chroma=ctx.chroma,
+                                **self._window_kw(sample_kw))
         new = self.decode(z, st.shape[1], width=width, seed=self.last_seed or 0, steps=decode_steps, mode=decode_mode)
         target = loudness(st, SAMPLE_RATE)
         return self._finish(new, target) if target > SILENCE_LUFS else np.stack([peak_limit(y) for y in new])

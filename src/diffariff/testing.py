@@ -23,12 +23,13 @@ from .priors.bridge import BridgeConfig, ClapBridge
 
 def make_tiny_bundle(out_dir: str | os.PathLike, *, seed: int = 0, train_frames: int = 24,
                      modes: tuple[str, ...] = MODES, stereo: str = "mono", bridge: bool = False,
-                     prior: bool = False, overwrite: bool = False) -> Bundle:
+                     prior: bool = False, overwrite: bool = False, context_chroma: bool = False) -> Bundle:
     """A tiny bundle of randomly initialised models (codec, CLAP, DiT diffusion model per mode) saved
     with their real save functions, for tests, benchmarks and smoke runs: it generates noise-like audio
     but exercises every control path. ``train_frames``: the diffusion models' training window
-    (latent frames; 24 ~ 2 s); ``bridge`` / ``prior``: add a tiny CLAP bridge / context prior. Zero-initialised output layers are
-    randomised (as after training)."""
+    (latent frames; 24 ~ 2 s); ``bridge`` / ``prior``: add a tiny CLAP bridge / context prior; ``context_chroma``:
+    diffusion models that take the context chroma. Zero-initialised output layers are randomised (as after
+    training)."""
     torch.manual_seed(seed)
     codec = Codec(CodecConfig(freq_patch=8, enc_channels=(8, 16, 16, 32), dec_channels=(8, 16, 16, 32),
                               unet_channels=(8, 16, 16, 32), attn_heads=4, noise_embed_dim=32, chunk_seconds=4.0,
@@ -51,7 +52,8 @@ def make_tiny_bundle(out_dir: str | os.PathLike, *, seed: int = 0, train_frames:
         diffusion = {}
         for mode in modes:
             model = LatentDiffusion(LatentDiffusionConfig(net="dit", net_config=net, mode=mode, clap_dim=clap.dim,
-                                                          train_frames=train_frames, **ids))
+                                                          train_frames=train_frames, context_chroma=context_chroma,
+                                                          **ids))
             with torch.no_grad():
                 for p in model.parameters():
                     if not p.any():

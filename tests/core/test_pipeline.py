@@ -14,6 +14,7 @@ import torch
 
 from diffariff.audio import loudness, save_audio
 from diffariff.bundle import MANIFEST, open_bundle, resolve_bundle_dir, save_bundle
+from diffariff.data.context_chroma import context_chroma
 from diffariff.errors import (
     AudioTooLongError,
     CheckpointError,
@@ -373,3 +374,59 @@ def test_sampler_needs_the_matching_model(tmp_path, piano):
     acc = Accompanist.from_pretrained(make_tiny_bundle(tmp_path / "edm", modes=("edm",)).root)
     with pytest.raises(ConfigError, match="needs the consistency diffusion model"):
         acc.generate(piano, sampler="consistency", steps=2)
+
+
+# ---------------------------------------------------------------------------------- context chroma
+class SampleRecorder:
+    """Stands in for a latent model inside an Accompanist: every attribute is the model's; sample()
+    also records the context chroma it was given."""
+
+    def __init__(self, model):
+        self.model, self.chroma = model, []
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def sample(self, *args, **kw):
+        self.chroma.append(kw.get("context_chroma"))
+        return self.model.sample(*args, **kw)
+
+
+@pytest.fixture(scope="module")
+def chroma_acc(tmp_path_factory):
+    root = make_tiny_bundle(tmp_path_factory.mktemp("chroma") / "tiny", seed=2, train_frames=8, context_chroma=True).root
+    return Accompanist.from_pretrained(root)
+
+
+def test_a_chroma_bundle_generates_stems_from_the_contexts_chroma(chroma_acc, acc, piano, bass):
+    """A bundle whose latent models take the context chroma: generate (windowed too), inpaint and vary
+    hand each sample() call its window's slice of the context's chroma; a silent context hands none."""
+    assert chroma_acc.needs_context_chroma and not acc.needs_context_chroma
+    assert acc.prepare_context(piano).chroma is None  # a plain bundle computes none
+    ctx = chroma_acc.prepare_context(piano)
+    assert ctx.chroma.shape == (1, 12, ctx.latents.shape[-1])
+    # as the latent cache computes it: on the mono mix the (mono) codec encodes
+    assert torch.equal(ctx.chroma, context_chroma(piano.mean(axis=0, keepdims=True), chroma_acc.samples_per_frame))
+    for sampler in ("euler", "consistency"):
+        out = chroma_acc.generate(piano, seed=0, sampler=sampler, steps=2, decode_mode="deterministic")
+        assert out.shape == (1, 2, piano.shape[1]) and np.isfinite(out).all()
+    rec = SampleRecorder(chroma_acc.models["edm"])
+    chroma_acc.models["edm"] = rec
+    try:
+        long = np.tile(piano, (1, 3))  # 3.6 s: 43 latent frames in windows of 16
+        assert chroma_acc.generate(long, seed=0, **FAST).shape == (1, 2, long.shape[1])
+        full = context_chroma(long.mean(axis=0, keepdims=True), chroma_acc.samples_per_frame)
+        assert len(chroma_acc.last_windows) >= 3 and len(rec.chroma) == len(chroma_acc.last_windows)
+        for (a, b), c in zip(chroma_acc.last_windows, rec.chroma):
+            assert torch.equal(c, full[..., a:b])
+        rec.chroma.clear()
+        assert chroma_acc.inpaint(bass, piano, 0.3, 0.6, seed=0, **FAST).shape == (1, 2, bass.shape[1])
+        assert chroma_acc.vary(bass, piano, 0.5, seed=0, **FAST).shape == (1, 2, bass.shape[1])
+        assert len(rec.chroma) == 2 and all(torch.equal(c, ctx.chroma) for c in rec.chroma)
+        rec.chroma.clear()
+        assert chroma_acc.generate(None, seconds=1.0, seed=0, **FAST).shape == (1, 2, SR)
+        assert rec.chroma == [None] and chroma_acc.prepare_context(None, seconds=1.0).chroma is None
+    finally:
+        chroma_acc.models["edm"] = rec.model
+    with pytest.raises(InputError, match="trained with context chroma"):  # latents without their chroma
+        chroma_acc.sample_latents(ctx.latents, None, ctx.latents.shape[-1], sampler="euler", steps=2)

@@ -1,17 +1,29 @@
 """Latent cache: built from a tiny real corpus with a tiny random codec / CLAP (real networks), resumable,
-deterministic; LatentCacheDataset crops; the ``diffariff latents build`` command."""
+deterministic; LatentCacheDataset crops; the context chroma rows; the ``diffariff latents build`` command."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from safetensors import safe_open
 
 from diffariff.cli import main as cli_main
-from diffariff.data.latents import CacheRecipe, LatentCacheDataset, build_latent_cache, shard_path
+from diffariff.data.context_chroma import context_chroma
+from diffariff.data.latent_stream import StreamingLatentCache
+from diffariff.data.latents import (
+    CacheRecipe,
+    LatentCacheDataset,
+    build_latent_cache,
+    check_model_fits_cache,
+    has_context_chroma,
+    read_manifest,
+    shard_path,
+)
+from diffariff.data.pairs import PairSampler
 from diffariff.diffusion.model import model_identity
 from diffariff.errors import DatasetError, InputError
 from latent_helpers import FRAMES, RECIPE, tiny_cache
@@ -170,3 +182,68 @@ def test_several_caches_read_as_one_data_set(built, tmp_path):
     (alien / "manifest.json").write_text(json.dumps({**man, "codec_id": "codec:0000"}))
     with pytest.raises(DatasetError, match="codec_id"):
         LatentCacheDataset([built["cache"], alien])
+
+
+# ------------------------------------------------------------------------------------ context chroma
+def test_the_cache_stores_each_pairs_context_chroma(built):
+    full = LatentCacheDataset(built["cache"], full_length=True)
+    assert full.has_context_chroma and has_context_chroma(full.manifest)
+    assert full.manifest["recipe"]["context_chroma"] is True
+    stored = full.tensors["context_chroma"]
+    assert stored.shape == (12, 12, FRAMES) and stored.dtype == torch.float16
+    assert float(stored.min()) >= 0 and float(stored.max()) <= 1 and float(stored.max()) == 1
+    # row i is the chroma of the very context audio the codec encoded for pair i
+    sampler = PairSampler(built["songs"], CacheRecipe(**RECIPE).pair_config(built["encoders"].channels), RECIPE["seed"])
+    for i in (0, 7):
+        want = context_chroma(sampler.pair(i)["context"], 4096)[0]
+        assert torch.allclose(full[i]["context_chroma"], want, atol=1e-3)
+    # crops take the same span as the context latents, in memory and streamed from disk
+    ds, stream = LatentCacheDataset(built["cache"], 16, seed=5), StreamingLatentCache(built["cache"], 16, seed=5)
+    assert stream.has_context_chroma
+    for i in range(len(ds)):
+        s = ds.crop_start(i)
+        assert ds[i]["context_chroma"].shape == (12, 16)
+        assert torch.equal(ds[i]["context_chroma"], full[i]["context_chroma"][:, s:s + 16])
+        assert torch.equal(stream[i]["context_chroma"], ds[i]["context_chroma"])
+
+
+def test_caches_without_chroma_build_grow_and_read_consistently(built, tmp_path, capsys):
+    plain = tmp_path / "plain"
+    recipe = {**RECIPE, "pairs": 4, "shard_size": 2}
+    build_latent_cache(built["encoders"], built["songs"], plain, CacheRecipe(**recipe, context_chroma=False),
+                       progress=False)
+    ds = LatentCacheDataset(plain)
+    assert not ds.has_context_chroma and not has_context_chroma(ds.manifest) and "context_chroma" not in ds[0]
+    assert not StreamingLatentCache(plain).has_context_chroma
+    with pytest.raises(InputError, match="without context chroma.*--no-context-chroma"):
+        build_latent_cache(built["encoders"], built["songs"], plain, CacheRecipe(**recipe), progress=False)
+    # a cache built before the field existed (no context_chroma in its recipe) counts as one without chroma
+    man = json.loads((plain / "manifest.json").read_text())
+    del man["recipe"]["context_chroma"]
+    (plain / "manifest.json").write_text(json.dumps(man))
+    assert not has_context_chroma(read_manifest(plain))
+    grown = build_latent_cache(built["encoders"], built["songs"], plain,
+                               CacheRecipe(**{**recipe, "pairs": 6}, context_chroma=False), progress=False)
+    assert grown["pairs"] == 6 and not LatentCacheDataset(plain).has_context_chroma
+    for k in range(3):
+        with safe_open(str(shard_path(plain, k)), framework="pt") as f:
+            assert "context_chroma" not in f.keys()
+    with pytest.raises(InputError, match="context chroma"):
+        build_latent_cache(built["encoders"], built["songs"], plain, CacheRecipe(**{**recipe, "pairs": 6}),
+                           progress=False)
+    # read together with a chroma cache: the chroma is kept only when every cache has it
+    both = LatentCacheDataset([built["cache"], plain])
+    assert not both.has_context_chroma and both.manifest["context_chroma"] is False
+    assert "context_chroma" not in both[0] and "context_chroma" not in both.tensors
+    assert not StreamingLatentCache([built["cache"], plain]).has_context_chroma
+    # a model that takes the chroma does not fit such a cache
+    with pytest.raises(InputError, match="stores none"):
+        check_model_fits_cache(SimpleNamespace(context_chroma=True), both.manifest, "--model")
+    check_model_fits_cache(SimpleNamespace(context_chroma=True), LatentCacheDataset(built["cache"]).manifest, "--model")
+    # the build command's switch
+    cli = tmp_path / "cli"
+    assert cli_main(["latents", "build", "--codec", str(built["codec"]), "--clap", str(built["clap"]),
+                     "--data", str(built["corpus"]), "--out", str(cli), "--split", "all", "--pairs", "2",
+                     "--window-seconds", "3", "--reference-seconds", "1", "--no-context-chroma", "--quiet"]) == 0
+    capsys.readouterr()
+    assert read_manifest(cli)["recipe"]["context_chroma"] is False and not LatentCacheDataset(cli).has_context_chroma

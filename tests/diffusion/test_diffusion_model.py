@@ -1,4 +1,5 @@
-"""LatentDiffusion: shapes, normalisation, save/load, seeded sampling, guidance, edits (tiny real DiT)."""
+"""LatentDiffusion: shapes, normalisation, save/load, seeded sampling, guidance, edits, the context
+chroma input (tiny real DiT)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from diffariff.checkpoint import load_checkpoint, save_checkpoint
-from diffariff.diffusion.model import LatentDiffusion, LatentDiffusionConfig, model_identity
+from diffariff.diffusion.model import CHROMA_SCALE, LatentDiffusion, LatentDiffusionConfig, model_identity
 from diffariff.errors import CheckpointError, ConfigError, InputError
 
 TINY_DIT = dict(width=32, depth=2, heads=2, cond_dim=32, noise_emb_dim=32, dpb_dim=16)
@@ -202,3 +203,81 @@ def test_bad_inputs_raise_typed_errors(tmp_path):
     other = save_checkpoint(tmp_path / "x.safetensors", {"w": torch.zeros(2)}, kind="codec", config={})
     with pytest.raises(CheckpointError):
         LatentDiffusion.load(other)
+
+
+# ------------------------------------------------------------------------------------ context chroma
+def chroma(b: int = 2, t: int = 13, seed: int = 2) -> torch.Tensor:
+    """A chroma stream [b, 12, t] as context_chroma gives it: in [0, 1], each frame's max 1."""
+    c = torch.rand(b, 12, t, generator=torch.Generator().manual_seed(seed))
+    return c / c.amax(dim=1, keepdim=True)
+
+
+def test_a_chroma_model_takes_the_chroma_beside_the_context_latents():
+    model = tiny_model(context_chroma=True)
+    assert model.config.context_channels == 64 + 12 and model.net.config.context_channels == 76
+    ctx, clap = conditions()
+    c = chroma()
+    inp = model.context_input(ctx, c)
+    assert inp.shape == (2, 76, 13)
+    assert torch.equal(inp[:, :64], model.normalize(ctx))
+    assert torch.allclose(inp[:, 64:], CHROMA_SCALE * (c - 0.5))
+    assert torch.equal(model.context_input(ctx, c[:1])[1, 64:], inp[0, 64:])  # a batch of 1 is broadcast
+    out = model.denoise(torch.randn(2, 64, 13), torch.tensor([0.5, 2.0]), context=inp, clap=clap)
+    assert out.shape == (2, 64, 13) and torch.isfinite(out).all()
+    z = model.sample(ctx, clap, steps=2, seed=0, context_chroma=c)
+    assert z.shape == (2, 64, 13) and torch.isfinite(z).all()
+    assert not torch.allclose(z, model.sample(ctx, clap, steps=2, seed=0, context_chroma=chroma(seed=3)))
+    # no context: no chroma either
+    assert model.sample(None, clap, frames=13, steps=2, seed=0).shape == (2, 64, 13)
+
+
+def test_chroma_is_required_by_chroma_models_and_refused_by_others():
+    ctx, clap = conditions()
+    with pytest.raises(InputError, match="trained with context chroma"):
+        tiny_model(context_chroma=True).sample(ctx, clap, steps=2)
+    with pytest.raises(InputError, match="trained without it"):
+        tiny_model().sample(ctx, clap, steps=2, context_chroma=chroma())
+    with pytest.raises(InputError, match="without context_latents"):
+        tiny_model(context_chroma=True).sample(None, clap, frames=13, steps=2, context_chroma=chroma())
+    with pytest.raises(InputError, match=r"\[B, 12, 13\]"):
+        tiny_model(context_chroma=True).sample(ctx, clap, steps=2, context_chroma=chroma(t=12))
+    with pytest.raises(InputError, match="batch"):
+        tiny_model(context_chroma=True).context_input(ctx, chroma(b=3))
+    with pytest.raises(ConfigError, match="context_channels"):
+        LatentDiffusionConfig(net_config={"context_channels": 64}, context_chroma=True)
+
+
+def test_a_dropped_context_drops_its_chroma():
+    model = tiny_model(context_chroma=True)
+    ctx, clap = conditions()
+    x, sigma = torch.randn(2, 64, 13, generator=torch.Generator().manual_seed(4)), torch.tensor([0.5, 2.0])
+
+    def run(c: torch.Tensor, drop: bool) -> torch.Tensor:
+        return model.denoise(x, sigma, context=model.context_input(ctx, c), clap=clap,
+                             drop_context=torch.full((2,), drop))
+
+    a, b = chroma(seed=5), chroma(seed=6)
+    assert not torch.allclose(run(a, False), run(b, False))  # the chroma matters when the context is kept ...
+    assert torch.equal(run(a, True), run(b, True))  # ... and not at all when the context is dropped
+    assert torch.equal(run(a, True), model.denoise(x, sigma, context=None, clap=clap))  # = no context at all
+    # in guided sampling, the context-free pass does not see the chroma either: guidance w_ctx = 0
+    kw = dict(steps=2, seed=1, w_ctx=0.0, w_clap=0.0)
+    assert torch.equal(model.sample(ctx, clap, context_chroma=a, **kw), model.sample(ctx, clap, context_chroma=b, **kw))
+
+
+def test_the_chroma_flag_survives_save_and_load_and_old_checkpoints_load_without_it(tmp_path):
+    model = tiny_model(context_chroma=True)
+    ctx, clap = conditions()
+    again = LatentDiffusion.load(model.save(tmp_path / "chroma.safetensors"))
+    assert again.config.context_chroma and again.config == model.config
+    c = chroma()
+    assert torch.equal(model.sample(ctx, clap, steps=2, seed=5, context_chroma=c),
+                       again.sample(ctx, clap, steps=2, seed=5, context_chroma=c))
+    # a checkpoint written before the field existed: no "context_chroma" in its config
+    plain = tiny_model()
+    ck = load_checkpoint(plain.save(tmp_path / "plain.safetensors"), keep_dtype=True)
+    old = {k: v for k, v in ck.config.items() if k != "context_chroma"}
+    save_checkpoint(tmp_path / "old.safetensors", ck.tensors, kind="latent-diffusion", config=old)
+    loaded = LatentDiffusion.load(tmp_path / "old.safetensors")
+    assert loaded.config.context_chroma is False and loaded.config.context_channels == 64
+    assert torch.equal(loaded.sample(ctx, clap, steps=2, seed=5), plain.sample(ctx, clap, steps=2, seed=5))

@@ -1,6 +1,6 @@
 """Diffusion training on a real (tiny) latent cache: EDM loss falls, resume continues the step count,
-consistency training and distillation run, the EMA export loads, condition dropout rates; the shared
-training utilities."""
+consistency training and distillation run, the EMA export loads, condition dropout rates, the context
+chroma option; the shared training utilities."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import copy
 import csv
 import dataclasses
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -20,12 +21,12 @@ import torch
 
 from diffariff.checkpoint import read_checkpoint_metadata
 from diffariff.commands.train_options import diffusion_arguments
-from diffariff.data.latents import LatentCacheDataset
+from diffariff.data.latents import CacheRecipe, LatentCacheDataset, build_latent_cache
 from diffariff.diffusion.model import LatentDiffusion
 from diffariff.errors import ConfigError, InputError
 from diffariff.train.common import EMA, adamw_with_schedule, ema_decay, ema_update_, lr_factor, write_rows_csv
-from diffariff.train.diffusion import DiffusionModule, load_run_config, run
-from latent_helpers import tiny_cache
+from diffariff.train.diffusion import DiffusionModule, add_context_chroma, load_run_config, run
+from latent_helpers import RECIPE, tiny_cache
 
 TINY = ('{"model": {"net_config": {"width": 32, "depth": 2, "heads": 2, "cond_dim": 32, "noise_emb_dim": 32,'
         ' "dpb_dim": 16}, "train_frames": 16}, "train": {"batch_size": 6, "lr": 0.003, "warmup_steps": 2,'
@@ -384,3 +385,91 @@ def test_auto_precision_is_bf16_only_with_native_bf16():
     native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
     assert resolve_precision("auto") == ("bf16-mixed" if native else "32-true")
     assert resolve_precision("32-true") == "32-true" and resolve_precision("bf16-mixed") == "bf16-mixed"
+
+
+# ------------------------------------------------------------------------------------ context chroma
+@pytest.fixture(scope="module")
+def plain_cache(tmp_path_factory) -> Path:
+    """A 6-pair cache of the same corpus built without the context chroma (as caches before it were)."""
+    built = tiny_cache(tmp_path_factory)
+    out = tmp_path_factory.mktemp("plain_cache") / "cache"
+    build_latent_cache(built["encoders"], built["songs"], out,
+                       CacheRecipe(**{**RECIPE, "pairs": 6, "context_chroma": False}), progress=False)
+    return out
+
+
+def test_a_chroma_model_trains_on_the_caches_chroma_and_drops_it_with_the_context(cache, config_file, tmp_path):
+    """--context-chroma: the model takes the cache's chroma rows beside the context latents; the loss is
+    finite; a dropped context drops its chroma (the loss does not see it); the export samples with
+    chroma and the denoising eval reads the cache's chroma."""
+    from diffariff.eval.denoising import DenoisingEvalConfig, denoising_losses
+
+    out = tmp_path / "chroma"
+    assert train(cache, out, config_file, "--context-chroma", "--max-steps", "3") == 0
+    cfg = load_run_config(out / "run_config.json")
+    assert cfg.model.context_chroma and "context_channels" not in cfg.model.net_config
+    losses = [float(r["loss"]) for r in csv.DictReader((out / "metrics.csv").open()) if r.get("loss")]
+    assert losses and all(math.isfinite(v) for v in losses)
+    module = DiffusionModule(cfg)
+    with torch.no_grad():  # AdaLN-Zero / zero output init makes an untrained net ignore its inputs
+        for p in module.model.parameters():
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.05)
+    batch = edm_batch(cache, 6)
+    assert batch["context_chroma"].shape == (6, 12, 16)
+    per_sample, _ = module.loss(batch, 0)
+    assert torch.isfinite(per_sample).all()
+    with pytest.raises(InputError, match="context chroma"):
+        module.loss({k: v for k, v in batch.items() if k != "context_chroma"}, 0)
+    other = {**batch, "context_chroma": batch["context_chroma"].flip(-1)}
+    assert not torch.equal(module.loss(batch, 0)[0], module.loss(other, 0)[0])
+    module.tcfg = dataclasses.replace(module.tcfg, p_drop_context=1.0)  # every context dropped
+    assert torch.equal(module.loss(batch, 0)[0], module.loss(other, 0)[0])
+    model = LatentDiffusion.load(out / "diffusion_ema.safetensors")
+    assert model.config.context_chroma and model.net.config.context_channels == 64 + 12
+    item = LatentCacheDataset(cache, full_length=True)[0]
+    z = model.sample(item["context"][None], item["clap_audio"][None], steps=2, seed=0,
+                     context_chroma=item["context_chroma"][None])
+    assert z.shape == (1, 64, item["context"].shape[-1]) and torch.isfinite(z).all()
+    scores = denoising_losses(model, LatentCacheDataset(cache).tensors, DenoisingEvalConfig(sigmas=(0.5,), n=4))
+    assert all(math.isfinite(row["mean"]) for row in scores["conditionings"].values())
+
+
+def test_a_chroma_model_refuses_a_cache_without_chroma_before_training(plain_cache, cache, config_file, tmp_path):
+    out = tmp_path / "refused"
+    with pytest.raises(ConfigError, match="stores none.*rebuild"):
+        train(plain_cache, out, config_file, "--context-chroma", "--max-steps", "1")
+    assert not (out / "run_config.json").exists()
+    with pytest.raises(ConfigError, match="not every cache of .* stores it"):  # one cache without chroma of two
+        train([cache, plain_cache], tmp_path / "refused2", config_file, "--context-chroma", "--max-steps", "1")
+    as_json = tmp_path / "chroma.json"  # the config file's model section sets it too
+    data = json.loads(config_file.read_text())
+    as_json.write_text(json.dumps({**data, "model": {**data["model"], "context_chroma": True}}))
+    with pytest.raises(ConfigError, match="stores none"):
+        train(plain_cache, tmp_path / "refused3", as_json, "--max-steps", "1")
+    assert train(plain_cache, tmp_path / "plain", config_file, "--max-steps", "1") == 0  # a plain model trains
+
+
+def test_init_widens_a_trained_model_to_take_the_chroma(edm_run, cache, config_file, tmp_path):
+    """--init with --context-chroma: the trained model gets zero-weight chroma inputs, so it starts from
+    exactly its function; a teacher without chroma cannot have a chroma student."""
+    start = edm_run[0] / "diffusion_ema.safetensors"
+    plain = LatentDiffusion.load(start)
+    wide = add_context_chroma(plain).eval()
+    assert wide.config.context_chroma and not plain.config.context_chroma
+    batch = edm_batch(cache, 4)
+    x, clap = batch["target"], batch["clap_audio"]
+    noisy = plain.normalize(x) + 2.0 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    keep = torch.tensor([False, True, False, True])
+    with torch.no_grad():
+        a = plain.denoise(noisy, 2.0, context=plain.context_input(batch["context"]), clap=clap, drop_context=keep)
+        b = wide.denoise(noisy, 2.0, context=wide.context_input(batch["context"], batch["context_chroma"]), clap=clap,
+                         drop_context=keep)
+    assert torch.allclose(a, b, atol=1e-5), float((a - b).abs().max())
+    out = tmp_path / "widened"
+    assert train(cache, out, config_file, "--init", str(start), "--context-chroma", "--max-steps", "1") == 0
+    assert LatentDiffusion.load(out / "diffusion_ema.safetensors").config.context_chroma
+    with pytest.raises(ConfigError, match="teacher takes no context chroma"):
+        train(cache, tmp_path / "bad", config_file, "--teacher", str(start), "--context-chroma", "--max-steps", "1")
+    with pytest.raises(ConfigError, match="context_chroma"):  # a chroma student of a plain teacher
+        train(cache, tmp_path / "bad2", config_file, "--init", str(out / "diffusion_ema.safetensors"),
+              "--teacher", str(start), "--max-steps", "1")

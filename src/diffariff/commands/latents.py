@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--seed", type=int, default=0, help="pair seed (default 0)")
     b.add_argument("--shard-size", type=int, default=256, help="pairs per shard file (default 256)")
     b.add_argument("--batch-size", type=int, default=8, help="pairs encoded per forward pass (default 8)")
+    b.add_argument("--no-context-chroma", action="store_true",
+                   help="store no context chroma (12 pitch classes per latent frame, for latent models trained "
+                        "with --context-chroma); needed to grow a cache built before the chroma existed")
     b.add_argument("--worker", default="0/1", metavar="I/N",
                    help="build only shards k with k %% N == I, to share one cache between N processes "
                         "(default 0/1)")
@@ -50,7 +53,8 @@ def run_build(args: argparse.Namespace) -> int:
     recipe = CacheRecipe(pairs=args.pairs, seed=args.seed, shard_size=args.shard_size,
                          window_seconds=args.window_seconds, reference_seconds=args.reference_seconds,
                          context_probability=args.context_probability,
-                         split=None if args.split == "all" else args.split, layout=args.layout)
+                         split=None if args.split == "all" else args.split, layout=args.layout,
+                         context_chroma=not args.no_context_chroma)
     try:
         wid, nworkers = (int(x) for x in args.worker.split("/"))
     except ValueError:

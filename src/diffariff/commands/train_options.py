@@ -202,6 +202,10 @@ def diffusion_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, help="peak learning rate")
     parser.add_argument("--train-frames", type=int, help="training window in latent frames (<= cached length)")
     parser.add_argument("--norm", choices=("global", "channel"), help="latent normalisation (default: global)")
+    parser.add_argument("--context-chroma", action="store_true", default=None,
+                        help="feed the model the context's chroma (12 pitch classes per latent frame, stored in the "
+                             "cache) beside the context latents; with --init a model without it is widened (zero "
+                             "weights for the new inputs: it starts from exactly the --init model's output)")
     parser.add_argument("--p-drop-context", type=float, help="probability of dropping the context (default 0.3)")
     parser.add_argument("--p-drop-clap", type=float, help="probability of dropping the CLAP condition (default 0.3)")
     parser.add_argument("--p-mean", type=float, help="mean of log(sigma) of the EDM training noise levels (default "

@@ -21,7 +21,7 @@ import torch
 from safetensors import safe_open
 
 from ..errors import DatasetError
-from .latents import LatentCacheDataset, open_caches, shard_path
+from .latents import CHROMA_KEY, LatentCacheDataset, has_context_chroma, open_caches, shard_path
 
 
 class StreamingLatentCache(LatentCacheDataset):
@@ -29,8 +29,9 @@ class StreamingLatentCache(LatentCacheDataset):
 
     Items are those of :class:`LatentCacheDataset` with the same arguments: ``target`` / ``context``
     float32 [64, F] codec latents (F = ``train_frames`` random crop, or the cached length T),
-    ``clap_audio`` / ``clap_text`` float32 [D], ``index``. Every cache's manifest must describe shards
-    that are all present (a complete or part-way build)."""
+    ``clap_audio`` / ``clap_text`` float32 [D], ``index``, and ``context_chroma`` [12, F] when every
+    cache has it. Every cache's manifest must describe shards that are all present (a complete or
+    part-way build)."""
 
     def __init__(self, root: str | os.PathLike | Sequence[str | os.PathLike], train_frames: int | None = None,
                  full_length: bool = False, seed: int = 0):
@@ -42,8 +43,10 @@ class StreamingLatentCache(LatentCacheDataset):
                     raise DatasetError(f"{r}: shard {k} is missing (re-run the cache build)")
             self.offsets.append(self.offsets[-1] + int(man["pairs"]))
         self.manifest = self._manifests[0]
+        self.has_context_chroma = all(has_context_chroma(m) for m in self._manifests)
         if len(self.roots) > 1:
-            self.manifest = {**self.manifest, "pairs": len(self), "caches": [str(r) for r in self.roots]}
+            self.manifest = {**self.manifest, "pairs": len(self), "caches": [str(r) for r in self.roots],
+                             "context_chroma": self.has_context_chroma}
         self.frames = int(self.manifest["frames"])
         self._set_crops(train_frames, full_length, seed)
         self._handles: dict[tuple[int, int], object] = {}
@@ -82,6 +85,9 @@ class StreamingLatentCache(LatentCacheDataset):
         k, j = divmod(i - self.offsets[c], int(self._manifests[c]["recipe"]["shard_size"]))
         f = self._shard(c, k)
         span = slice(start, start + frames)
-        return {"target": f.get_slice("target")[j, :, span], "context": f.get_slice("context")[j, :, span],
-                "clap_audio": f.get_slice("clap_audio")[j], "clap_text": f.get_slice("clap_text")[j],
-                "index": f.get_slice("index")[j]}
+        row = {"target": f.get_slice("target")[j, :, span], "context": f.get_slice("context")[j, :, span],
+               "clap_audio": f.get_slice("clap_audio")[j], "clap_text": f.get_slice("clap_text")[j],
+               "index": f.get_slice("index")[j]}
+        if self.has_context_chroma:
+            row[CHROMA_KEY] = f.get_slice(CHROMA_KEY)[j, :, span]
+        return row

@@ -6,6 +6,7 @@ Layout of a cache folder::
                              latent statistics of the targets (per channel and global); rewritten
                              after each shard, so an interrupted build is a readable smaller cache
     shard_00000.safetensors  target [S, 64, T], context [S, 64, T]  codec latents (float16)
+                             context_chroma [S, 12, T]              the context's chroma (float16, in [0, 1])
                              clap_audio [S, D], clap_text [S, D]    CLAP embeddings (float32)
                              index [S] (int64: the pair index of each row)
     shard_00000.json         per row: song, stem, role, instrument, tags, prompt, start, reference_start
@@ -17,6 +18,13 @@ expected rows), and an interrupted build resumes where it stopped. ``clap_audio`
 reference clip (another segment of the same target stem); ``clap_text`` embeds a tag prompt of the
 target stem drawn by :func:`diffariff.clap.prompts.stem_prompt` with a generator seeded by the pair.
 T = ceil(window samples / 4096) latent frames (118 for 10 s at 48 kHz).
+
+``context_chroma`` (recipe field ``context_chroma``, on by default) is
+:func:`~diffariff.data.context_chroma.context_chroma` of the same context audio the codec encodes, one
+12-bin column per latent frame, for latent models trained with ``context_chroma``. Caches built before
+it existed have none (their manifest's recipe lacks the field, read as false); a build into such a
+cache must say ``--no-context-chroma`` (the recipe must match), and a chroma model refuses to train
+on it. Caches read together keep the chroma only when all of them have it.
 """
 
 from __future__ import annotations
@@ -37,12 +45,17 @@ from tqdm import tqdm
 
 from ..errors import DatasetError, InputError
 from ..fsutil import atomic_path, write_json_atomic
+from .context_chroma import context_chroma
 from .pairs import PairConfig, PairSampler
 from .sources import Song
 
 MANIFEST = "manifest.json"
 CACHE_FORMAT = "diffariff-latent-cache"
 CACHE_VERSION = 1
+#: the shard tensor holding the context chroma (when the recipe's ``context_chroma`` is on)
+CHROMA_KEY = "context_chroma"
+#: recipe fields added after caches were first built, with the value a manifest without them implies
+LATER_RECIPE_FIELDS = {"context_chroma": False}
 
 
 @dataclass
@@ -59,6 +72,7 @@ class CacheRecipe:
     silence_threshold_db: float = -50.0
     split: str | None = "train"
     layout: str = "auto"
+    context_chroma: bool = True
 
     def __post_init__(self) -> None:
         if self.pairs < 1:
@@ -83,28 +97,43 @@ def shard_path(root: Path, k: int, suffix: str = ".safetensors") -> Path:
     return Path(root) / f"shard_{k:05d}{suffix}"
 
 
-def shard_is_complete(root: Path, k: int, rows: range) -> bool:
-    """Both files of shard ``k`` exist and hold exactly ``rows``."""
+def shard_is_complete(root: Path, k: int, rows: range, chroma: bool | None = None) -> bool:
+    """Both files of shard ``k`` exist and hold exactly ``rows`` (and, when ``chroma`` is given, hold
+    the context chroma or not as it says)."""
     st, side = shard_path(root, k), shard_path(root, k, ".json")
     if not (st.is_file() and side.is_file()):
         return False
     try:
         with safe_open(str(st), framework="pt") as f:
             meta = f.metadata() or {}
+            has_chroma = CHROMA_KEY in f.keys()
+        if chroma is not None and has_chroma != chroma:
+            return False
         return int(meta.get("first", -1)) == rows.start and int(meta.get("count", -1)) == len(rows)
     except Exception:
         return False
 
 
 def _compatible(old: dict, new: dict) -> list[str]:
+    """Recipe fields (but ``pairs``) in which a stored recipe ``old`` differs from ``new``; a field the
+    stored recipe lacks counts with its :data:`LATER_RECIPE_FIELDS` value."""
     keys = [k for k in new if k != "pairs"]
-    return [k for k in keys if old.get(k) != new.get(k)]
+    return [k for k in keys if old.get(k, LATER_RECIPE_FIELDS.get(k)) != new.get(k)]
+
+
+def has_context_chroma(manifest: dict) -> bool:
+    """Whether the cache of ``manifest`` stores the context chroma (every cache, when several are read
+    as one: the manifest of :class:`LatentCacheDataset` says so in ``context_chroma``)."""
+    if "context_chroma" in manifest:
+        return bool(manifest["context_chroma"])
+    return bool(manifest.get("recipe", {}).get("context_chroma", LATER_RECIPE_FIELDS["context_chroma"]))
 
 
 class Encoders:
     """The two encoders a build needs, as plain callables (so tests and other codecs plug in):
     ``encode(audio [B, C, N] 48 kHz) -> latents [B, 64, T]``, ``embed_audio(audio [B, C, N]) -> [B, D]``,
-    ``embed_text(list[str]) -> [B, D]``; ``channels`` = audio channels the codec uses (1 or 2)."""
+    ``embed_text(list[str]) -> [B, D]``; ``channels`` = audio channels the codec uses (1 or 2);
+    ``samples_per_frame``: audio samples per latent frame (the context chroma's frame)."""
 
     def __init__(self, codec, clap, codec_id: str = "", clap_id: str = ""):
         self.codec = codec
@@ -113,10 +142,12 @@ class Encoders:
         self.clap_id = clap_id
         self.channels = 1 if getattr(codec.config, "stereo", "mono") == "mono" else 2
         self.latent_channels = int(getattr(codec.config, "latent_dim", 64))
+        self.samples_per_frame = int(getattr(codec.config, "samples_per_frame", 4096))
         self.clap_dim = int(clap.dim)
 
 
-def _encode_rows(enc: Encoders, sampler: PairSampler, rows: list[int], seed: int) -> tuple[dict, list[dict]]:
+def _encode_rows(enc: Encoders, sampler: PairSampler, rows: list[int], seed: int,
+                 chroma: bool = False) -> tuple[dict, list[dict]]:
     from ..clap.prompts import stem_prompt
 
     items = [sampler.pair(i) for i in rows]
@@ -141,6 +172,12 @@ def _encode_rows(enc: Encoders, sampler: PairSampler, rows: list[int], seed: int
         "clap_audio": enc.clap.embed_audio(reference).float(),
         "clap_text": enc.clap.embed_text(prompts).float(),
     }
+    if chroma:
+        tensors[CHROMA_KEY] = context_chroma(context, enc.samples_per_frame, 48_000)
+        if tensors[CHROMA_KEY].shape[-1] != tensors["context"].shape[-1]:
+            raise DatasetError(f"the context chroma has {tensors[CHROMA_KEY].shape[-1]} frames, the context "
+                               f"latents {tensors['context'].shape[-1]}: the codec's samples_per_frame "
+                               f"({enc.samples_per_frame}) does not match its latents")
     return tensors, meta
 
 
@@ -186,11 +223,15 @@ def build_latent_cache(
         old = json.loads(mpath.read_text(encoding="utf-8"))
         bad = _compatible(old.get("recipe", {}), ident["recipe"])
         bad += [k for k in ("codec_id", "clap_id") if old.get(k) != ident[k]]
+        if bad == ["context_chroma"]:
+            have = old.get("recipe", {}).get("context_chroma", LATER_RECIPE_FIELDS["context_chroma"])
+            raise InputError(f"{root} holds a cache {'with' if have else 'without'} context chroma; build into it "
+                             f"{'without' if have else 'with'} --no-context-chroma, or use a new --out")
         if bad:
             raise InputError(f"{root} holds a cache built with a different {', '.join(bad)}; use a new --out")
     sampler = PairSampler(songs, recipe.pair_config(encoders.channels), recipe.seed)
     todo = [k for k in range(recipe.num_shards)
-            if k % nworkers == wid and not shard_is_complete(root, k, recipe.shard_rows(k))]
+            if k % nworkers == wid and not shard_is_complete(root, k, recipe.shard_rows(k), recipe.context_chroma)]
     total = sum(len(recipe.shard_rows(k)) for k in todo)
     bar = tqdm(total=total, desc="encoding pairs", unit="pair", disable=not progress)
     try:
@@ -199,7 +240,8 @@ def build_latent_cache(
             parts: dict[str, list[torch.Tensor]] = {}
             meta: list[dict] = []
             for i in range(0, len(rows), batch_size):
-                tensors, m = _encode_rows(encoders, sampler, rows[i:i + batch_size], recipe.seed)
+                tensors, m = _encode_rows(encoders, sampler, rows[i:i + batch_size], recipe.seed,
+                                          recipe.context_chroma)
                 for name, t in tensors.items():
                     parts.setdefault(name, []).append(t)
                 meta += m
@@ -220,7 +262,7 @@ def build_latent_cache(
 def _complete_prefix(root: Path, recipe: CacheRecipe) -> int:
     """Number ``p`` of shards such that shards ``0..p-1`` are all complete."""
     p = 0
-    while p < recipe.num_shards and shard_is_complete(root, p, recipe.shard_rows(p)):
+    while p < recipe.num_shards and shard_is_complete(root, p, recipe.shard_rows(p), recipe.context_chroma):
         p += 1
     return p
 
@@ -250,6 +292,8 @@ def _write_shard(root: Path, k: int, rows: list[int], parts: dict, meta: list[di
     tensors = {name: torch.cat(ts) for name, ts in parts.items()}
     tensors["target"] = tensors["target"].half()
     tensors["context"] = tensors["context"].half()
+    if CHROMA_KEY in tensors:
+        tensors[CHROMA_KEY] = tensors[CHROMA_KEY].half()
     tensors["index"] = torch.tensor(rows, dtype=torch.int64)
     write_json_atomic(shard_path(root, k, ".json"), {"first": rows[0], "count": len(rows), "items": meta})
     with atomic_path(shard_path(root, k)) as tmp:
@@ -314,11 +358,15 @@ def read_manifest(root: str | os.PathLike) -> dict:
 
 def check_model_fits_cache(config, manifest: dict, what: str) -> None:
     """InputError when a latent model's config (``codec_id`` / ``clap_id``, where recorded) differs from
-    the codec or CLAP a cache was built with; ``what`` names the model in the message (e.g. --init)."""
+    the codec or CLAP a cache was built with, or when the model takes the context chroma
+    (``context_chroma``) and the cache stores none; ``what`` names the model in the message (e.g. --init)."""
     for key in ("codec_id", "clap_id"):
         have, want = getattr(config, key, ""), manifest.get(key)
         if have and want and have != want:
             raise InputError(f"{what} was trained with {have}, but the cache was built with {want}")
+    if getattr(config, "context_chroma", False) and not has_context_chroma(manifest):
+        raise InputError(f"{what} takes the context chroma (context_chroma), but the cache stores none (built "
+                         "before it existed or with --no-context-chroma); rebuild it with `diffariff latents build`")
 
 
 #: manifest fields that caches read together as one data set must share
@@ -360,14 +408,17 @@ class LatentCacheDataset(torch.utils.data.Dataset):
     """All rows of one latent cache, or of several read as one, held in memory (float16 latents).
 
     Item ``i``: ``target`` / ``context`` float32 [64, F] codec latents, ``clap_audio`` / ``clap_text``
-    float32 [D], ``index`` (pair index within its cache). F = ``train_frames`` (a random crop, the same
-    span for target and context) or the full cached length T when ``full_length`` or ``train_frames`` is
-    None. Crops are a deterministic function of (``seed``, epoch set by :meth:`set_epoch`, i).
+    float32 [D], ``index`` (pair index within its cache), and when the cache has it (see
+    :attr:`has_context_chroma`) ``context_chroma`` float32 [12, F]. F = ``train_frames`` (a random crop,
+    the same span for target, context and chroma) or the full cached length T when ``full_length`` or
+    ``train_frames`` is None. Crops are a deterministic function of (``seed``, epoch set by
+    :meth:`set_epoch`, i).
 
     ``root`` may be a list of cache folders (e.g. the caches of two corpora): their rows follow one
     another in the given order; they must share codec, CLAP and latent length (DatasetError otherwise);
     ``manifest`` is then the first cache's, with ``pairs`` the total, ``caches`` the folders and
-    ``stats`` measured on all rows. ``limit`` keeps the first ``limit`` rows in all.
+    ``stats`` measured on all rows; the context chroma is kept only when every cache has it.
+    ``limit`` keeps the first ``limit`` rows in all.
     """
 
     def __init__(self, root: str | os.PathLike | Sequence[str | os.PathLike], train_frames: int | None = None,
@@ -379,7 +430,11 @@ class LatentCacheDataset(torch.utils.data.Dataset):
                 break
             per_cache.append(_read_cache_rows(r, man, left))
             left = None if left is None else left - int(per_cache[-1]["target"].shape[0])
-        self.tensors = {name: torch.cat([t[name] for t in per_cache]) for name in per_cache[0]}
+        # a tensor only some caches have (the context chroma) is left out
+        self.tensors = {name: torch.cat([t[name] for t in per_cache]) for name in per_cache[0]
+                        if all(name in t for t in per_cache)}
+        #: whether the items carry ``context_chroma`` (every cache read has it)
+        self.has_context_chroma = CHROMA_KEY in self.tensors
         #: first row of each cache that was read, and one past the last
         self.offsets = [0]
         for t in per_cache:
@@ -387,7 +442,8 @@ class LatentCacheDataset(torch.utils.data.Dataset):
         self.manifest = manifests[0]
         if len(roots) > 1:
             self.manifest = {**manifests[0], "pairs": len(self), "caches": [str(r) for r in roots],
-                             "stats": _statistics([self.tensors], ", ".join(map(str, roots)))}
+                             "stats": _statistics([self.tensors], ", ".join(map(str, roots))),
+                             "context_chroma": self.has_context_chroma}
         self.frames = int(self.tensors["target"].shape[-1])
         self._set_crops(train_frames, full_length, seed)
 
@@ -424,16 +480,23 @@ class LatentCacheDataset(torch.utils.data.Dataset):
         s = self.crop_start(i)
         f = self.frames if (self.full_length or self.train_frames is None) else self.train_frames
         row = self.row(i, s, f)
-        return {"target": row["target"].float(), "context": row["context"].float(),
+        item = {"target": row["target"].float(), "context": row["context"].float(),
                 "clap_audio": row["clap_audio"].float(), "clap_text": row["clap_text"].float(),
                 "index": int(row["index"])}
+        if CHROMA_KEY in row:
+            item[CHROMA_KEY] = row[CHROMA_KEY].float()
+        return item
 
     def row(self, i: int, start: int, frames: int) -> dict[str, torch.Tensor]:
-        """Row ``i`` as stored: ``target`` / ``context`` [64, frames] from latent frame ``start``,
-        ``clap_audio`` / ``clap_text`` [D], ``index`` (0-d)."""
+        """Row ``i`` as stored: ``target`` / ``context`` [64, frames] from latent frame ``start`` (and
+        ``context_chroma`` [12, frames] when the cache has it), ``clap_audio`` / ``clap_text`` [D],
+        ``index`` (0-d)."""
         t = self.tensors
-        return {"target": t["target"][i, :, start:start + frames], "context": t["context"][i, :, start:start + frames],
-                "clap_audio": t["clap_audio"][i], "clap_text": t["clap_text"][i], "index": t["index"][i]}
+        row = {"target": t["target"][i, :, start:start + frames], "context": t["context"][i, :, start:start + frames],
+               "clap_audio": t["clap_audio"][i], "clap_text": t["clap_text"][i], "index": t["index"][i]}
+        if self.has_context_chroma:
+            row[CHROMA_KEY] = t[CHROMA_KEY][i, :, start:start + frames]
+        return row
 
     def metadata(self, i: int) -> dict:
         """The sidecar metadata (song, stem, tags, prompt, start, ...) of row ``i``."""

@@ -8,6 +8,13 @@ or one scalar each), whose element std is ``sigma_data`` (measured on the traini
 context latents (codec latents of the context mix) are normalised the same way. Everything public
 that takes or returns latents says which of the two it uses: :meth:`LatentDiffusion.sample` takes
 and returns codec units; :meth:`LatentDiffusion.denoise` works in normalised units.
+
+Context chroma (``config.context_chroma``): the context stream can also carry the context's pitch
+content, the 12-bin chroma of :func:`diffariff.data.context_chroma.context_chroma` ([B, 12, T] in [0, 1],
+one column per latent frame). :meth:`LatentDiffusion.context_input` builds the network's context input:
+the normalised context latents, then ``CHROMA_SCALE * (chroma - 0.5)`` on 12 more channels. The chroma
+is part of the context: dropping the context (classifier-free guidance, ``drop_context``) replaces all
+of its channels, chroma included, by the network's learned null context.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import config_from_dict, load_checkpoint, load_state_into, save_checkpoint
+from ..data.context_chroma import CHROMA_BINS
 from ..errors import CheckpointError, ConfigError, InputError
 from ..nets import build_net
 from ..torchutil import seeded_generator
@@ -37,6 +45,11 @@ MODES = ("edm", "consistency")
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
+#: Scale of the chroma channels of the context input, ``CHROMA_SCALE * (chroma - 0.5)``: the chroma of
+#: synthetic-corpus context mixes (40 10-s pairs, silent frames included) has mean 0.26 and std 0.31, so
+#: the channels get a std of ~0.9 (mean -0.7), comparable to the normalised latents' ``sigma_data`` (~1).
+CHROMA_SCALE = 3.0
+
 
 @dataclass
 class LatentDiffusionConfig:
@@ -50,6 +63,8 @@ class LatentDiffusionConfig:
     ``train_frames``: training window length in latent frames (117 ~ 10 s at 11.72 Hz).
     ``codec_id`` / ``clap_id``: :func:`model_identity` of the codec and CLAP checkpoints used for the
     training cache, so that a bundle can refuse a mismatched codec or CLAP.
+    ``context_chroma``: the context stream also carries the context's 12-bin chroma (module doc), so the
+    network's ``context_channels`` is ``latent_channels + 12``; sampling needs the chroma with the context.
     """
 
     net: str = "dit"
@@ -63,6 +78,7 @@ class LatentDiffusionConfig:
     train_frames: int = 117
     codec_id: str = ""
     clap_id: str = ""
+    context_chroma: bool = False
     # EDM training noise distribution (log-normal)
     p_mean: float = -1.2
     p_std: float = 1.2
@@ -100,16 +116,21 @@ class LatentDiffusionConfig:
             raise ConfigError(f"need 0 < sigma_min < sigma_max, got {self.sigma_min}, {self.sigma_max}")
         if self.steps < 1 or self.consistency_steps < 1:
             raise ConfigError("steps and consistency_steps must be >= 1")
-        for key, want in (("latent_channels", self.latent_channels), ("context_channels", self.latent_channels),
+        for key, want in (("latent_channels", self.latent_channels), ("context_channels", self.context_channels),
                           ("clap_dim", self.clap_dim)):
             have = self.net_config.get(key, want)
             if int(have) != want:
                 raise ConfigError(f"net_config.{key} = {have} disagrees with the model's {want}")
 
+    @property
+    def context_channels(self) -> int:
+        """Channels of the network's context input: the latents, and the chroma when ``context_chroma``."""
+        return self.latent_channels + (CHROMA_BINS if self.context_chroma else 0)
+
     def full_net_config(self) -> dict:
         """``net_config`` with the channel / CLAP sizes filled in."""
         return {**self.net_config, "latent_channels": self.latent_channels,
-                "context_channels": self.latent_channels, "clap_dim": self.clap_dim}
+                "context_channels": self.context_channels, "clap_dim": self.clap_dim}
 
     def default_sampling(self) -> tuple[str, int]:
         """(sampler name, steps) for this model's mode."""
@@ -192,13 +213,42 @@ class LatentDiffusion(nn.Module):
             shape = list(z.shape) if torch.is_tensor(z) else type(z).__name__
             raise InputError(f"{what} must be shaped [B, {self.config.latent_channels}, T>=1], got {shape}")
 
+    def context_input(self, context_latents: torch.Tensor, context_chroma: torch.Tensor | None = None) -> torch.Tensor:
+        """The network's context input [B, ``config.context_channels``, T] from the context mix's codec
+        latents ``context_latents`` [B, C, T] and, for a model with ``config.context_chroma``, its chroma
+        ``context_chroma`` [B or 1, 12, T] in [0, 1] (:func:`~diffariff.data.context_chroma.context_chroma`):
+        the normalised latents, then ``CHROMA_SCALE * (chroma - 0.5)``. A batch of 1 on either side is
+        broadcast to the other's. InputError when a chroma model gets no chroma, a model without the
+        option gets one, or the shapes disagree."""
+        ctx = self.normalize(context_latents)
+        if not self.config.context_chroma:
+            if context_chroma is not None:
+                raise InputError("context chroma was given, but this model was trained without it "
+                                 "(config.context_chroma is false): pass the context latents alone")
+            return ctx
+        if context_chroma is None:
+            raise InputError("this model was trained with context chroma (config.context_chroma): give the "
+                             "context's chroma [B, 12, T] (diffariff.data.context_chroma) with its latents")
+        c = context_chroma
+        if not torch.is_tensor(c) or c.ndim != 3 or c.shape[1] != CHROMA_BINS or c.shape[2] != ctx.shape[2]:
+            shape = list(c.shape) if torch.is_tensor(c) else type(c).__name__
+            raise InputError(f"context chroma must be shaped [B, {CHROMA_BINS}, {ctx.shape[2]}] (the context "
+                             f"latents' frames), got {shape}")
+        if c.shape[0] != ctx.shape[0] and 1 not in (c.shape[0], ctx.shape[0]):
+            raise InputError(f"context chroma has batch {c.shape[0]}, the context latents {ctx.shape[0]}")
+        b = max(c.shape[0], ctx.shape[0])
+        chroma = CHROMA_SCALE * (c.to(ctx.device, torch.float32) - 0.5)
+        return torch.cat([ctx.expand(b, -1, -1), chroma.expand(b, -1, -1)], dim=1)
+
     # ----------------------------------------------------------------------------------- denoising
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor | float, context: torch.Tensor | None = None,
                 clap: torch.Tensor | None = None, drop_context: torch.Tensor | None = None,
                 drop_clap: torch.Tensor | None = None) -> torch.Tensor:
         """D(x, sigma | context, clap) in normalised units: ``x`` [B, C, T], ``sigma`` [B] or scalar,
-        ``context`` [B, C, T] normalised latents, ``clap`` [B, D] embedding, ``drop_*`` [B] bool masks
-        (True = that sample's condition is dropped). Returns the x0 estimate [B, C, T]."""
+        ``context`` [B, Cc, T] the context input of :meth:`context_input` (normalised latents, and the
+        scaled chroma for a ``context_chroma`` model), ``clap`` [B, D] embedding, ``drop_*`` [B] bool
+        masks (True = that sample's condition is dropped; a dropped context loses its chroma with it).
+        Returns the x0 estimate [B, C, T]."""
         return self.denoiser(x, sigma, context=context, clap=clap, drop_context=drop_context, drop_clap=drop_clap)
 
     forward = denoise
@@ -229,10 +279,13 @@ class LatentDiffusion(nn.Module):
         style_latents: torch.Tensor | None = None,
         style_strength: float = 0.5,
         wrappers: Sequence[Callable[[Denoise], Denoise]] = (),
+        context_chroma: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Generate target latents in **codec units** [B, C, T].
 
         ``context_latents`` [B or 1, C, T] codec latents of the context mix (None: no context);
+        ``context_chroma`` [B or 1, 12, T] its chroma (:func:`~diffariff.data.context_chroma.context_chroma`),
+        required with a context by a ``config.context_chroma`` model and refused by others (InputError);
         ``clap`` [B or 1, D] CLAP embedding (None: no CLAP condition). ``frames`` T (default: the
         context's length, else ``train_frames``); ``batch`` B (default: from the conditions, else 1).
         ``steps`` / ``sampler``: default from the config's mode (Heun 30 or consistency 5).
@@ -260,7 +313,10 @@ class LatentDiffusion(nn.Module):
         device = self.latent_mean.device
         ctx = None
         if context_latents is not None:
-            ctx = self.normalize(context_latents.to(device))
+            chroma = None if context_chroma is None else context_chroma.to(device)
+            ctx = self.context_input(context_latents.to(device), chroma)
+        elif context_chroma is not None:
+            raise InputError("context_chroma was given without context_latents (the chroma is part of the context)")
         if clap is not None:
             if clap.ndim != 2 or clap.shape[1] != cfg.clap_dim:
                 raise InputError(f"clap embedding must be shaped [B, {cfg.clap_dim}], got {list(clap.shape)}")

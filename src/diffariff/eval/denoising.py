@@ -60,11 +60,14 @@ def _noise(shape: tuple[int, ...], seed: int, sigma_index: int, first_row: int) 
 def denoising_losses(model, tensors: dict[str, torch.Tensor], config: DenoisingEvalConfig) -> dict:
     """Mean EDM-weighted denoising error of ``model`` (a ``LatentDiffusion``) per conditioning and
     noise level. ``tensors``: ``target`` and ``context`` [N, C, T] raw codec latents, ``clap_audio``
-    [N, D]. Returns ``{conditioning: {"per_sigma": [float per sigma], "mean": float}}``."""
+    [N, D], and ``context_chroma`` [N, 12, T] for a model with ``config.context_chroma``. Returns
+    ``{conditioning: {"per_sigma": [float per sigma], "mean": float}}``."""
     n = tensors["target"].shape[0] if config.n is None else min(config.n, tensors["target"].shape[0])
     frames = min(config.frames or model.config.train_frames, tensors["target"].shape[-1])
     target = model.normalize(tensors["target"][:n, :, :frames].float())
-    context = model.normalize(tensors["context"][:n, :, :frames].float())
+    chroma = tensors.get("context_chroma") if model.config.context_chroma else None
+    context = model.context_input(tensors["context"][:n, :, :frames].float(),
+                                  None if chroma is None else chroma[:n, :, :frames].float())
     clap = tensors["clap_audio"][:n].float()
     sd = float(model.config.sigma_data)
     out: dict[str, dict] = {}

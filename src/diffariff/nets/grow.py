@@ -10,6 +10,11 @@ something sensible as soon as training opens its gates (the stacking idea of pro
 
 Placement spreads the new blocks evenly: block ``i`` of the grown network copies trained block
 ``floor(i D / N)``; the first occurrence of each source is the trained block itself.
+
+Widening the context input (:func:`widen_context_state`) is the same idea for a new input: a DiT or
+1-D U-Net whose context has ``Cc`` channels becomes one with ``Cc + k`` (e.g. the 12 chroma channels of
+a ``context_chroma`` latent model) whose input projection sees the new channels through zero weights,
+so it computes exactly the trained function until training opens them.
 """
 
 from __future__ import annotations
@@ -64,4 +69,41 @@ def grow_dit_state(state: dict[str, torch.Tensor], old_depth: int, new_depth: in
                 for g in _GATES:
                     value[g * width: (g + 1) * width] = 0
             out[f"{prefix}{i}{rest}"] = value
+    return out
+
+
+#: state-dict key suffixes of the context input: the learned null context [Cc] and the first layer
+#: (DiT ``proj_in`` [W, C + Cc + 1], U-Net ``conv_in`` [W, C + Cc + 1, k]: inputs on dim 1)
+_NULL_CONTEXT = "context_in.null_context"
+_INPUT_LAYERS = ("proj_in.weight", "conv_in.weight")
+
+
+def widen_context_state(state: dict[str, torch.Tensor], latent_channels: int, old_context: int,
+                        new_context: int) -> dict[str, torch.Tensor]:
+    """The state dict of a DiT or 1-D U-Net (or of a module holding one) whose context input has
+    ``old_context`` channels -> that of the same network with ``new_context`` >= ``old_context``
+    context channels, computing the same function (module docstring): the new channels follow the old
+    ones (before the context-present indicator); the first layer's weights for them and their entries
+    of the null context are zero. Every tensor is a copy, never shared with ``state``."""
+    if new_context < old_context:
+        raise ConfigError(f"a context input of {old_context} channels can only widen, got {new_context}")
+    extra, at = new_context - old_context, latent_channels + old_context
+    out: dict[str, torch.Tensor] = {}
+    seen = {"null": 0, "input": 0}
+    for key, value in state.items():
+        value = value.clone()
+        if key.endswith(_NULL_CONTEXT):
+            if value.shape != (old_context,):
+                raise ConfigError(f"{key} has shape {list(value.shape)}, expected [{old_context}]")
+            value = torch.cat([value, value.new_zeros(extra)])
+            seen["null"] += 1
+        elif key.endswith(_INPUT_LAYERS):
+            if value.ndim < 2 or value.shape[1] != at + 1:
+                raise ConfigError(f"{key} has shape {list(value.shape)}, expected {at + 1} inputs on dim 1")
+            zeros = value.new_zeros(value.shape[0], extra, *value.shape[2:])
+            value = torch.cat([value[:, :at], zeros, value[:, at:]], dim=1)
+            seen["input"] += 1
+        out[key] = value
+    if seen != {"null": 1, "input": 1}:
+        raise ConfigError(f"expected one context input (null context and first layer) in the state dict, found {seen}")
     return out

@@ -20,6 +20,10 @@ Conditions per sample (documented defaults, tune them):
   probability ``p_drop_clap`` (0.3), independently: the model learns p(x), p(x|ctx), p(x|clap) and
   p(x|ctx, clap) (all four needed by the nested CFG at sampling time; about 9 % of samples are
   unconditional). The Diff-A-Riff summary mentions 50 %; 0.3 keeps more fully-conditioned samples.
+* with ``--context-chroma`` (model config ``context_chroma``) the context also carries its chroma, read
+  from the cache's ``context_chroma`` rows (a cache without them is refused before training starts),
+  and it is dropped with the context. With ``--init`` a model without the chroma inputs is widened to
+  take them (zero weights: the run starts from exactly the --init model's function).
 
 Before the first step the latent normalisation (``--norm global`` or ``channel``, from the cache's
 target statistics) is fixed and ``sigma_data`` is measured on the normalised cache; both go to
@@ -51,7 +55,7 @@ from ..diffusion.guidance import PerSampleGuidance
 from ..diffusion.model import LatentDiffusion, LatentDiffusionConfig
 from ..errors import ConfigError, InputError
 from ..fsutil import write_json_atomic
-from ..nets.grow import grow_dit_state
+from ..nets.grow import grow_dit_state, widen_context_state
 from ..torchutil import seeded_generator, setup_cpu
 from .common import EMA, CSVMetrics, adamw_with_schedule, build_trainer, fit
 
@@ -155,13 +159,16 @@ class DiffusionModule(L.LightningModule):
         return seeded_generator(self.tcfg.seed * 1_000_003 + int(step), self.device)
 
     def conditions(self, batch: dict, g: torch.Generator) -> dict:
-        """Denoiser keyword arguments for a batch: normalised context, per-sample CLAP choice
-        (audio with probability p_audio, else text) and independent drop masks [B] (bool)."""
+        """Denoiser keyword arguments for a batch: the context input (normalised context latents, and
+        the context chroma for a ``context_chroma`` model), per-sample CLAP choice (audio with
+        probability p_audio, else text) and independent drop masks [B] (bool; a dropped context drops
+        its chroma too)."""
         b = batch["target"].shape[0]
         r = torch.rand(3, b, generator=g, device=self.device)
         use_audio = r[0] < self.tcfg.p_audio
         clap = torch.where(use_audio[:, None], batch["clap_audio"], batch["clap_text"])
-        return {"context": self.model.normalize(batch["context"]), "clap": clap,
+        chroma = batch.get("context_chroma") if self.model.config.context_chroma else None
+        return {"context": self.model.context_input(batch["context"], chroma), "clap": clap,
                 "drop_context": r[1] < self.tcfg.p_drop_context, "drop_clap": r[2] < self.tcfg.p_drop_clap}
 
     def loss(self, batch: dict, step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -239,7 +246,8 @@ def _overrides(cfg: DiffusionRunConfig, args: Namespace) -> DiffusionRunConfig:
     if "total_steps" not in t and args.max_steps:
         t["total_steps"] = int(args.max_steps)
     m = {k: v for k, v in {"mode": args.mode, "train_frames": args.train_frames, "p_mean": args.p_mean,
-                           "p_std": args.p_std}.items() if v is not None}
+                           "p_std": args.p_std, "context_chroma": getattr(args, "context_chroma", None),
+                           }.items() if v is not None}
     if args.teacher:
         m["mode"] = "consistency"
     elif args.distill_guidance:
@@ -263,6 +271,7 @@ def prepare_run(args: Namespace) -> tuple[DiffusionRunConfig, LatentCacheDataset
     if args.resume and stored.is_file():
         cfg = load_run_config(stored)  # schedules and measured statistics stay as stored
         ds = LatentCacheDataset(args.cache, cfg.model.train_frames, seed=cfg.train.seed)
+        check_cache_has_chroma(cfg.model, ds, args.cache)
         return cfg, ds, teacher, None
     cfg = _overrides(load_run_config(args.config), args)
     ds = LatentCacheDataset(args.cache, None, seed=cfg.train.seed)
@@ -291,10 +300,15 @@ def prepare_run(args: Namespace) -> tuple[DiffusionRunConfig, LatentCacheDataset
         if not args.init:
             raise ConfigError("--grow-depth needs --init (the trained DiT to deepen)")
         start = grow_depth(start, args.grow_depth)
+    if getattr(args, "context_chroma", None) and start is not None and not start.config.context_chroma:
+        if not args.init:
+            raise ConfigError("--context-chroma: the --teacher takes no context chroma, so its student cannot")
+        start = add_context_chroma(start)
     if teacher is not None and args.init:
         # the student may have another architecture (e.g. a 6-block student of a 10-block teacher: the
         # teacher is only called as a denoiser), but it must work in the teacher's normalised latent space
-        same = ("latent_mean", "latent_std", "sigma_data", "latent_channels", "clap_dim")
+        # and take the teacher's conditions
+        same = ("latent_mean", "latent_std", "sigma_data", "latent_channels", "clap_dim", "context_chroma")
         bad = [k for k in same if getattr(teacher.config, k) != getattr(start.config, k)]
         if bad:
             raise ConfigError(f"--init and --teacher differ in {', '.join(bad)}")
@@ -311,6 +325,7 @@ def prepare_run(args: Namespace) -> tuple[DiffusionRunConfig, LatentCacheDataset
                                     clap_dim=ds.clap_dim, latent_channels=int(man["latent_channels"]),
                                     codec_id=man.get("codec_id", ""), clap_id=man.get("clap_id", ""),
                                     train_frames=frames)
+    check_cache_has_chroma(model, ds, args.cache)
     cfg = DiffusionRunConfig(model=model, train=cfg.train)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(stored, config_to_dict(cfg))
@@ -327,6 +342,27 @@ def grow_depth(model: LatentDiffusion, depth: int) -> LatentDiffusion:
     grown = LatentDiffusion(dataclasses.replace(model.config, net_config={**model.config.net_config, "depth": int(depth)}))
     grown.load_state_dict(state)
     return grown
+
+
+def add_context_chroma(model: LatentDiffusion) -> LatentDiffusion:
+    """``model`` with the context chroma added to its context input (``context_chroma``), computing the
+    same function: the new inputs have zero weights (:func:`diffariff.nets.grow.widen_context_state`)."""
+    cfg = dataclasses.replace(model.config, context_chroma=True)
+    wide = LatentDiffusion(cfg)
+    wide.load_state_dict(widen_context_state(model.state_dict(), cfg.latent_channels, model.config.context_channels,
+                                             cfg.context_channels))
+    return wide
+
+
+def check_cache_has_chroma(model: LatentDiffusionConfig, ds: LatentCacheDataset, caches) -> None:
+    """ConfigError (one line, before any training) when ``model`` takes the context chroma and the
+    cache(s) ``caches`` read as ``ds`` do not all store it."""
+    if model.context_chroma and not ds.has_context_chroma:
+        names = [str(c) for c in caches] if isinstance(caches, (list, tuple)) else [str(caches)]
+        which = f"the cache {names[0]} stores none" if len(names) == 1 else \
+            f"not every cache of {' '.join(names)} stores it"
+        raise ConfigError(f"the model takes the context chroma (--context-chroma), but {which} (built before it "
+                          "existed or with --no-context-chroma); rebuild it with `diffariff latents build`")
 
 
 def run(args: Namespace) -> int:
