@@ -49,6 +49,16 @@ KINDS = {"codec": "codec", "clap": "clap", "diffusion": "latent-diffusion"}
 CODEC_KINDS = ("codec", "synth_codec")
 #: Where the default bundle lives (inside the installed package).
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "assets" / "default"
+#: Codecs shipped beside the default bundle, by name (``diffariff reconstruct --codec NAME``): the synth codec
+#: (codec v2), which the default bundle's latent models are not yet trained on.
+SHIPPED_CODECS = {"v2": Path(__file__).resolve().parent / "assets" / "codec_v2" / "synth_codec.safetensors"}
+
+
+def codec_path(name_or_path: str | os.PathLike) -> Path:
+    """A shipped codec's name (:data:`SHIPPED_CODECS`) -> its file; anything else -> that path."""
+    return SHIPPED_CODECS.get(str(name_or_path), Path(name_or_path))
+
+
 #: Standard file names used by :func:`save_bundle`.
 FILE_NAMES = {
     "codec": "codec.safetensors",

@@ -202,3 +202,20 @@ def test_train_and_reconstruct_commands_end_to_end(render_notes, tmp_path, capsy
     assert main(["reconstruct", str(src), "-o", str(src), "--codec", str(export)]) == 2  # never over the input
     assert src.read_bytes() == before
     assert "refusing" in capsys.readouterr().err
+
+
+def test_shipped_synth_codec_keeps_the_notes_and_level_of_rendered_phrases(render_notes):
+    from diffariff.bundle import codec_path
+
+    codec = load_codec(codec_path("v2"))
+    assert isinstance(codec, SynthCodec) and codec.config.nets == "grid"
+    phrases = {"keys": (0, [60, 64, 67, 72, 71, 67, 65, 62]), "bass": (33, [36, 43, 40, 45, 38, 41, 36, 43]),
+               "violin": (40, [76, 74, 72, 71, 69, 67, 69, 71])}
+    for name, (program, pitches) in phrases.items():
+        x = render_notes(program, pitches, seconds=2.5)
+        y = codec.reconstruct(torch.from_numpy(x)[None], seed=0)[0, 0].numpy()
+        mono = x.mean(axis=0)
+        assert key_fit(y, mono, SR) > 0.75, name  # the first codec: 0.1-0.5 on such phrases
+        level_db = 10 * np.log10(np.mean(y**2) / np.mean(mono**2))
+        assert abs(level_db) < 3.0, (name, level_db)
+        assert grid_energy_share(y, SR) < 0.25, name  # no comb at the 23.4 Hz bin grid (first codec: 0.6-0.9)

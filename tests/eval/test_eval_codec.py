@@ -65,6 +65,8 @@ def test_every_system_is_scored_side_by_side(report):
     assert opus["si_sdr"]["mean"] > 5.0 and silence["si_sdr"]["mean"] == pytest.approx(0.0, abs=1e-6)
     # Opus keeps the notes (pitch-class profiles correlate), silence has none
     assert opus["pitch_class"]["mean"] > 0.9 and silence["pitch_class"]["mean"] == 0.0
+    # ... and so says librosa's constant-Q chroma, the independent check
+    assert opus["chroma_cqt"]["mean"] > 0.9 and silence["chroma_cqt"]["mean"] == 0.0
     # the stochastic decoder's two decodings of one latent differ; the table lists every system
     assert by["decode twice, 1 step"]["all"]["mr_stft"]["mean"] > 0
     table = (report / "table.md").read_text()

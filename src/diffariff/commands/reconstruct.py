@@ -3,7 +3,8 @@
 The output has the input's length and sample rate (the codec works at 48 kHz; other rates are resampled
 in and out). A mono codec's output is mono unless ``--width`` asks for the pseudo-stereo image that
 generation uses (two decodings, :mod:`diffariff.codec.stereo`). The codec comes from a bundle
-(``--bundle``, default: the shipped one) or a checkpoint (``--codec``, either codec kind).
+(``--bundle``, default: the shipped one) or a checkpoint (``--codec``, either codec kind; ``v2`` names the
+shipped synth codec).
 Inputs and the output path are checked before any model loads; the output never replaces the input
 unless ``--overwrite`` is given.
 """
@@ -26,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", type=Path, required=True, help="output file (.wav or .flac)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--bundle", default=None, help="model bundle whose codec to use (default: the shipped one)")
-    src.add_argument("--codec", type=Path, default=None, help="a codec checkpoint (.safetensors) instead of a bundle")
+    src.add_argument("--codec", default=None,
+                     help="a codec checkpoint (.safetensors) instead of a bundle, or 'v2': the shipped synth codec")
     p.add_argument("--width", type=float, default=0.0, help="pseudo-stereo width in [0, 1] (default 0: mono)")
     p.add_argument("--seed", type=int, default=0, help="decoder seed (default 0)")
     add_overwrite(p, "the input file")
@@ -59,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
 def _check_codec_source(args: argparse.Namespace) -> None:
     """The codec checkpoint exists, or the bundle is valid (headers only), before anything loads."""
     if args.codec is not None:
+        from ..bundle import codec_path
+
+        args.codec = codec_path(args.codec)
         if not args.codec.is_file():
             raise InputError(f"--codec {args.codec}: no such file")
         return

@@ -34,7 +34,7 @@ from ..audio import to_channels
 from ..data.pairs import PairConfig, check_stem_draw, evaluation_pairs
 from ..errors import ConfigError, InputError, MissingDependencyError
 from .metrics import mean_and_ci
-from .musical_fit import key_fit
+from .musical_fit import cqt_chroma_fit, key_fit
 from .protocol import load_songs
 from .reconstruction import (
     band_level_errors,
@@ -114,12 +114,14 @@ def clip_metrics(reference: np.ndarray, estimate: np.ndarray) -> dict[str, float
     vs ``reference`` (``[C, N]``, 48 kHz), and ``pitch_class``: the correlation of their 12-bin
     pitch-class profiles (:mod:`diffariff.eval.musical_fit`; 1 = the same pitches, 0 for silence), which
     tells whether the codec keeps the notes (what a stem's key fit to its context can reach), and
+    ``chroma_cqt``: the same question asked of librosa's constant-Q chroma (an independent check), and
     ``phase_share``: the part of the STFT-domain error that is phase, not magnitude
     (:func:`~diffariff.eval.reconstruction.phase_error_share`)."""
     return {"mr_stft": mr_stft_distance(reference, estimate), "log_mel": log_mel_distance(reference, estimate),
             "si_sdr": si_sdr(reference, estimate), **band_level_errors(reference, estimate),
             "phase_share": phase_error_share(reference, estimate),
             "pitch_class": key_fit(estimate, reference, 48_000),
+            "chroma_cqt": cqt_chroma_fit(estimate, reference, 48_000),
             "grid_share": grid_energy_share(estimate, 48_000)}
 
 

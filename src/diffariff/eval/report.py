@@ -210,7 +210,8 @@ def write_generation_report(evaluation, out_dir, **info) -> dict:
 
 CODEC_COLUMNS = (("mr_stft", "MR-STFT ↓"), ("log_mel", "log-mel L1 ↓"), ("si_sdr", "SI-SDR (dB) ↑"),
                  ("level_db", "level (dB) →0"), ("band_db", "octave-band error (dB) ↓"),
-                 ("pitch_class", "pitch-class corr ↑"), ("phase_share", "phase share of error"),
+                 ("pitch_class", "pitch-class corr ↑"), ("chroma_cqt", "CQT chroma corr (librosa) ↑"),
+                 ("phase_share", "phase share of error"),
                  ("grid_share", "grid share (23.4 Hz) →orig"))
 
 
