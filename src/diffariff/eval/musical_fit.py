@@ -106,14 +106,15 @@ def key_fit(stem, context, sample_rate: int) -> float:
 def cqt_chroma_fit(a, b, sample_rate: int) -> float:
     """Correlation of the clip-mean chroma of ``a`` and ``b`` by librosa's constant-Q chroma (C1 to C8,
     A440 tuning, 2048-sample hops): an independent check of :func:`key_fit`'s pitch-class profiles. 0 when
-    either is silent."""
+    either is silent. Clips shorter than 3 s (the lowest octave's analysis) are padded with silence."""
     import librosa
 
     profiles = []
     for x in (_mono(a), _mono(b)):
         if np.sqrt(np.mean(x**2)) < SILENCE_RMS:
             return 0.0
-        chroma = librosa.feature.chroma_cqt(y=x.astype(np.float32), sr=sample_rate, hop_length=2048, tuning=0.0,
+        x = np.pad(x.astype(np.float32), (0, max(0, 3 * sample_rate - x.size)))
+        chroma = librosa.feature.chroma_cqt(y=x, sr=sample_rate, hop_length=2048, tuning=0.0,
                                             fmin=librosa.note_to_hz("C1"), n_octaves=7)
         profiles.append(chroma.mean(axis=1))
     return _pearson(*profiles)
