@@ -16,7 +16,9 @@ Here the decoder predicts *levels* only and a synthesiser renders them (``decode
   bass semitone, and Griffin-Lim's phase is slow and smeared.
 
 The encoder reads :class:`~.synth_nets.PitchFrontEnd` features, whose 8192-point pitch bands resolve
-bass semitones, through strided 1-D convolutions. Long audio is processed in chunks with context
+bass semitones, through strided 1-D convolutions (``nets="conv1d"``) or, with ``nets="grid"`` (the shipped
+codec v2), through 2-D convolutions over (pitch, time) that also write the bank's levels
+(:mod:`.synth_grid_nets`: a note is a local pattern at any pitch). Long audio is processed in chunks with context
 (:mod:`.chunking`); everything is keyed to absolute positions, so chunked equals whole.
 Pseudo-stereo: two decodings with seeds ``seed`` and ``seed + 1`` differ in oscillator phases and noise
 (not in level or pitch); see :mod:`.stereo`.
