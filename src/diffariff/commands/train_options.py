@@ -17,6 +17,14 @@ from collections.abc import Callable
 CODEC_RECIPES = ("complex", "magphase", "pitch")
 
 
+
+def _device_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where a Lightning trainer runs: accelerator, devices, nodes, strategy (shared by several trainers)."""
+    parser.add_argument("--accelerator", default="cpu", help="Lightning accelerator (default cpu)")
+    parser.add_argument("--devices", default="auto", help="Lightning devices (default auto)")
+    parser.add_argument("--num-nodes", type=int, default=1, help="Lightning nodes (default 1)")
+    parser.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp (default auto)")
+
 def codec_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``diffariff train codec``."""
     parser.add_argument("--data", nargs="+", required=True,
@@ -104,10 +112,7 @@ def clap_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit-songs", type=int, help="use only the first N training songs")
     parser.add_argument("--eval-split", default="test", help="split for the final zero-shot evaluation "
                         "(default test; 'none' skips it)")
-    parser.add_argument("--accelerator", default="cpu", help="Lightning accelerator (default cpu)")
-    parser.add_argument("--devices", default="auto", help="Lightning devices (default auto)")
-    parser.add_argument("--num-nodes", type=int, default=1, help="Lightning nodes (default 1)")
-    parser.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp (default auto)")
+    _device_arguments(parser)
 
 
 def bridge_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,10 +132,7 @@ def bridge_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-split", help="corpus split to train on (default from the config: train)")
     parser.add_argument("--eval-split", help="split for the final evaluation ('none' skips; default: test)")
     parser.add_argument("--export", help="where to write the trained bridge (default RUN_DIR/bridge.safetensors)")
-    parser.add_argument("--accelerator", default="cpu", help="Lightning accelerator (default cpu)")
-    parser.add_argument("--devices", default="auto", help="Lightning devices (default auto)")
-    parser.add_argument("--num-nodes", type=int, default=1, help="Lightning nodes (default 1)")
-    parser.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp (default auto)")
+    _device_arguments(parser)
 
 
 def prior_arguments(parser: argparse.ArgumentParser) -> None:
@@ -148,10 +150,7 @@ def prior_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, help="peak learning rate (overrides the config)")
     parser.add_argument("--seed", type=int, help="random seed (overrides the config)")
     parser.add_argument("--export", help="where to write the trained prior (default RUN_DIR/prior.safetensors)")
-    parser.add_argument("--accelerator", default="cpu", help="Lightning accelerator (default cpu)")
-    parser.add_argument("--devices", default="auto", help="Lightning devices (default auto)")
-    parser.add_argument("--num-nodes", type=int, default=1, help="Lightning nodes (default 1)")
-    parser.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp (default auto)")
+    _device_arguments(parser)
 
 
 def neighbour_prior_arguments(parser: argparse.ArgumentParser) -> None:
