@@ -96,6 +96,9 @@ def test_true_stems_as_candidates_score_like_real_and_noise_like_noise(report):
     # true stems play in time with their own contexts; silence has no onsets at all
     assert rows["real"]["metrics"]["rhythm"]["mean"] > rows["random"]["metrics"]["rhythm"]["mean"] + 0.2
     assert rows["silence"]["metrics"]["rhythm"]["mean"] == 0.0 == rows["silence"]["metrics"]["key"]["mean"]
+    # white noise spreads its energy: its grid share is the chance share 2 Hz / 23.44 Hz; silence has none
+    assert rows["noise"]["metrics"]["grid"]["mean"] == pytest.approx(2 / 23.4375, abs=0.02)
+    assert "grid" not in rows["silence"]["metrics"]
     # the real row is measured against another draw, so it is not trivially perfect ...
     assert rows["real"]["metrics"]["fad"]["mean"] > 0
     # ... and noise is much further from the real reference set than real stems are
@@ -115,9 +118,9 @@ def test_results_json_table_and_plots_are_well_formed(report, clap_file, eval_co
     table = (report / "table.md").read_text().splitlines()
     header = next(line for line in table if line.startswith("| Row"))
     assert [c.strip() for c in header.strip("|").split("|")][2:] == [
-        "KD (x1e-3) ↓", "FAD ↓", "Cov ↑", "Den ↑", "APA ↑", "CS_AA ↑", "CS_TA ↑", "Rhythm ↑", "Key ↑"]
+        "KD (x1e-3) ↓", "FAD ↓", "Cov ↑", "Den ↑", "APA ↑", "CS_AA ↑", "CS_TA ↑", "Rhythm ↑", "Key ↑", "Grid ↓"]
     body = [line for line in table if line.startswith("| ") and not line.startswith("| Row")]
-    assert len(body) == len(results["rows"]) and all(line.count("|") == 12 for line in body)
+    assert len(body) == len(results["rows"]) and all(line.count("|") == 13 for line in body)
     for png in ("metrics.png", "pca.png"):
         data = (report / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
@@ -249,6 +252,11 @@ def test_bundle_generators_serve_every_setting_with_a_real_tiny_bundle(items, tm
     assert not np.allclose(outs["clap_a_bridge+ctx"], outs["ctx"])
     assert not np.allclose(outs["codec"], outs["ctx"])  # the real target through the codec, not a generation
     assert not np.allclose(outs["ctx_prior"], outs["ctx"])  # the raw ctx row runs with the prior off
+    # the harmony ablation: another pair's context (the random bound's derangement) goes in instead
+    assert item["other_pair"] != 0 and item["other_context"] is items[item["other_pair"]]["context"]
+    assert not np.allclose(outs["ctx_other"], outs["ctx"])
+    other_item = {**item, "context": item["other_context"]}
+    np.testing.assert_array_equal(gens["ctx"](other_item, "ctx", 5), outs["ctx_other"])
     again = gens["clap_a+ctx"](item, "clap_a+ctx", 5)
     np.testing.assert_array_equal(again, outs["clap_a+ctx"])
     stronger = bundle_generators(root, ["ctx"], cfg_context=3.0)["ctx"](item, "ctx", 5)

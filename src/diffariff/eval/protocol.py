@@ -23,7 +23,8 @@ other pairs: a seeded derangement), ``noise`` (white noise at each target's BS.1
 KD (raw MMD^2 x 1e3, as the paper's "x1e-3" column), FAD, coverage, density (raw, in [0, 1] and
 [0, inf)), APA, CS_AA (cosine of the stem embedding to the reference clip's), CS_TA (to the text
 embedding of the target's prompt), and the signal-level rhythm and key fits of the stem to its
-context (:mod:`diffariff.eval.musical_fit`; every row, so the no-context rows read as baselines).
+context (:mod:`diffariff.eval.musical_fit`; every row, so the no-context rows read as baselines), and
+the grid share (:func:`diffariff.eval.reconstruction.grid_energy_share`: a fixed comb instead of notes).
 Each is a mean with a 95 % Student-t interval over ``batches`` disjoint seeded batches of pairs (5 in
 the paper).
 
@@ -58,6 +59,7 @@ from .metrics import (
 )
 from .mixing import MIX_LUFS, PEAK_CEILING, build_mixes, windowed_pairs
 from .musical_fit import ContextFeatures, context_features, musical_fit
+from .reconstruction import grid_energy_share
 
 #: Sample rate of every clip in the protocol (Hz).
 SAMPLE_RATE = 48_000
@@ -68,7 +70,7 @@ REFERENCE_SEED_OFFSET = 1_000_003
 #: Audio files accepted in a candidates folder.
 _CANDIDATE_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 #: Metric keys, in table order.
-METRICS = ("kd", "fad", "coverage", "density", "apa", "cs_aa", "cs_ta", "rhythm", "key")
+METRICS = ("kd", "fad", "coverage", "density", "apa", "cs_aa", "cs_ta", "rhythm", "key", "grid")
 
 Generator = Callable[[dict, str, int], object]
 
@@ -83,12 +85,18 @@ class Setting:
     by the bundle's context prior from the context: the producer gives only the context, the system
     picks the instrument). ``"codec"`` is not a generation but the
     ceiling of any latent model: the real target passed through the bundle's codec.
+
+    ``context_from``: ``"own"`` (the pair's context) or ``"other"`` (the context of pair ``p[i]`` of the
+    ``random`` bound's derangement, i.e. another song's: the harmony ablation). The rhythm and key fits are
+    always measured against the pair's own context, so an ``"other"`` row that scores like ``random`` means
+    the model follows the context it is given, and one that scores like its ``"own"`` row means it ignores it.
     """
 
     name: str
     label: str
     context: bool
     clap: str
+    context_from: str = "own"
 
 
 #: Table 1's settings; ``name`` is also the folder name under ``--candidates``.
@@ -104,6 +112,8 @@ SETTINGS = (
     Setting("clap_a_bridge", "CLAP_A*", False, "bridge-uncond"),
     Setting("clap_t_bridge", "CLAP_T (bridge)", False, "bridge-text"),
     Setting("ctx_prior", "ctx (context prior)", True, "prior"),
+    Setting("clap_a+ctx_other", "CLAP_A, other song's ctx", True, "audio", "other"),
+    Setting("ctx_other", "other song's ctx", True, "none", "other"),
     Setting("codec", "real via codec (ceiling)", True, "codec"),
 )
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
@@ -201,9 +211,16 @@ def load_songs(root, split: str | None):
 
 def draw_pairs(songs, config: GenerationEvalConfig, n: int, seed: int) -> list[dict]:
     """``n`` held-out pairs (see :func:`evaluation_pairs`) with numpy ``[2, N]`` float32 audio and a
-    ``prompt``. N = ``round(window_seconds * 48000)`` samples."""
+    ``prompt``, each also holding ``other_pair`` / ``other_context``: the pair and the context that the
+    ``random`` bound's derangement (seeded by ``seed``) gives it. N = ``round(window_seconds * 48000)``
+    samples."""
     pairs = evaluation_pairs(songs, config.pair_config(), int(n), int(seed), stem_draw=config.stem_draw)
-    return pairs_as_arrays(pairs, config.prompt_tags)
+    items = pairs_as_arrays(pairs, config.prompt_tags)
+    if len(items) >= 2:
+        for item, j in zip(items, derangement(len(items), int(seed))):
+            item["other_pair"] = int(j)
+            item["other_context"] = items[int(j)]["context"]
+    return items
 
 
 def pairs_as_arrays(items: list[dict], prompt_tags: int = 5) -> list[dict]:
@@ -232,6 +249,7 @@ def pair_manifest(items: Sequence[Mapping], config: GenerationEvalConfig, data_r
                 "samples": int(it["target"].shape[-1]), "reference_start": int(it["reference_start"]),
                 "reference_start_seconds": it["reference_start"] / rate, "context_stems": list(it["context_stems"]),
                 "prompt": it["prompt"], "target_tags": list(it.get("target_tags") or []),
+                "other_context_pair": it.get("other_pair"),
             }
             for it in items
         ],
@@ -315,11 +333,13 @@ def generator_source(generator: Generator, items: Sequence[Mapping], setting: st
 
 
 def setting_inputs(item: Mapping, setting: Setting) -> dict:
-    """What a setting gives the generator for one pair: ``context`` ``[2, N]`` or None, ``reference``
-    ``[2, Nref]`` or None, ``text`` or None, and ``bridge`` (None, "text" or "uncond")."""
+    """What a setting gives the generator for one pair: ``context`` ``[2, N]`` or None (another pair's,
+    ``item["other_context"]``, for ``context_from="other"``), ``reference`` ``[2, Nref]`` or None, ``text``
+    or None, and ``bridge`` (None, "text" or "uncond")."""
     clap = setting.clap
+    context = item["other_context"] if setting.context_from == "other" else item["context"]
     return {
-        "context": item["context"] if setting.context else None,
+        "context": context if setting.context else None,
         "reference": item["reference"] if clap == "audio" else None,
         "text": item["prompt"] if clap in ("text", "bridge-text") else None,
         "bridge": {"bridge-text": "text", "bridge-uncond": "uncond"}.get(clap),
@@ -547,6 +567,12 @@ def score_stems(cemb: CachedEmbedder, stems: Sequence[np.ndarray], pairs: PairSi
     # in time / in key, straight from the waveforms (every row: the context-free ones are baselines)
     for key, values in musical_fit(stems, pairs.context_fit, SAMPLE_RATE).items():
         metrics[key] = mean_and_ci([float(values[idx].mean()) for idx in batch_indices(len(stems), b, seed)])
+    # a fixed comb of partials on the 23.44 Hz grid instead of notes (NaN for a silent stem: left out)
+    grid = np.array([grid_energy_share(s, SAMPLE_RATE) for s in stems])
+    grid_batches = [float(np.nanmean(grid[idx])) for idx in batch_indices(len(stems), b, seed)
+                    if np.isfinite(grid[idx]).any()]
+    if grid_batches:  # the silence row has none: not applicable
+        metrics["grid"] = mean_and_ci(grid_batches)
     cemb.cache.flush()
     return RowResult(name, label, kind, metrics, emb, distances)
 
