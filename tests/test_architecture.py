@@ -23,6 +23,7 @@ LAYERS = (
     ("checkpoint", ("diffariff.checkpoint",)),
     ("audio", ("diffariff.audio",)),
     ("audio input", ("diffariff.audio_input",)),
+    ("request", ("diffariff.request",)),
     ("nets", ("diffariff.nets",)),
     ("models", ("diffariff.codec", "diffariff.clap")),
     ("data", ("diffariff.data",)),

@@ -89,6 +89,7 @@ from .fsutil import check_output_path
 from .longform.encode import encode_long
 from .longform.loudness import is_silent_blockwise, measure
 from .longform.stream import StreamedOutput
+from .request import LONG_MODES, GenerationRequest
 from .timing.editing import BarEditing
 from .torchutil import seeded_generator, setup_cpu
 
@@ -103,7 +104,6 @@ if TYPE_CHECKING:  # the parts' types; the modules themselves load lazily (start
 STEM_RELATIVE_LU = -3.0
 SILENT_CONTEXT_STEM_LUFS = -23.0
 PEAK_CEILING = 0.99
-LONG_MODES = ("auto", "windowed", "direct")
 #: Windowed generation's window length in units of the model's training window (module doc).
 WINDOW_TRAIN_RATIO = 2.0
 SILENCE_DB = -60.0
@@ -332,44 +332,36 @@ class Accompanist(BarEditing, StreamedOutput):
 
     # ------------------------------------------------------------------------------------ sampling
     def sample_latents(
-        self, ctx_latents: torch.Tensor | None, clap: torch.Tensor | None, frames: int, *, n: int = 1,
-        sampler: str | None = None, steps: int | None = None, cfg_context: float = 1.25, cfg_clap: float = 1.25,
-        rescale_phi: float = 0.0, guidance_interval: tuple[float, float] | None = None,
-        seed: int | None = None, known: torch.Tensor | None = None,
+        self, ctx_latents: torch.Tensor | None, clap: torch.Tensor | None, frames: int,
+        request: GenerationRequest | None = None, *, known: torch.Tensor | None = None,
         keep: torch.Tensor | None = None, init: torch.Tensor | None = None, strength: float | None = None,
-        loop: int | None = None, loop_strength: float = 0.5, style: torch.Tensor | None = None,
-        style_strength: float = 0.5, long_mode: str = "auto", overlap_frames: int | None = None,
-        window_frames: int | None = None, progress: bool | None = False, ctx_chroma: torch.Tensor | None = None,
+        style: torch.Tensor | None = None, ctx_chroma: torch.Tensor | None = None, **options,
     ) -> torch.Tensor:
-        """Generate ``n`` target latents [n, 64, frames] in codec units.
+        """Generate ``request.n`` target latents [n, 64, frames] in codec units.
 
-        ``ctx_latents`` [1, 64, frames] or None; ``clap`` [1, D] or None; ``ctx_chroma`` [1, 12, frames]
-        the context's chroma (:attr:`Context.chroma`), needed with ``ctx_latents`` by a model trained with
-        ``context_chroma`` (InputError without it) and ignored by other models. Edits (codec units, [1, 64,
-        frames]): ``known`` + ``keep`` (bool [frames], True = keep) inpaint; ``init`` + ``strength``
-        variation; ``loop`` (2 / 4) with ``loop_strength``; ``style`` latents (any length).
-        ``guidance_interval`` (lo, hi): guidance only at noise levels in (lo, hi] (model.sample).
-        ``long_mode``: see the module doc; ``window_frames`` / ``overlap_frames``: the windows' length
-        and overlap (latent frames; defaults :meth:`default_window_frames` and a quarter window); the
-        windows used are left in :attr:`last_windows`.
+        ``request`` (:class:`~diffariff.request.GenerationRequest`, fields overridden by ``options``) gives
+        the sampling controls, the candidates, the seed and the long-context windows; its conditions are
+        not read here: ``clap`` [1, D] or None is the CLAP condition already chosen. ``ctx_latents``
+        [1, 64, frames] or None; ``ctx_chroma`` [1, 12, frames] the context's chroma
+        (:attr:`Context.chroma`), needed with ``ctx_latents`` by a model trained with ``context_chroma``
+        (InputError without it) and ignored by other models. Edits (codec units, [1, 64, frames]):
+        ``known`` + ``keep`` (bool [frames], True = keep) inpaint; ``init`` + ``strength`` variation;
+        ``style`` latents (any length) ground the timbre with the request's ``style_strength``. The windows
+        used are left in :attr:`last_windows`.
         """
-        if long_mode not in LONG_MODES:
-            raise InputError(f"long_mode must be one of {', '.join(LONG_MODES)}, got '{long_mode}'")
-        if int(n) < 1:
-            raise InputError(f"n (candidates) must be >= 1, got {n}")
-        model, sampler = self.model_for(sampler)
-        steps = int(steps if steps is not None else model.config.default_sampling()[1])
-        if steps < 1:
-            raise InputError(f"steps must be >= 1, got {steps}")
-        if loop is not None and int(loop) not in (1, 2, 3, 4, 6, 8):
-            raise InputError(f"loop must be 2 or 4 repetitions (1-8 accepted), got {loop}")
-        seed = self._resolve_seed(seed)
+        req = GenerationRequest.build(request, **options)
+        n = int(req.n)
+        model, sampler = self.model_for(req.sampler)
+        steps = int(req.steps if req.steps is not None else model.config.default_sampling()[1])
+        seed = self._resolve_seed(req.seed)
+        window_frames = self._seconds_to_frames(req.window_seconds)
         window = self.default_window_frames(model) if window_frames is None else int(window_frames)
         if window < 2:
             raise InputError(f"window length must be at least 2 latent frames, got {window}")
-        windowed = long_mode == "windowed" or (long_mode == "auto" and frames > window)
-        plan = plan_windows(frames, window, self._overlap(window, overlap_frames)) if windowed else [(0, frames)]
-        if len(plan) > 1 and loop:
+        windowed = req.long_mode == "windowed" or (req.long_mode == "auto" and frames > window)
+        overlap = self._overlap(window, self._seconds_to_frames(req.overlap_seconds))
+        plan = plan_windows(frames, window, overlap) if windowed else [(0, frames)]
+        if len(plan) > 1 and req.loop:
             raise InputError("loops need direct generation (long_mode='direct') or a context within one window")
         self.last_windows = plan
         # the chroma goes with the context, to the models that take it
@@ -380,33 +372,31 @@ class Accompanist(BarEditing, StreamedOutput):
         if keep_t is not None and keep_t.shape[0] != frames:
             raise InputError(f"keep mask has {keep_t.shape[0]} frames, expected {frames}")
         total = len(plan) * (steps if init is None else max(1, round(steps * float(strength or 1.0))))
-        bar = tqdm(total=total, desc="generating", unit="step", disable=(None if progress is None else not progress),
-                   leave=False)
+        bar = tqdm(total=total, desc="generating", unit="step",
+                   disable=(None if req.progress is None else not req.progress), leave=False)
+        controls = {**req.sampling(), "sampler": sampler, "steps": steps}
 
         def sample_window(w: int, a: int, b: int, win_known: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
             if keep_t is not None and known is not None:  # the user's kept frames join the overlap
                 outside = keep_t[a:b] & ~mask
-                win_known[..., outside] = known[..., a:b].expand(int(n), -1, -1)[..., outside]
+                win_known[..., outside] = known[..., a:b].expand(n, -1, -1)[..., outside]
                 mask = mask | keep_t[a:b]
             inpaint = bool(mask.any())
-            chroma = None if chroma_t is None else chroma_t[..., a:b]
             return model.sample(
-                None if ctx_latents is None else ctx_latents[..., a:b], clap, frames=b - a, batch=int(n),
-                steps=steps, sampler=sampler, w_ctx=cfg_context, w_clap=cfg_clap, rescale_phi=rescale_phi,
-                guidance_interval=guidance_interval, seed=int(seed) + 7919 * w, callback=lambda _d: bar.update(1),
-                init_latents=None if init is None else init[..., a:b], variation_strength=strength,
+                None if ctx_latents is None else ctx_latents[..., a:b], clap, frames=b - a, batch=n,
+                seed=int(seed) + 7919 * w, callback=lambda _d: bar.update(1),
+                init=None if init is None else init[..., a:b], strength=strength,
                 inpaint_latents=win_known if inpaint else None,
-                inpaint_mask=mask.float().reshape(1, 1, -1) if inpaint else None,
-                loop_n=loop, loop_fraction=loop_strength, style_latents=style, style_strength=style_strength,
-                context_chroma=chroma,
+                inpaint_mask=mask.float().reshape(1, 1, -1) if inpaint else None, style=style,
+                context_chroma=None if chroma_t is None else chroma_t[..., a:b], **controls,
             )
 
         try:
-            out = generate_windowed(sample_window, plan, batch=int(n), channels=model.config.latent_channels)
+            out = generate_windowed(sample_window, plan, batch=n, channels=model.config.latent_channels)
         finally:
             bar.close()
         if keep_t is not None and known is not None:  # exact in codec units (no normalisation round trip)
-            out[..., keep_t] = known.expand(int(n), -1, -1)[..., keep_t]
+            out[..., keep_t] = known.expand(n, -1, -1)[..., keep_t]
         return out
 
     def _resolve_seed(self, seed: int | None) -> int:
@@ -447,76 +437,40 @@ class Accompanist(BarEditing, StreamedOutput):
         return self.encode(audio)
 
     # --------------------------------------------------------------------------------- entry points
-    def generate(
-        self, context: AudioLike | None = None, *, sample_rate: int | None = None, seconds: float | None = None,
-        text: str | None = None, reference: AudioLike | None = None, reference_sample_rate: int | None = None,
-        clap_mix: tuple | None = None, cfg_context: float = 1.25, cfg_clap: float = 1.25, steps: int | None = None,
-        sampler: str | None = None, width: float = 0.4, seed: int | None = None, n: int = 1, use_bridge: bool = True,
-        rescale_phi: float = 0.0, guidance_interval: tuple[float, float] | None = None,
-        style_reference: AudioLike | None = None, style_strength: float = 0.5,
-        loop: int | None = None, loop_strength: float = 0.5, long_mode: str = "auto",
-        overlap_seconds: float | None = None, window_seconds: float | None = None, decode_steps: int = 1,
-        decode_mode: str = "consistency", use_prior: bool = True, prior_guidance: float | None = None,
-        max_seconds: float | None = DEFAULT_MAX_SECONDS, progress: bool | None = False,
-    ) -> np.ndarray:
+    def generate(self, context: AudioLike | None = None, request: GenerationRequest | None = None, *,
+                 sample_rate: int | None = None, seconds: float | None = None, **options) -> np.ndarray:
         """Generate ``n`` stems for ``context`` -> float32 [n, 2, N] at 48 kHz, N = the context's length
         (after ``seconds`` cropping; without a context, ``seconds`` of silence is the context).
 
-        ``text`` / ``reference`` / ``clap_mix``: CLAP condition (:meth:`condition`); ``cfg_context`` /
-        ``cfg_clap``: guidance strengths, applied at the noise levels in ``guidance_interval`` (lo, hi]
-        only when it is given; ``sampler``: "heun" | "dpmpp_2m" | "euler" (EDM model) or
-        "consistency"; ``steps``: default 30 (EDM) / 5 (consistency); ``width``: stereo width;
-        ``decode_steps`` / ``decode_mode``: codec decoding (see :meth:`decode`);
-        ``style_reference``: audio whose latent statistics ground the timbre (``style_strength`` 0-1);
-        ``loop``: 2 or 4 repetitions tied for the first ``loop_strength`` of the steps; ``long_mode``
-        / ``window_seconds`` / ``overlap_seconds``: long contexts (module doc); ``use_prior``: with no
-        other condition, let the context prior pick the instrument (module doc) with ``prior_guidance`` (None: the
-        prior's own default, :func:`~diffariff.priors.context_prior.default_guidance`); ``seed``: same seed,
-        same output.
+        ``request``: every control (:class:`~diffariff.request.GenerationRequest`: conditions, sampler,
+        guidance strengths, seed, loop, long-context windows, decoding), with ``options`` (its field names,
+        e.g. ``text=``, ``cfg_context=``, ``seed=``) replacing fields; without a request, ``options`` alone.
+        The context is read at ``sample_rate`` (arrays; None: 48 kHz). Same seed, same output.
         """
-        ctx, z = self._generate_latents(
-            context, sample_rate=sample_rate, seconds=seconds, text=text, reference=reference,
-            reference_sample_rate=reference_sample_rate, clap_mix=clap_mix, cfg_context=cfg_context,
-            cfg_clap=cfg_clap, steps=steps, sampler=sampler, seed=seed, n=n, use_bridge=use_bridge,
-            rescale_phi=rescale_phi, guidance_interval=guidance_interval, style_reference=style_reference,
-            style_strength=style_strength, loop=loop, loop_strength=loop_strength, long_mode=long_mode,
-            overlap_seconds=overlap_seconds, window_seconds=window_seconds, use_prior=use_prior,
-            prior_guidance=prior_guidance, max_seconds=max_seconds, progress=progress)
-        audio = self.decode(z, ctx.length, width=width, seed=self.last_seed or 0, steps=decode_steps, mode=decode_mode)
+        req = GenerationRequest.build(request, **options)
+        ctx, z = self._generate_latents(context, req, sample_rate=sample_rate, seconds=seconds)
+        audio = self.decode(z, ctx.length, width=req.width, seed=self.last_seed or 0, steps=req.decode_steps,
+                            mode=req.decode_mode)
         return self._finish(audio, self.stem_target_lufs(ctx))
 
-    def _generate_latents(
-        self, context: AudioLike | None = None, *, sample_rate: int | None = None, seconds: float | None = None,
-        text: str | None = None, reference: AudioLike | None = None, reference_sample_rate: int | None = None,
-        clap_mix: tuple | None = None, cfg_context: float = 1.25, cfg_clap: float = 1.25, steps: int | None = None,
-        sampler: str | None = None, seed: int | None = None, n: int = 1, use_bridge: bool = True,
-        rescale_phi: float = 0.0, guidance_interval: tuple[float, float] | None = None,
-        style_reference: AudioLike | None = None, style_strength: float = 0.5, loop: int | None = None,
-        loop_strength: float = 0.5, long_mode: str = "auto", overlap_seconds: float | None = None,
-        window_seconds: float | None = None, use_prior: bool = True, prior_guidance: float | None = None,
-        max_seconds: float | None = DEFAULT_MAX_SECONDS, progress: bool | None = False,
-    ) -> tuple[Context, torch.Tensor]:
+    def _generate_latents(self, context: AudioLike | None, request: GenerationRequest, *,
+                          sample_rate: int | None = None, seconds: float | None = None) -> tuple[Context, torch.Tensor]:
         """:meth:`generate` up to the latents: (the prepared context, latents [n, 64, frames])."""
-        self.last_inputs = file_inputs(context, reference, style_reference,
-                                       *(c for c in (clap_mix or ())[:2] if isinstance(c, os.PathLike)))
-        ctx = self.prepare_context(context, sample_rate, seconds=seconds, max_seconds=max_seconds)
-        seed = self._resolve_seed(seed)
-        clap = self.condition(text, reference, reference_sample_rate=reference_sample_rate, clap_mix=clap_mix,
-                              use_bridge=use_bridge, seed=seed)
-        self.last_condition = None if clap is None else "clap_mix" if clap_mix is not None else \
-            "+".join(k for k, v in (("text", text), ("reference", reference)) if v is not None)
-        if clap is None and style_reference is None and use_prior and self.prior is not None and not ctx.silent:
-            clap = self.context_condition(ctx.audio, seed=seed, guidance=prior_guidance)
+        req = request
+        self.last_inputs = file_inputs(context, req.reference, req.style_reference,
+                                       *(c for c in (req.clap_mix or ())[:2] if isinstance(c, os.PathLike)))
+        ctx = self.prepare_context(context, sample_rate, seconds=seconds, max_seconds=req.max_seconds)
+        seed = self._resolve_seed(req.seed)
+        clap = self.condition(req.text, req.reference, reference_sample_rate=req.reference_sample_rate,
+                              clap_mix=req.clap_mix, use_bridge=req.use_bridge, seed=seed)
+        self.last_condition = None if clap is None else "clap_mix" if req.clap_mix is not None else \
+            "+".join(k for k, v in (("text", req.text), ("reference", req.reference)) if v is not None)
+        if clap is None and req.style_reference is None and req.use_prior and self.prior is not None and not ctx.silent:
+            clap = self.context_condition(ctx.audio, seed=seed, guidance=req.prior_guidance)
             self.last_condition = "prior"
-        style = self._style_latents(style_reference, reference_sample_rate)
-        frames = self.frames_for(ctx.length)
-        z = self.sample_latents(
-            ctx.latents, clap, frames, n=n, sampler=sampler, steps=steps, cfg_context=cfg_context,
-            cfg_clap=cfg_clap, rescale_phi=rescale_phi, guidance_interval=guidance_interval, seed=seed,
-            loop=loop, loop_strength=loop_strength,
-            style=style, style_strength=style_strength, long_mode=long_mode,
-            overlap_frames=self._seconds_to_frames(overlap_seconds),
-            window_frames=self._seconds_to_frames(window_seconds), progress=progress, ctx_chroma=ctx.chroma)
+        style = self._style_latents(req.style_reference, req.reference_sample_rate)
+        z = self.sample_latents(ctx.latents, clap, self.frames_for(ctx.length), req, seed=seed, style=style,
+                                ctx_chroma=ctx.chroma)
         return ctx, z
 
     def reconstruct(self, stem: AudioLike, context: AudioLike | None = None, *, sample_rate: int | None = None,
@@ -530,15 +484,6 @@ class Accompanist(BarEditing, StreamedOutput):
 
     def _seconds_to_frames(self, seconds: float | None) -> int | None:
         return None if seconds is None else max(1, round(seconds * SAMPLE_RATE / self.samples_per_frame))
-
-    def _window_kw(self, sample_kw: dict) -> dict:
-        """:meth:`sample_latents` keywords from :meth:`generate`-style ones: ``window_seconds`` /
-        ``overlap_seconds`` become ``window_frames`` / ``overlap_frames``."""
-        kw = dict(sample_kw)
-        for name in ("window", "overlap"):
-            if f"{name}_seconds" in kw:
-                kw[f"{name}_frames"] = self._seconds_to_frames(kw.pop(f"{name}_seconds"))
-        return kw
 
     @staticmethod
     def stem_target_lufs(ctx: Context) -> float:
@@ -556,88 +501,83 @@ class Accompanist(BarEditing, StreamedOutput):
             raise InputError(f"stem and context lengths differ ({st.shape[1]} vs {ctx.length} samples at 48 kHz)")
         return st, ctx
 
-    def inpaint(
-        self, stem: AudioLike, context: AudioLike | None, start_s: float, end_s: float, *,
-        sample_rate: int | None = None, crossfade_s: float = 0.05, text: str | None = None,
-        reference: AudioLike | None = None, width: float = 0.4, seed: int | None = None, n: int = 1,
-        decode_steps: int = 1, decode_mode: str = "consistency", max_seconds: float | None = DEFAULT_MAX_SECONDS,
-        progress: bool | None = False, **sample_kw,
-    ) -> np.ndarray:
+    def inpaint(self, stem: AudioLike, context: AudioLike | None, start_s: float, end_s: float,
+                request: GenerationRequest | None = None, *, sample_rate: int | None = None,
+                crossfade_s: float = 0.05, **options) -> np.ndarray:
         """Regenerate seconds [start_s, end_s) of ``stem`` against ``context`` (same length), keeping the
         rest: latent frames touching the region are inpainted, the others kept exactly; in audio the
         original stem is kept outside the region and the new audio pasted in with ``crossfade_s``
-        raised-cosine crossfades centred on both borders. -> float32 [n, 2, N]."""
-        self.last_inputs = file_inputs(stem, context, reference)
-        st, ctx = self._stem_and_context(stem, context, sample_rate, max_seconds)
+        raised-cosine crossfades centred on both borders. ``request`` / ``options``: as in :meth:`generate`
+        (text / reference condition the new region; no context prior). -> float32 [n, 2, N]."""
+        req = GenerationRequest.build(request, **options)
+        self.last_inputs = file_inputs(stem, context, req.reference)
+        st, ctx = self._stem_and_context(stem, context, sample_rate, req.max_seconds)
         dur = st.shape[1] / SAMPLE_RATE
         if not 0 <= start_s < end_s <= dur + 1e-9:
             raise InputError(f"inpaint region must satisfy 0 <= start < end <= {dur:.2f} s, got {start_s}-{end_s}")
         a, b = int(round(start_s * SAMPLE_RATE)), int(round(end_s * SAMPLE_RATE))
         z_stem = self.encode(st)
         frames = z_stem.shape[-1]
-        seed = self._resolve_seed(seed)
+        seed = self._resolve_seed(req.seed)
         spf = self.samples_per_frame
         f_idx = torch.arange(frames)
         keep = ~((f_idx * spf < b) & ((f_idx + 1) * spf > a))
-        clap = self.condition(text, reference, use_bridge=sample_kw.pop("use_bridge", True), seed=seed)
-        z = self.sample_latents(ctx.latents, clap, frames, n=n, seed=seed, known=z_stem, keep=keep,
-                                progress=progress, ctx_chroma=ctx.chroma, **self._window_kw(sample_kw))
-        new = self.decode(z, st.shape[1], width=width, seed=self.last_seed or 0, steps=decode_steps, mode=decode_mode)
+        clap = self.condition(req.text, req.reference, use_bridge=req.use_bridge, seed=seed)
+        z = self.sample_latents(ctx.latents, clap, frames, req, seed=seed, known=z_stem, keep=keep,
+                                ctx_chroma=ctx.chroma)
+        new = self.decode(z, st.shape[1], width=req.width, seed=self.last_seed or 0, steps=req.decode_steps,
+                          mode=req.decode_mode)
         fade = int(round(crossfade_s * SAMPLE_RATE))
         out = np.stack([crossfade_paste(st, y, a, b, fade) for y in new])
         return np.stack([peak_limit(o, PEAK_CEILING) for o in out])
 
-    def vary(
-        self, stem: AudioLike, context: AudioLike | None, strength: float = 0.5, *, sample_rate: int | None = None,
-        text: str | None = None, reference: AudioLike | None = None, width: float = 0.4, seed: int | None = None,
-        n: int = 1, decode_steps: int = 1, decode_mode: str = "consistency",
-        max_seconds: float | None = DEFAULT_MAX_SECONDS, progress: bool | None = False, **sample_kw,
-    ) -> np.ndarray:
+    def vary(self, stem: AudioLike, context: AudioLike | None, strength: float = 0.5,
+             request: GenerationRequest | None = None, *, sample_rate: int | None = None, **options) -> np.ndarray:
         """Variations of ``stem`` (against ``context``, or none): encode, re-noise to ``strength``
         (s_var in (0, 1]; 0.2 subtle, 0.5 clear, 0.8 loose), denoise, decode; each variation at the
-        stem's loudness, peak-limited. -> float32 [n, 2, N]."""
-        self.last_inputs = file_inputs(stem, context, reference)
-        st, ctx = self._stem_and_context(stem, context, sample_rate, max_seconds)
+        stem's loudness, peak-limited. ``request`` / ``options``: as in :meth:`generate` (text / reference
+        condition the variation; a ``loop`` ties its repetitions). -> float32 [n, 2, N]."""
+        req = GenerationRequest.build(request, **options)
+        self.last_inputs = file_inputs(stem, context, req.reference)
+        st, ctx = self._stem_and_context(stem, context, sample_rate, req.max_seconds)
         if not 0.0 < float(strength) <= 1.0:
             raise InputError(f"variation strength must be in (0, 1], got {strength}")
         z_stem = self.encode(st)
-        seed = self._resolve_seed(seed)
-        clap = self.condition(text, reference, use_bridge=sample_kw.pop("use_bridge", True), seed=seed)
-        z = self.sample_latents(ctx.latents, clap, z_stem.shape[-1], n=n, seed=seed, init=z_stem,
-                                strength=float(strength), progress=progress, ctx_chroma=ctx.chroma,
-                                **self._window_kw(sample_kw))
-        new = self.decode(z, st.shape[1], width=width, seed=self.last_seed or 0, steps=decode_steps, mode=decode_mode)
+        seed = self._resolve_seed(req.seed)
+        clap = self.condition(req.text, req.reference, use_bridge=req.use_bridge, seed=seed)
+        z = self.sample_latents(ctx.latents, clap, z_stem.shape[-1], req, seed=seed, init=z_stem,
+                                strength=float(strength), ctx_chroma=ctx.chroma)
+        new = self.decode(z, st.shape[1], width=req.width, seed=self.last_seed or 0, steps=req.decode_steps,
+                          mode=req.decode_mode)
         target = loudness(st, SAMPLE_RATE)
         return self._finish(new, target) if target > SILENCE_LUFS else np.stack([peak_limit(y) for y in new])
 
-    def arrange(
-        self, context: AudioLike | None, parts: Sequence[dict | str], *, seconds: float | None = None,
-        sample_rate: int | None = None, seed: int | None = None, progress: bool | None = False, **common,
-    ) -> Arrangement:
-        """Multitrack build-up: for each part (a dict of :meth:`generate` options, e.g. ``{"text":
-        "drums"}``, or just a prompt string) generate one stem against the context so far, then add it
-        to the context. ``context`` None starts from ``seconds`` of silence. Part i uses seed
-        ``seed + i`` unless it gives its own."""
+    def arrange(self, context: AudioLike | None, parts: Sequence[dict | str], request: GenerationRequest | None = None,
+                *, seconds: float | None = None, sample_rate: int | None = None, **options) -> Arrangement:
+        """Multitrack build-up: for each part (a dict of request fields, e.g. ``{"text": "drums"}``, or just
+        a prompt string) generate one stem against the context so far, then add it to the context.
+        ``request`` / ``options``: the fields every part shares. ``context`` None starts from ``seconds`` of
+        silence. Part i uses seed ``seed + i`` unless it gives its own."""
         if not parts:
             raise InputError("arrange needs at least one part")
-        ctx = self.prepare_context(context, sample_rate, seconds=seconds,
-                                   max_seconds=common.get("max_seconds", DEFAULT_MAX_SECONDS))
-        base = self._resolve_seed(seed)
+        common = GenerationRequest.build(request, **options)
+        ctx = self.prepare_context(context, sample_rate, seconds=seconds, max_seconds=common.max_seconds)
+        base = self._resolve_seed(common.seed)
         running = ctx.audio.copy()
         stems, texts, inputs = [], [], file_inputs(context)
         for i, part in enumerate(parts):
-            opts = {"text": part} if isinstance(part, str) else dict(part)
+            opts = {"text": part} if isinstance(part, str) else part
             if not isinstance(opts, dict):
                 raise InputError(f"part {i} must be a prompt or a dict of options")
-            unknown = {"context", "sample_rate", "n", "seconds"} & set(opts)
-            if unknown:
-                raise InputError(f"part {i}: option(s) {', '.join(sorted(unknown))} cannot be set per part")
-            opts = {**common, **opts}
-            opts.setdefault("seed", base + i)
-            stem = self.generate(running, n=1, progress=progress, **opts)[0]
+            fixed = {"n"} & set(opts)
+            if fixed or not {"context", "sample_rate", "seconds"}.isdisjoint(opts):
+                bad = sorted(({"context", "sample_rate", "seconds"} & set(opts)) | fixed)
+                raise InputError(f"part {i}: option(s) {', '.join(bad)} cannot be set per part")
+            part_req = GenerationRequest.build(common, **{"seed": base + i, **opts, "n": 1})
+            stem = self.generate(running, part_req)[0]
             inputs += self.last_inputs
             stems.append(stem)
-            texts.append(opts.get("text"))
+            texts.append(part_req.text)
             running = running + stem
         self.last_inputs = inputs
         return Arrangement(stems=stems, mix=self.mix(ctx.audio, *stems), texts=texts)
@@ -671,4 +611,5 @@ class Accompanist(BarEditing, StreamedOutput):
         return save_audio(path, to_output_rate(audio, OutputFormat(sr, n)), sr, subtype=subtype)
 
 
-__all__ = ["Accompanist", "Arrangement", "Context", "crossfade_paste", "read_audio", "LONG_MODES", "SAMPLE_RATE"]
+__all__ = ["Accompanist", "Arrangement", "Context", "GenerationRequest", "crossfade_paste", "read_audio", "LONG_MODES",
+           "SAMPLE_RATE"]

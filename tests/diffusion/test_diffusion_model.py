@@ -69,14 +69,14 @@ def test_sampling_is_deterministic_by_seed_and_in_codec_units():
 def test_guidance_strengths_change_the_output_as_configured():
     model = tiny_model()
     ctx, clap = conditions()
-    base = model.sample(ctx, clap, steps=3, seed=3, w_ctx=1.0, w_clap=1.0)
-    more_clap = model.sample(ctx, clap, steps=3, seed=3, w_ctx=1.0, w_clap=3.0)
-    more_ctx = model.sample(ctx, clap, steps=3, seed=3, w_ctx=3.0, w_clap=1.0)
+    base = model.sample(ctx, clap, steps=3, seed=3, cfg_context=1.0, cfg_clap=1.0)
+    more_clap = model.sample(ctx, clap, steps=3, seed=3, cfg_context=1.0, cfg_clap=3.0)
+    more_ctx = model.sample(ctx, clap, steps=3, seed=3, cfg_context=3.0, cfg_clap=1.0)
     assert not torch.allclose(base, more_clap) and not torch.allclose(base, more_ctx)
     assert not torch.allclose(more_clap, more_ctx)
     # w = 1/1 is the plain conditional model: one denoiser pass equals the guided one
     seen = []
-    model.sample(ctx, clap, steps=1, seed=3, w_ctx=1.0, w_clap=1.0, sampler="euler",
+    model.sample(ctx, clap, steps=1, seed=3, cfg_context=1.0, cfg_clap=1.0, sampler="euler",
                  callback=lambda d: seen.append(d["denoised"]))
     x = torch.randn(2, 64, 13, generator=torch.Generator().manual_seed(3)) * model.config.sigma_max
     plain = model.denoise(x, model.config.sigma_max, context=model.normalize(ctx), clap=clap)
@@ -86,8 +86,8 @@ def test_guidance_strengths_change_the_output_as_configured():
 def test_guidance_interval_limits_where_guidance_acts():
     model = tiny_model()
     ctx, clap = conditions()
-    kw = dict(steps=4, seed=5, w_ctx=3.0, w_clap=2.0)
-    guided, plain = model.sample(ctx, clap, **kw), model.sample(ctx, clap, steps=4, seed=5, w_ctx=1.0, w_clap=1.0)
+    kw = dict(steps=4, seed=5, cfg_context=3.0, cfg_clap=2.0)
+    guided, plain = model.sample(ctx, clap, **kw), model.sample(ctx, clap, steps=4, seed=5, cfg_context=1.0, cfg_clap=1.0)
     everywhere = model.sample(ctx, clap, guidance_interval=(0.0, 2 * model.config.sigma_max), **kw)
     nowhere = model.sample(ctx, clap, guidance_interval=(3 * model.config.sigma_max, 4 * model.config.sigma_max), **kw)
     assert torch.allclose(everywhere, guided, atol=1e-5) and torch.allclose(nowhere, plain, atol=1e-5)
@@ -113,7 +113,7 @@ def test_inpaint_keeps_known_region_and_loop_is_periodic():
     out = model.sample(ctx, clap, steps=3, seed=0, inpaint_latents=known, inpaint_mask=mask)
     assert torch.allclose(out[..., :6], known[..., :6], atol=1e-5)
     assert not torch.allclose(out[..., 6:], known[..., 6:], atol=1e-3)
-    looped = model.sample(None, clap, frames=16, steps=3, seed=0, loop_n=2, loop_fraction=1.0)
+    looped = model.sample(None, clap, frames=16, steps=3, seed=0, loop=2, loop_strength=1.0)
     assert torch.allclose(looped[..., :8], looped[..., 8:], atol=1e-5)
 
 
@@ -121,8 +121,8 @@ def test_variation_stays_close_at_low_strength():
     model = tiny_model()
     ctx, clap = conditions(b=1)
     init = model.sample(ctx, clap, steps=3, seed=0)
-    weak = model.sample(ctx, clap, steps=10, seed=1, init_latents=init, variation_strength=0.2)
-    strong = model.sample(ctx, clap, steps=10, seed=1, init_latents=init, variation_strength=1.0)
+    weak = model.sample(ctx, clap, steps=10, seed=1, init=init, strength=0.2)
+    strong = model.sample(ctx, clap, steps=10, seed=1, init=init, strength=1.0)
     assert float((weak - init).abs().mean()) < float((strong - init).abs().mean())
 
 
@@ -261,7 +261,7 @@ def test_a_dropped_context_drops_its_chroma():
     assert torch.equal(run(a, True), run(b, True))  # ... and not at all when the context is dropped
     assert torch.equal(run(a, True), model.denoise(x, sigma, context=None, clap=clap))  # = no context at all
     # in guided sampling, the context-free pass does not see the chroma either: guidance w_ctx = 0
-    kw = dict(steps=2, seed=1, w_ctx=0.0, w_clap=0.0)
+    kw = dict(steps=2, seed=1, cfg_context=0.0, cfg_clap=0.0)
     assert torch.equal(model.sample(ctx, clap, context_chroma=a, **kw), model.sample(ctx, clap, context_chroma=b, **kw))
 
 

@@ -28,6 +28,7 @@ have loaded. Warnings (e.g. an 8-channel file being downmixed) are printed as on
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 from pathlib import Path
 
@@ -216,14 +217,18 @@ def _check_bundle(args: argparse.Namespace) -> None:
     open_bundle(args.bundle)
 
 
-def _sampling(args: argparse.Namespace) -> dict:
-    return dict(sampler=args.sampler, steps=args.steps, cfg_context=args.cfg_context, cfg_clap=args.cfg_clap,
-                rescale_phi=args.rescale_phi, guidance_interval=guidance_interval(args.guidance_interval),
-                long_mode=args.long_mode, window_seconds=args.window_seconds)
+def _request(args: argparse.Namespace, **fields):
+    """The :class:`~diffariff.request.GenerationRequest` of a command: every request field that the
+    command has an option of (same name: ``--cfg-context`` is ``cfg_context``), ``--no-bridge`` /
+    ``--no-prior`` / ``--quiet`` as their fields, then ``fields``. Built (and so validated) before any
+    model loads."""
+    from ..request import GenerationRequest
 
-
-def _conditions(args: argparse.Namespace) -> dict:
-    return dict(text=args.text, reference=args.reference, use_bridge=not args.no_bridge)
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(GenerationRequest) if hasattr(args, f.name)}
+    values.update(guidance_interval=guidance_interval(getattr(args, "guidance_interval", None)),
+                  use_bridge=not getattr(args, "no_bridge", False), use_prior=not getattr(args, "no_prior", False),
+                  progress=_progress(args), **fields)
+    return GenerationRequest(**values)
 
 
 def _progress(args: argparse.Namespace) -> bool | None:
@@ -271,19 +276,17 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.loop_bars is not None:
         grid.check_bars(first, first + args.loop_bars - 1, whole=True, what=f"--loop-bars {args.loop_bars}: bars")
     fmt = format_for(args.context, args.seconds)
+    req = _request(args)
     acc = _load(args)
-    kw = dict(seconds=args.seconds, width=args.width, seed=args.seed, n=args.n, decode_steps=args.decode_steps,
-              max_seconds=args.max_seconds, progress=_progress(args), style_reference=args.style_reference,
-              style_strength=args.style_strength, use_prior=not args.no_prior, prior_guidance=args.prior_guidance,
-              **_sampling(args), **_conditions(args))
     if args.loop_bars is not None:
-        stems = acc.generate_loop(args.context, args.loop_bars, start_bar=first, bars=bars, grid=grid, **kw)
+        stems = acc.generate_loop(args.context, args.loop_bars, start_bar=first, bars=bars, grid=grid,
+                                  seconds=args.seconds, request=req)
     elif bars is not None:
-        stems = acc.generate_bars(args.context, bars, grid=grid, **kw)
+        stems = acc.generate_bars(args.context, bars, grid=grid, seconds=args.seconds, request=req)
     elif args.loop is None:  # plain generation: streamed, memory bounded by one decode chunk
-        return _generate_streamed(args, acc, kw, outs, mixes, fmt, grid)
+        return _generate_streamed(args, acc, req, outs, mixes, fmt, grid)
     else:
-        stems = acc.generate(args.context, loop=args.loop, loop_strength=args.loop_strength, **kw)
+        stems = acc.generate(args.context, req, seconds=args.seconds)
     items = list(zip(outs, stems))
     if args.mix_out is not None:
         from ..pipeline import read_audio
@@ -313,14 +316,14 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _generate_streamed(args: argparse.Namespace, acc, kw: dict, outs: list[Path], mixes: list[Path], fmt, grid) -> int:
+def _generate_streamed(args: argparse.Namespace, acc, req, outs: list[Path], mixes: list[Path], fmt, grid) -> int:
     """``generate`` without bars or loops: stems (and mixes) decoded and written block by block
     (:mod:`diffariff.longform`), then their sidecars."""
     from ..fsutil import write_json_atomic
     from ..timing.daw import sidecar, sidecar_path
 
-    samples = acc.generate_to_files(args.context, outs, mix_outs=mixes, sample_rate_out=fmt.sample_rate,
-                                    length_out=fmt.length, **kw)
+    samples = acc.generate_to_files(args.context, outs, req, seconds=args.seconds, mix_outs=mixes,
+                                    sample_rate_out=fmt.sample_rate, length_out=fmt.length)
     if not args.no_sidecar:
         for p, kind in [(p, "stem") for p in outs] + [(p, "mix") for p in mixes]:
             write_json_atomic(sidecar_path(p), sidecar(p, fmt, grid, context=args.context, kind=kind))
@@ -353,10 +356,9 @@ def run_arrange(args: argparse.Namespace) -> int:
     _check_inputs(args, context_seconds=args.seconds)
     grid = grid_for(args, args.context, seconds=args.seconds, required=False)
     fmt = format_for(args.context, args.seconds)
+    req = _request(args)
     acc = _load(args)
-    result = acc.arrange(args.context, [{"text": p} for p in args.part], seconds=args.seconds, seed=args.seed,
-                         progress=_progress(args), width=args.width, decode_steps=args.decode_steps,
-                         max_seconds=args.max_seconds, **_sampling(args))
+    result = acc.arrange(args.context, [{"text": p} for p in args.part], req, seconds=args.seconds)
     write_outputs_for(args, list(zip(paths, [*result.stems, result.mix])), fmt, grid,
            kinds=["stem"] * len(result.stems) + ["mix"])
     print(f"wrote {len(result.stems)} stems and mix.wav to {args.out} at {fmt.sample_rate} Hz{timing_note(grid, None)}")
@@ -380,14 +382,13 @@ def run_inpaint(args: argparse.Namespace) -> int:
         raise InputError(f"inpaint region must satisfy 0 <= start < end <= {dur:.2f} s, got {args.start}-{args.end}")
     grid, bars = stem_bars(args)
     fmt = format_for(args.context, None)
+    req = _request(args)
     acc = _load(args)
-    kw = dict(crossfade_s=args.crossfade, width=args.width, seed=args.seed, n=args.n, decode_steps=args.decode_steps,
-              max_seconds=args.max_seconds, progress=_progress(args), **_sampling(args), **_conditions(args))
     if bars is not None:
-        stems = acc.inpaint_bars(args.stem, args.context, bars, grid=grid, **kw)
+        stems = acc.inpaint_bars(args.stem, args.context, bars, grid=grid, crossfade_s=args.crossfade, request=req)
         what = f"bars {bars[0]}-{bars[1]}"
     else:
-        stems = acc.inpaint(args.stem, args.context, args.start, args.end, **kw)
+        stems = acc.inpaint(args.stem, args.context, args.start, args.end, req, crossfade_s=args.crossfade)
         what = f"seconds {args.start:g}-{args.end:g}"
     write_outputs_for(args, list(zip(outs, stems)), fmt, grid, bars=bars)
     print(f"wrote {', '.join(map(str, outs))} ({what} regenerated, seed {acc.last_seed}{timing_note(grid, None)})")
@@ -407,13 +408,12 @@ def run_vary(args: argparse.Namespace) -> int:
     _check_stem_and_context(args)
     grid, bars = stem_bars(args)
     fmt = format_for(args.context, None)
+    req = _request(args)
     acc = _load(args)
-    kw = dict(width=args.width, seed=args.seed, n=args.n, decode_steps=args.decode_steps, max_seconds=args.max_seconds,
-              progress=_progress(args), **_sampling(args), **_conditions(args))
     if bars is not None:
-        stems = acc.vary_bars(args.stem, args.context, bars, args.strength, grid=grid, **kw)
+        stems = acc.vary_bars(args.stem, args.context, bars, args.strength, grid=grid, request=req)
     else:
-        stems = acc.vary(args.stem, args.context, args.strength, **kw)
+        stems = acc.vary(args.stem, args.context, args.strength, req)
     write_outputs_for(args, list(zip(outs, stems)), fmt, grid, bars=bars)
     where = f", bars {bars[0]}-{bars[1]}" if bars is not None else ""
     print(f"wrote {', '.join(map(str, outs))} (strength {args.strength:g}{where}, seed {acc.last_seed})")

@@ -264,19 +264,19 @@ class LatentDiffusion(nn.Module):
         batch: int | None = None,
         steps: int | None = None,
         sampler: str | None = None,
-        w_ctx: float | None = None,
-        w_clap: float | None = None,
+        cfg_context: float | None = None,
+        cfg_clap: float | None = None,
         rescale_phi: float = 0.0,
         guidance_interval: tuple[float, float] | None = None,
         seed: int | None = None,
         callback: Callable[[dict], None] | None = None,
-        init_latents: torch.Tensor | None = None,
-        variation_strength: float | None = None,
+        init: torch.Tensor | None = None,
+        strength: float | None = None,
         inpaint_latents: torch.Tensor | None = None,
         inpaint_mask: torch.Tensor | None = None,
-        loop_n: int | None = None,
-        loop_fraction: float = 0.5,
-        style_latents: torch.Tensor | None = None,
+        loop: int | None = None,
+        loop_strength: float = 0.5,
+        style: torch.Tensor | None = None,
         style_strength: float = 0.5,
         wrappers: Sequence[Callable[[Denoise], Denoise]] = (),
         context_chroma: torch.Tensor | None = None,
@@ -289,7 +289,7 @@ class LatentDiffusion(nn.Module):
         ``clap`` [B or 1, D] CLAP embedding (None: no CLAP condition). ``frames`` T (default: the
         context's length, else ``train_frames``); ``batch`` B (default: from the conditions, else 1).
         ``steps`` / ``sampler``: default from the config's mode (Heun 30 or consistency 5).
-        ``w_ctx`` / ``w_clap``: guidance strengths (nested CFG, :mod:`.guidance`; for a model distilled
+        ``cfg_context`` / ``cfg_clap``: guidance strengths (nested CFG, :mod:`.guidance`; for a model distilled
         with guidance g (``config.distilled_guidance``) the network's passes are combined with w / g,
         so w = g takes a single pass: exact in the linear picture, where the student's passes are the
         teacher's guided ones, D(0,0) + g (D(c) - D(0,0)) per condition); ``rescale_phi``
@@ -297,18 +297,18 @@ class LatentDiffusion(nn.Module):
         1 / 1 elsewhere (:class:`~.guidance.IntervalGuidance`; None: every level). ``seed``: same seed,
         same inputs -> same output. ``callback(dict)`` per step (``x`` / ``denoised`` in normalised units).
 
-        Edits (codec units, all [B or 1, C, T]): ``init_latents`` + ``variation_strength`` in (0, 1]
+        Edits (codec units, all [B or 1, C, T]): ``init`` + ``strength`` in (0, 1]
         (variation of an existing latent); ``inpaint_latents`` + ``inpaint_mask`` (broadcastable,
-        1 = keep); ``loop_n`` repetitions tied for the first ``loop_fraction`` of the steps;
-        ``style_latents`` (any length) grounding with ``style_strength``. ``wrappers``: further
+        1 = keep); ``loop`` repetitions tied for the first ``loop_strength`` of the steps;
+        ``style`` (any length) grounding with ``style_strength``. ``wrappers``: further
         ``f(denoise) -> denoise`` hooks applied innermost-first after the built-in ones.
         """
         cfg = self.config
         default_sampler, default_steps = cfg.default_sampling()
         sampler = sampler or default_sampler
         steps = int(steps if steps is not None else default_steps)
-        w_ctx = cfg.w_ctx if w_ctx is None else float(w_ctx)
-        w_clap = cfg.w_clap if w_clap is None else float(w_clap)
+        w_ctx = cfg.w_ctx if cfg_context is None else float(cfg_context)
+        w_clap = cfg.w_clap if cfg_clap is None else float(cfg_clap)
         sample_fn = get_sampler(sampler)
         device = self.latent_mean.device
         ctx = None
@@ -321,14 +321,14 @@ class LatentDiffusion(nn.Module):
             if clap.ndim != 2 or clap.shape[1] != cfg.clap_dim:
                 raise InputError(f"clap embedding must be shaped [B, {cfg.clap_dim}], got {list(clap.shape)}")
             clap = clap.to(device).float()
-        sizes = {t.shape[0] for t in (ctx, clap, init_latents, inpaint_latents) if t is not None and t.shape[0] > 1}
+        sizes = {t.shape[0] for t in (ctx, clap, init, inpaint_latents) if t is not None and t.shape[0] > 1}
         if batch is not None:
             sizes.add(int(batch))
         if len(sizes) > 1:
             raise InputError(f"inconsistent batch sizes in the sampling inputs: {sorted(sizes)}")
         b = sizes.pop() if sizes else 1
         if frames is None:
-            ref = next((t for t in (ctx, init_latents, inpaint_latents) if t is not None), None)
+            ref = next((t for t in (ctx, init, inpaint_latents) if t is not None), None)
             frames = ref.shape[-1] if ref is not None else cfg.train_frames
         frames = int(frames)
         if frames < 1:
@@ -349,21 +349,21 @@ class LatentDiffusion(nn.Module):
             lo, hi = guidance_interval
             denoise = IntervalGuidance(denoise, GuidedDenoiser(self.denoise, ctx, clap, 1 / g_ctx, 1 / g_clap),
                                        lo, hi)
-        if style_latents is not None:
-            denoise = StyleGround(denoise, self.normalize(style_latents.to(device)), style_strength)
+        if style is not None:
+            denoise = StyleGround(denoise, self.normalize(style.to(device)), style_strength)
 
-        if init_latents is not None:
-            if variation_strength is None:
-                raise InputError("init_latents needs a variation_strength in (0, 1]")
-            known = self._fit(self.normalize(init_latents.to(device)), shape, "init_latents")
-            x, sigmas = variation_start(known, variation_strength, steps, gen, cfg.sigma_min, cfg.sigma_max, cfg.rho)
+        if init is not None:
+            if strength is None:
+                raise InputError("init needs a variation strength in (0, 1]")
+            known = self._fit(self.normalize(init.to(device)), shape, "init")
+            x, sigmas = variation_start(known, strength, steps, gen, cfg.sigma_min, cfg.sigma_max, cfg.rho)
         else:
             sigmas = karras_sigmas(steps, cfg.sigma_min, cfg.sigma_max, cfg.rho, device=device)
             x = torch.randn(shape, generator=gen, device=device) * sigmas[0]
-        if loop_n is not None and loop_n > 1:
-            if init_latents is None:
-                x = loop_noise(x, int(loop_n))
-            denoise = LoopTie.for_schedule(denoise, int(loop_n), loop_fraction, sigmas)
+        if loop is not None and loop > 1:
+            if init is None:
+                x = loop_noise(x, int(loop))
+            denoise = LoopTie.for_schedule(denoise, int(loop), loop_strength, sigmas)
         for wrap in wrappers:
             denoise = wrap(denoise)
         inpaint = None

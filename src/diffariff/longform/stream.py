@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..request import GenerationRequest
 from .decode import decode_blocks
 from .writer import SAMPLE_RATE, StemSpool, limited, mixed_blocks, write_blocks
 
@@ -23,17 +24,20 @@ PEAK_CEILING = 0.99
 class StreamedOutput:
     """Mixin: :meth:`generate_to_files` (module doc)."""
 
-    def generate_to_files(self, context, outs: Sequence[str | os.PathLike], *, sample_rate_out: int | None = None,
-                          length_out: int | None = None, mix_outs: Sequence[str | os.PathLike] = (),
-                          width: float = 0.4, decode_steps: int = 1, decode_mode: str = "consistency",
-                          n: int = 1, **generate_kw) -> int:
-        """Generate ``n`` = len(``outs``) stems for ``context`` (options of :meth:`generate`) and write
-        them, and optionally context + stem mixes to ``mix_outs``, as 24-bit files at
-        ``sample_rate_out`` Hz with ``length_out`` samples (default 48 kHz, the context's length).
-        Returns the context's length in samples at 48 kHz."""
-        if len(outs) != int(n) or (mix_outs and len(mix_outs) != int(n)):
+    def generate_to_files(self, context, outs: Sequence[str | os.PathLike], request: GenerationRequest | None = None, *,
+                          sample_rate: int | None = None, seconds: float | None = None,
+                          sample_rate_out: int | None = None, length_out: int | None = None,
+                          mix_outs: Sequence[str | os.PathLike] = (), **options) -> int:
+        """Generate ``n`` = len(``outs``) stems for ``context`` (``request`` / ``options`` / ``sample_rate`` /
+        ``seconds`` as in :meth:`generate`; the request's ``n`` must be len(``outs``)) and write them, and
+        optionally context + stem mixes to ``mix_outs``, as 24-bit files at ``sample_rate_out`` Hz with
+        ``length_out`` samples (default 48 kHz, the context's length). Returns the context's length in
+        samples at 48 kHz."""
+        req = GenerationRequest.build(request, **options)
+        if len(outs) != int(req.n) or (mix_outs and len(mix_outs) != int(req.n)):
             raise ValueError("give one output path (and one mix path) per candidate")
-        ctx, z = self._generate_latents(context, n=int(n), **generate_kw)
+        ctx, z = self._generate_latents(context, req, sample_rate=sample_rate, seconds=seconds)
+        n, width, decode_steps, decode_mode = int(req.n), req.width, req.decode_steps, req.decode_mode
         rate = SAMPLE_RATE if sample_rate_out is None else int(sample_rate_out)
         length = ctx.length if length_out is None else int(length_out)
         target = self.stem_target_lufs(ctx)

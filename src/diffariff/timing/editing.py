@@ -35,6 +35,7 @@ from ..audio_input import (
     read_audio,
 )
 from ..errors import InputError
+from ..request import GenerationRequest
 from .bars import BarGrid, parse_bars
 from .loops import loop_seam_report, make_loop, place_region, tile
 
@@ -77,10 +78,12 @@ class BarEditing:
 
     def generate_bars(self, context: AudioLike, bars, *, sample_rate: int | None = None, seconds: float | None = None,
                       grid: BarGrid | None = None, bpm: float | None = None, meter=None, downbeat: float | None = None,
-                      margin_bars: float = 1.0, fade_s: float = 0.01, max_seconds: float | None = DEFAULT_MAX_SECONDS,
-                      **generate_kw) -> np.ndarray:
-        """A stem in bars ``bars`` = (A, B) only, silent elsewhere (module doc) -> float32 [n, 2, N]."""
-        audio = read_audio(context, sample_rate, what="context", max_seconds=max_seconds,
+                      margin_bars: float = 1.0, fade_s: float = 0.01, request: GenerationRequest | None = None,
+                      **options) -> np.ndarray:
+        """A stem in bars ``bars`` = (A, B) only, silent elsewhere (module doc) -> float32 [n, 2, N].
+        ``request`` / ``options``: as in :meth:`generate`."""
+        req = GenerationRequest.build(request, **options)
+        audio = read_audio(context, sample_rate, what="context", max_seconds=req.max_seconds,
                            min_seconds=MIN_CONTEXT_SECONDS, seconds=seconds)
         grid = self._grid_for(audio, grid, bpm, meter, downbeat)
         n = audio.shape[1]
@@ -90,7 +93,7 @@ class BarEditing:
         if c1 - c0 < MIN_CONTEXT_SECONDS * SAMPLE_RATE:
             raise InputError(f"bars {bars} are {(s1 - s0) / SAMPLE_RATE:.2f} s long; at least "
                              f"{MIN_CONTEXT_SECONDS:g} s is needed")
-        stems = self.generate(audio[:, c0:c1], sample_rate=SAMPLE_RATE, max_seconds=None, **generate_kw)
+        stems = self.generate(audio[:, c0:c1], req, sample_rate=SAMPLE_RATE, max_seconds=None)
         self.last_inputs = file_inputs(context) + self.last_inputs
         fade = int(round(fade_s * SAMPLE_RATE))
         return np.stack([place_region(s[:, s0 - c0:s1 - c0], n, s0, fade) for s in stems])
@@ -98,13 +101,15 @@ class BarEditing:
     def generate_loop(self, context: AudioLike, loop_bars: int, *, start_bar: int = 1, bars=None,
                       sample_rate: int | None = None, seconds: float | None = None, grid: BarGrid | None = None,
                       bpm: float | None = None, meter=None, downbeat: float | None = None,
-                      loop_crossfade_s: float = 0.05, max_seconds: float | None = DEFAULT_MAX_SECONDS,
-                      **generate_kw) -> np.ndarray:
-        """A ``loop_bars``-bar loop repeated over the context (module doc) -> float32 [n, 2, N]."""
+                      loop_crossfade_s: float = 0.05, request: GenerationRequest | None = None,
+                      **options) -> np.ndarray:
+        """A ``loop_bars``-bar loop repeated over the context (module doc) -> float32 [n, 2, N].
+        ``request`` / ``options``: as in :meth:`generate`."""
+        req = GenerationRequest.build(request, **options)
         if isinstance(loop_bars, bool) or int(loop_bars) != loop_bars or int(loop_bars) < 1:
             raise InputError(f"--loop-bars must be a whole number of bars >= 1, got {loop_bars}")
         loop_bars = int(loop_bars)
-        audio = read_audio(context, sample_rate, what="context", max_seconds=max_seconds,
+        audio = read_audio(context, sample_rate, what="context", max_seconds=req.max_seconds,
                            min_seconds=MIN_CONTEXT_SECONDS, seconds=seconds)
         grid = self._grid_for(audio, grid, bpm, meter, downbeat)
         n = audio.shape[1]
@@ -117,7 +122,7 @@ class BarEditing:
         fade = min(int(round(loop_crossfade_s * SAMPLE_RATE)), tail)
         ctx_loop = audio[:, src0:src0 + length]
         crop = np.concatenate([ctx_loop, ctx_loop[:, :tail]], axis=1)  # the context looped once more
-        segs = self.generate(crop, sample_rate=SAMPLE_RATE, max_seconds=None, **generate_kw)
+        segs = self.generate(crop, req, sample_rate=SAMPLE_RATE, max_seconds=None)
         self.last_inputs = file_inputs(context) + self.last_inputs
         loops = np.stack([make_loop(s, length, fade) for s in segs])
         if bars is None:
@@ -133,32 +138,38 @@ class BarEditing:
 
     def inpaint_bars(self, stem: AudioLike, context: AudioLike | None, bars, *, sample_rate: int | None = None,
                      grid: BarGrid | None = None, bpm: float | None = None, meter=None, downbeat: float | None = None,
-                     max_seconds: float | None = DEFAULT_MAX_SECONDS, **inpaint_kw) -> np.ndarray:
+                     crossfade_s: float = 0.05, request: GenerationRequest | None = None,
+                     **options) -> np.ndarray:
         """:meth:`inpaint` over bars ``bars`` = (A, B) of the context's grid (the stem's grid without a
-        context) -> float32 [n, 2, N]; the last bar is clipped to the end of the audio."""
+        context) -> float32 [n, 2, N]; the last bar is clipped to the end of the audio. ``request`` /
+        ``options``: as in :meth:`generate`."""
+        req = GenerationRequest.build(request, **options)
         source = stem if context is None else context
         audio = read_audio(source, sample_rate, what="context" if context is not None else "stem",
-                           max_seconds=max_seconds, min_seconds=MIN_CONTEXT_SECONDS)
+                           max_seconds=req.max_seconds, min_seconds=MIN_CONTEXT_SECONDS)
         grid = self._grid_for(audio, grid, bpm, meter, downbeat)
         _, s0, s1 = self._bar_span(grid, bars, audio.shape[1])
         span = self.last_bars
-        out = self.inpaint(stem, context, s0 / SAMPLE_RATE, s1 / SAMPLE_RATE, sample_rate=sample_rate,
-                           max_seconds=max_seconds, **inpaint_kw)
+        out = self.inpaint(stem, context, s0 / SAMPLE_RATE, s1 / SAMPLE_RATE, req, sample_rate=sample_rate,
+                           crossfade_s=crossfade_s)
         self.last_bars = span
         return out
 
     def vary_bars(self, stem: AudioLike, context: AudioLike | None, bars, strength: float = 0.5, *,
                   sample_rate: int | None = None, grid: BarGrid | None = None, bpm: float | None = None, meter=None,
-                  downbeat: float | None = None, crossfade_s: float = 0.05,
-                  max_seconds: float | None = DEFAULT_MAX_SECONDS, **vary_kw) -> np.ndarray:
+                  downbeat: float | None = None, crossfade_s: float = 0.05, request: GenerationRequest | None = None,
+                  **options) -> np.ndarray:
         """:meth:`vary` of the stem, kept only in bars ``bars`` = (A, B) (``crossfade_s`` raised-cosine
-        crossfades at both borders), the original stem elsewhere -> float32 [n, 2, N]."""
-        st = read_audio(stem, sample_rate, what="stem", max_seconds=max_seconds, min_seconds=MIN_CONTEXT_SECONDS)
-        source = st if context is None else read_audio(context, sample_rate, what="context", max_seconds=max_seconds)
+        crossfades at both borders), the original stem elsewhere -> float32 [n, 2, N]. ``request`` /
+        ``options``: as in :meth:`generate`."""
+        req = GenerationRequest.build(request, **options)
+        st = read_audio(stem, sample_rate, what="stem", max_seconds=req.max_seconds, min_seconds=MIN_CONTEXT_SECONDS)
+        source = st if context is None else read_audio(context, sample_rate, what="context",
+                                                       max_seconds=req.max_seconds)
         grid = self._grid_for(source, grid, bpm, meter, downbeat)
         _, s0, s1 = self._bar_span(grid, bars, st.shape[1])
         span = self.last_bars
-        varied = self.vary(stem, context, strength, sample_rate=sample_rate, max_seconds=max_seconds, **vary_kw)
+        varied = self.vary(stem, context, strength, req, sample_rate=sample_rate)
         self.last_bars = span
         fade = int(round(crossfade_s * SAMPLE_RATE))
         return np.stack([peak_limit(crossfade_paste(st, v, s0, s1, fade), 0.99) for v in varied])
