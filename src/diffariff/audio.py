@@ -51,6 +51,8 @@ _WRITE_FORMATS = {".wav": "WAV", ".flac": "FLAC"}
 SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT", "PCM_16": "PCM_16", "PCM_24": "PCM_24", "FLOAT": "FLOAT"}
 #: Silence floor for loudness (LUFS); pyloudnorm returns -inf for digital silence.
 SILENCE_LUFS = -70.0
+#: Sample peak (linear, full scale 1) that every written stem and mix is limited to.
+PEAK_CEILING = 0.99
 
 
 def check_finite(audio: np.ndarray, what: str = "audio") -> None:
@@ -257,7 +259,7 @@ def gain_db(audio: np.ndarray, db: float) -> np.ndarray:
     return (np.asarray(audio, dtype=np.float32) * np.float32(10.0 ** (db / 20.0))).astype(np.float32)
 
 
-def peak_limit(audio: np.ndarray, ceiling: float = 0.99) -> np.ndarray:
+def peak_limit(audio: np.ndarray, ceiling: float = PEAK_CEILING) -> np.ndarray:
     """Scale ``audio`` down so its absolute peak is at most ``ceiling`` (a transparent limiter)."""
     arr = np.asarray(audio, dtype=np.float32)
     peak = float(np.max(np.abs(arr))) if arr.size else 0.0

@@ -14,11 +14,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..audio import PEAK_CEILING
 from ..request import GenerationRequest
 from .decode import decode_blocks
 from .writer import SAMPLE_RATE, StemSpool, limited, mixed_blocks, write_blocks
-
-PEAK_CEILING = 0.99
 
 
 class StreamedOutput:

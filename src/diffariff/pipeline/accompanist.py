@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,16 +56,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .audio import (
+from ..audio import (
     DEFAULT_MAX_SECONDS,
+    PEAK_CEILING,
     SILENCE_LUFS,
-    loudness,
     normalize_loudness,
     peak_limit,
     save_audio,
     to_channels,
 )
-from .audio_input import (
+from ..audio_input import (
     MIN_CONTEXT_SECONDS,
     MIN_REFERENCE_SECONDS,
     SAMPLE_RATE,
@@ -76,34 +75,34 @@ from .audio_input import (
     read_audio,
     to_numpy,
 )
-from .bundle import open_bundle
-from .data.context_chroma import context_chroma
-from .diffusion.edits import generate_windowed, plan_windows, slerp
-from .errors import (
+from ..bundle import open_bundle
+from ..data.context_chroma import context_chroma
+from ..diffusion.edits import generate_windowed, plan_windows, slerp
+from ..errors import (
     AudioTooLongError,
     CheckpointError,
     ConfigError,
     InputError,
 )
-from .fsutil import check_output_path
-from .longform.encode import encode_long
-from .longform.loudness import is_silent_blockwise, measure
-from .longform.stream import StreamedOutput
-from .request import LONG_MODES, GenerationRequest
-from .timing.editing import BarEditing
-from .torchutil import seeded_generator, setup_cpu
+from ..fsutil import check_output_path
+from ..longform.encode import encode_long
+from ..longform.loudness import is_silent_blockwise, measure
+from ..longform.stream import StreamedOutput
+from ..request import LONG_MODES, GenerationRequest
+from ..timing.editing import BarEditing
+from ..torchutil import seeded_generator, setup_cpu
+from .edits import Arrangement, StemEdits
 
 if TYPE_CHECKING:  # the parts' types; the modules themselves load lazily (start-up time)
-    from .clap.builtin import BuiltinClap
-    from .codec.model import LatentCodec
-    from .diffusion.model import LatentDiffusion
-    from .priors.bridge import ClapBridge
-    from .priors.neighbour_prior import NeighbourPrior
+    from ..clap.builtin import BuiltinClap
+    from ..codec.model import LatentCodec
+    from ..diffusion.model import LatentDiffusion
+    from ..priors.bridge import ClapBridge
+    from ..priors.neighbour_prior import NeighbourPrior
 
 #: Generated stem loudness relative to the context (LU) and for a silent context (LUFS).
 STEM_RELATIVE_LU = -3.0
 SILENT_CONTEXT_STEM_LUFS = -23.0
-PEAK_CEILING = 0.99
 #: Windowed generation's window length in units of the model's training window (module doc).
 WINDOW_TRAIN_RATIO = 2.0
 SILENCE_DB = -60.0
@@ -126,17 +125,7 @@ class Context:
         return int(self.audio.shape[1])
 
 
-@dataclasses.dataclass
-class Arrangement:
-    """Result of :meth:`Accompanist.arrange`: one ``float32 [2, N]`` stem per part, in order, and the
-    final ``mix`` [2, N] (context + all stems, peak-limited)."""
-
-    stems: list[np.ndarray]
-    mix: np.ndarray
-    texts: list[str | None]
-
-
-class Accompanist(BarEditing, StreamedOutput):
+class Accompanist(StemEdits, BarEditing, StreamedOutput):
     """Context in, new stem out. Build with :meth:`from_pretrained` (a bundle folder) or directly from
     loaded models: ``codec`` (:class:`~diffariff.codec.model.LatentCodec`: either codec), ``clap``
     (:class:`~diffariff.clap.builtin.BuiltinClap`), ``models`` {"edm" | "consistency":
@@ -174,15 +163,15 @@ class Accompanist(BarEditing, StreamedOutput):
                         load_prior: bool = True) -> Accompanist:
         """Load a model bundle (a folder, or ``"default"`` for the packaged one) offline; ``load_bridge``
         / ``load_prior``: also load its text bridge / context prior when it has one."""
-        from .clap.builtin import BuiltinClap
-        from .codec import load_codec
-        from .diffusion.model import LatentDiffusion
+        from ..clap.builtin import BuiltinClap
+        from ..codec import load_codec
+        from ..diffusion.model import LatentDiffusion
 
         setup_cpu()
         b = open_bundle(path)
         models = {mode: LatentDiffusion.load(p) for mode, p in b.diffusion.items()}
-        from .priors.bridge import ClapBridge
-        from .priors.load import load_context_prior
+        from ..priors.bridge import ClapBridge
+        from ..priors.load import load_context_prior
 
         bridge = ClapBridge.load(b.bridge) if b.bridge is not None and load_bridge else None
         prior = load_context_prior(b.prior) if b.prior is not None and load_prior else None
@@ -323,7 +312,7 @@ class Accompanist(BarEditing, StreamedOutput):
         """A CLAP condition [1, D] sampled by the context prior for ``context_audio`` [C, N] at 48 kHz
         (a silent context gives an unconditional sample); ``guidance``: classifier-free guidance on the
         context (1 = plain conditional; None: the prior's own default). ConfigError without a prior."""
-        from .priors.context_prior import sample_for_context
+        from ..priors.context_prior import sample_for_context
 
         if self.prior is None:
             raise ConfigError("this bundle has no context prior")
@@ -490,98 +479,6 @@ class Accompanist(BarEditing, StreamedOutput):
         """Loudness for a stem generated against ``ctx`` (module doc)."""
         return SILENT_CONTEXT_STEM_LUFS if ctx.silent or ctx.lufs <= SILENCE_LUFS else ctx.lufs + STEM_RELATIVE_LU
 
-    def _stem_and_context(self, stem: AudioLike, context: AudioLike | None, sample_rate: int | None,
-                          max_seconds: float | None) -> tuple[np.ndarray, Context]:
-        st = read_audio(stem, sample_rate, what="stem", max_seconds=max_seconds, min_seconds=MIN_CONTEXT_SECONDS)
-        if context is None:
-            ctx = self.prepare_context(None, seconds=st.shape[1] / SAMPLE_RATE, max_seconds=max_seconds)
-        else:
-            ctx = self.prepare_context(context, sample_rate, max_seconds=max_seconds)
-        if ctx.length != st.shape[1]:
-            raise InputError(f"stem and context lengths differ ({st.shape[1]} vs {ctx.length} samples at 48 kHz)")
-        return st, ctx
-
-    def inpaint(self, stem: AudioLike, context: AudioLike | None, start_s: float, end_s: float,
-                request: GenerationRequest | None = None, *, sample_rate: int | None = None,
-                crossfade_s: float = 0.05, **options) -> np.ndarray:
-        """Regenerate seconds [start_s, end_s) of ``stem`` against ``context`` (same length), keeping the
-        rest: latent frames touching the region are inpainted, the others kept exactly; in audio the
-        original stem is kept outside the region and the new audio pasted in with ``crossfade_s``
-        raised-cosine crossfades centred on both borders. ``request`` / ``options``: as in :meth:`generate`
-        (text / reference condition the new region; no context prior). -> float32 [n, 2, N]."""
-        req = GenerationRequest.build(request, **options)
-        self.last_inputs = file_inputs(stem, context, req.reference)
-        st, ctx = self._stem_and_context(stem, context, sample_rate, req.max_seconds)
-        dur = st.shape[1] / SAMPLE_RATE
-        if not 0 <= start_s < end_s <= dur + 1e-9:
-            raise InputError(f"inpaint region must satisfy 0 <= start < end <= {dur:.2f} s, got {start_s}-{end_s}")
-        a, b = int(round(start_s * SAMPLE_RATE)), int(round(end_s * SAMPLE_RATE))
-        z_stem = self.encode(st)
-        frames = z_stem.shape[-1]
-        seed = self._resolve_seed(req.seed)
-        spf = self.samples_per_frame
-        f_idx = torch.arange(frames)
-        keep = ~((f_idx * spf < b) & ((f_idx + 1) * spf > a))
-        clap = self.condition(req.text, req.reference, use_bridge=req.use_bridge, seed=seed)
-        z = self.sample_latents(ctx.latents, clap, frames, req, seed=seed, known=z_stem, keep=keep,
-                                ctx_chroma=ctx.chroma)
-        new = self.decode(z, st.shape[1], width=req.width, seed=self.last_seed or 0, steps=req.decode_steps,
-                          mode=req.decode_mode)
-        fade = int(round(crossfade_s * SAMPLE_RATE))
-        out = np.stack([crossfade_paste(st, y, a, b, fade) for y in new])
-        return np.stack([peak_limit(o, PEAK_CEILING) for o in out])
-
-    def vary(self, stem: AudioLike, context: AudioLike | None, strength: float = 0.5,
-             request: GenerationRequest | None = None, *, sample_rate: int | None = None, **options) -> np.ndarray:
-        """Variations of ``stem`` (against ``context``, or none): encode, re-noise to ``strength``
-        (s_var in (0, 1]; 0.2 subtle, 0.5 clear, 0.8 loose), denoise, decode; each variation at the
-        stem's loudness, peak-limited. ``request`` / ``options``: as in :meth:`generate` (text / reference
-        condition the variation; a ``loop`` ties its repetitions). -> float32 [n, 2, N]."""
-        req = GenerationRequest.build(request, **options)
-        self.last_inputs = file_inputs(stem, context, req.reference)
-        st, ctx = self._stem_and_context(stem, context, sample_rate, req.max_seconds)
-        if not 0.0 < float(strength) <= 1.0:
-            raise InputError(f"variation strength must be in (0, 1], got {strength}")
-        z_stem = self.encode(st)
-        seed = self._resolve_seed(req.seed)
-        clap = self.condition(req.text, req.reference, use_bridge=req.use_bridge, seed=seed)
-        z = self.sample_latents(ctx.latents, clap, z_stem.shape[-1], req, seed=seed, init=z_stem,
-                                strength=float(strength), ctx_chroma=ctx.chroma)
-        new = self.decode(z, st.shape[1], width=req.width, seed=self.last_seed or 0, steps=req.decode_steps,
-                          mode=req.decode_mode)
-        target = loudness(st, SAMPLE_RATE)
-        return self._finish(new, target) if target > SILENCE_LUFS else np.stack([peak_limit(y) for y in new])
-
-    def arrange(self, context: AudioLike | None, parts: Sequence[dict | str], request: GenerationRequest | None = None,
-                *, seconds: float | None = None, sample_rate: int | None = None, **options) -> Arrangement:
-        """Multitrack build-up: for each part (a dict of request fields, e.g. ``{"text": "drums"}``, or just
-        a prompt string) generate one stem against the context so far, then add it to the context.
-        ``request`` / ``options``: the fields every part shares. ``context`` None starts from ``seconds`` of
-        silence. Part i uses seed ``seed + i`` unless it gives its own."""
-        if not parts:
-            raise InputError("arrange needs at least one part")
-        common = GenerationRequest.build(request, **options)
-        ctx = self.prepare_context(context, sample_rate, seconds=seconds, max_seconds=common.max_seconds)
-        base = self._resolve_seed(common.seed)
-        running = ctx.audio.copy()
-        stems, texts, inputs = [], [], file_inputs(context)
-        for i, part in enumerate(parts):
-            opts = {"text": part} if isinstance(part, str) else part
-            if not isinstance(opts, dict):
-                raise InputError(f"part {i} must be a prompt or a dict of options")
-            fixed = {"n"} & set(opts)
-            if fixed or not {"context", "sample_rate", "seconds"}.isdisjoint(opts):
-                bad = sorted(({"context", "sample_rate", "seconds"} & set(opts)) | fixed)
-                raise InputError(f"part {i}: option(s) {', '.join(bad)} cannot be set per part")
-            part_req = GenerationRequest.build(common, **{"seed": base + i, **opts, "n": 1})
-            stem = self.generate(running, part_req)[0]
-            inputs += self.last_inputs
-            stems.append(stem)
-            texts.append(part_req.text)
-            running = running + stem
-        self.last_inputs = inputs
-        return Arrangement(stems=stems, mix=self.mix(ctx.audio, *stems), texts=texts)
-
     @staticmethod
     def mix(context: np.ndarray, *stems: np.ndarray) -> np.ndarray:
         """``context`` [C, N] + the stems ([2, N] each), as float32 [2, N], peak-limited to 0.99."""
@@ -605,7 +502,7 @@ class Accompanist(BarEditing, StreamedOutput):
         sr = SAMPLE_RATE if sample_rate is None else int(sample_rate)
         if sr == SAMPLE_RATE and length is None:
             return save_audio(path, audio, SAMPLE_RATE, subtype=subtype)
-        from .timing.daw import OutputFormat, to_output_rate
+        from ..timing.daw import OutputFormat, to_output_rate
 
         n = int(length) if length is not None else int(round(np.asarray(audio).shape[-1] * sr / SAMPLE_RATE))
         return save_audio(path, to_output_rate(audio, OutputFormat(sr, n)), sr, subtype=subtype)
