@@ -49,9 +49,9 @@ KINDS = {"codec": "codec", "clap": "clap", "diffusion": "latent-diffusion"}
 CODEC_KINDS = ("codec", "synth_codec")
 #: Where the default bundle lives (inside the installed package).
 DEFAULT_BUNDLE = Path(__file__).resolve().parent / "assets" / "default"
-#: Codecs shipped beside the default bundle, by name (``diffariff reconstruct --codec NAME``): the synth codec
-#: (codec v2), which the default bundle's latent models are not yet trained on.
-SHIPPED_CODECS = {"v2": Path(__file__).resolve().parent / "assets" / "codec_v2" / "synth_codec.safetensors"}
+#: Shipped codecs by name (``diffariff reconstruct --codec NAME``): ``v2``, the synth codec, is the default
+#: bundle's codec.
+SHIPPED_CODECS = {"v2": DEFAULT_BUNDLE / "codec.safetensors"}
 
 
 def codec_path(name_or_path: str | os.PathLike) -> Path:
