@@ -1,5 +1,5 @@
 """`diffariff demo`: renders the example song without a default bundle, and generates an accompaniment
-(stem + mix, aligned with the context) when a default bundle is installed."""
+(context + stem + mix, aligned with the context) when a default bundle is installed."""
 
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ def test_demo_with_bundle_generates_stem_and_mix(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
     assert main(["demo", "--out", str(out), "--seconds", "3"]) == 0
     printed = capsys.readouterr().out
-    assert "stem:" in printed and "mix:" in printed
+    assert "context:" in printed and "stem:" in printed and "mix:" in printed
     context = sf.info(str(out / "example" / "song_00000" / "mixture.flac"))
-    for name in ("stem.wav", "mix.wav"):
+    for name in ("context.wav", "stem.wav", "mix.wav"):
         info = sf.info(str(out / name))
         assert info.samplerate == 48_000 and info.channels == 2
         assert info.frames == context.frames

@@ -64,14 +64,18 @@ def _accompany(args: argparse.Namespace) -> int:
 
         folder = Path(render_example(args.out / "example", seconds=args.seconds, seed=args.seed))
         context_path = folder / "mixture.flac"
-    stem_out, mix_out = check_output_paths([args.out / "stem.wav", args.out / "mix.wav"], [context_path])
+    context_out, stem_out, mix_out = check_output_paths(
+        [args.out / "context.wav", args.out / "stem.wav", args.out / "mix.wav"], [context_path])
     t0 = time.perf_counter()
-    context, sr = load_audio(context_path, sample_rate=48_000)
+    context, sr = load_audio(context_path, sample_rate=48_000, channels=2)
     acc = Accompanist.from_pretrained("default")
     stem = acc.generate(context, sample_rate=sr, text=text, seed=args.seed)[0]
+    seconds = time.perf_counter() - t0
+    context_saved = save_audio(context_out, context, 48_000)  # beside the stem, to hear one without the other
     stem_path = save_audio(stem_out, stem, 48_000)
     mix_path = save_audio(mix_out, acc.mix(context, stem), 48_000)
-    print(f"Generated a '{text}' stem for {context_path} in {time.perf_counter() - t0:.1f} s:")
-    print(f"  stem: {stem_path}")
-    print(f"  mix:  {mix_path}")
+    print(f"Generated a '{text}' stem for {context_path} in {seconds:.1f} s:")
+    print(f"  context: {context_saved}")
+    print(f"  stem:    {stem_path}")
+    print(f"  mix:     {mix_path}")
     return 0
