@@ -122,9 +122,8 @@ class StemEdits:
             opts = {"text": part} if isinstance(part, str) else part
             if not isinstance(opts, dict):
                 raise InputError(f"part {i} must be a prompt or a dict of options")
-            fixed = {"n"} & set(opts)
-            if fixed or not {"context", "sample_rate", "seconds"}.isdisjoint(opts):
-                bad = sorted(({"context", "sample_rate", "seconds"} & set(opts)) | fixed)
+            bad = sorted({"context", "sample_rate", "seconds", "n"} & set(opts))
+            if bad:
                 raise InputError(f"part {i}: option(s) {', '.join(bad)} cannot be set per part")
             part_req = GenerationRequest.build(common, **{"seed": base + i, **opts, "n": 1})
             stem = self.generate(running, part_req)[0]

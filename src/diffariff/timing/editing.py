@@ -25,7 +25,7 @@ import dataclasses
 
 import numpy as np
 
-from ..audio import DEFAULT_MAX_SECONDS, peak_limit
+from ..audio import DEFAULT_MAX_SECONDS, PEAK_CEILING, peak_limit
 from ..audio_input import (
     MIN_CONTEXT_SECONDS,
     SAMPLE_RATE,
@@ -172,4 +172,4 @@ class BarEditing:
         varied = self.vary(stem, context, strength, req, sample_rate=sample_rate)
         self.last_bars = span
         fade = int(round(crossfade_s * SAMPLE_RATE))
-        return np.stack([peak_limit(crossfade_paste(st, v, s0, s1, fade), 0.99) for v in varied])
+        return np.stack([peak_limit(crossfade_paste(st, v, s0, s1, fade), PEAK_CEILING) for v in varied])
