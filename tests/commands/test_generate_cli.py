@@ -75,6 +75,20 @@ def test_generate_end_to_end(bundle, files, tmp_path, capsys):
     assert load_audio(limited)[0].shape == audio.shape and not np.allclose(load_audio(limited)[0], audio)
 
 
+def test_generate_on_a_synth_codec_bundle_streams_its_stems(files, tmp_path, capsys):
+    """The default bundle's codec kind: the plain (streamed) path and the whole-array loop path."""
+    synth = make_tiny_bundle(tmp_path / "s", train_frames=24, modes=("consistency",), codec="synth").root
+    out, looped = tmp_path / "bass.wav", tmp_path / "loop.wav"
+    code, _, err = run(capsys, "generate", files["ctx"], "-o", out, "--seed", 2, "--bundle", synth, "--quiet")
+    assert code == 0, err
+    audio, sr = load_audio(out)
+    assert sr == SR and audio.shape == (2, SR + 333) and np.isfinite(audio).all() and np.abs(audio).max() > 0
+    code, _, err = run(capsys, "generate", files["ctx"], "-o", looped, "--seed", 2, "--bundle", synth, "--loop", 2,
+                       "--quiet")
+    assert code == 0, err
+    assert load_audio(looped)[0].shape == (2, SR + 333)
+
+
 def test_generate_says_when_the_context_prior_chose_and_no_prior_turns_it_off(files, tmp_path, capsys):
     prior_bundle = make_tiny_bundle(tmp_path / "p", train_frames=24, modes=("consistency",), prior=True).root
     outs = {}

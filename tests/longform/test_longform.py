@@ -20,11 +20,12 @@ from diffariff.timing.daw import OutputFormat, to_output_rate
 SR = 48_000
 
 
-@pytest.fixture(scope="module")
-def acc(tmp_path_factory):
-    root = make_tiny_bundle(tmp_path_factory.mktemp("b") / "tiny", train_frames=24).root
+@pytest.fixture(scope="module", params=["consistency", "synth"])
+def acc(request, tmp_path_factory):
+    """A tiny bundle on either codec kind (the default bundle ships the synth codec)."""
+    root = make_tiny_bundle(tmp_path_factory.mktemp("b") / "tiny", train_frames=24, codec=request.param).root
     a = Accompanist.from_pretrained(root)
-    a.codec.config.chunk_seconds = 0.5  # ~6 latent frames per chunk: a 3-s context spans several chunks
+    a.codec.config.chunk_seconds = 0.5  # 6-12 latent frames per chunk: a 3-s context spans several chunks
     return a
 
 

@@ -189,6 +189,14 @@ class Codec(LatentCodec):
             parts.append(z[..., lo - blk * _NOISE_BLOCK: hi - blk * _NOISE_BLOCK])
         return torch.cat(parts, dim=-1)
 
+    def decode_chunk(self, latents: torch.Tensor, first_frame: int, *, steps: int = 1, seed: int = 0,
+                     mode: str = "consistency") -> torch.Tensor:
+        """One chunk of a chunked decode: latents ``[B, 64, t]`` whose first frame is frame ``first_frame``
+        of the whole sequence (the noise is keyed to absolute positions) -> audio ``[B, S, 4096 t]``
+        (midside not yet converted to L/R)."""
+        spec = self.decode_spectrogram(latents, int(steps), int(seed), mode, int(first_frame))
+        return self.audio_from_spectrogram(spec)
+
     def decode_spectrogram(self, latents: torch.Tensor, steps: int = 1, seed: int = 0,
                            mode: str = "consistency", first_frame: int = 0) -> torch.Tensor:
         """Latents ``[B, 64, T]`` -> compressed spectrogram ``[B, S, 1024, 8 T]``."""
@@ -249,8 +257,7 @@ class Codec(LatentCodec):
         latents = latents.float()
 
         def dec(z: torch.Tensor, first: int) -> torch.Tensor:
-            spec = self.decode_spectrogram(z, int(steps), int(seed), mode, first)
-            return self.audio_from_spectrogram(spec)
+            return self.decode_chunk(z, first, steps=steps, seed=int(seed), mode=mode)
 
         y = chunked_decode(dec, latents, c.samples_per_frame, self.chunk_frames(chunk_seconds), c.chunk_context_frames)
         if c.stereo == "midside":

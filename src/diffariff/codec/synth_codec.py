@@ -201,6 +201,13 @@ class SynthCodec(LatentCodec):
                                n_fft=c.stft_fft, center=True, length=n, random_state=rng, init="random")
         return torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))[:, None]
 
+    def decode_chunk(self, latents: torch.Tensor, first_frame: int, *, steps: int = 1, seed: int = 0,
+                     mode: str = "synth") -> torch.Tensor:
+        """One chunk of a chunked decode: latents ``[B, D, t]`` whose first frame is frame ``first_frame``
+        of the whole sequence (phases and noise run on absolute sample time) -> audio ``[B, 1, latent_hop t]``.
+        ``steps`` and ``mode`` exist for interface parity with the first codec."""
+        return self.render(self.decode_controls(latents.float()), int(seed), int(first_frame) * self.config.latent_hop)
+
     # ----------------------------------------------------------------------------------- public API
     @torch.no_grad()
     def encode(self, audio: torch.Tensor, chunk_seconds: float | None = None) -> torch.Tensor:
@@ -227,7 +234,7 @@ class SynthCodec(LatentCodec):
             seed = int(torch.randint(0, 2**31 - 1, (1,), generator=seeded_generator(None)))
 
         def dec(z: torch.Tensor, first: int) -> torch.Tensor:
-            return self.render(self.decode_controls(z.float()), int(seed), first * c.latent_hop)
+            return self.decode_chunk(z, first, seed=int(seed))
 
         y = chunked_decode(dec, latents.float(), c.latent_hop, self.chunk_frames(chunk_seconds), c.chunk_context_frames)
         return y if length is None else y[..., : int(length)]

@@ -32,8 +32,7 @@ def _mono_stream(codec, latents: torch.Tensor, steps: int, seed: int, mode: str,
     context = int(codec.config.chunk_context_frames)
 
     def dec(z: torch.Tensor, first: int) -> torch.Tensor:
-        spec = codec.decode_spectrogram(z, int(steps), int(seed), mode, first)
-        return codec.audio_from_spectrogram(spec)
+        return codec.decode_chunk(z, first, steps=int(steps), seed=int(seed), mode=mode)
 
     if total <= chunk:
         yield dec(latents, 0)
@@ -67,8 +66,6 @@ def decode_blocks(codec, latents: torch.Tensor, length: int, *, width: float = 0
     arguments (pseudo-stereo of two decodings, seeds ``seed`` and ``seed + 1``, from a mono codec; true
     stereo from a midside codec; ``mode="deterministic"``: the codec's deterministic head). A block is
     about one codec chunk (20 s by default)."""
-    if not hasattr(codec, "decode_spectrogram"):
-        raise InputError("streamed decoding needs the consistency codec")
     if not 0.0 <= float(width) <= 1.0:
         raise InputError(f"stereo width must be between 0 and 1, got {width}")
     if mode not in ("consistency", "deterministic"):
