@@ -58,6 +58,10 @@ class GenerationRequest:
         long_mode: "auto" (windows past one window), "windowed" or "direct".
         window_seconds / overlap_seconds: window length and overlap (None: 2 training windows, a quarter).
     Decoding and output:
+        key_lock: transpose each stem by the whole number of semitones (-5 .. +6) that best fits its pitch
+            classes to the context's (:mod:`diffariff.pipeline.key_lock`; a stem already in key, drums, a
+            silent or unpitched context: no change). None: on when the bundle's codec can transpose (the
+            synth codec), True: required, False: off.
         width: pseudo-stereo width of a mono codec (0 = identical channels).
         decode_steps / decode_mode: the codec's decoding (1 step, "consistency").
         max_seconds: longest context accepted (None: no limit).
@@ -86,6 +90,7 @@ class GenerationRequest:
     long_mode: str = "auto"
     window_seconds: float | None = None
     overlap_seconds: float | None = None
+    key_lock: bool | None = None
     width: float = 0.4
     decode_steps: int = 1
     decode_mode: str = "consistency"

@@ -50,6 +50,11 @@ def test_encode_and_decode_streams_are_bit_identical(acc, context):
     blocks = list(decode_blocks(acc.codec, lat, context.shape[1], width=0.4, seed=5))
     assert len(blocks) > 1
     np.testing.assert_array_equal(np.concatenate(blocks, axis=-1), whole)
+    if getattr(acc.codec, "can_transpose", False):  # the key lock's transposition streams the same way
+        shifted = acc.decode(lat, context.shape[1], width=0.4, seed=5, semitones=[3, -2])
+        blocks = list(decode_blocks(acc.codec, lat, context.shape[1], width=0.4, seed=5, semitones=[3, -2]))
+        np.testing.assert_array_equal(np.concatenate(blocks, axis=-1), shifted)
+        assert not np.array_equal(shifted, whole)
 
 
 @pytest.mark.parametrize("rate", [48_000, 44_100])

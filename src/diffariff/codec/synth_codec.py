@@ -27,6 +27,7 @@ Pseudo-stereo: two decodings with seeds ``seed`` and ``seed + 1`` differ in osci
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import librosa
@@ -41,6 +42,7 @@ from .stereo import pseudo_stereo
 from .synth import NoiseSynth, OscillatorBank
 from .synth_grid_nets import GridDecoder, GridEncoder
 from .synth_nets import PitchFrontEnd, SynthDecoder, SynthEncoder
+from .transpose import bank_profile, row_pitch_classes, transpose_rows
 
 KIND = "synth_codec"
 #: Config fields and state-dict prefixes of the decoder side: a decoder trained further on frozen latents
@@ -201,12 +203,49 @@ class SynthCodec(LatentCodec):
                                n_fft=c.stft_fft, center=True, length=n, random_state=rng, init="random")
         return torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))[:, None]
 
+    @property
+    def can_transpose(self) -> bool:
+        """Whether pitch is an axis of the controls (the oscillator-bank decoder): :meth:`pitch_class_profile`
+        and the ``semitones`` of the decoders work."""
+        return self.config.decoder == "bank"
+
+    def _bank_pitch_classes(self) -> np.ndarray:
+        c = self.config
+        return row_pitch_classes(c.midi_lo, c.per_semitone, self.bank.size)
+
     def decode_chunk(self, latents: torch.Tensor, first_frame: int, *, steps: int = 1, seed: int = 0,
-                     mode: str = "synth") -> torch.Tensor:
+                     mode: str = "synth", semitones: Sequence[int] | None = None) -> torch.Tensor:
         """One chunk of a chunked decode: latents ``[B, D, t]`` whose first frame is frame ``first_frame``
         of the whole sequence (phases and noise run on absolute sample time) -> audio ``[B, 1, latent_hop t]``.
+        ``semitones`` (one per batch item): transpose what the oscillators play (:mod:`.transpose`).
         ``steps`` and ``mode`` exist for interface parity with the first codec."""
-        return self.render(self.decode_controls(latents.float()), int(seed), int(first_frame) * self.config.latent_hop)
+        controls = self.decode_controls(latents.float())
+        if semitones is not None and any(int(k) for k in semitones):
+            if not self.can_transpose:
+                raise InputError("only the oscillator-bank synth codec can transpose")
+            k = self.bank.size
+            bank = transpose_rows(controls[:, :k], list(semitones), self.config.per_semitone)
+            controls = torch.cat([bank, controls[:, k:]], dim=1)
+        return self.render(controls, int(seed), int(first_frame) * self.config.latent_hop)
+
+    @torch.no_grad()
+    def pitch_class_profile(self, latents: torch.Tensor, chunk_frames: int = 1024) -> torch.Tensor:
+        """Latents ``[B, D, T]`` -> the pitch-class profile of what the oscillators would play ``[B, 12]``:
+        the mean over control frames of :func:`.transpose.bank_profile` (each frame's loudest class = 1),
+        frames more than 60 dB below the loudest one left out; all zeros for a silent stem. Decodes the
+        controls ``chunk_frames`` latent frames at a time (no context: a profile, not audio)."""
+        if not self.can_transpose:
+            raise InputError("only the oscillator-bank synth codec has a pitch-class profile")
+        classes = self._bank_pitch_classes()
+        k = self.bank.size
+        parts, energies = [], []
+        for a in range(0, latents.shape[-1], int(chunk_frames)):
+            bank = self.decode_controls(latents[..., a: a + int(chunk_frames)].float())[:, :k]
+            parts.append(bank_profile(bank, classes))
+            energies.append((2.0 * bank).exp().sum(dim=1))
+        profile, energy = torch.cat(parts, dim=-1), torch.cat(energies, dim=-1)  # [B, 12, F], [B, F]
+        loud = energy > energy.amax(dim=-1, keepdim=True) * 1e-6
+        return (profile * loud[:, None]).sum(-1) / loud.sum(-1, keepdim=True).clamp_min(1)
 
     # ----------------------------------------------------------------------------------- public API
     @torch.no_grad()
@@ -220,10 +259,12 @@ class SynthCodec(LatentCodec):
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, steps: int = 1, seed: int | None = None, mode: str = "synth",
-               length: int | None = None, chunk_seconds: float | None = None) -> torch.Tensor:
+               length: int | None = None, chunk_seconds: float | None = None,
+               semitones: Sequence[int] | None = None) -> torch.Tensor:
         """Latents ``[B, D, T]`` -> audio ``[B, 1, latent_hop * T]`` (cropped to ``length``). ``seed`` draws the
-        oscillator phases and the noise (None: random); ``steps`` and ``mode`` exist for interface parity
-        with the first codec and do not change the result."""
+        oscillator phases and the noise (None: random); ``semitones`` (one per batch item) transposes the
+        oscillators (:mod:`.transpose`); ``steps`` and ``mode`` exist for interface parity with the first
+        codec and do not change the result."""
         setup_cpu()
         c = self.config
         if latents.dim() != 3 or latents.shape[1] != c.latent_dim or latents.shape[-1] == 0:
@@ -234,19 +275,20 @@ class SynthCodec(LatentCodec):
             seed = int(torch.randint(0, 2**31 - 1, (1,), generator=seeded_generator(None)))
 
         def dec(z: torch.Tensor, first: int) -> torch.Tensor:
-            return self.decode_chunk(z, first, seed=int(seed))
+            return self.decode_chunk(z, first, seed=int(seed), semitones=semitones)
 
         y = chunked_decode(dec, latents.float(), c.latent_hop, self.chunk_frames(chunk_seconds), c.chunk_context_frames)
         return y if length is None else y[..., : int(length)]
 
     @torch.no_grad()
     def decode_pseudo_stereo(self, latents: torch.Tensor, width: float = 0.4, steps: int = 1,
-                             seed: int | None = None, length: int | None = None) -> torch.Tensor:
+                             seed: int | None = None, length: int | None = None,
+                             semitones: Sequence[int] | None = None) -> torch.Tensor:
         """``[B, D, T] -> [B, 2, latent_hop * T]`` from two decodings (seeds ``seed``, ``seed + 1``)."""
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 2, (1,), generator=seeded_generator(None)))
-        d1 = self.decode(latents, seed=seed, length=length)
-        d2 = self.decode(latents, seed=seed + 1, length=length)
+        d1 = self.decode(latents, seed=seed, length=length, semitones=semitones)
+        d2 = self.decode(latents, seed=seed + 1, length=length, semitones=semitones)
         return pseudo_stereo(d1, d2, width)
 
     def reconstruct(self, audio: torch.Tensor, seed: int = 0, width: float = 0.0) -> torch.Tensor:

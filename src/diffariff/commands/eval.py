@@ -43,6 +43,8 @@ def register(subparsers) -> None:
     g.add_argument("--cfg-clap", type=float, default=1.25, help="with --bundle: CLAP guidance (default 1.25)")
     g.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LO", "HI"),
                    help="with --bundle: guide only at noise levels LO < sigma <= HI (default: all)")
+    g.add_argument("--no-key-lock", dest="key_lock", action="store_false", default=None,
+                   help="with --bundle: generate without the key lock (default: on when the codec can transpose)")
     g.add_argument("--prior-guidance", type=float,
                    help="with --bundle: context-prior guidance of the ctx_prior row (default: the prior's own; "
                    "1 for a diffusion prior)")
@@ -201,7 +203,8 @@ def run_generation(args) -> int:
     generators = (bundle_generators(args.bundle, args.settings, sampler=args.sampler, steps=args.steps,
                                     cfg_context=args.cfg_context, cfg_clap=args.cfg_clap,
                                     prior_guidance=args.prior_guidance,
-                                    guidance_interval=guidance_interval(args.guidance_interval))
+                                    guidance_interval=guidance_interval(args.guidance_interval),
+                                    key_lock=args.key_lock)
                   if args.bundle else codec_generators(args.codec, clap) if args.codec else None)
     evaluation = evaluate_generation(embedder, args.data, config, candidates_dir=args.candidates,
                                      generators=generators, bounds=args.bounds, progress=_progress(args))

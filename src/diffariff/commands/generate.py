@@ -68,6 +68,13 @@ VARY_EXAMPLES = """examples:
   diffariff vary bass.wav song.wav --bars 5:8 -o bass_var.wav            (only bars 5 to 8 change)"""
 
 
+def _key_lock(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-key-lock", dest="key_lock", action="store_false", default=None,
+                        help="keep the stem's own key (default: with a bundle whose codec can transpose, e.g. the "
+                        "default, each stem is transposed by the semitones (-5..+6) that best fit its pitch "
+                        "classes to the context's; drums and stems already in key are left as they are)")
+
+
 def _common(parser: argparse.ArgumentParser, *, conditions: bool = True) -> None:
     g = parser.add_argument_group("model and sampling")
     g.add_argument("--bundle", default="default", help="model bundle folder (default: the packaged bundle)")
@@ -121,6 +128,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--loop-out", type=Path, default=None, help="with --loop-bars: also write the bare N-bar loop here")
     add_timing(p)
     _common(p)
+    _key_lock(p)
     p.add_argument("--no-prior", action="store_true",
                    help="with no --text / --reference: do not let the bundle's context prior choose the "
                    "instrument (generate with an empty CLAP condition)")
@@ -137,6 +145,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     a.add_argument("--seconds", type=float, default=None, help="length (required without a context; crops one)")
     add_timing(a, bars=False)
     _common(a, conditions=False)
+    _key_lock(a)
     a.set_defaults(func=run_arrange)
 
     i = subparsers.add_parser("inpaint", help="regenerate a time span of a stem", epilog=INPAINT_EXAMPLES,

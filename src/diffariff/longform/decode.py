@@ -22,7 +22,7 @@ from ..errors import InputError
 
 
 def _mono_stream(codec, latents: torch.Tensor, steps: int, seed: int, mode: str,
-                 chunk_seconds: float | None = None) -> Iterator[torch.Tensor]:
+                 chunk_seconds: float | None = None, semitones: list[int] | None = None) -> Iterator[torch.Tensor]:
     """One decoding of ``latents`` [B, 64, T] as consecutive blocks [B, A, L] (A codec audio channels;
     all blocks together: [B, A, 4096 T]), equal to ``codec.decode(latents, steps, seed, mode)``
     (midside not yet converted to L/R)."""
@@ -32,7 +32,8 @@ def _mono_stream(codec, latents: torch.Tensor, steps: int, seed: int, mode: str,
     context = int(codec.config.chunk_context_frames)
 
     def dec(z: torch.Tensor, first: int) -> torch.Tensor:
-        return codec.decode_chunk(z, first, steps=int(steps), seed=int(seed), mode=mode)
+        shift = {} if semitones is None else {"semitones": semitones}
+        return codec.decode_chunk(z, first, steps=int(steps), seed=int(seed), mode=mode, **shift)
 
     if total <= chunk:
         yield dec(latents, 0)
@@ -60,12 +61,13 @@ def _mono_stream(codec, latents: torch.Tensor, steps: int, seed: int, mode: str,
 
 @torch.no_grad()
 def decode_blocks(codec, latents: torch.Tensor, length: int, *, width: float = 0.4, seed: int = 0, steps: int = 1,
-                  mode: str = "consistency", chunk_seconds: float | None = None) -> Iterator[np.ndarray]:
+                  mode: str = "consistency", chunk_seconds: float | None = None,
+                  semitones: list[int] | None = None) -> Iterator[np.ndarray]:
     """Codec latents [B, 64, T] -> consecutive float32 blocks [B, 2, L] of the stereo stem, ``length``
     samples in all (48 kHz): the blocks of :meth:`diffariff.pipeline.Accompanist.decode` with the same
     arguments (pseudo-stereo of two decodings, seeds ``seed`` and ``seed + 1``, from a mono codec; true
     stereo from a midside codec; ``mode="deterministic"``: the codec's deterministic head). A block is
-    about one codec chunk (20 s by default)."""
+    about one codec chunk (20 s by default). ``semitones``: per stem, as in ``Accompanist.decode``."""
     if not 0.0 <= float(width) <= 1.0:
         raise InputError(f"stereo width must be between 0 and 1, got {width}")
     if mode not in ("consistency", "deterministic"):
@@ -75,8 +77,8 @@ def decode_blocks(codec, latents: torch.Tensor, length: int, *, width: float = 0
     latents = latents.float()
     stereo = codec.config.stereo
     pseudo = stereo == "mono" and mode == "consistency"
-    first = _mono_stream(codec, latents, steps, seed, mode, chunk_seconds)
-    second = _mono_stream(codec, latents, steps, seed + 1, mode, chunk_seconds) if pseudo else None
+    first = _mono_stream(codec, latents, steps, seed, mode, chunk_seconds, semitones)
+    second = _mono_stream(codec, latents, steps, seed + 1, mode, chunk_seconds, semitones) if pseudo else None
     done = 0
     for y in first:
         if second is not None:

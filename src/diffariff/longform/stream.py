@@ -43,7 +43,7 @@ class StreamedOutput:
         folder = Path(outs[0]).parent
         with StemSpool(int(n), ctx.length, folder=folder) as spool:
             for block in decode_blocks(self.codec, z, ctx.length, width=width, seed=self.last_seed or 0,
-                                       steps=decode_steps, mode=decode_mode):
+                                       steps=decode_steps, mode=decode_mode, semitones=self.last_transpositions):
                 spool.feed(block)
             del z
             for i, out in enumerate(outs):

@@ -92,6 +92,7 @@ from ..request import LONG_MODES, GenerationRequest
 from ..timing.editing import BarEditing
 from ..torchutil import seeded_generator, setup_cpu
 from .edits import Arrangement, StemEdits
+from .key_lock import choose_transpositions
 
 if TYPE_CHECKING:  # the parts' types; the modules themselves load lazily (start-up time)
     from ..clap.builtin import BuiltinClap
@@ -152,6 +153,7 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
         self.last_condition: str | None = None
         self.last_windows: list[tuple[int, int]] = []
         self.last_seed: int | None = None
+        self.last_transpositions: list[int] | None = None  # key lock's semitones per stem (None: off / n/a)
         self.last_inputs: list[Path] = []  # the files read by the last call; :meth:`save` never replaces them
         self.last_grid = None  # bar grid, bars, loops and loop seams of the last bar-aware call (timing.editing)
         self.last_bars: tuple[int, int] | None = None
@@ -247,16 +249,19 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
         return self.codec.encode(x if x.ndim == 3 else x.unsqueeze(0))
 
     def decode(self, latents: torch.Tensor, length: int, *, width: float = 0.4, seed: int = 0,
-               steps: int = 1, mode: str = "consistency") -> np.ndarray:
+               steps: int = 1, mode: str = "consistency", semitones: list[int] | None = None) -> np.ndarray:
         """Codec latents [B, 64, T] -> float32 audio [B, 2, length] (pseudo-stereo with ``width`` from a
         mono codec, true stereo from a stereo codec). ``mode="deterministic"`` uses the codec's fast
-        deterministic head: no decoding noise, so a mono codec gives identical channels."""
+        deterministic head: no decoding noise, so a mono codec gives identical channels. ``semitones``
+        (one per stem; a synth codec only): transpose (key lock)."""
         if not 0.0 <= float(width) <= 1.0:
             raise InputError(f"stereo width must be between 0 and 1, got {width}")
+        shift = {} if semitones is None else {"semitones": semitones}
         if mode == "deterministic":
-            y = self.codec.decode(latents, mode="deterministic", length=length)
+            y = self.codec.decode(latents, mode="deterministic", length=length, **shift)
         elif mode == "consistency":
-            y = self.codec.decode_pseudo_stereo(latents, width=float(width), steps=steps, seed=int(seed), length=length)
+            y = self.codec.decode_pseudo_stereo(latents, width=float(width), steps=steps, seed=int(seed), length=length,
+                                                **shift)
         else:
             raise InputError(f"decode mode must be 'consistency' or 'deterministic', got '{mode}'")
         if y.shape[1] == 1:
@@ -439,7 +444,7 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
         req = GenerationRequest.build(request, **options)
         ctx, z = self._generate_latents(context, req, sample_rate=sample_rate, seconds=seconds)
         audio = self.decode(z, ctx.length, width=req.width, seed=self.last_seed or 0, steps=req.decode_steps,
-                            mode=req.decode_mode)
+                            mode=req.decode_mode, semitones=self.last_transpositions)
         return self._finish(audio, self.stem_target_lufs(ctx))
 
     def _generate_latents(self, context: AudioLike | None, request: GenerationRequest, *,
@@ -460,6 +465,13 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
         style = self._style_latents(req.style_reference, req.reference_sample_rate)
         z = self.sample_latents(ctx.latents, clap, self.frames_for(ctx.length), req, seed=seed, style=style,
                                 ctx_chroma=ctx.chroma)
+        self.last_transpositions = None
+        can_transpose = getattr(self.codec, "can_transpose", False)
+        if req.key_lock and not can_transpose:
+            raise InputError("key lock needs a bundle whose codec can transpose (the oscillator-bank synth codec)")
+        if can_transpose and req.key_lock is not False:
+            self.last_transpositions = choose_transpositions(self.codec, z, None if ctx.silent else ctx.audio,
+                                                             ctx.chroma)
         return ctx, z
 
     def reconstruct(self, stem: AudioLike, context: AudioLike | None = None, *, sample_rate: int | None = None,
