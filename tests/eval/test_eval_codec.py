@@ -11,10 +11,10 @@ import pytest
 
 from codec_helpers import tiny_codec
 from diffariff.cli import main
+from diffariff.data.sources import open_dataset
 from diffariff.data.synth.corpus import build_corpus
 from diffariff.errors import ConfigError
 from diffariff.eval.codec_eval import CodecEvalConfig, evaluate_codec, held_out_clips
-from diffariff.eval.protocol import load_songs
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +76,7 @@ def test_every_system_is_scored_side_by_side(report):
 
 def test_codec_evaluation_is_seeded(eval_corpus, codec):
     config = CodecEvalConfig(n=1, seconds=1.0, seed=5, split=None, modes=("consistency",), steps=(1,), opus_kbps=())
-    clips = held_out_clips(load_songs(eval_corpus, None), config)
+    clips = held_out_clips(open_dataset(eval_corpus, split=None), config)
     assert [c["kind"] for c in clips] == ["stems", "mixes"]
     assert not np.array_equal(clips[1]["audio"], clips[0]["audio"])  # the mix holds the other stems too
     first = evaluate_codec(codec, clips, config, progress=False)
@@ -91,7 +91,7 @@ def test_codec_evaluation_is_seeded(eval_corpus, codec):
 def test_cycled_stem_draw_spans_the_roles(eval_corpus):
     """``--stem-draw cycle``: with n = the number of songs, the default draw takes every song's first
     target stem, the cycled one song j's j-th, so the held-out stems are not all of one role."""
-    songs = load_songs(eval_corpus, None)
+    songs = open_dataset(eval_corpus, split=None)
     stems = {}
     for draw in ("first", "cycle"):
         config = CodecEvalConfig(n=4, seconds=1.0, split=None, modes=("deterministic",), opus_kbps=(), stem_draw=draw)
@@ -158,7 +158,7 @@ def test_latent_probe_scores_latents_against_log_mel(eval_corpus, codec_file, tm
     audio, so their probe correlates well; a negative window count is refused."""
     from diffariff.eval.latent_probe import latent_note_probe
 
-    songs = load_songs(eval_corpus, "all")
+    songs = open_dataset(eval_corpus, split="all")
     res = latent_note_probe(tiny_codec(seed=0), songs[:3], songs[3:], n_train=12, n_test=4, seconds=2.0)
     assert res["train_frames"] > 100 and res["test_frames"] > 20
     assert -1.0 <= res["latents"] <= 1.0 and res["log_mel"] > 0.3

@@ -10,10 +10,10 @@ import pytest
 
 from diffariff.clap.builtin import BuiltinClap
 from diffariff.cli import main
+from diffariff.data.sources import open_dataset
 from diffariff.data.synth.corpus import build_corpus
 from diffariff.errors import InputError
 from diffariff.eval.controls import ControlsConfig, evaluate_controls, held_out_pairs
-from diffariff.eval.protocol import load_songs
 from diffariff.testing import make_tiny_bundle
 
 ARGS = ["--split", "all", "--n", "2", "--long-n", "2", "--long-seconds", "8", "--window-seconds", "3",
@@ -31,7 +31,7 @@ def setup(tmp_path_factory):
 
 def test_held_out_pairs_have_short_references_and_prompts(setup):
     corpus, _ = setup
-    items = held_out_pairs(load_songs(corpus, "all"), 8.0, 1.0, 2, 0)
+    items = held_out_pairs(open_dataset(corpus, split="all"), 8.0, 1.0, 2, 0)
     for it in items:
         assert it["context"].shape == it["target"].shape == (2, 8 * 48_000)
         assert it["reference"].shape == (2, 48_000) and it["prompt"]
@@ -88,7 +88,7 @@ def test_grounding_changes_the_stem(setup):
     from diffariff.pipeline import Accompanist
 
     acc = Accompanist.from_pretrained(bundle.root)
-    it = held_out_pairs(load_songs(corpus, "all"), 3.0, 1.0, 1, 0)[0]
+    it = held_out_pairs(open_dataset(corpus, split="all"), 3.0, 1.0, 1, 0)[0]
     plain = acc.generate(it["context"], text=it["prompt"], seed=3, steps=3)[0]
     grounded = acc.generate(it["context"], text=it["prompt"], seed=3, steps=3, style_reference=it["reference"],
                             style_strength=1.0)[0]

@@ -14,6 +14,7 @@ from diffariff.audio import loudness, save_audio
 from diffariff.checkpoint import file_sha256
 from diffariff.clap.builtin import BuiltinClap, ClapConfig
 from diffariff.cli import main
+from diffariff.data.sources import open_dataset
 from diffariff.data.synth.corpus import build_corpus
 from diffariff.errors import ConfigError, InputError
 from diffariff.eval.cache import CachedEmbedder, EmbeddingCache
@@ -21,7 +22,6 @@ from diffariff.eval.protocol import (
     GenerationEvalConfig,
     draw_pairs,
     evaluate_generation,
-    load_songs,
     noise_stems,
     random_stems,
     scan_candidates,
@@ -58,7 +58,7 @@ def config():
 
 @pytest.fixture(scope="module")
 def items(eval_corpus, config):
-    return draw_pairs(load_songs(eval_corpus, "all"), config, N, config.seed)
+    return draw_pairs(open_dataset(eval_corpus, split="all"), config, N, config.seed)
 
 
 @pytest.fixture(scope="module")
@@ -174,10 +174,10 @@ def test_bounds_are_what_they_claim(items, config):
 
 
 def test_pairs_are_seeded_and_prompts_come_from_tags(eval_corpus, config, items):
-    again = draw_pairs(load_songs(eval_corpus, "all"), config, N, config.seed)
+    again = draw_pairs(open_dataset(eval_corpus, split="all"), config, N, config.seed)
     assert [(a["song"], a["start"]) for a in again] == [(b["song"], b["start"]) for b in items]
     assert np.array_equal(again[0]["context"], items[0]["context"])
-    other = draw_pairs(load_songs(eval_corpus, "all"), config, N, config.seed + 1)
+    other = draw_pairs(open_dataset(eval_corpus, split="all"), config, N, config.seed + 1)
     assert [a["start"] for a in other] != [b["start"] for b in items]
     item = {"target_tags": ["electric bass", "fingered", "warm"], "target_instrument": "x"}
     assert target_prompt(item, 2) == "electric bass, fingered"
@@ -188,7 +188,7 @@ def test_cycle_stem_draw_takes_other_targets_and_the_cli_takes_it(eval_corpus, c
     """With fewer than 2 pairs per song the default draw takes each song's first stems; ``cycle`` takes song
     j's j-th stem (same songs, other targets); the CLI passes it to the manifest; a bad value is a typed
     error."""
-    songs = load_songs(eval_corpus, "all")
+    songs = open_dataset(eval_corpus, split="all")
     cycle = GenerationEvalConfig(n=N, reference_n=REF_N, seed=config.seed, split="all", window_seconds=WINDOW,
                                  batches=BATCHES, stem_draw="cycle")
     cycled = draw_pairs(songs, cycle, N, cycle.seed)

@@ -173,6 +173,12 @@ def _progress(args):
     return False if getattr(args, "no_progress", False) else None
 
 
+def _check_data(data) -> None:
+    """A one-line refusal for a ``--data`` that is not a folder (before any model loads)."""
+    if data is not None and not Path(data).is_dir():
+        raise InputError(f"--data {data}: no such folder")
+
+
 def run_generation(args) -> int:
     from ..checkpoint import file_sha256  # noqa: PLC0415
     from ..clap.builtin import BuiltinClap  # noqa: PLC0415
@@ -181,8 +187,7 @@ def run_generation(args) -> int:
     from ..eval.report import write_generation_report  # noqa: PLC0415
 
     config = _config(args)  # bad numbers fail before anything is loaded
-    if not Path(args.data).is_dir():
-        raise InputError(f"--data {args.data}: no such folder")
+    _check_data(args.data)
     if args.candidates is not None and not Path(args.candidates).is_dir():
         raise InputError(f"--candidates {args.candidates}: no such folder")
     if args.bundle is not None and args.codec is not None:
@@ -217,11 +222,13 @@ def run_generation(args) -> int:
 
 def run_pairs(args) -> int:
     from ..audio import save_audio  # noqa: PLC0415
-    from ..eval.protocol import SAMPLE_RATE, draw_pairs, load_songs, pair_manifest  # noqa: PLC0415
+    from ..data.sources import open_dataset  # noqa: PLC0415
+    from ..eval.protocol import SAMPLE_RATE, draw_pairs, pair_manifest  # noqa: PLC0415
     from ..fsutil import write_json_atomic  # noqa: PLC0415
 
     config = _config(args)
-    items = draw_pairs(load_songs(args.data, config.split), config, config.n, config.seed)
+    _check_data(args.data)
+    items = draw_pairs(open_dataset(args.data, split=config.split), config, config.n, config.seed)
     out = Path(args.out)
     if args.audio:
         for it in items:
@@ -254,8 +261,7 @@ def run_controls(args) -> int:
                             reference_seconds=args.reference_seconds, strengths=tuple(args.strengths),
                             sampler=args.sampler, steps=args.steps, long_modes=tuple(args.long_modes),
                             style=not args.no_style)
-    if not Path(args.data).is_dir():
-        raise InputError(f"--data {args.data}: no such folder")
+    _check_data(args.data)
     if not Path(args.clap).is_file():
         raise InputError(f"--clap {args.clap}: no such file")
     results = evaluate_controls(args.bundle, BuiltinClap.load(args.clap), args.data, config, progress=_progress(args))
@@ -279,6 +285,7 @@ def run_codec(args) -> int:
         raise InputError(f"--codec {codec_path}: no such file")
     if args.data is None and args.real is None:
         raise InputError("give --data (multitrack songs) and/or --real (a folder of recorded mixtures)")
+    _check_data(args.data)
     results = run_codec_eval(lambda: load_codec(codec_path), args.data, config, progress=_progress(args),
                              real_root=args.real, real_split=args.real_split)
     results = {"format": "diffariff-eval-codec", "version": 1, "command": command_line(), "versions": versions(),

@@ -581,11 +581,13 @@ def detect_layout(root: str | os.PathLike) -> str:
 
 
 def open_dataset(root: str | os.PathLike, layout: str = "auto", split: str | None = None) -> list[Song]:
-    """Songs of the dataset at ``root`` (sorted by name), optionally only those of ``split``.
+    """Songs of the dataset at ``root`` (sorted by name), optionally only those of ``split`` (None or
+    ``"all"``: every song).
 
     ``layout``: ``"auto"`` (detect) or one of ``folder``, ``musdb``, ``slakh``, ``moisesdb``,
     ``medleydb``. Raises DatasetError for a missing root, unknown layout or malformed metadata.
     """
+    split = None if split == "all" else split
     if layout not in LAYOUTS:
         raise DatasetError(f"unknown dataset layout '{layout}' (use one of: {', '.join(LAYOUTS)})")
     if layout == "auto":

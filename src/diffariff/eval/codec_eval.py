@@ -32,10 +32,10 @@ from tqdm.auto import tqdm
 
 from ..audio import to_channels
 from ..data.pairs import PairConfig, check_stem_draw, evaluation_pairs
+from ..data.sources import open_dataset
 from ..errors import ConfigError, InputError, MissingDependencyError
 from .metrics import mean_and_ci
 from .musical_fit import cqt_chroma_fit, key_fit
-from .protocol import load_songs
 from .reconstruction import (
     band_level_errors,
     grid_energy_share,
@@ -238,7 +238,7 @@ def run_codec_eval(load_codec: Callable[[], object], data_root, config: CodecEva
     """Open the data (split), draw the clips, load the codec and evaluate (data errors come first).
     ``data_root``: multitrack songs (stem and mix clips; None: none); ``real_root``: recorded mixtures
     (``real`` clips of ``real_split``; None: none)."""
-    songs = load_songs(data_root, config.split) if data_root is not None else []
+    songs = open_dataset(data_root, split=config.split) if data_root is not None else []
     clips = held_out_clips(songs, config) if songs else []
     if real_root is not None:
         clips += real_clips(real_root, real_split, config)
@@ -271,7 +271,7 @@ def run_codec_eval(load_codec: Callable[[], object], data_root, config: CodecEva
 def _probe_training_songs(data_root, held_out, config: CodecEvalConfig) -> list:
     """Training-split songs that are not among the held-out ones (the latent probe is fitted on them)."""
     held = {s.name for s in held_out}
-    train = [s for s in load_songs(data_root, "train") if s.name not in held]
+    train = [s for s in open_dataset(data_root, split="train") if s.name not in held]
     if not train:
         raise InputError("--latent-probe fits on training-split songs outside the held-out ones: there are none "
                          f"(held-out split '{config.split}')")

@@ -31,11 +31,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..data.pairs import PairConfig, evaluation_pairs
+from ..data.sources import open_dataset
 from ..errors import InputError
 from .apa import APAResult, apa_score, build_apa_reference
 from .dropouts import dropout_runs, window_levels
 from .metrics import mean_and_ci
-from .protocol import load_songs, pairs_as_arrays
+from .protocol import pairs_as_arrays
 from .seams import measure_seams, seam_report_for
 
 SAMPLE_RATE = 48_000
@@ -258,7 +259,7 @@ def evaluate_controls(bundle, clap, data, config: ControlsConfig, progress=None)
     from ..pipeline import Accompanist  # noqa: PLC0415
 
     acc = Accompanist.from_pretrained(bundle)
-    songs = load_songs(data, config.split)
+    songs = open_dataset(data, split=config.split)
     long_pairs = held_out_pairs(songs, config.long_seconds, config.reference_seconds, config.long_n, config.seed + 1)
     style = None
     if config.style:

@@ -202,13 +202,6 @@ def target_prompt(item: Mapping, max_tags: int = 5) -> str:
     return str(item.get("target_instrument") or item.get("target_family") or item.get("target_stem") or "music")
 
 
-def load_songs(root, split: str | None):
-    """Songs of the dataset at ``root``; ``split`` None or "all" keeps every song."""
-    if not Path(root).is_dir():
-        raise InputError(f"--data {root}: no such folder")
-    return open_dataset(root, split=None if split in (None, "all") else split)
-
-
 def draw_pairs(songs, config: GenerationEvalConfig, n: int, seed: int) -> list[dict]:
     """``n`` held-out pairs (see :func:`evaluation_pairs`) with numpy ``[2, N]`` float32 audio and a
     ``prompt``, each also holding ``other_pair`` / ``other_context``: the pair and the context that the
@@ -607,7 +600,7 @@ def evaluate_generation(
     unknown = [b for b in bounds if b not in ("random", "noise", "silence")]
     if unknown:
         raise InputError(f"unknown bound(s) {unknown} (use random, noise, silence)")
-    songs = load_songs(data_root, config.split)
+    songs = open_dataset(data_root, split=config.split)
     items = draw_pairs(songs, config, config.n, config.seed)
     sources: dict[str, Callable[[], list[np.ndarray]]] = {}
     if candidates_dir is not None:

@@ -225,9 +225,9 @@ def resolve_run_config(args: Namespace, run_dir: Path, clap_dim: int, clap_sha: 
 
 
 def _songs(corpora: list[str], split: str):
-    from ..eval.protocol import load_songs
+    from ..data.sources import open_dataset
 
-    songs = [s for root in corpora for s in load_songs(root, split)]
+    songs = [s for root in corpora for s in open_dataset(root, split=split)]
     if not songs:
         raise InputError(f"no '{split}' songs in {', '.join(corpora)}")
     return songs
