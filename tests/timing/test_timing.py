@@ -168,3 +168,49 @@ def test_output_rate_and_sidecar(tmp_path):
     assert meta["first_downbeat_samples"] == 4410 and meta["sample_rate"] == 44_100 and meta["bpm"] == 92
     assert meta["bars_generated"] == [1, 1] and meta["diffariff_version"]
     assert sidecar_path(tmp_path / "bass.wav").name == "bass.wav.json"
+
+
+@pytest.fixture(scope="module")
+def slow_groove(render_notes):
+    """A 60-bpm 4/4 groove, 16 s at 48 kHz [2, N]: kick on beats 1 and 3, side stick on 2 and 4, soft
+    closed hi-hat eighths, one piano bass note per bar; and the piano alone."""
+    n = 16 * 48_000
+    kick = render_notes(0, [36] * 8, drum=True, beat_seconds=2.0, seconds=16.0)
+    stick = np.pad(render_notes(0, [37] * 8, drum=True, beat_seconds=2.0, seconds=15.0), ((0, 0), (48_000, 0)))
+    hats = 0.4 * render_notes(0, [42] * 32, drum=True, beat_seconds=0.5, seconds=16.0)
+    piano = render_notes(0, [48, 53, 55, 48], beat_seconds=4.0, seconds=16.0)
+    return (kick + stick + hats + piano)[:, :n], piano[:, :n]
+
+
+def test_octave_evidence_prefers_the_real_beat_of_a_slow_groove(slow_groove):
+    from diffariff.timing.beats import onset_features, to_mono_analysis
+    from diffariff.timing.octave import backbeat, octave_features, song_rhythm
+
+    mix, piano = slow_groove
+    feats = onset_features(to_mono_analysis(mix, 48_000))
+    assert backbeat(feats, 0.0, (4, 4), 60.0) > 0.5  # the side stick on 2 and 4 ...
+    assert backbeat(feats, 0.0, (4, 4), 120.0) < 0.0  # ... lands on the strong beats at double tempo
+    rh = song_rhythm(feats)
+    slow, fast = octave_features(rh, 1.0), octave_features(rh, 0.5)
+    assert slow["ac_beat"] > 0.3 and slow["density"] > fast["density"]
+    assert rh.peaky > song_rhythm(onset_features(to_mono_analysis(piano, 48_000))).peaky + 1.0  # drums vs piano
+    grid = analyze_audio(mix, 48_000)
+    assert abs(grid.bpm / 60.0 - 1) <= 0.02 and grid.meter == (4, 4), (grid.bpm, grid.meter)
+
+
+def test_fit_scorer_tempo_term_ranks_the_right_tempo_first():
+    from diffariff.timing.scorer import fit_scorer
+
+    rng = np.random.default_rng(0)
+    songs = []
+    for _ in range(30):  # feature 0 marks the right tempo, feature 1 the right hypothesis among those
+        x = 0.3 * rng.standard_normal((6, 2))
+        tempo = np.array([True, True, True, False, False, False])
+        x[:3, 0] += 2.0
+        right = np.zeros(6, bool)
+        right[0] = True
+        x[0, 1] += 1.0
+        songs.append((x, right, tempo))
+    sc = fit_scorer(songs, ("a", "b"), hidden=0, tempo_weight=1.0)
+    assert all(int(np.argmax(sc(x))) < 3 for x, _, _ in songs)
+    assert sc.linear[0] > 0 and sc.linear[1] > 0

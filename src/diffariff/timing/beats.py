@@ -28,15 +28,20 @@ LEVEL_RANGE_BPM = (28.0, 400.0)
 
 @dataclasses.dataclass
 class OnsetFeatures:
-    """Frame-rate features of a mix: ``onset`` and ``low_onset`` [T] (onset strength, all bands and
-    below 200 Hz), ``chroma`` [12, T] (energy-normalised), at ``fps`` frames per second; ``duration_s``
-    the length of the audio (seconds)."""
+    """Frame-rate features of a mix: ``onset``, ``low_onset`` and ``high_onset`` [T] (onset strength,
+    all bands, below and above 200 Hz), ``chroma`` [12, T] (energy-normalised), at ``fps`` frames per
+    second; ``duration_s`` the length of the audio (seconds). ``high_onset`` defaults to ``onset``."""
 
     onset: np.ndarray
     low_onset: np.ndarray
     chroma: np.ndarray
     fps: float
     duration_s: float
+    high_onset: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.high_onset is None:
+            self.high_onset = self.onset
 
     def times(self) -> np.ndarray:
         """Frame times (seconds) [T]."""
@@ -74,11 +79,13 @@ def onset_features(y: np.ndarray) -> OnsetFeatures:
     freqs = librosa.mel_frequencies(n_mels=N_MELS, fmax=ANALYSIS_SR / 2)
     low = max(2, int(np.sum(freqs < LOW_HZ)))
     low_onset = librosa.onset.onset_strength(S=mel_db[:low], sr=ANALYSIS_SR, hop_length=HOP, center=False)
+    high_onset = librosa.onset.onset_strength(S=mel_db[low:], sr=ANALYSIS_SR, hop_length=HOP, center=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tuning estimation warns on silent stretches
         chroma = librosa.feature.chroma_stft(y=y, sr=ANALYSIS_SR, n_fft=4096, hop_length=HOP, tuning=0.0)
-    n = min(len(onset), len(low_onset), chroma.shape[1])
-    return OnsetFeatures(onset[:n], low_onset[:n], chroma[:, :n], ANALYSIS_SR / HOP, len(y) / ANALYSIS_SR)
+    n = min(len(onset), len(low_onset), len(high_onset), chroma.shape[1])
+    return OnsetFeatures(onset[:n], low_onset[:n], chroma[:, :n], ANALYSIS_SR / HOP, len(y) / ANALYSIS_SR,
+                         high_onset[:n])
 
 
 def fit_regular_grid(beats_s: np.ndarray, period_hint: float) -> tuple[float, float]:

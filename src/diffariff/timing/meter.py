@@ -16,10 +16,15 @@ beats, whether odd and even bars differ (the "bar" would then be two bars), the 
 reading (the beat divided in two or in three; a 3+3 or a 2+2+2 grouping of six eighths; kick in the
 middle of the bar), how well the grid and the notated beats (quarters, eighths in 6/8) and the points
 between them land on onsets, and the tempo in quarter notes per minute (log2 of tempo /
-:data:`PRIOR_BPM`, its square, per meter). A small network (:data:`SCORER`, fitted on rendered corpus
-songs by :mod:`diffariff.timing.fit`) scores them; hypotheses of every grid with a tempo inside
-:data:`TEMPO_RANGE` compete, and the best gives the meter, the tempo (``60 x quarters per tracked beat
-/ p``) and the first downbeat.
+:data:`PRIOR_BPM`, its square, per meter), and the metrical-level evidence of
+:mod:`diffariff.timing.octave` (onset autocorrelation at the felt beat, its half and its double; onsets
+per felt beat; snare-band backbeat; how sharp the onsets are, alone and times the log tempo, so that
+the tempo prior can depend on the sound) with the harmony change at mid-bar. A small network
+(:data:`SCORER`, fitted on rendered corpus songs by :mod:`diffariff.timing.fit`) scores them;
+hypotheses of every grid with a tempo inside :data:`TEMPO_RANGE` compete. The tempo is the one whose
+hypotheses hold the most probability under a softmax of the scores (:func:`_most_probable_tempo`),
+and its best hypothesis gives the meter, the tempo (``60 x quarters per tracked beat / p``) and the
+first downbeat.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import dataclasses
 import numpy as np
 
 from .beats import BeatGrid, OnsetFeatures
+from .octave import SongRhythm, backbeat, octave_features, song_rhythm
 from .scorer import load_scorer
 
 #: (beats per bar k, meter, quarter notes per tracked beat): the readings scored.
@@ -37,6 +43,9 @@ HYPOTHESES: tuple[tuple[int, tuple[int, int], float], ...] = (
     (6, (3, 4), 0.5), (6, (6, 8), 0.5), (8, (4, 4), 0.5),
 )
 PRIOR_BPM = 110.0
+#: The metrical-level evidence of :mod:`diffariff.timing.octave` and the harmony change at mid-bar.
+OCTAVE_FEATURES = ("ac_beat", "ac_double", "ac_half", "low_ac_double", "low_ac_half", "density", "low_density",
+                   "backbeat", "chroma_mid", "peaky", "lt_peaky", "lt_rate")
 #: Names of the features a hypothesis is scored on (:func:`_features`). Their scorer (a small network,
 #: :mod:`diffariff.timing.scorer`) is fitted on rendered corpus songs (:mod:`diffariff.timing.fit`) and
 #: stored beside this module; :data:`WEIGHTS` is the linear fallback when no fitted scorer matches.
@@ -44,13 +53,15 @@ FEATURES = ("onset", "low", "chroma", "subdivision", "grouping", "sixteenths", "
             "triple", "compound", "level", "grid_on", "beat_on", "beat_off", "lt_44", "lt2_44", "lt_34", "lt2_34",
             "lt_68", "lt2_68", "ternary", "beat_quarter", "low_half") + tuple(
     f"{name}_{m}" for name in ("off", "quarter", "tern", "btern") for m in ("44", "34", "68")) + (
-    "alt_onset", "alt_low", "alt_chroma")
+    "alt_onset", "alt_low", "alt_chroma") + OCTAVE_FEATURES
 WEIGHTS: dict[str, float] = {"onset": 0.4, "low": 1.3, "chroma": 2.5, "subdivision": 0.9, "grouping": 0.3,
                              "sixteenths": 1.1, "tempo_prior": 1.9, "repetition": 0.5, "level": 0.9}
 SCORER = load_scorer(FEATURES, WEIGHTS)
 #: Quarter-note tempi (bpm) a detected hypothesis may have; a given ``bpm`` is not restricted.
 TEMPO_RANGE = (40.0, 250.0)
 WINDOW_S = 0.035
+#: Hypotheses whose tempi differ by at most this (relative) share one tempo (:func:`choose_bars`).
+TEMPO_CLASS_TOLERANCE = 0.03
 
 
 @dataclasses.dataclass
@@ -222,6 +233,7 @@ def choose_bars(feats: OnsetFeatures, grids: BeatGrid | list[BeatGrid], *, bpm: 
         hyps = [h for h in hyps if h[1] == meter] or _generic(meter)
     cands = []
     stats = [_grid_stats(feats, g) for g in grids]
+    rhythm = song_rhythm(feats)
     for gi, st in enumerate(stats):
         p, times = st.grid.period_s, st.times
         for k, m, qpb in hyps:
@@ -235,7 +247,7 @@ def choose_bars(feats: OnsetFeatures, grids: BeatGrid | list[BeatGrid], *, bpm: 
                 phases = [int(np.argmin(np.abs(times[:k] - times[0] - (downbeat_s - times[0]) % (k * p))))]
             bar = k * p
             for ph in phases:
-                x = _features(st, k, ph, m, qpb, tempo, feats,
+                x = _features(st, k, ph, m, qpb, tempo, feats, rhythm,
                               lambda t=float(times[ph]), b=bar: eighth_profile(feats, t, b, 6))
                 cands.append({"k": k, "meter": m, "phase": ph, "bpm": tempo, "features": x,
                               "downbeat_s": float(times[ph]), "grid": gi})
@@ -247,15 +259,28 @@ def choose_bars(feats: OnsetFeatures, grids: BeatGrid | list[BeatGrid], *, bpm: 
     for c, sc in zip(cands, scores):
         c["score"] = float(sc)
     cands.sort(key=lambda c: -c["score"])
-    best = cands[0]
+    best = cands[0] if bpm is not None else cands[_most_probable_tempo(cands)]
     final_bpm = float(bpm) if bpm is not None else best["bpm"]
     bar = best["meter"][0] * 4.0 / best["meter"][1] * 60.0 / final_bpm
     return _choice(stats[best["grid"]], final_bpm, best["meter"], bar, best["phase"], downbeat_s, cands,
                    best["score"])
 
 
+def _most_probable_tempo(cands: list[dict], tolerance: float = TEMPO_CLASS_TOLERANCE) -> int:
+    """Index of the best-scored hypothesis among those whose tempo is the most probable one: under a
+    softmax of the scores over all ``cands``, the tempo whose hypotheses within ``tolerance`` (relative)
+    hold the most probability (the decision that minimises the expected tempo error)."""
+    scores = np.array([c["score"] for c in cands])
+    bpms = np.array([c["bpm"] for c in cands])
+    p = np.exp(scores - scores.max())
+    p /= p.sum()
+    close = np.abs(bpms[None, :] / bpms[:, None] - 1) <= tolerance  # [H, H]
+    members = np.flatnonzero(close[int(np.argmax(close @ p))])
+    return int(members[np.argmax(scores[members])])
+
+
 def _features(st: _GridStats, k: int, ph: int, meter: tuple[int, int], qpb: float, tempo: float,
-              feats: OnsetFeatures, profile) -> dict[str, float]:
+              feats: OnsetFeatures, rhythm: SongRhythm, profile) -> dict[str, float]:
     """The named features of one hypothesis (:data:`FEATURES`, module doc); evidence terms clipped to
     +-2."""
     clip = lambda v: float(np.clip(v, -2.0, 2.0))  # noqa: E731
@@ -301,6 +326,10 @@ def _features(st: _GridStats, k: int, ph: int, meter: tuple[int, int], qpb: floa
         x["quarter_" + name] = x["beat_quarter"] if here else 0.0
         x["tern_" + name] = tern if here else 0.0
         x["btern_" + name] = btern if here else 0.0
+    x.update(octave_features(rhythm, felt, lt))
+    x["backbeat"] = float(np.clip(backbeat(feats, float(st.times[ph]), meter, tempo), -2.0, 2.0))
+    mids = acc["chroma"][ph + k // 2::k] if k % 2 == 0 else np.zeros(0)
+    x["chroma_mid"] = float(mids.mean() - acc["chroma"][ph::k].mean()) if len(mids) else 0.0
     return x
 
 

@@ -68,15 +68,24 @@ def load_scorer(names: tuple[str, ...], fallback: dict[str, float], path: Path =
     return Scorer.linear_only({n: float(fallback.get(n, 0.0)) for n in names})
 
 
-def fit_scorer(songs: list[tuple[np.ndarray, np.ndarray]], names: tuple[str, ...], hidden: int = 8,
-               l2: float = 0.01, seed: int = 0, max_iter: int = 500) -> Scorer:
-    """Fit a :class:`Scorer` on ``songs``: per song the hypotheses' features [N, F] and which of them
-    are right [N] bool (songs with none right should be left out). Deterministic for a ``seed``."""
+def fit_scorer(songs: list[tuple], names: tuple[str, ...], hidden: int = 8,
+               l2: float = 0.01, seed: int = 0, max_iter: int = 500, tempo_weight: float = 0.0) -> Scorer:
+    """Fit a :class:`Scorer` on ``songs``: per song the hypotheses' features [N, F], which of them
+    are right [N] bool (songs with none right should be left out) and optionally which have the right
+    tempo [N] bool; with ``tempo_weight`` > 0 the loss adds that weight times the negative
+    log-probability of the right-tempo hypotheses (the tempo, whatever the meter and phase, matters
+    most). Deterministic for a ``seed``."""
     from scipy.optimize import minimize
 
-    allx = np.concatenate([x for x, _ in songs])
+    allx = np.concatenate([s[0] for s in songs])
     mean, scale = allx.mean(axis=0), allx.std(axis=0) + 1e-6
-    data = [((x - mean) / scale, r.astype(bool)) for x, r in songs]
+    data = []
+    for s in songs:
+        z, right = (s[0] - mean) / scale, s[1].astype(bool)
+        data.append((z, right, 1.0))
+        if tempo_weight > 0 and len(s) > 2 and np.any(s[2]):
+            data.append((z, s[2].astype(bool), float(tempo_weight)))
+    n_songs = len(songs)
     f, h = len(names), int(hidden)
 
     def unpack(t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -86,14 +95,14 @@ def fit_scorer(songs: list[tuple[np.ndarray, np.ndarray]], names: tuple[str, ...
         w, a, b, v = unpack(t)
         total = l2 * float(t @ t)
         gw, ga, gb, gv = np.zeros_like(w), np.zeros_like(a), np.zeros_like(b), np.zeros_like(v)
-        for z, right in data:
+        for z, right, weight in data:
             hid = np.tanh(z @ a + b)
             s = z @ w + hid @ v
             p = np.exp(s - s.max())
             p /= p.sum()
             pr = p * right
-            total -= float(np.log(pr.sum() + 1e-12)) / len(data)
-            d = (p - pr / (pr.sum() + 1e-12)) / len(data)  # d loss / d score
+            total -= weight * float(np.log(pr.sum() + 1e-12)) / n_songs
+            d = weight * (p - pr / (pr.sum() + 1e-12)) / n_songs  # d loss / d score
             gw += d @ z
             gv += d @ hid
             dh = np.outer(d, v) * (1 - hid ** 2)

@@ -13,9 +13,10 @@ hops of :data:`HOP` samples (11.6 ms frames):
 3. :func:`~diffariff.timing.meter.choose_bars` (:mod:`diffariff.timing.meter`): on every grid,
    beat-synchronous accent features (onset, low-band onset, chroma change) are scored over candidate
    bar lengths and phases; the bar length, the subdivision of the beat (two or three), the grouping
-   inside the bar, the onsets on the notated beats and a tempo prior per meter (weights fitted on
-   rendered corpus songs) decide the meter (4/4, 3/4 or 6/8), the tempo in quarter notes per minute
-   and the downbeats.
+   inside the bar, the onsets on the notated beats, the metrical-level evidence of
+   :mod:`diffariff.timing.octave` and a tempo prior per meter (weights fitted on rendered corpus songs)
+   decide the tempo in quarter notes per minute (the one with the most probability over all
+   hypotheses), then the meter (4/4, 3/4 or 6/8) and the downbeats.
 4. :func:`~diffariff.timing.beats.refine_grid`: without a given tempo, the period (+-3 %) and phase
    (+-30 ms) of the chosen notated beats are fine-tuned to the onsets of the whole audio.
 
