@@ -451,6 +451,9 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
                           sample_rate: int | None = None, seconds: float | None = None) -> tuple[Context, torch.Tensor]:
         """:meth:`generate` up to the latents: (the prepared context, latents [n, 64, frames])."""
         req = request
+        can_transpose = getattr(self.codec, "can_transpose", False)
+        if req.key_lock and not can_transpose:
+            raise InputError("key lock needs a bundle whose codec can transpose (the oscillator-bank synth codec)")
         self.last_inputs = file_inputs(context, req.reference, req.style_reference,
                                        *(c for c in (req.clap_mix or ())[:2] if isinstance(c, os.PathLike)))
         ctx = self.prepare_context(context, sample_rate, seconds=seconds, max_seconds=req.max_seconds)
@@ -466,9 +469,6 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
         z = self.sample_latents(ctx.latents, clap, self.frames_for(ctx.length), req, seed=seed, style=style,
                                 ctx_chroma=ctx.chroma)
         self.last_transpositions = None
-        can_transpose = getattr(self.codec, "can_transpose", False)
-        if req.key_lock and not can_transpose:
-            raise InputError("key lock needs a bundle whose codec can transpose (the oscillator-bank synth codec)")
         if can_transpose and req.key_lock is not False:
             self.last_transpositions = choose_transpositions(self.codec, z, None if ctx.silent else ctx.audio,
                                                              ctx.chroma)
