@@ -55,10 +55,31 @@ SILENCE_LUFS = -70.0
 PEAK_CEILING = 0.99
 
 
+#: Frames read (and checked) per block by :func:`load_audio` (about 22 s at 48 kHz).
+READ_BLOCK = 1 << 20
+
+
 def check_finite(audio: np.ndarray, what: str = "audio") -> None:
-    """Raise :class:`NonFiniteAudioError` if ``audio`` holds NaN or inf."""
-    if not np.all(np.isfinite(audio)):
-        raise NonFiniteAudioError(f"{what} contains NaN or infinite samples")
+    """Raise :class:`NonFiniteAudioError` if ``audio`` holds NaN or inf (checked a block of samples at a
+    time, so a long file needs no whole-length mask)."""
+    flat = np.asarray(audio).reshape(-1)
+    for a in range(0, flat.size, READ_BLOCK * 2):
+        if not np.all(np.isfinite(flat[a: a + READ_BLOCK * 2])):
+            raise NonFiniteAudioError(f"{what} contains NaN or infinite samples")
+
+
+def _read_channels_first(f: sf.SoundFile, frames: int) -> np.ndarray:
+    """``frames`` frames from the open file's position as float32 ``[C, frames]``, read a block at a
+    time into one array (no second whole-length copy for the transposition)."""
+    out = np.empty((f.channels, frames), dtype=np.float32)
+    done = 0
+    while done < frames:
+        block = f.read(frames=min(READ_BLOCK, frames - done), dtype="float32", always_2d=True)
+        if len(block) == 0:
+            return out[:, :done].copy()  # shorter than its header said
+        out[:, done: done + len(block)] = block.T
+        done += len(block)
+    return out
 
 
 def check_sample_rate(sample_rate: int, what: str = "audio") -> None:
@@ -144,13 +165,13 @@ def load_audio(
             start = int(round(offset_seconds * sr))
             if start > 0:
                 f.seek(min(start, total))
-            frames = -1 if duration_seconds is None else int(round(duration_seconds * sr))
-            data = f.read(frames=frames, dtype="float32", always_2d=True)
+            left = max(0, total - min(start, total))
+            frames = left if duration_seconds is None else min(left, max(0, int(round(duration_seconds * sr))))
+            audio = _read_channels_first(f, frames)
     except AudioFileError:
         raise
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise NotAudioError(f"{p}: not a readable audio file ({_first_line(exc)})") from None
-    audio = np.ascontiguousarray(data.T)
     if audio.shape[1] == 0:
         raise EmptyAudioError(f"{p}: the file holds no audio samples")
     check_finite(audio, str(p))
