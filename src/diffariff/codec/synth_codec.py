@@ -213,12 +213,8 @@ class SynthCodec(LatentCodec):
         c = self.config
         return row_pitch_classes(c.midi_lo, c.per_semitone, self.bank.size)
 
-    def decode_chunk(self, latents: torch.Tensor, first_frame: int, *, steps: int = 1, seed: int = 0,
-                     mode: str = "synth", semitones: Sequence[int] | None = None) -> torch.Tensor:
-        """One chunk of a chunked decode: latents ``[B, D, t]`` whose first frame is frame ``first_frame``
-        of the whole sequence (phases and noise run on absolute sample time) -> audio ``[B, 1, latent_hop t]``.
-        ``semitones`` (one per batch item): transpose what the oscillators play (:mod:`.transpose`).
-        ``steps`` and ``mode`` exist for interface parity with the first codec."""
+    def _controls(self, latents: torch.Tensor, semitones: Sequence[int] | None) -> torch.Tensor:
+        """:meth:`decode_controls`, with the bank rows of each batch item shifted by ``semitones``."""
         controls = self.decode_controls(latents.float())
         if semitones is not None and any(int(k) for k in semitones):
             if not self.can_transpose:
@@ -226,7 +222,15 @@ class SynthCodec(LatentCodec):
             k = self.bank.size
             bank = transpose_rows(controls[:, :k], list(semitones), self.config.per_semitone)
             controls = torch.cat([bank, controls[:, k:]], dim=1)
-        return self.render(controls, int(seed), int(first_frame) * self.config.latent_hop)
+        return controls
+
+    def decode_chunk(self, latents: torch.Tensor, first_frame: int, *, steps: int = 1, seed: int = 0,
+                     mode: str = "synth", semitones: Sequence[int] | None = None) -> torch.Tensor:
+        """One chunk of a chunked decode: latents ``[B, D, t]`` whose first frame is frame ``first_frame``
+        of the whole sequence (phases and noise run on absolute sample time) -> audio ``[B, 1, latent_hop t]``.
+        ``semitones`` (one per batch item): transpose what the oscillators play (:mod:`.transpose`).
+        ``steps`` and ``mode`` exist for interface parity with the first codec."""
+        return self.render(self._controls(latents, semitones), int(seed), int(first_frame) * self.config.latent_hop)
 
     @torch.no_grad()
     def pitch_class_profile(self, latents: torch.Tensor, chunk_frames: int = 1024) -> torch.Tensor:
@@ -265,31 +269,37 @@ class SynthCodec(LatentCodec):
         oscillator phases and the noise (None: random); ``semitones`` (one per batch item) transposes the
         oscillators (:mod:`.transpose`); ``steps`` and ``mode`` exist for interface parity with the first
         codec and do not change the result."""
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=seeded_generator(None)))
+        return self._decode_seeds(latents, [int(seed)], length, chunk_seconds, semitones)
+
+    @torch.no_grad()
+    def decode_pseudo_stereo(self, latents: torch.Tensor, width: float = 0.4, steps: int = 1,
+                             seed: int | None = None, length: int | None = None,
+                             semitones: Sequence[int] | None = None) -> torch.Tensor:
+        """``[B, D, T] -> [B, 2, latent_hop * T]`` from two decodings (seeds ``seed``, ``seed + 1``) of the
+        same controls (the decoder runs once)."""
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 2, (1,), generator=seeded_generator(None)))
+        y = self._decode_seeds(latents, [int(seed), int(seed) + 1], length, None, semitones)
+        return pseudo_stereo(y[:, :1], y[:, 1:], width)
+
+    def _decode_seeds(self, latents: torch.Tensor, seeds: Sequence[int], length: int | None,
+                      chunk_seconds: float | None, semitones: Sequence[int] | None) -> torch.Tensor:
+        """Latents ``[B, D, T]`` -> one rendering per seed of the same controls ``[B, len(seeds), N]``."""
         setup_cpu()
         c = self.config
         if latents.dim() != 3 or latents.shape[1] != c.latent_dim or latents.shape[-1] == 0:
             raise InputError(f"latents must be shaped [B, {c.latent_dim}, T>0], got {tuple(latents.shape)}")
         if not torch.isfinite(latents).all():
             raise NonFiniteAudioError("latents contain NaN or infinite values")
-        if seed is None:
-            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=seeded_generator(None)))
 
         def dec(z: torch.Tensor, first: int) -> torch.Tensor:
-            return self.decode_chunk(z, first, seed=int(seed), semitones=semitones)
+            controls = self._controls(z, semitones)
+            return torch.cat([self.render(controls, s, first * c.latent_hop) for s in seeds], dim=1)
 
         y = chunked_decode(dec, latents.float(), c.latent_hop, self.chunk_frames(chunk_seconds), c.chunk_context_frames)
         return y if length is None else y[..., : int(length)]
-
-    @torch.no_grad()
-    def decode_pseudo_stereo(self, latents: torch.Tensor, width: float = 0.4, steps: int = 1,
-                             seed: int | None = None, length: int | None = None,
-                             semitones: Sequence[int] | None = None) -> torch.Tensor:
-        """``[B, D, T] -> [B, 2, latent_hop * T]`` from two decodings (seeds ``seed``, ``seed + 1``)."""
-        if seed is None:
-            seed = int(torch.randint(0, 2**31 - 2, (1,), generator=seeded_generator(None)))
-        d1 = self.decode(latents, seed=seed, length=length, semitones=semitones)
-        d2 = self.decode(latents, seed=seed + 1, length=length, semitones=semitones)
-        return pseudo_stereo(d1, d2, width)
 
     def reconstruct(self, audio: torch.Tensor, seed: int = 0, width: float = 0.0) -> torch.Tensor:
         """Encode and decode ``[B, C, N]`` -> ``[B, 2 if width else 1, N]``."""
