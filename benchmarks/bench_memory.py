@@ -2,12 +2,15 @@
 (``Accompanist.generate_to_files``: windowed sampling, chunked decode, spooled two-pass write) from a
 context file on disk to a 24-bit stem file, for both samplers, at 10 s, 3 min, 10 min and 30 min.
 
-    python benchmarks/bench_memory.py [--bundle PATH] [--lengths 10 180 600 1800] [--edm-steps 30] [--no-write]
+    python benchmarks/bench_memory.py [--bundle PATH] [--lengths 10 180 600 1800] [--edm-steps 30]
+        [--conditions reference prior] [--no-write]
 
 Each case runs in its own process, so the peak resident memory (``ru_maxrss``) is that case's. The
 context file is written before the case starts (a synthetic chord progression, 16-bit stereo at 48 kHz).
 ``--edm-steps``: the EDM sampler's steps (memory does not depend on them: one window is sampled at a
 time, so fewer steps measure the same peak in less time; the section says which were used).
+``--conditions``: ``reference`` (a 5-s CLAP reference clip) and / or ``prior`` (no prompt: the context
+prior embeds the whole context, as a plain ``diffariff generate CONTEXT -o OUT`` does).
 Writes the "Generation memory" section of BENCHMARKS.md.
 """
 
@@ -43,7 +46,7 @@ def write_context(path: Path, seconds: float) -> None:
             k += 1
 
 
-def run_case(bundle: str, sampler: str, steps: int, context: str, out: str) -> dict:
+def run_case(bundle: str, sampler: str, steps: int, context: str, out: str, condition: str = "reference") -> dict:
     import torch
 
     from diffariff.pipeline import Accompanist
@@ -52,9 +55,11 @@ def run_case(bundle: str, sampler: str, steps: int, context: str, out: str) -> d
     acc = Accompanist.from_pretrained(bundle)
     load_mb = peak_rss_mb()
     t0 = time.perf_counter()
-    samples = acc.generate_to_files(context, [out], reference=synthetic_context(5.0, seed=99), sampler=sampler,
+    reference = synthetic_context(5.0, seed=99) if condition == "reference" else None
+    samples = acc.generate_to_files(context, [out], reference=reference, sampler=sampler,
                                     steps=steps, seed=0, max_seconds=None)
-    return {"sampler": sampler, "steps": steps, "seconds": samples / SR, "wall_s": time.perf_counter() - t0,
+    return {"sampler": sampler, "steps": steps, "condition": acc.last_condition or "none",
+            "seconds": samples / SR, "wall_s": time.perf_counter() - t0,
             "load_mb": load_mb, "peak_mb": peak_rss_mb(), "windows": len(acc.last_windows)}
 
 
@@ -65,12 +70,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="context lengths (seconds)")
     ap.add_argument("--edm-steps", type=int, default=30, help="EDM sampling steps (memory does not depend on them)")
     ap.add_argument("--samplers", nargs="+", choices=("consistency", "heun"), default=["consistency", "heun"])
+    ap.add_argument("--conditions", nargs="+", choices=("reference", "prior"), default=["reference", "prior"],
+                    help="CLAP condition: a reference clip, and / or none (the context prior)")
     ap.add_argument("--no-write", action="store_true", help="print only, do not touch BENCHMARKS.md")
-    ap.add_argument("--one", nargs=4, metavar=("SAMPLER", "STEPS", "CONTEXT", "OUT"), help=argparse.SUPPRESS)
+    ap.add_argument("--one", nargs=5, metavar=("SAMPLER", "STEPS", "CONTEXT", "OUT", "CONDITION"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
-        sampler, steps, context, out = args.one
-        print(json.dumps(run_case(args.bundle, sampler, int(steps), context, out)))
+        sampler, steps, context, out, condition = args.one
+        print(json.dumps(run_case(args.bundle, sampler, int(steps), context, out, condition)))
         return 0
 
     rows = []
@@ -79,30 +86,32 @@ def main(argv: list[str] | None = None) -> int:
             context = Path(tmp) / f"ctx_{seconds:g}.wav"
             write_context(context, seconds)
             for sampler in args.samplers:
-                steps = 5 if sampler == "consistency" else args.edm_steps
-                out = Path(tmp) / "stem.wav"
-                cmd = [sys.executable, __file__, "--bundle", args.bundle, "--one", sampler, str(steps), str(context),
-                       str(out)]
-                res = subprocess.run(cmd, check=True, capture_output=True, text=True)
-                row = json.loads(res.stdout.strip().splitlines()[-1])
-                print(row, flush=True)
-                rows.append(row)
-                out.unlink(missing_ok=True)
+                for condition in args.conditions:
+                    steps = 5 if sampler == "consistency" else args.edm_steps
+                    out = Path(tmp) / "stem.wav"
+                    cmd = [sys.executable, __file__, "--bundle", args.bundle, "--one", sampler, str(steps),
+                           str(context), str(out), condition]
+                    res = subprocess.run(cmd, check=True, capture_output=True, text=True)
+                    row = json.loads(res.stdout.strip().splitlines()[-1])
+                    print(row, flush=True)
+                    rows.append(row)
+                    out.unlink(missing_ok=True)
             context.unlink()
     lines = [
         f"Measured on: {machine_line()}. Model: bundle {args.bundle}.",
         f"Command: `{command_line('bench_memory.py', argv)}`. `diffariff generate`'s path: context file ->",
-        "windowed sampling (CLAP reference condition, dual CFG 1.25 / 1.25) -> chunked pseudo-stereo decode into",
-        "a spool file -> 24-bit stem file written block by block. Peak RSS per process (models included;",
-        "`after load`: the peak once the bundle is loaded). EDM steps do not change the peak (one window at",
-        "a time), so long EDM cases may run with fewer steps; their wall time is then not the 30-step one.",
+        "a context longer than a minute spooled to a temporary file -> windowed sampling (condition: a 5-s CLAP",
+        "reference clip, or none: the context prior; dual CFG 1.25 / 1.25) -> key lock -> chunked pseudo-stereo",
+        "decode into a spool file -> 24-bit stem file written block by block. Peak RSS per process (models",
+        "included; `after load`: the peak once the bundle is loaded). EDM steps do not change the peak (one",
+        "window at a time), so long EDM cases may run with fewer steps; their wall time is then not the 30-step one.",
         "",
-        "| sampler | steps | context | windows | wall s | after load MB | peak RSS MB |",
-        "|---|---|---|---|---|---|---|",
+        "| sampler | steps | condition | context | windows | wall s | after load MB | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['sampler']} | {r['steps']} | {r['seconds']:g} s | {r['windows']} | {r['wall_s']:.1f} | "
-                     f"{r['load_mb']:.0f} | {r['peak_mb']:.0f} |")
+        lines.append(f"| {r['sampler']} | {r['steps']} | {r['condition']} | {r['seconds']:g} s | {r['windows']} | "
+                     f"{r['wall_s']:.1f} | {r['load_mb']:.0f} | {r['peak_mb']:.0f} |")
     publish("Generation memory", lines, write=not args.no_write)
     return 0
 

@@ -22,6 +22,7 @@ LAYERS = (
     ("utilities", ("diffariff.fsutil", "diffariff.torchutil")),
     ("checkpoint", ("diffariff.checkpoint",)),
     ("audio", ("diffariff.audio",)),
+    ("audio spool", ("diffariff.audio_spool",)),
     ("audio input", ("diffariff.audio_input",)),
     ("request", ("diffariff.request",)),
     ("nets", ("diffariff.nets",)),

@@ -302,12 +302,19 @@ def normalize_loudness(
 
 
 def is_silent(audio: np.ndarray, threshold_db: float = -60.0) -> bool:
-    """True when the RMS of ``audio`` is below ``threshold_db`` dBFS."""
-    arr = np.asarray(audio, dtype=np.float64)
-    if arr.size == 0:
+    """True when the RMS of ``audio`` (``[N]``, ``[C, N]``, or a spooled ``[C, N]`` signal read by spans:
+    :class:`~diffariff.audio_spool.SpooledAudio`) is at or below ``threshold_db`` dBFS. Summed in float64
+    a block of samples at a time: no float64 copy of a long signal."""
+    spooled = not isinstance(audio, np.ndarray) and hasattr(audio, "read") and hasattr(audio, "shape")
+    arr = audio if spooled else np.asarray(audio)
+    size = int(np.prod(arr.shape))
+    if size == 0:
         return True
-    rms = float(np.sqrt(np.mean(arr**2)))
-    return rms <= 10.0 ** (threshold_db / 20.0)
+    flat = arr if spooled else arr.reshape(-1, arr.shape[-1])
+    total = 0.0
+    for s in range(0, flat.shape[-1], READ_BLOCK // 4):
+        total += float(np.sum(np.square(flat[:, s:s + READ_BLOCK // 4], dtype=np.float64)))
+    return bool(np.sqrt(total / size) <= 10.0 ** (float(threshold_db) / 20.0))
 
 
 def _existing_file(path: str | os.PathLike) -> Path:

@@ -28,6 +28,7 @@ from .audio import (
     resample,
     to_channels,
 )
+from .audio_spool import SpooledAudio, spool_audio_file
 from .errors import AudioFileError, AudioTooLongError, EmptyAudioError, InputError
 
 SAMPLE_RATE = 48_000
@@ -127,6 +128,33 @@ def read_audio(audio: AudioLike, sample_rate: int | None = None, *, what: str = 
     if arr.shape[1] < min_seconds * SAMPLE_RATE:
         raise InputError(f"{name} is {arr.shape[1] / SAMPLE_RATE:.2f} s long; at least {min_seconds:g} s is needed")
     return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+#: Context files longer than this (seconds at 48 kHz) are spooled to disk by :func:`read_audio_spooled`.
+SPOOL_SECONDS = 60.0
+
+
+def read_audio_spooled(audio: AudioLike, sample_rate: int | None = None, *, what: str = "audio",
+                       max_seconds: float | None = DEFAULT_MAX_SECONDS, min_seconds: float = 0.0,
+                       seconds: float | None = None,
+                       folder: str | os.PathLike | None = None) -> np.ndarray | SpooledAudio:
+    """:func:`read_audio` for the long-form path: a file longer than :data:`SPOOL_SECONDS` comes back as a
+    :class:`~diffariff.audio_spool.SpooledAudio` ``[2, N]`` at 48 kHz (the same samples, read a block at a
+    time into a temporary file in ``folder``; the caller closes it), anything else as
+    :func:`read_audio` returns it. Same checks and errors."""
+    info = check_audio_input(audio, what, min_seconds=min_seconds, max_seconds=max_seconds, seconds=seconds)
+    if info is None or info.samples <= SPOOL_SECONDS * SAMPLE_RATE:
+        return read_audio(audio, sample_rate, what=what, max_seconds=max_seconds, min_seconds=min_seconds,
+                          seconds=seconds)
+    with warnings.catch_warnings():  # check_audio_input has given the downmix warning already
+        warnings.simplefilter("ignore", UserWarning)
+        out = spool_audio_file(info.path, SAMPLE_RATE, 2, max_seconds=max_seconds, folder=folder,
+                               max_samples=None if seconds is None else int(round(seconds * SAMPLE_RATE)))
+    if out.length < min_seconds * SAMPLE_RATE:
+        out.close()
+        raise InputError(f"{what} {info.path.name} is {out.length / SAMPLE_RATE:.2f} s long; "
+                         f"at least {min_seconds:g} s is needed")
+    return out
 
 
 def crossfade_paste(base: np.ndarray, insert: np.ndarray, start: int, end: int, fade: int) -> np.ndarray:

@@ -188,6 +188,43 @@ class BuiltinClap(nn.Module):
         return torch.cat(out)
 
     @torch.inference_mode()
+    def embed_long_audio(self, audio, sample_rate: int | None = None, batch_size: int = 16) -> torch.Tensor:
+        """One clip ``[C, N]`` at ``sample_rate`` Hz (an array, or any signal sliced as ``x[:, a:b]``, e.g. a
+        :class:`~diffariff.audio_spool.SpooledAudio`) -> ``[1, dim]``, L2-normalised: the windows of
+        :meth:`embed_audio`, but each window is read, mixed to mono and resampled on its own and
+        ``batch_size`` windows run per pass, so memory stays at one batch of windows whatever the
+        clip's length (the windows' edges are resampled without their neighbours: equal to
+        :meth:`embed_audio` up to the resampler's edge effects)."""
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        sr = int(self.config.sample_rate if sample_rate is None else sample_rate)
+        check_sample_rate(sr, "audio")
+        fr, w = int(self.config.frontend_rate), int(self.config.window_samples)
+        n = int(round(audio.shape[-1] * fr / sr))
+        if n == 0:
+            raise EmptyAudioError("audio is empty")
+        starts = self.window_starts(n)
+        span = int(math.ceil(w * sr / fr))
+        was_training = self.training
+        self.eval()
+        total = None
+        try:
+            for k in range(0, len(starts), batch_size):
+                clips = np.zeros((len(starts[k:k + batch_size]), w), dtype=np.float32)
+                for j, s in enumerate(starts[k:k + batch_size]):
+                    a = int(round(s * sr / fr))
+                    x = np.asarray(audio[:, a:a + span], dtype=np.float32).mean(axis=0, keepdims=True)
+                    if not np.all(np.isfinite(x)):
+                        raise NonFiniteAudioError("audio contains NaN or infinite samples")
+                    y = resample(x, sr, fr)[0, :w]
+                    clips[j, : y.shape[0]] = y
+                emb = self.audio_forward(torch.from_numpy(clips)).sum(dim=0)
+                total = emb if total is None else total + emb
+        finally:
+            self.train(was_training)
+        return F.normalize((total / len(starts))[None], dim=-1)
+
+    @torch.inference_mode()
     def embed_text(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> torch.Tensor:
         """Embed prompts (a non-empty list of non-empty strings) -> ``[len(texts), dim]`` float32,
         L2-normalised. The frozen tower's outputs are cached per distinct prompt (LRU)."""

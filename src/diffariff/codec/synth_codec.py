@@ -232,8 +232,23 @@ class SynthCodec(LatentCodec):
         ``steps`` and ``mode`` exist for interface parity with the first codec."""
         return self.render(self._controls(latents, semitones), int(seed), int(first_frame) * self.config.latent_hop)
 
+    def pitch_class_energy(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents ``[B, D, T]`` -> the power the oscillators would play in each pitch class, per latent
+        frame: ``[B, 12, T]`` (squared linear level summed over the rows of a class, averaged over the
+        frame's control frames; bin 0 = C). Differentiable in the latents (the noise bands are left out):
+        what :mod:`diffariff.pipeline.harmony` steers."""
+        if not self.can_transpose:
+            raise InputError("only the oscillator-bank synth codec has pitch-class energies")
+        k = self.bank.size
+        power = (2.0 * self.decode_controls(latents.float())[:, :k]).exp()  # [B, K, F]
+        index = torch.as_tensor(self._bank_pitch_classes(), device=power.device)
+        folded = torch.zeros(power.shape[0], 12, power.shape[-1], device=power.device, dtype=power.dtype)
+        folded = folded.index_add(1, index, power)
+        per = self.config.latent_hop // self.config.output_hop
+        return folded.reshape(folded.shape[0], 12, -1, per).mean(dim=-1)
+
     @torch.no_grad()
-    def pitch_class_profile(self, latents: torch.Tensor, chunk_frames: int = 1024) -> torch.Tensor:
+    def pitch_class_profile(self, latents: torch.Tensor, chunk_frames: int = 256) -> torch.Tensor:
         """Latents ``[B, D, T]`` -> the pitch-class profile of what the oscillators would play ``[B, 12]``:
         the mean over control frames of :func:`.transpose.bank_profile` (each frame's loudest class = 1),
         frames more than 60 dB below the loudest one left out; all zeros for a silent stem. Decodes the

@@ -45,6 +45,8 @@ def register(subparsers) -> None:
                    help="with --bundle: guide only at noise levels LO < sigma <= HI (default: all)")
     g.add_argument("--no-key-lock", dest="key_lock", action="store_false", default=None,
                    help="with --bundle: generate without the key lock (default: on when the codec can transpose)")
+    g.add_argument("--harmony", type=float, default=0.0,
+                   help="with --bundle: harmony guidance strength (default 0: off)")
     g.add_argument("--prior-guidance", type=float,
                    help="with --bundle: context-prior guidance of the ctx_prior row (default: the prior's own; "
                    "1 for a diffusion prior)")
@@ -209,7 +211,7 @@ def run_generation(args) -> int:
                                     cfg_context=args.cfg_context, cfg_clap=args.cfg_clap,
                                     prior_guidance=args.prior_guidance,
                                     guidance_interval=guidance_interval(args.guidance_interval),
-                                    key_lock=args.key_lock)
+                                    key_lock=args.key_lock, harmony=args.harmony)
                   if args.bundle else codec_generators(args.codec, clap) if args.codec else None)
     evaluation = evaluate_generation(embedder, args.data, config, candidates_dir=args.candidates,
                                      generators=generators, bounds=args.bounds, progress=_progress(args))

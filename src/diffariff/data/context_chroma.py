@@ -36,6 +36,8 @@ import math
 import numpy as np
 import torch
 
+from ..audio import to_channels
+from ..audio_spool import is_spooled
 from ..errors import InputError
 
 #: Pitch classes, in the order of the chroma bins.
@@ -87,19 +89,40 @@ def _channels(audio) -> np.ndarray:
     return x
 
 
-def _span(x: np.ndarray, a: int, b: int) -> np.ndarray:
-    """``x[a:b]`` of a 1-D signal, zeros where the span lies outside it."""
-    out = np.zeros(b - a, dtype=np.float32)
-    lo, hi = max(a, 0), min(b, x.shape[0])
+def _is_one_signal(audio) -> bool:
+    return isinstance(audio, np.ndarray) and audio.ndim == 2
+
+
+def _checked_signal(audio: np.ndarray) -> np.ndarray:
+    """A ``[C, N]`` array as float32 (no copy when it is one), checked a block at a time."""
+    x = np.asarray(audio, dtype=np.float32)
+    if x.shape[0] < 1 or x.shape[1] < 1:
+        raise InputError(f"context audio must be shaped [C, N] or [B, C, N] with N >= 1, got {list(x.shape)}")
+    for a in range(0, x.shape[1], 1 << 20):
+        if not np.isfinite(x[:, a:a + (1 << 20)]).all():
+            raise InputError("context audio contains non-finite samples (NaN or inf)")
+    return x
+
+
+def _span(x, a: int, b: int) -> np.ndarray:
+    """Samples ``[a, b)`` of a ``[C, N]`` signal (an array or a spooled one) as float32 ``[C, b - a]``,
+    zeros where the span lies outside it."""
+    n = x.shape[-1]
+    out = np.zeros((x.shape[0], b - a), dtype=np.float32)
+    lo, hi = max(a, 0), min(b, n)
     if hi > lo:
-        out[lo - a:hi - a] = x[lo:hi]
+        out[:, lo - a:hi - a] = x[:, lo:hi]
     return out
 
 
-def context_chroma(audio, samples_per_frame: int, sample_rate: int = 48_000) -> torch.Tensor:
+def context_chroma(audio, samples_per_frame: int, sample_rate: int = 48_000, *,
+                   channels: int | None = None) -> torch.Tensor:
     """Pitch-class profile of ``audio`` per latent frame (module doc for the method and units).
 
-    ``audio``: float ``[C, N]`` or ``[B, C, N]`` (numpy or torch) at ``sample_rate``;
+    ``audio``: float ``[C, N]`` or ``[B, C, N]`` (numpy or torch) at ``sample_rate``, or a
+    :class:`~diffariff.audio_spool.SpooledAudio` ``[C, N]`` (read a block at a time, never whole);
+    ``channels``: first convert to this many channels (:func:`diffariff.audio.to_channels`, 1 = the
+    mono mix), block by block;
     ``samples_per_frame``: the codec's samples per latent frame (4096). Returns float32
     ``[B, 12, T]`` with ``T = ceil(N / samples_per_frame)`` (B = 1 for ``[C, N]``): frame ``t``
     describes samples ``[t * spf, (t + 1) * spf)`` (the last frame's missing samples are silence),
@@ -107,14 +130,23 @@ def context_chroma(audio, samples_per_frame: int, sample_rate: int = 48_000) -> 
     """
     import librosa
 
-    x = _channels(audio)
+    spooled = is_spooled(audio) or _is_one_signal(audio)  # one [C, N] signal: read and mixed a block at a time
+    if spooled:
+        x = audio if is_spooled(audio) else _checked_signal(audio)
+    else:
+        x = _channels(audio)
+        if channels is not None:
+            x = np.stack([to_channels(item, channels) for item in x])
     spf, sr = int(samples_per_frame), int(sample_rate)
     hop = chroma_hop(spf)
     if sr < 1:
         raise InputError(f"sample_rate must be >= 1, got {sample_rate}")
     n_fft = chroma_fft_size(sr)
     per = spf // hop  # spectra per latent frame
-    b, c, n = x.shape
+    if spooled:
+        b, c, n = 1, (x.shape[0] if channels is None else int(channels)), x.shape[1]
+    else:
+        b, c, n = x.shape
     frames = -(-n // spf)
     left = n_fft // 2 - hop // 2  # spectrum j covers samples [j hop - left, j hop - left + n_fft): centre j hop + hop / 2
     window = _window(n_fft)
@@ -123,13 +155,19 @@ def context_chroma(audio, samples_per_frame: int, sample_rate: int = 48_000) -> 
     count = np.minimum(spf, n - np.arange(frames) * spf)  # the frame's own samples (the last may be short)
     for t0 in range(0, frames, BLOCK_FRAMES):
         t1 = min(frames, t0 + BLOCK_FRAMES)
+        a0 = t0 * spf - left  # the block's spectra read samples [a0, a1); its own frames [t0 spf, t1 spf)
+        a1 = (t1 * per - 1) * hop - left + n_fft
         for i in range(b):
+            if spooled:
+                span = _span(x, a0, a1)
+                span = span if channels is None else to_channels(span, channels)
+            else:
+                span = _span(x[i], a0, a1)
             power, energy = 0.0, 0.0
             for ch in range(c):  # power spectra and energies of the channels averaged: no phase cancellation
-                sig = _span(x[i, ch], t0 * spf - left, (t1 * per - 1) * hop - left + n_fft)
-                segs = np.lib.stride_tricks.sliding_window_view(sig, n_fft)[::hop]  # [(t1 - t0) per, n_fft]
+                segs = np.lib.stride_tricks.sliding_window_view(span[ch], n_fft)[::hop]  # [(t1 - t0) per, n_fft]
                 power = power + np.abs(np.fft.rfft(segs * window, axis=-1)) ** 2 / c
-                own = _span(x[i, ch], t0 * spf, t1 * spf).astype(np.float64).reshape(t1 - t0, spf)
+                own = span[ch, left: left + (t1 - t0) * spf].astype(np.float64).reshape(t1 - t0, spf)
                 energy = energy + (own * own).sum(axis=-1) / c
             chroma = librosa.feature.chroma_stft(S=power.T.astype(np.float32), sr=sr, n_fft=n_fft, tuning=0.0,
                                                  norm=None, ctroct=CENTRE_OCTAVE, octwidth=OCTAVE_WIDTH)

@@ -1,4 +1,4 @@
-"""Integrated loudness (BS.1770-4) and silence measured block by block, without a copy of the signal.
+"""Integrated loudness (BS.1770-4) measured block by block, without a copy of the signal.
 
 :func:`diffariff.audio.loudness` hands the whole signal to pyloudnorm, which makes float64 copies of
 it (the input as ``[N, C]`` float64, then its filtered copy): 1.4 GB each for a 30-min stereo context.
@@ -18,6 +18,7 @@ import pyloudnorm
 import scipy.signal
 
 from ..audio import SILENCE_LUFS
+from ..audio_spool import is_spooled
 
 #: Channel gains of BS.1770 (L, R, C, Ls, Rs), as pyloudnorm.
 _GAINS = (1.0, 1.0, 1.0, 1.41, 1.41)
@@ -122,23 +123,10 @@ class LoudnessMeter:
 
 def measure(audio: np.ndarray, sample_rate: int, block: int = BLOCK_SAMPLES) -> LoudnessMeter:
     """A :class:`LoudnessMeter` fed all of ``audio`` ``[C, N]`` (or ``[N]``) in blocks of ``block``
-    samples: loudness, RMS and peak of an in-memory signal with no whole-signal copy."""
-    arr = np.asarray(audio)
+    samples: loudness, RMS and peak of an in-memory (or spooled) signal with no whole-signal copy."""
+    arr = audio if is_spooled(audio) else np.asarray(audio)
     arr = arr[None] if arr.ndim == 1 else arr
     meter = LoudnessMeter(sample_rate, arr.shape[0], arr.shape[1])
     for s in range(0, arr.shape[1], block):
         meter.feed(arr[:, s:s + block])
     return meter
-
-
-def is_silent_blockwise(audio: np.ndarray, threshold_db: float = -60.0, block: int = BLOCK_SAMPLES) -> bool:
-    """:func:`diffariff.audio.is_silent` (RMS of ``[C, N]`` at or below ``threshold_db`` dBFS) without a
-    float64 copy of the signal."""
-    arr = np.asarray(audio)
-    if arr.size == 0:
-        return True
-    total = 0.0
-    flat = arr.reshape(-1, arr.shape[-1])
-    for s in range(0, flat.shape[1], block):
-        total += float(np.sum(np.square(flat[:, s:s + block], dtype=np.float64)))
-    return float(np.sqrt(total / arr.size)) <= 10.0 ** (threshold_db / 20.0)

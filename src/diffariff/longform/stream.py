@@ -5,11 +5,14 @@
 gives the same files as ``generate`` followed by :func:`diffariff.timing.daw.write_outputs` (same
 samples: the decode is bit-identical, loudness and limiter equal to float rounding), but the stems are
 decoded chunk by chunk into a temporary spool (:class:`~.writer.StemSpool`) and written block by block
-(:func:`~.writer.write_blocks`), so no whole-length copy of a stem is ever held in memory.
+(:func:`~.writer.write_blocks`), so no whole-length copy of a stem is ever held in memory; a long
+context file is itself kept in a temporary file beside the outputs
+(:func:`diffariff.audio_input.read_audio_spooled`) and read a span at a time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,13 +38,13 @@ class StreamedOutput:
         req = GenerationRequest.build(request, **options)
         if len(outs) != int(req.n) or (mix_outs and len(mix_outs) != int(req.n)):
             raise ValueError("give one output path (and one mix path) per candidate")
-        ctx, z = self._generate_latents(context, req, sample_rate=sample_rate, seconds=seconds)
+        folder = Path(outs[0]).parent
+        ctx, z = self._generate_latents(context, req, sample_rate=sample_rate, seconds=seconds, spool_folder=folder)
         n, width, decode_steps, decode_mode = int(req.n), req.width, req.decode_steps, req.decode_mode
         rate = SAMPLE_RATE if sample_rate_out is None else int(sample_rate_out)
         length = ctx.length if length_out is None else int(length_out)
         target = self.stem_target_lufs(ctx)
-        folder = Path(outs[0]).parent
-        with StemSpool(int(n), ctx.length, folder=folder) as spool:
+        with contextlib.closing(ctx), StemSpool(int(n), ctx.length, folder=folder) as spool:
             for block in decode_blocks(self.codec, z, ctx.length, width=width, seed=self.last_seed or 0,
                                        steps=decode_steps, mode=decode_mode, semitones=self.last_transpositions):
                 spool.feed(block)

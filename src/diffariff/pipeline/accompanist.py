@@ -60,6 +60,7 @@ from ..audio import (
     DEFAULT_MAX_SECONDS,
     PEAK_CEILING,
     SILENCE_LUFS,
+    is_silent,
     normalize_loudness,
     peak_limit,
     save_audio,
@@ -73,8 +74,10 @@ from ..audio_input import (
     crossfade_paste,
     file_inputs,
     read_audio,
+    read_audio_spooled,
     to_numpy,
 )
+from ..audio_spool import SpooledAudio, is_spooled
 from ..bundle import open_bundle
 from ..data.context_chroma import context_chroma
 from ..diffusion.edits import generate_windowed, plan_windows, slerp
@@ -86,12 +89,13 @@ from ..errors import (
 )
 from ..fsutil import check_output_path
 from ..longform.encode import encode_long
-from ..longform.loudness import is_silent_blockwise, measure
+from ..longform.loudness import measure
 from ..longform.stream import StreamedOutput
 from ..request import LONG_MODES, GenerationRequest
 from ..timing.editing import BarEditing
 from ..torchutil import seeded_generator, setup_cpu
 from .edits import Arrangement, StemEdits
+from .harmony import HarmonyGuide
 from .key_lock import choose_transpositions
 
 if TYPE_CHECKING:  # the parts' types; the modules themselves load lazily (start-up time)
@@ -113,9 +117,11 @@ class Context:
     """A prepared context: ``audio`` float32 [2, N] at 48 kHz, its codec ``latents`` [1, 64, T] (None
     when silent: the condition is dropped), loudness ``lufs``, ``silent``, and its ``chroma`` [1, 12, T]
     (:func:`~diffariff.data.context_chroma.context_chroma` of the audio on the codec's channels, as in
-    the latent cache) when a latent model of the Accompanist takes it and there are latents (else None)."""
+    the latent cache) when a latent model of the Accompanist takes it and there are latents (else None).
+    A long context read for the streamed path holds its ``audio`` on disk
+    (:class:`~diffariff.audio_spool.SpooledAudio`, same interface for spans): :meth:`close` releases it."""
 
-    audio: np.ndarray
+    audio: np.ndarray | SpooledAudio
     latents: torch.Tensor | None
     lufs: float
     silent: bool
@@ -124,6 +130,11 @@ class Context:
     @property
     def length(self) -> int:
         return int(self.audio.shape[1])
+
+    def close(self) -> None:
+        """Release a spooled context's temporary file (nothing to do for an in-memory one)."""
+        if is_spooled(self.audio):
+            self.audio.close()
 
 
 class Accompanist(StemEdits, BarEditing, StreamedOutput):
@@ -218,30 +229,39 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
 
     def prepare_context(self, context: AudioLike | None, sample_rate: int | None = None, *,
                         seconds: float | None = None, max_seconds: float | None = DEFAULT_MAX_SECONDS,
-                        encode: bool = True) -> Context:
+                        encode: bool = True, spool_folder: str | os.PathLike | None = None,
+                        chroma: bool = False) -> Context:
         """Load / convert / encode a context (None -> ``seconds`` of silence). See the module doc.
-        ``encode=False`` skips the codec (``latents`` None) when only the loudness is needed."""
+        ``encode=False`` skips the codec (``latents`` None) when only the loudness is needed; ``chroma``:
+        compute the context chroma even when no latent model takes it (harmony guidance needs it).
+        ``spool_folder``: a long context file is kept in a temporary file there
+        (:func:`~diffariff.audio_input.read_audio_spooled`: ``Context.audio`` is then a
+        :class:`~diffariff.audio_spool.SpooledAudio`, read by spans; the caller closes it)."""
         if context is None:
             if seconds is None or seconds <= 0:
                 raise InputError("without a context, give the length to generate (seconds > 0)")
             if max_seconds is not None and seconds > max_seconds:
                 raise AudioTooLongError(f"{seconds:.1f} s is longer than the limit of {max_seconds:.1f} s")
             audio = np.zeros((2, int(round(seconds * SAMPLE_RATE))), dtype=np.float32)
+        elif spool_folder is not None:
+            audio = read_audio_spooled(context, sample_rate, what="context", max_seconds=max_seconds,
+                                       min_seconds=MIN_CONTEXT_SECONDS, seconds=seconds, folder=spool_folder)
         else:
             audio = read_audio(context, sample_rate, what="context", max_seconds=max_seconds,
                                min_seconds=MIN_CONTEXT_SECONDS, seconds=seconds)
         if audio.shape[1] < MIN_CONTEXT_SECONDS * SAMPLE_RATE:
             raise InputError(f"the context must be at least {MIN_CONTEXT_SECONDS:g} s long")
-        silent = is_silent_blockwise(audio, SILENCE_DB)  # no float64 copies of a long context
+        silent = is_silent(audio, SILENCE_DB)  # blockwise: no float64 copy of a long context
         latents = None if silent or not encode else encode_long(self.codec, audio)
-        chroma = None
-        if latents is not None and self.needs_context_chroma:
+        context_chroma_t = None
+        if latents is not None and (self.needs_context_chroma or chroma):
             # as the latent cache computes it: on the channels the codec encodes (a mono codec: their mean)
             channels = 1 if getattr(self.codec.config, "stereo", "mono") == "mono" else 2
-            chroma = context_chroma(to_channels(audio, channels), self.samples_per_frame, SAMPLE_RATE)
-            if chroma.shape[-1] != latents.shape[-1]:
-                raise ConfigError(f"the context chroma has {chroma.shape[-1]} frames, its latents {latents.shape[-1]}")
-        return Context(audio, latents, measure(audio, SAMPLE_RATE).value(), silent, chroma)
+            context_chroma_t = context_chroma(audio, self.samples_per_frame, SAMPLE_RATE, channels=channels)
+            if context_chroma_t.shape[-1] != latents.shape[-1]:
+                raise ConfigError(f"the context chroma has {context_chroma_t.shape[-1]} frames, its latents "
+                                  f"{latents.shape[-1]}")
+        return Context(audio, latents, measure(audio, SAMPLE_RATE).value(), silent, context_chroma_t)
 
     def encode(self, audio: np.ndarray) -> torch.Tensor:
         """Audio float32 [C, N] (or [B, C, N]) at 48 kHz -> codec latents [B, 64, ceil(N / 4096)]."""
@@ -369,6 +389,16 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
         bar = tqdm(total=total, desc="generating", unit="step",
                    disable=(None if req.progress is None else not req.progress), leave=False)
         controls = {**req.sampling(), "sampler": sampler, "steps": steps}
+        if float(req.harmony) > 0 and ctx_latents is not None:
+            if not getattr(self.codec, "can_transpose", False):
+                raise InputError("harmony guidance needs a bundle whose codec has an oscillator bank (the synth codec)")
+            if ctx_chroma is None or ctx_chroma.shape[-1] != frames:
+                raise InputError("harmony guidance needs the context's chroma for every frame (ctx_chroma)")
+
+        def harmony(a: int, b: int) -> list:
+            if float(req.harmony) <= 0 or ctx_latents is None:
+                return []
+            return [HarmonyGuide(self.codec, model.latent_mean, model.latent_std, ctx_chroma[..., a:b], req.harmony)]
 
         def sample_window(w: int, a: int, b: int, win_known: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
             if keep_t is not None and known is not None:  # the user's kept frames join the overlap
@@ -382,7 +412,7 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
                 init=None if init is None else init[..., a:b], strength=strength,
                 inpaint_latents=win_known if inpaint else None,
                 inpaint_mask=mask.float().reshape(1, 1, -1) if inpaint else None, style=style,
-                context_chroma=None if chroma_t is None else chroma_t[..., a:b], **controls,
+                context_chroma=None if chroma_t is None else chroma_t[..., a:b], wrappers=harmony(a, b), **controls,
             )
 
         try:
@@ -448,15 +478,27 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
         return self._finish(audio, self.stem_target_lufs(ctx))
 
     def _generate_latents(self, context: AudioLike | None, request: GenerationRequest, *,
-                          sample_rate: int | None = None, seconds: float | None = None) -> tuple[Context, torch.Tensor]:
-        """:meth:`generate` up to the latents: (the prepared context, latents [n, 64, frames])."""
+                          sample_rate: int | None = None, seconds: float | None = None,
+                          spool_folder: str | os.PathLike | None = None) -> tuple[Context, torch.Tensor]:
+        """:meth:`generate` up to the latents: (the prepared context, latents [n, 64, frames]);
+        ``spool_folder`` as in :meth:`prepare_context`."""
         req = request
         can_transpose = getattr(self.codec, "can_transpose", False)
         if req.key_lock and not can_transpose:
             raise InputError("key lock needs a bundle whose codec can transpose (the oscillator-bank synth codec)")
         self.last_inputs = file_inputs(context, req.reference, req.style_reference,
                                        *(c for c in (req.clap_mix or ())[:2] if isinstance(c, os.PathLike)))
-        ctx = self.prepare_context(context, sample_rate, seconds=seconds, max_seconds=req.max_seconds)
+        ctx = self.prepare_context(context, sample_rate, seconds=seconds, max_seconds=req.max_seconds,
+                                   spool_folder=spool_folder, chroma=float(req.harmony) > 0)
+        try:
+            return ctx, self._latents_for(ctx, req)
+        except BaseException:
+            ctx.close()
+            raise
+
+    def _latents_for(self, ctx: Context, req: GenerationRequest) -> torch.Tensor:
+        """The conditions, the sampling and the key lock of :meth:`_generate_latents`: latents [n, 64, frames]."""
+        can_transpose = getattr(self.codec, "can_transpose", False)
         seed = self._resolve_seed(req.seed)
         clap = self.condition(req.text, req.reference, reference_sample_rate=req.reference_sample_rate,
                               clap_mix=req.clap_mix, use_bridge=req.use_bridge, seed=seed)
@@ -472,7 +514,7 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
         if can_transpose and req.key_lock is not False:
             self.last_transpositions = choose_transpositions(self.codec, z, None if ctx.silent else ctx.audio,
                                                              ctx.chroma)
-        return ctx, z
+        return z
 
     def reconstruct(self, stem: AudioLike, context: AudioLike | None = None, *, sample_rate: int | None = None,
                     width: float = 0.4, seed: int = 0, decode_steps: int = 1) -> np.ndarray:

@@ -73,8 +73,8 @@ def choose_transpositions(codec, latents, context_audio: np.ndarray | None, chro
     if context_audio is None or not getattr(codec, "can_transpose", False):
         return None
     if chroma is None:
-        mono = np.asarray(context_audio, dtype=np.float32).mean(axis=0, keepdims=True)
-        chroma = context_chroma(mono, int(codec.config.samples_per_frame), int(codec.config.sample_rate))
+        chroma = context_chroma(context_audio, int(codec.config.samples_per_frame), int(codec.config.sample_rate),
+                                channels=1)
     target = context_profile(chroma.cpu().numpy() if hasattr(chroma, "cpu") else chroma)
     if target is None:
         return None

@@ -114,11 +114,20 @@ def role_centroids(pairs: PriorPairs, min_count: int = 5) -> tuple[torch.Tensor,
     return torch.stack(rows), ids
 
 
+#: Contexts with more CLAP windows than this are embedded window batch by window batch.
+LONG_CONTEXT_WINDOWS = 16
+
+
 def context_embedding(clap, context: np.ndarray | None, sample_rate: int) -> torch.Tensor | None:
     """The prior's condition for a context: audio-CLAP ``[1, D]`` of ``context`` ``[C, N]`` at
-    ``sample_rate`` Hz, or None (the null condition) for no context or a silent one."""
-    if context is None or is_silent(np.asarray(context), SILENCE_DB):
+    ``sample_rate`` Hz (an array, or a :class:`~diffariff.audio_spool.SpooledAudio`), or None (the null
+    condition) for no context or a silent one. A context longer than :data:`LONG_CONTEXT_WINDOWS` CLAP
+    windows is embedded a batch of windows at a time (``clap.embed_long_audio``): bounded memory."""
+    if context is None or is_silent(context, SILENCE_DB):
         return None
+    windows = context.shape[-1] / sample_rate / float(clap.config.window_seconds)
+    if getattr(context, "ndim", 1) == 2 and (not isinstance(context, np.ndarray) or windows > LONG_CONTEXT_WINDOWS):
+        return clap.embed_long_audio(context, sample_rate=sample_rate).float()
     audio = np.asarray(context, dtype=np.float32)
     return clap.embed_audio(audio[None] if audio.ndim == 2 else audio[None, None], sample_rate=sample_rate).float()
 
