@@ -7,8 +7,9 @@ context file on disk to a 24-bit stem file, for both samplers, at 10 s, 3 min, 1
 
 Each case runs in its own process, so the peak resident memory (``ru_maxrss``) is that case's. The
 context file is written before the case starts (a synthetic chord progression, 16-bit stereo at 48 kHz).
-``--edm-steps``: the EDM sampler's steps (memory does not depend on them: one window is sampled at a
-time, so fewer steps measure the same peak in less time; the section says which were used).
+``--edm-steps`` / ``--consistency-steps``: the samplers' steps (memory does not depend on them: one
+window is sampled at a time, so fewer steps measure the same peak in less time; the section says which
+were used).
 ``--conditions``: ``reference`` (a 5-s CLAP reference clip) and / or ``prior`` (no prompt: the context
 prior embeds the whole context, as a plain ``diffariff generate CONTEXT -o OUT`` does).
 Writes the "Generation memory" section of BENCHMARKS.md.
@@ -69,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lengths", type=float, nargs="+", default=[10.0, 180.0, 600.0, 1800.0],
                     help="context lengths (seconds)")
     ap.add_argument("--edm-steps", type=int, default=30, help="EDM sampling steps (memory does not depend on them)")
+    ap.add_argument("--consistency-steps", type=int, default=5,
+                    help="consistency sampling steps (memory does not depend on them)")
     ap.add_argument("--samplers", nargs="+", choices=("consistency", "heun"), default=["consistency", "heun"])
     ap.add_argument("--conditions", nargs="+", choices=("reference", "prior"), default=["reference", "prior"],
                     help="CLAP condition: a reference clip, and / or none (the context prior)")
@@ -87,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             write_context(context, seconds)
             for sampler in args.samplers:
                 for condition in args.conditions:
-                    steps = 5 if sampler == "consistency" else args.edm_steps
+                    steps = args.consistency_steps if sampler == "consistency" else args.edm_steps
                     out = Path(tmp) / "stem.wav"
                     cmd = [sys.executable, __file__, "--bundle", args.bundle, "--one", sampler, str(steps),
                            str(context), str(out), condition]
@@ -104,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         "reference clip, or none: the context prior; dual CFG 1.25 / 1.25) -> key lock -> chunked pseudo-stereo",
         "decode into a spool file -> 24-bit stem file written block by block. Peak RSS per process (models",
         "included; `after load`: the peak once the bundle is loaded). EDM steps do not change the peak (one",
-        "window at a time), so long EDM cases may run with fewer steps; their wall time is then not the 30-step one.",
+        "window at a time), so the cases may run with fewer steps than the defaults; their wall time is then not the",
+        "default one (the Generation section has those).",
         "",
         "| sampler | steps | condition | context | windows | wall s | after load MB | peak RSS MB |",
         "|---|---|---|---|---|---|---|---|",

@@ -54,8 +54,9 @@ class GenerationRequest:
         seed: same seed, same output (None: a fresh one, kept in ``Accompanist.last_seed``).
         n: candidates generated together.
         loop: repetitions (2 or 4) of one phrase, tied for the first ``loop_strength`` of the steps.
-        harmony: harmony guidance strength (0 = off): each step's estimate is nudged toward the context's
-            chroma through the synth codec's pitch classes (:mod:`diffariff.pipeline.harmony`).
+        harmony: harmony guidance strength: the sampler's estimate is nudged toward the context's chroma
+            through the codec's pitch classes at five noise levels (:mod:`diffariff.pipeline.harmony`).
+            None: 0.2 when the bundle's codec has an oscillator bank (the synth codec), else off; 0: off.
     Long contexts:
         long_mode: "auto" (windows past one window), "windowed" or "direct".
         window_seconds / overlap_seconds: window length and overlap (None: 2 training windows, a quarter).
@@ -89,7 +90,7 @@ class GenerationRequest:
     n: int = 1
     loop: int | None = None
     loop_strength: float = 0.5
-    harmony: float = 0.0
+    harmony: float | None = None
     long_mode: str = "auto"
     window_seconds: float | None = None
     overlap_seconds: float | None = None
@@ -111,7 +112,7 @@ class GenerationRequest:
             raise InputError(f"steps must be >= 1, got {self.steps}")
         if self.loop is not None and int(self.loop) not in LOOP_COUNTS:
             raise InputError(f"loop must be 2 or 4 repetitions (1-8 accepted), got {self.loop}")
-        if not 0.0 <= float(self.harmony) <= 10.0:
+        if self.harmony is not None and not 0.0 <= float(self.harmony) <= 10.0:
             raise InputError(f"harmony strength must be in [0, 10], got {self.harmony}")
         if not 0.0 <= float(self.style_strength) <= 1.0:
             raise InputError(f"style strength must be in [0, 1], got {self.style_strength}")

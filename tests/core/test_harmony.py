@@ -68,10 +68,22 @@ def test_guided_estimate_fits_the_rendered_context_better(synth_acc, context):
     assert torch.equal(HarmonyGuide(codec, mean, std, chroma, strength=0.0).refine(x), x)  # off: untouched
 
 
+def test_guide_acts_once_per_noise_level(synth_acc, context):
+    codec = synth_acc.codec
+    chroma = context_chroma(context, codec.config.latent_hop, SR, channels=1)
+    x = torch.randn(1, 64, chroma.shape[-1], generator=torch.Generator().manual_seed(1))
+    guide = HarmonyGuide(codec, torch.tensor(0.0), torch.tensor(0.4), chroma, strength=0.3, levels=[10.0, 1.0])
+    wrapped = guide(lambda x, sigma: x)
+    changed = [not torch.equal(wrapped(x, torch.tensor(s)), x) for s in (20.0, 8.0, 5.0, 0.5, 0.1)]
+    assert changed == [False, True, False, True, False]
+
+
 def test_generate_with_harmony_guidance(synth_acc, synth_root, context, tmp_path):
-    plain = synth_acc.generate(context, seed=0, key_lock=False)
+    plain = synth_acc.generate(context, seed=0, key_lock=False, harmony=0)
     guided = synth_acc.generate(context, seed=0, key_lock=False, harmony=0.5)
     assert guided.shape == plain.shape and np.isfinite(guided).all() and not np.array_equal(guided, plain)
+    default = synth_acc.generate(context, seed=0, key_lock=False)  # on by default with a synth codec
+    np.testing.assert_array_equal(default, synth_acc.generate(context, seed=0, key_lock=False, harmony=0.2))
     synth_acc.generate(None, seconds=2.0, seed=0, harmony=0.5)  # no context: nothing to follow, no error
     from diffariff.audio import save_audio
 
@@ -89,3 +101,4 @@ def test_harmony_guidance_refusals(tmp_path, context):
     acc = Accompanist.from_pretrained(make_tiny_bundle(tmp_path / "c", train_frames=24, modes=("consistency",)).root)
     with pytest.raises(InputError, match="harmony guidance needs"):
         acc.generate(context, seed=0, harmony=0.3)
+    assert acc.generate(context, seed=0).shape[-1] == context.shape[-1]  # default: off where it cannot act

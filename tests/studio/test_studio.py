@@ -297,7 +297,8 @@ def test_bad_uploads_and_values_are_one_line_errors(client):
     start("ok.wav", wav_bytes(music(1.0)))
     for field, value, words in (("steps", "abc", "whole number"), ("steps", "0", "between 1 and"),
                                 ("n", "99", "candidates"), ("width", "2", "stereo width"),
-                                ("sampler", "magic", "unknown sampler"), ("cfg_clap", "nan", "CLAP guidance")):
+                                ("sampler", "magic", "unknown sampler"), ("cfg_clap", "nan", "CLAP guidance"),
+                                ("harmony", "-1", "harmony guidance")):
         r = client.post(f"/api/s/{sid}/generate", data={**FAST, field: value})
         assert_one_line_error(r, 400, *words.split("|"))
     short_ref = {"reference": ("ref.wav", wav_bytes(music(0.5)), "audio/wav")}

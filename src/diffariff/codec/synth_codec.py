@@ -235,12 +235,16 @@ class SynthCodec(LatentCodec):
     def pitch_class_energy(self, latents: torch.Tensor) -> torch.Tensor:
         """Latents ``[B, D, T]`` -> the power the oscillators would play in each pitch class, per latent
         frame: ``[B, 12, T]`` (squared linear level summed over the rows of a class, averaged over the
-        frame's control frames; bin 0 = C). Differentiable in the latents (the noise bands are left out):
-        what :mod:`diffariff.pipeline.harmony` steers."""
+        frame's control frames; bin 0 = C). Differentiable in the latents (the noise bands are left out, and
+        with grid nets their branch is not run): what :mod:`diffariff.pipeline.harmony` steers."""
         if not self.can_transpose:
             raise InputError("only the oscillator-bank synth codec has pitch-class energies")
         k = self.bank.size
-        power = (2.0 * self.decode_controls(latents.float())[:, :k]).exp()  # [B, K, F]
+        if hasattr(self.decoder, "bank"):  # grid nets: the pitch branch alone
+            levels = self.decoder.bank(latents.float())
+        else:
+            levels = self.decoder(latents.float())[:, :k]
+        power = (2.0 * levels.float().clamp(*_LOG_AMP_RANGE)).exp()  # [B, K, F]
         index = torch.as_tensor(self._bank_pitch_classes(), device=power.device)
         folded = torch.zeros(power.shape[0], 12, power.shape[-1], device=power.device, dtype=power.dtype)
         folded = folded.index_add(1, index, power)

@@ -141,8 +141,11 @@ class GridDecoder(nn.Module):
         nn.init.normal_(self.noise[-1].weight, std=1e-3)
         nn.init.constant_(self.noise[-1].bias, out_bias)
 
-    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+    def bank(self, latents: torch.Tensor) -> torch.Tensor:
+        """The pitch branch alone: latents ``[B, latent_dim, T]`` -> the bank's log-levels ``[B, K, 8 T]``."""
         b, _, t = latents.shape
         grid = self.project(latents).reshape(b, self.c0, self.rows, t) + self.row_embedding
-        bank = F.pixel_shuffle(self.pitch_head(self.pitch(grid)), 2)[:, 0]  # [B, K, 8 T]
-        return torch.cat([bank, self.noise(latents)], dim=1)
+        return F.pixel_shuffle(self.pitch_head(self.pitch(grid)), 2)[:, 0]
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.bank(latents), self.noise(latents)], dim=1)

@@ -45,8 +45,8 @@ def register(subparsers) -> None:
                    help="with --bundle: guide only at noise levels LO < sigma <= HI (default: all)")
     g.add_argument("--no-key-lock", dest="key_lock", action="store_false", default=None,
                    help="with --bundle: generate without the key lock (default: on when the codec can transpose)")
-    g.add_argument("--harmony", type=float, default=0.0,
-                   help="with --bundle: harmony guidance strength (default 0: off)")
+    g.add_argument("--harmony", type=float, default=None,
+                   help="with --bundle: harmony guidance strength (default: the pipeline's, 0.2 with a synth codec; 0: off)")
     g.add_argument("--prior-guidance", type=float,
                    help="with --bundle: context-prior guidance of the ctx_prior row (default: the prior's own; "
                    "1 for a diffusion prior)")

@@ -88,9 +88,10 @@ def _common(parser: argparse.ArgumentParser, *, conditions: bool = True) -> None
     g.add_argument("--rescale-phi", type=float, default=0.0, help="rescaled CFG blend in [0, 1] (default 0)")
     g.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LO", "HI"), default=None,
                    help="apply guidance only at noise levels LO < sigma <= HI (default: all levels)")
-    g.add_argument("--harmony", type=float, default=0.0, metavar="S",
-                   help="harmony guidance strength (default 0: off; e.g. 0.2): every sampling step nudges the stem "
-                   "toward the context's chords through the codec's pitch classes (synth-codec bundles)")
+    g.add_argument("--harmony", type=float, default=None, metavar="S",
+                   help="harmony guidance strength: at five noise levels the sampler's estimate is nudged toward the "
+                   "context's chords through the codec's pitch classes (default 0.2 with a synth-codec bundle such as "
+                   "the default; 0: off)")
     g.add_argument("--width", type=float, default=0.4, help="stereo width 0-1 (default 0.4)")
     g.add_argument("--seed", type=int, default=None, help="random seed (same seed, same output)")
     g.add_argument("-n", type=int, default=1, help="number of candidates (default 1)")

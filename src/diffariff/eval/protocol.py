@@ -343,7 +343,7 @@ def bundle_generators(bundle, names: Sequence[str] | None = None, *, sampler: st
                       steps: int | None = None, cfg_context: float = 1.25,
                       cfg_clap: float = 1.25, prior_guidance: float | None = None,
                       guidance_interval: tuple[float, float] | None = None,
-                      key_lock: bool | None = None, harmony: float = 0.0) -> dict[str, Generator]:
+                      key_lock: bool | None = None, harmony: float | None = None) -> dict[str, Generator]:
     """Generators for Table 1's settings from a model bundle: each runs
     ``Accompanist.generate`` with the inputs of :func:`setting_inputs` and returns one stem ``[2, N]``.
 

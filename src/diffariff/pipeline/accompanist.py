@@ -81,6 +81,7 @@ from ..audio_spool import SpooledAudio, is_spooled
 from ..bundle import open_bundle
 from ..data.context_chroma import context_chroma
 from ..diffusion.edits import generate_windowed, plan_windows, slerp
+from ..diffusion.edm import karras_sigmas
 from ..errors import (
     AudioTooLongError,
     CheckpointError,
@@ -95,7 +96,7 @@ from ..request import LONG_MODES, GenerationRequest
 from ..timing.editing import BarEditing
 from ..torchutil import seeded_generator, setup_cpu
 from .edits import Arrangement, StemEdits
-from .harmony import HarmonyGuide
+from .harmony import DEFAULT_STRENGTH, LEVEL_STEPS, HarmonyGuide
 from .key_lock import choose_transpositions
 
 if TYPE_CHECKING:  # the parts' types; the modules themselves load lazily (start-up time)
@@ -389,16 +390,17 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
         bar = tqdm(total=total, desc="generating", unit="step",
                    disable=(None if req.progress is None else not req.progress), leave=False)
         controls = {**req.sampling(), "sampler": sampler, "steps": steps}
-        if float(req.harmony) > 0 and ctx_latents is not None:
-            if not getattr(self.codec, "can_transpose", False):
-                raise InputError("harmony guidance needs a bundle whose codec has an oscillator bank (the synth codec)")
-            if ctx_chroma is None or ctx_chroma.shape[-1] != frames:
-                raise InputError("harmony guidance needs the context's chroma for every frame (ctx_chroma)")
+        strength = self.harmony_strength(req) if ctx_latents is not None else 0.0
+        if strength > 0 and (ctx_chroma is None or ctx_chroma.shape[-1] != frames):
+            raise InputError("harmony guidance needs the context's chroma for every frame (ctx_chroma)")
+        mc = model.config
+        levels = karras_sigmas(LEVEL_STEPS, mc.sigma_min, mc.sigma_max, mc.rho)[:-1].tolist()
 
         def harmony(a: int, b: int) -> list:
-            if float(req.harmony) <= 0 or ctx_latents is None:
+            if strength <= 0:
                 return []
-            return [HarmonyGuide(self.codec, model.latent_mean, model.latent_std, ctx_chroma[..., a:b], req.harmony)]
+            return [HarmonyGuide(self.codec, model.latent_mean, model.latent_std, ctx_chroma[..., a:b], strength,
+                                 levels=levels)]
 
         def sample_window(w: int, a: int, b: int, win_known: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
             if keep_t is not None and known is not None:  # the user's kept frames join the overlap
@@ -422,6 +424,17 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
         if keep_t is not None and known is not None:  # exact in codec units (no normalisation round trip)
             out[..., keep_t] = known.expand(n, -1, -1)[..., keep_t]
         return out
+
+    def harmony_strength(self, request: GenerationRequest) -> float:
+        """The harmony guidance strength of ``request`` on this bundle: its ``harmony``, or when None
+        :data:`~diffariff.pipeline.harmony.DEFAULT_STRENGTH` with a codec that has an oscillator bank and 0
+        without; InputError for a strength > 0 the codec cannot serve."""
+        can = getattr(self.codec, "can_transpose", False)
+        if request.harmony is None:
+            return DEFAULT_STRENGTH if can else 0.0
+        if float(request.harmony) > 0 and not can:
+            raise InputError("harmony guidance needs a bundle whose codec has an oscillator bank (the synth codec)")
+        return float(request.harmony)
 
     def _resolve_seed(self, seed: int | None) -> int:
         """``seed``, or a fresh random one when None; remembered in :attr:`last_seed`."""
@@ -489,7 +502,7 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
         self.last_inputs = file_inputs(context, req.reference, req.style_reference,
                                        *(c for c in (req.clap_mix or ())[:2] if isinstance(c, os.PathLike)))
         ctx = self.prepare_context(context, sample_rate, seconds=seconds, max_seconds=req.max_seconds,
-                                   spool_folder=spool_folder, chroma=float(req.harmony) > 0)
+                                   spool_folder=spool_folder, chroma=self.harmony_strength(req) > 0)
         try:
             return ctx, self._latents_for(ctx, req)
         except BaseException:

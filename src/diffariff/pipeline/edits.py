@@ -43,13 +43,14 @@ class StemEdits:
     """Mixin: :meth:`inpaint`, :meth:`vary`, :meth:`arrange` (module doc)."""
 
     def _stem_and_context(self, stem: AudioLike, context: AudioLike | None, sample_rate: int | None,
-                          max_seconds: float | None) -> tuple[np.ndarray, Any]:
-        """(the stem float32 [2, N], the prepared context (the host's ``Context``)) of equal length."""
+                          max_seconds: float | None, chroma: bool = False) -> tuple[np.ndarray, Any]:
+        """(the stem float32 [2, N], the prepared context (the host's ``Context``)) of equal length;
+        ``chroma``: with the context's chroma (harmony guidance)."""
         st = read_audio(stem, sample_rate, what="stem", max_seconds=max_seconds, min_seconds=MIN_CONTEXT_SECONDS)
         if context is None:
             ctx = self.prepare_context(None, seconds=st.shape[1] / SAMPLE_RATE, max_seconds=max_seconds)
         else:
-            ctx = self.prepare_context(context, sample_rate, max_seconds=max_seconds)
+            ctx = self.prepare_context(context, sample_rate, max_seconds=max_seconds, chroma=chroma)
         if ctx.length != st.shape[1]:
             raise InputError(f"stem and context lengths differ ({st.shape[1]} vs {ctx.length} samples at 48 kHz)")
         return st, ctx
@@ -64,7 +65,8 @@ class StemEdits:
         (text / reference condition the new region; no context prior). -> float32 [n, 2, N]."""
         req = GenerationRequest.build(request, **options)
         self.last_inputs = file_inputs(stem, context, req.reference)
-        st, ctx = self._stem_and_context(stem, context, sample_rate, req.max_seconds)
+        st, ctx = self._stem_and_context(stem, context, sample_rate, req.max_seconds,
+                                         chroma=self.harmony_strength(req) > 0)
         dur = st.shape[1] / SAMPLE_RATE
         if not 0 <= start_s < end_s <= dur + 1e-9:
             raise InputError(f"inpaint region must satisfy 0 <= start < end <= {dur:.2f} s, got {start_s}-{end_s}")
@@ -92,7 +94,8 @@ class StemEdits:
         condition the variation; a ``loop`` ties its repetitions). -> float32 [n, 2, N]."""
         req = GenerationRequest.build(request, **options)
         self.last_inputs = file_inputs(stem, context, req.reference)
-        st, ctx = self._stem_and_context(stem, context, sample_rate, req.max_seconds)
+        st, ctx = self._stem_and_context(stem, context, sample_rate, req.max_seconds,
+                                         chroma=self.harmony_strength(req) > 0)
         if not 0.0 < float(strength) <= 1.0:
             raise InputError(f"variation strength must be in (0, 1], got {strength}")
         z_stem = self.encode(st)

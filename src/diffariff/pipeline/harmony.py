@@ -22,15 +22,19 @@ holds no pitched power (drums) gets a zero gradient and stays as it is.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
 #: Latent frames (23.4 Hz) over which stem and context pitch content are averaged before comparing.
 SMOOTH_FRAMES = 11
-#: Gradient steps per sampling step.
+#: Gradient steps per refined estimate.
 ITERATIONS = 2
+#: Strength used when a request leaves it open and the codec has an oscillator bank.
+DEFAULT_STRENGTH = 0.2
+#: The noise levels acted at are those of a consistency sampler of this many steps (Karras schedule).
+LEVEL_STEPS = 5
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -65,14 +69,28 @@ class HarmonyGuide:
     nudged toward the context's harmony (module doc). ``codec``: a synth codec with an oscillator bank;
     ``latent_mean`` / ``latent_std``: the latent model's normalisation (codec units = x * std + mean);
     ``chroma``: the context's chroma ``[1 or B, 12, T]`` for the frames being sampled; ``strength``: the
-    RMS of one gradient step in normalised units (0 = off)."""
+    RMS of one gradient step in normalised units (0 = off). ``levels``: decreasing noise levels at which
+    to act: the estimate of the first call at or below each level is refined, the others pass as they
+    are (None: every call). The pipeline gives the 5-step consistency sampler's levels, so that any
+    sampler pays for at most five refinements per window (Heun 30 calls the denoiser 59 times)."""
 
     def __init__(self, codec, latent_mean: torch.Tensor, latent_std: torch.Tensor, chroma: torch.Tensor,
-                 strength: float, iterations: int = ITERATIONS, smooth: int = SMOOTH_FRAMES):
+                 strength: float, iterations: int = ITERATIONS, smooth: int = SMOOTH_FRAMES,
+                 levels: Sequence[float] | None = None):
         self.codec, self.chroma = codec, chroma
         self.mean, self.std = latent_mean, latent_std
         self.strength, self.iterations, self.smooth = float(strength), int(iterations), int(smooth)
+        self.pending = None if levels is None else sorted((float(v) for v in levels), reverse=True)
         self.last_fit: torch.Tensor | None = None
+
+    def _due(self, sigma: torch.Tensor) -> bool:
+        """Whether the call at noise level ``sigma`` is refined (and, with ``levels``, the levels it passes)."""
+        if self.pending is None:
+            return True
+        s = float(torch.as_tensor(sigma).max()) * (1 - 1e-6)
+        passed = [v for v in self.pending if v >= s]
+        self.pending = [v for v in self.pending if v < s]
+        return bool(passed)
 
     def refine(self, x0: torch.Tensor) -> torch.Tensor:
         """``x0`` ``[B, D, T]`` (normalised) -> the same after ``iterations`` steps up the harmonic fit."""
@@ -94,5 +112,6 @@ class HarmonyGuide:
     def __call__(self, denoise: Denoise) -> Denoise:
         """The wrapper of :meth:`diffariff.diffusion.model.LatentDiffusion.sample` (``wrappers=``)."""
         def guided(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-            return self.refine(denoise(x, sigma))
+            x0 = denoise(x, sigma)
+            return self.refine(x0) if self._due(sigma) else x0
         return guided

@@ -28,7 +28,7 @@ from ..diffusion.edits import plan_windows
 from .jobs import Job
 from .workspace import Workspace
 
-SAMPLING_KEYS = ("sampler", "steps", "cfg_context", "cfg_clap")
+SAMPLING_KEYS = ("sampler", "steps", "cfg_context", "cfg_clap", "harmony")
 
 
 def planned_steps(acc: Any, sampler: str | None, steps: int | None, samples: int,
@@ -54,7 +54,7 @@ def _sampling(kw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _meta(acc: Any, kw: dict[str, Any], k: int, **extra: Any) -> dict[str, Any]:
-    keep = ("text", "text_b", "blend", "sampler", "steps", "cfg_context", "cfg_clap", "width", "loop")
+    keep = ("text", "text_b", "blend", "sampler", "steps", "cfg_context", "cfg_clap", "harmony", "width", "loop")
     meta = {key: kw[key] for key in keep if kw.get(key) is not None}
     meta.update(seed=acc.last_seed, candidate=k + 1, condition=acc.last_condition, **extra)
     return meta
