@@ -102,3 +102,16 @@ def test_harmony_guidance_refusals(tmp_path, context):
     with pytest.raises(InputError, match="harmony guidance needs"):
         acc.generate(context, seed=0, harmony=0.3)
     assert acc.generate(context, seed=0).shape[-1] == context.shape[-1]  # default: off where it cannot act
+
+
+def test_variation_strength_still_sets_how_far_a_guided_variation_moves(synth_acc, context):
+    z_stem = synth_acc.encode(context)
+    ctx = synth_acc.prepare_context(context, chroma=True)
+
+    def dist(strength):
+        z = synth_acc.sample_latents(ctx.latents, None, z_stem.shape[-1], sampler="consistency", steps=5, seed=0,
+                                     init=z_stem, strength=strength, ctx_chroma=ctx.chroma, harmony=0.2)
+        return float((z - z_stem).norm() / z_stem.norm())
+
+    small, large = dist(0.1), dist(0.9)
+    assert large > 2 * small

@@ -390,16 +390,16 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
         bar = tqdm(total=total, desc="generating", unit="step",
                    disable=(None if req.progress is None else not req.progress), leave=False)
         controls = {**req.sampling(), "sampler": sampler, "steps": steps}
-        strength = self.harmony_strength(req) if ctx_latents is not None else 0.0
-        if strength > 0 and (ctx_chroma is None or ctx_chroma.shape[-1] != frames):
+        pull = self.harmony_strength(req) if ctx_latents is not None else 0.0  # harmony guidance strength
+        if pull > 0 and (ctx_chroma is None or ctx_chroma.shape[-1] != frames):
             raise InputError("harmony guidance needs the context's chroma for every frame (ctx_chroma)")
         mc = model.config
         levels = karras_sigmas(LEVEL_STEPS, mc.sigma_min, mc.sigma_max, mc.rho)[:-1].tolist()
 
         def harmony(a: int, b: int) -> list:
-            if strength <= 0:
+            if pull <= 0:
                 return []
-            return [HarmonyGuide(self.codec, model.latent_mean, model.latent_std, ctx_chroma[..., a:b], strength,
+            return [HarmonyGuide(self.codec, model.latent_mean, model.latent_std, ctx_chroma[..., a:b], pull,
                                  levels=levels)]
 
         def sample_window(w: int, a: int, b: int, win_known: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
