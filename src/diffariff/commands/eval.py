@@ -1,4 +1,4 @@
-"""``diffariff eval generation | pairs | controls | codec | denoising``: the evaluation commands.
+"""``diffariff eval generation | pairs | controls | codec | recorded | denoising``: the evaluation commands.
 
 * ``generation``: Table 1 of Improved Diff-A-Riff on held-out pairs (see :mod:`diffariff.eval.protocol`), for the
   candidate stems of ``--candidates`` (files) and/or ``--bundle`` (generated), with the bounds;
@@ -10,11 +10,14 @@
   (see :mod:`diffariff.eval.denoising`): a training cache vs a held-out one measures over-fitting.
 * ``codec``: reconstruction of held-out stems and mixes by the codec vs Opus vs silence
   (see :mod:`diffariff.eval.codec_eval`); writes ``results.json`` and ``table.md``.
+* ``recorded``: rhythm and key fit of stems generated for spans of recorded mixtures, to their own context
+  and to another span's (see :mod:`diffariff.eval.recorded_fit`); writes ``results.json`` and ``table.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -114,6 +117,24 @@ def register(subparsers) -> None:
                    "or song j's j-th target ('cycle': all roles)")
     c.add_argument("--no-progress", action="store_true", help="never show progress bars")
     c.set_defaults(func=run_codec)
+
+    r = sub.add_parser("recorded", help="rhythm and key fit of stems generated for recorded mixtures (no stems "
+                                        "needed): own context vs another span's")
+    r.add_argument("--bundle", required=True, help="model bundle folder ('default': the packaged one)")
+    r.add_argument("--real", required=True, help="folder of recorded mixtures (diffariff.data.mixtures)")
+    r.add_argument("--real-split", default="test_ood",
+                   help="split of --real to draw from (default test_ood: sources never trained on)")
+    r.add_argument("--n", type=int, default=12, help="spans (default 12)")
+    r.add_argument("--seconds", type=float, default=10.0, help="span length (default 10 s)")
+    r.add_argument("--prompts", nargs="+", default=["bass", "piano"], help="one stem per prompt and span")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--sampler", choices=("heun", "dpmpp_2m", "euler", "consistency"),
+                   help="sampler (default: the bundle's preferred model)")
+    r.add_argument("--harmony", type=float, default=None, help="harmony guidance strength (default: the pipeline's)")
+    r.add_argument("--no-key-lock", dest="key_lock", action="store_false", default=None,
+                   help="generate without the key lock")
+    r.add_argument("--out", required=True, help="report folder (results.json, table.md)")
+    r.set_defaults(func=run_recorded)
 
     d = sub.add_parser("denoising", help="denoising error of a latent diffusion model on latent caches "
                                          "(train vs held-out: over-fitting)")
@@ -294,6 +315,35 @@ def run_codec(args) -> int:
                "data": str(args.data), "codec": {"path": str(codec_path), "sha256": file_sha256(codec_path)},
                "arguments": _arguments(args), "seed": args.seed, **results}
     return _write_report(Path(args.out), results, codec_table(results))
+
+
+def run_recorded(args) -> int:
+    from ..eval.recorded_fit import RecordedFitConfig, recorded_fit_table, recorded_spans, score_fits  # noqa: PLC0415
+    from ..eval.report import command_line, versions  # noqa: PLC0415
+
+    try:
+        config = RecordedFitConfig(n=args.n, seconds=args.seconds, seed=args.seed, prompts=tuple(args.prompts))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if not Path(args.real).is_dir():
+        raise InputError(f"--real {args.real}: no such folder")
+    from ..bundle import open_bundle  # noqa: PLC0415
+
+    open_bundle(args.bundle)  # a bad bundle is refused before the spans are read
+    spans = recorded_spans(args.real, args.real_split, config)
+    from ..pipeline import Accompanist  # noqa: PLC0415
+
+    acc = Accompanist.from_pretrained(args.bundle)
+
+    def generate(context, prompt: str, seed: int):
+        return acc.generate(context, text=prompt, seed=seed, sampler=args.sampler, harmony=args.harmony,
+                            key_lock=args.key_lock)[0]
+
+    results = score_fits(generate, spans, config)
+    results = {"format": "diffariff-eval-recorded", "version": 1, "command": command_line(), "versions": versions(),
+               "arguments": _arguments(args), "real": str(args.real), "split": args.real_split,
+               "config": dataclasses.asdict(config), **results}
+    return _write_report(Path(args.out), results, recorded_fit_table(results))
 
 
 def run_denoising(args) -> int:
