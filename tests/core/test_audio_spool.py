@@ -127,3 +127,18 @@ def test_streamed_generation_from_a_spooled_context_writes_the_same_stems(phrase
     for got, want in zip(outs["spooled"], outs["memory"]):
         np.testing.assert_array_equal(got, want)
         assert np.abs(got).max() > 1e-3
+
+
+def test_the_context_prior_reads_a_spooled_context(phrase, tmp_path, monkeypatch):
+    acc = Accompanist.from_pretrained(make_tiny_bundle(tmp_path / "tiny", codec="synth", prior=True,
+                                                       modes=("consistency",)).root)
+    sp = SpooledAudio(2, folder=tmp_path)
+    sp.append(phrase)
+    spooled = acc.context_condition(sp, seed=0)
+    in_memory = acc.context_condition(phrase, seed=0)
+    assert spooled.shape == in_memory.shape and torch.isfinite(spooled).all()
+    path = tmp_path / "ctx.wav"
+    sf.write(path, phrase.T, SR, subtype="FLOAT")
+    monkeypatch.setattr(audio_input, "SPOOL_SECONDS", 1.0)
+    acc.generate_to_files(path, [tmp_path / "stem.wav"], sampler="consistency", seed=0)  # no prompt: the prior
+    assert acc.last_condition == "prior" and sf.info(str(tmp_path / "stem.wav")).frames == phrase.shape[1]

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from ..audio import is_silent
+from ..audio_spool import is_spooled
 from ..data.sources import ROLES as SOURCE_ROLES
 from ..data.synth.styles import ROLES as CORPUS_ROLES
 from ..errors import InputError
@@ -126,7 +127,7 @@ def context_embedding(clap, context: np.ndarray | None, sample_rate: int) -> tor
     if context is None or is_silent(context, SILENCE_DB):
         return None
     windows = context.shape[-1] / sample_rate / float(clap.config.window_seconds)
-    if getattr(context, "ndim", 1) == 2 and (not isinstance(context, np.ndarray) or windows > LONG_CONTEXT_WINDOWS):
+    if is_spooled(context) or (getattr(context, "ndim", 1) == 2 and windows > LONG_CONTEXT_WINDOWS):
         return clap.embed_long_audio(context, sample_rate=sample_rate).float()
     audio = np.asarray(context, dtype=np.float32)
     return clap.embed_audio(audio[None] if audio.ndim == 2 else audio[None, None], sample_rate=sample_rate).float()
