@@ -1,16 +1,18 @@
 """Generation speed and memory: real-time factor (wall seconds per second of audio) and peak resident
-memory of ``Accompanist.generate`` for 10-s and 3-min contexts, EDM (Heun, 30 steps, dual CFG) and
-consistency (5 steps), conditioned on a CLAP reference clip or, context only, on the context prior's
+memory of ``Accompanist.generate`` for 10-s and 3-min contexts, EDM (DPM++ 2M 25 steps, the shipped default,
+and Heun 30 steps, both with dual CFG) and consistency (5 steps), conditioned on a CLAP reference clip or, context only, on the context prior's
 choice (when the bundle has a prior; its own cost, one CLAP embedding of the context and the prior's
 sampling, is timed apart as ``prior s``).
 
-    python benchmarks/bench_generate.py [--bundle PATH] [--lengths 10 180] [--harmony default 0] [--no-write]
+    python benchmarks/bench_generate.py [--bundle PATH] [--lengths 10 180] [--harmony default 0]
+        [--precision auto fp32] [--no-write]
 
 ``--bundle`` defaults to the packaged default bundle when it exists, else a tiny randomly initialised
 bundle is built in a temporary folder and the section says so (its numbers measure the pipeline's
 overheads: codec, windowing, guidance, not a real model). Each case runs in its own process so that
 peak memory is per case. ``--harmony``: harmony guidance strengths to time (``default``: the pipeline's,
-0.2 with a synth codec; ``0``: off). Writes the "Generation" section of BENCHMARKS.md.
+0.2 with a synth codec; ``0``: off); ``--precision``: the networks' arithmetic (``auto``: bf16 where
+native). Writes the "Generation" section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import command_line, machine_line, peak_rss_mb, publish  # noqa: E402
 
 SR = 48_000
-CASES = (("edm", "heun", 30), ("consistency", "consistency", 5))
+CASES = (("edm", "dpmpp_2m", 25), ("edm", "heun", 30), ("consistency", "consistency", 5))
 
 
 def synthetic_context(seconds: float, seed: int = 0) -> np.ndarray:
@@ -50,7 +52,7 @@ def synthetic_context(seconds: float, seed: int = 0) -> np.ndarray:
 
 
 def run_case(bundle: str, mode: str, sampler: str, steps: int, seconds: float, condition: str = "reference",
-             harmony: str = "default") -> dict:
+             harmony: str = "default", precision: str = "auto") -> dict:
     import torch
 
     from diffariff.pipeline import Accompanist
@@ -69,12 +71,12 @@ def run_case(bundle: str, mode: str, sampler: str, steps: int, seconds: float, c
     t0 = time.perf_counter()
     strength = None if harmony == "default" else float(harmony)
     out = acc.generate(ctx, reference=ref, sampler=sampler, steps=steps, seed=0, cfg_context=1.25, cfg_clap=1.25,
-                       harmony=strength)
+                       harmony=strength, precision=precision)
     wall = time.perf_counter() - t0
     if acc.last_condition != condition:
         raise RuntimeError(f"expected a {condition} condition, the pipeline used {acc.last_condition}")
     return {"mode": mode, "sampler": sampler, "steps": steps, "seconds": seconds, "condition": condition,
-            "harmony": acc.harmony_strength(acc_request(strength)),
+            "harmony": acc.harmony_strength(acc_request(strength)), "precision": precision,
             "load_s": load_s, "prior_s": prior_s, "wall_s": wall, "rtf": wall / seconds, "peak_mb": peak_rss_mb(),
             "windows": len(acc.last_windows), "shape": list(out.shape)}
 
@@ -94,12 +96,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="CLAP conditions to time (prior: only with a bundle that has a context prior)")
     ap.add_argument("--harmony", nargs="+", default=["default"],
                     help="harmony guidance strengths ('default': the pipeline's; 0: off)")
-    ap.add_argument("--one", nargs=6, metavar=("MODE", "SAMPLER", "STEPS", "SECONDS", "CONDITION", "HARMONY"),
+    ap.add_argument("--precision", nargs="+", default=["auto"], choices=("auto", "bf16", "fp32"),
+                    help="the networks' arithmetic ('auto': bf16 where the CPU computes it natively)")
+    ap.add_argument("--one", nargs=7, metavar=("MODE", "SAMPLER", "STEPS", "SECONDS", "CONDITION", "HARMONY", "PRECISION"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
-        mode, sampler, steps, seconds, condition, harmony = args.one
-        print(json.dumps(run_case(args.bundle, mode, sampler, int(steps), float(seconds), condition, harmony)))
+        mode, sampler, steps, seconds, condition, harmony, precision = args.one
+        print(json.dumps(run_case(args.bundle, mode, sampler, int(steps), float(seconds), condition, harmony,
+                                  precision)))
         return 0
 
     from diffariff.bundle import DEFAULT_BUNDLE, MANIFEST, open_bundle
@@ -126,13 +131,14 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             for condition in conditions:
                 for harmony in args.harmony:
-                    for seconds in args.lengths:
-                        cmd = [sys.executable, __file__, "--bundle", bundle, "--one", mode, sampler, str(steps),
-                               str(seconds), condition, harmony]
-                        res = subprocess.run(cmd, check=True, capture_output=True, text=True)
-                        row = json.loads(res.stdout.strip().splitlines()[-1])
-                        print(row, flush=True)
-                        rows.append(row)
+                    for precision in args.precision:
+                        for seconds in args.lengths:
+                            cmd = [sys.executable, __file__, "--bundle", bundle, "--one", mode, sampler, str(steps),
+                                   str(seconds), condition, harmony, precision]
+                            res = subprocess.run(cmd, check=True, capture_output=True, text=True)
+                            row = json.loads(res.stdout.strip().splitlines()[-1])
+                            print(row, flush=True)
+                            rows.append(row)
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -140,17 +146,18 @@ def main(argv: list[str] | None = None) -> int:
         f"Measured on: {machine_line()}. Model: {label}.",
         f"Command: `{command_line('bench_generate.py', argv)}`.",
         "Generate = encode context + CLAP condition + sampling (dual CFG 1.25 / 1.25; harmony guidance at the",
-        "strength in the table: 0.2 is the default, 0 off) + key lock + pseudo-stereo decode;",
+        "strength in the table: 0.2 is the default, 0 off; through the bundle's pitch critic when it has one) + key",
+        "lock + pseudo-stereo decode; precision: the networks' arithmetic (auto = bf16 where the CPU has it natively);",
         "the CLAP condition is a 5-s reference clip's embedding (`reference`) or, context only, the context",
         "prior's sample (`prior`: included in generate s; `prior s` times one draw alone, called before generate).",
         "RTF = wall seconds per second of audio (< 1 is faster than real time); peak RSS per process.",
         "",
-        "| sampler | steps | condition | harmony | context | windows | load s | prior s | generate s | RTF | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| sampler | steps | condition | harmony | precision | context | windows | load s | prior s | generate s | RTF | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         prior_s = "–" if r["prior_s"] is None else f"{r['prior_s']:.2f}"
-        lines.append(f"| {r['sampler']} | {r['steps']} | {r['condition']} | {r['harmony']:g} | {r['seconds']:g} s | "
+        lines.append(f"| {r['sampler']} | {r['steps']} | {r['condition']} | {r['harmony']:g} | {r['precision']} | {r['seconds']:g} s | "
                      f"{r['windows']} | "
                      f"{r['load_s']:.1f} | {prior_s} | {r['wall_s']:.1f} | {r['rtf']:.2f} | {r['peak_mb']:.0f} |")
     publish("Generation", lines, write=not args.no_write)

@@ -9,6 +9,7 @@ Layout (``manifest.json`` plus the files it names, all relative to the folder)::
                    "consistency": "diffusion_ct.safetensors"},   # may be missing (not both)
      "bridge": "bridge.safetensors" | null,              # optional text->audio CLAP bridge
      "prior": "prior.safetensors" | null,                # optional context prior (may be absent)
+     "pitch_critic": "pitch_critic.safetensors" | null,  # optional fast pitch readout of the codec's latents
      "example": {"context": "example_context.flac", ...} | null,
      "notes": "free text"}
 
@@ -67,6 +68,7 @@ FILE_NAMES = {
     "consistency": "diffusion_consistency.safetensors",
     "bridge": "bridge.safetensors",
     "prior": "prior.safetensors",
+    "pitch_critic": "pitch_critic.safetensors",
 }
 
 
@@ -87,6 +89,7 @@ class Bundle:
     notes: str
     manifest: dict
     prior: Path | None = None
+    pitch_critic: Path | None = None
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -143,7 +146,7 @@ def read_manifest(root: Path) -> dict:
         raise CheckpointError(f"{path}: unknown diffusion mode(s) {', '.join(unknown)} (use edm, consistency)")
     if any(not isinstance(v, str) or not v for v in diff.values()):
         raise CheckpointError(f"{path}: every 'diffusion' entry must name a file")
-    for key in ("bridge", "prior"):
+    for key in ("bridge", "prior", "pitch_critic"):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise CheckpointError(f"{path}: '{key}' must name a file or be null")
     example = data.get("example")
@@ -274,9 +277,28 @@ def open_bundle(path_or_name: str | os.PathLike = "default") -> Bundle:
     if data.get("prior"):
         prior = _member(root, data["prior"], "context prior")
         _check_prior(prior, clap)
+    critic = None
+    if data.get("pitch_critic"):
+        critic = _member(root, data["pitch_critic"], "pitch critic")
+        _check_pitch_critic(critic, codec, ids)
     example = {k: _member(root, v, f"example '{k}'") for k, v in (data.get("example") or {}).items()}
     return Bundle(root=root, codec=codec, clap=clap, diffusion=diffusion, bridge=bridge, example=example,
-                  notes=data.get("notes", ""), manifest=data, prior=prior)
+                  notes=data.get("notes", ""), manifest=data, prior=prior, pitch_critic=critic)
+
+
+def _check_pitch_critic(critic: Path, codec: Path, ids: dict[Path, str]) -> None:
+    """The pitch critic (:mod:`diffariff.codec.pitch_critic`) was fitted to this bundle's codec (when it
+    records which)."""
+    from .codec.pitch_critic import KIND as CRITIC_KIND
+
+    meta = _kind(critic, CRITIC_KIND, "pitch critic")
+    want = json.loads(meta.get("config", "{}")).get("codec_id", "")
+    if want:
+        if codec not in ids:
+            ids[codec] = checkpoint_identity(codec)
+        if ids[codec] != want:
+            raise CheckpointError(f"{critic.name} was fitted to codec {want}, but the bundle's {codec.name} "
+                                  f"is {ids[codec]}")
 
 
 def _place(part: Any, dest: Path) -> None:
@@ -300,6 +322,7 @@ def save_bundle(
     diffusion: dict[str, Any],
     bridge: Any = None,
     prior: Any = None,
+    pitch_critic: Any = None,
     example: dict[str, str | os.PathLike] | None = None,
     notes: str = "",
     overwrite: bool = False,
@@ -307,7 +330,8 @@ def save_bundle(
     """Assemble a bundle folder atomically and return it validated (:func:`open_bundle`).
 
     Parts are models with a ``save(path)`` method or paths of existing checkpoints (copied);
-    ``bridge`` / ``prior`` (optional): the text bridge and the context prior; ``diffusion`` maps "edm" and/or "consistency" to one each; ``example`` maps names (e.g.
+    ``bridge`` / ``prior`` / ``pitch_critic`` (optional): the text bridge, the context prior and the
+    pitch critic; ``diffusion`` maps "edm" and/or "consistency" to one each; ``example`` maps names (e.g.
     "context") to audio files that are copied in. The folder appears only when complete; an existing
     ``out_dir`` is replaced only with ``overwrite=True``.
     """
@@ -337,6 +361,9 @@ def save_bundle(
         if prior is not None:
             _place(prior, tmp / FILE_NAMES["prior"])
             manifest["prior"] = FILE_NAMES["prior"]
+        if pitch_critic is not None:
+            _place(pitch_critic, tmp / FILE_NAMES["pitch_critic"])
+            manifest["pitch_critic"] = FILE_NAMES["pitch_critic"]
         manifest["example"] = None
         if example:
             manifest["example"] = {}

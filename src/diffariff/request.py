@@ -32,6 +32,10 @@ LOOP_COUNTS = (1, 2, 3, 4, 6, 8)
 AudioLike = Any  # a path, or an array / tensor [C, N] / [N] (diffariff.audio_input)
 
 
+#: Inference precisions of a request and what they ask of :func:`diffariff.torchutil.inference_autocast`.
+INFERENCE_PRECISIONS = {"auto": None, "bf16": True, "fp32": False}
+
+
 @dataclasses.dataclass(frozen=True)
 class GenerationRequest:
     """Every control of a generation (module doc). Units: seconds, dB-free strengths, 48 kHz audio.
@@ -47,7 +51,7 @@ class GenerationRequest:
         style_reference: audio whose latent statistics ground the timbre, with ``style_strength`` in [0, 1].
     Sampling (the names of ``LatentDiffusion.sample``):
         sampler: "heun" | "dpmpp_2m" | "euler" (the EDM model) or "consistency"; None: the bundle's preferred.
-        steps: sampling steps (None: 30 EDM / 5 consistency).
+        steps: sampling steps (None: the model's own: 25 for the default bundle's EDM, 5 consistency).
         cfg_context / cfg_clap: guidance strengths of the context and of the CLAP condition (1 = none).
         rescale_phi: rescaled classifier-free guidance (0 = off).
         guidance_interval: ``(lo, hi)``: guide only at noise levels lo < sigma <= hi (None: all).
@@ -68,6 +72,8 @@ class GenerationRequest:
         width: pseudo-stereo width of a mono codec (0 = identical channels).
         decode_steps / decode_mode: the codec's decoding (1 step, "consistency").
         max_seconds: longest context accepted (None: no limit).
+        precision: "auto" (bf16 for the latent model's and the decoder's networks where the hardware
+            computes bf16 natively, else fp32), "bf16" or "fp32".
         progress: progress bars (None: only on a terminal).
     """
 
@@ -100,6 +106,7 @@ class GenerationRequest:
     decode_mode: str = "consistency"
     max_seconds: float | None = DEFAULT_MAX_SECONDS
     progress: bool | None = False
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         if self.text is not None and not str(self.text).strip():
@@ -112,6 +119,8 @@ class GenerationRequest:
             raise InputError(f"steps must be >= 1, got {self.steps}")
         if self.loop is not None and int(self.loop) not in LOOP_COUNTS:
             raise InputError(f"loop must be 2 or 4 repetitions (1-8 accepted), got {self.loop}")
+        if self.precision not in INFERENCE_PRECISIONS:
+            raise InputError(f"precision must be one of {', '.join(INFERENCE_PRECISIONS)}, got '{self.precision}'")
         if self.harmony is not None and not 0.0 <= float(self.harmony) <= 10.0:
             raise InputError(f"harmony strength must be in [0, 10], got {self.harmony}")
         if not 0.0 <= float(self.style_strength) <= 1.0:

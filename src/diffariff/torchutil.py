@@ -19,6 +19,26 @@ def default_precision() -> str:
     return "bf16-mixed" if native else "32-true"
 
 
+def native_bf16(device: str | torch.device = "cpu") -> bool:
+    """Whether ``device`` computes bf16 matrix products natively (CPU: AVX-512 BF16 or AMX; CUDA: the GPU
+    says so)."""
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if kind == "cpu":
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    return False
+
+
+def inference_autocast(bf16: bool | None, device: str | torch.device = "cpu"):
+    """The autocast context of network inference: ``bf16`` True (matrix products and convolutions in bf16,
+    the rest fp32), False (fp32) or None (bf16 where :func:`native_bf16`: emulated bf16 is several times
+    slower than fp32)."""
+    kind = torch.device(device).type
+    on = native_bf16(device) if bf16 is None else bool(bf16)
+    return torch.autocast(kind, dtype=torch.bfloat16, enabled=on and kind in ("cpu", "cuda"))
+
+
 def resolve_precision(precision: str) -> str:
     """``"auto"`` -> :func:`default_precision`; any other Lightning precision string unchanged."""
     return default_precision() if precision == "auto" else precision

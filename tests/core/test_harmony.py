@@ -59,20 +59,20 @@ def test_guided_estimate_fits_the_rendered_context_better(synth_acc, context):
     x = ((z - mean) / std + 0.5 * torch.randn(z.shape, generator=torch.Generator().manual_seed(0)))[..., :frames]
     with torch.no_grad():
         before = harmonic_fit(codec.pitch_class_energy(x * std + mean), chroma)
-    guide = HarmonyGuide(codec, mean, std, chroma, strength=0.3, iterations=3)
+    guide = HarmonyGuide(codec.pitch_class_energy, mean, std, chroma, strength=0.3, iterations=3)
     y = guide.refine(x)
     with torch.no_grad():
         after = harmonic_fit(codec.pitch_class_energy(y * std + mean), chroma)
     assert y.shape == x.shape and torch.isfinite(y).all()
     assert float(after) > float(before) + 0.01
-    assert torch.equal(HarmonyGuide(codec, mean, std, chroma, strength=0.0).refine(x), x)  # off: untouched
+    assert torch.equal(HarmonyGuide(codec.pitch_class_energy, mean, std, chroma, strength=0.0).refine(x), x)  # off: untouched
 
 
 def test_guide_acts_once_per_noise_level(synth_acc, context):
     codec = synth_acc.codec
     chroma = context_chroma(context, codec.config.latent_hop, SR, channels=1)
     x = torch.randn(1, 64, chroma.shape[-1], generator=torch.Generator().manual_seed(1))
-    guide = HarmonyGuide(codec, torch.tensor(0.0), torch.tensor(0.4), chroma, strength=0.3, levels=[10.0, 1.0])
+    guide = HarmonyGuide(codec.pitch_class_energy, torch.tensor(0.0), torch.tensor(0.4), chroma, strength=0.3, levels=[10.0, 1.0])
     wrapped = guide(lambda x, sigma: x)
     changed = [not torch.equal(wrapped(x, torch.tensor(s)), x) for s in (20.0, 8.0, 5.0, 0.5, 0.1)]
     assert changed == [False, True, False, True, False]

@@ -145,7 +145,12 @@ class GridDecoder(nn.Module):
         """The pitch branch alone: latents ``[B, latent_dim, T]`` -> the bank's log-levels ``[B, K, 8 T]``."""
         b, _, t = latents.shape
         grid = self.project(latents).reshape(b, self.c0, self.rows, t) + self.row_embedding
-        return F.pixel_shuffle(self.pitch_head(self.pitch(grid)), 2)[:, 0]
+        hidden = self.pitch(grid)
+        with torch.autocast(hidden.device.type, enabled=False):  # levels in fp32 (bf16 steps are ~0.4 dB)
+            return F.pixel_shuffle(self.pitch_head(hidden.float()), 2)[:, 0]
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.bank(latents), self.noise(latents)], dim=1)
+        hidden = self.noise[:-1](latents)
+        with torch.autocast(hidden.device.type, enabled=False):
+            noise = self.noise[-1](hidden.float())
+        return torch.cat([self.bank(latents), noise], dim=1)

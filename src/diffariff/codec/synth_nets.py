@@ -140,4 +140,6 @@ class SynthDecoder(nn.Module):
         nn.init.constant_(self.head.bias, out_bias)
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
-        return self.head(self.net(latents))
+        hidden = self.net(latents)
+        with torch.autocast(hidden.device.type, enabled=False):  # levels in fp32 (bf16 steps are ~0.4 dB)
+            return self.head(hidden.float())

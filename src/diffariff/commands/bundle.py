@@ -32,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--consistency", help="consistency latent-diffusion checkpoint")
     c.add_argument("--bridge", help="text-to-audio CLAP bridge checkpoint (optional)")
     c.add_argument("--prior", help="context prior checkpoint (optional; `diffariff train prior` or `train neighbour-prior`)")
+    c.add_argument("--pitch-critic", help="pitch critic fitted to the codec (optional; `diffariff train pitch-critic`): "
+                                          "fast harmony guidance")
     c.add_argument("--example", action="append", default=[], metavar="NAME=FILE",
                    help="example audio shipped with the bundle (e.g. context=mix.flac); repeatable")
     c.add_argument("--notes", default="", help="free text stored in the manifest")
@@ -57,9 +59,9 @@ def run_create(args: argparse.Namespace) -> int:
             raise InputError(f"--example must look like NAME=FILE, got {item!r}")
         example[name] = path
     bundle = save_bundle(args.out, codec=args.codec, clap=args.clap, diffusion=diffusion, bridge=args.bridge,
-                         prior=args.prior, example=example or None, notes=args.notes, overwrite=args.overwrite)
+                         prior=args.prior, pitch_critic=args.pitch_critic, example=example or None, notes=args.notes, overwrite=args.overwrite)
     print(f"bundle {bundle.root}: modes {', '.join(bundle.modes)}"
-          f"{', bridge' if bundle.bridge else ''}{', prior' if bundle.prior else ''}{', example ' + ', '.join(bundle.example) if bundle.example else ''}")
+          f"{', bridge' if bundle.bridge else ''}{', prior' if bundle.prior else ''}{', pitch critic' if bundle.pitch_critic else ''}{', example ' + ', '.join(bundle.example) if bundle.example else ''}")
     return 0
 
 
@@ -73,6 +75,8 @@ def run_info(args: argparse.Namespace) -> int:
         parts["bridge"] = bundle.bridge
     if bundle.prior:
         parts["prior"] = bundle.prior
+    if bundle.pitch_critic:
+        parts["pitch_critic"] = bundle.pitch_critic
     info = {"root": str(bundle.root), "modes": list(bundle.modes), "notes": bundle.notes,
             "example": {k: str(v) for k, v in bundle.example.items()}, "parts": {}}
     for name, path in parts.items():

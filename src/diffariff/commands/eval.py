@@ -41,7 +41,7 @@ def register(subparsers) -> None:
     g.add_argument("--settings", nargs="+", help="with --bundle: only these settings (default: all)")
     g.add_argument("--sampler", help="with --bundle: heun | dpmpp_2m | euler (EDM) or consistency (default: the "
                                      "bundle's preferred model)")
-    g.add_argument("--steps", type=int, help="with --bundle: sampling steps (default 30 EDM / 5 consistency)")
+    g.add_argument("--steps", type=int, help="with --bundle: sampling steps (default: the model's own; 25 for the default bundle's EDM, 5 consistency)")
     g.add_argument("--cfg-context", type=float, default=1.25, help="with --bundle: context guidance (default 1.25)")
     g.add_argument("--cfg-clap", type=float, default=1.25, help="with --bundle: CLAP guidance (default 1.25)")
     g.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LO", "HI"),
@@ -50,6 +50,8 @@ def register(subparsers) -> None:
                    help="with --bundle: generate without the key lock (default: on when the codec can transpose)")
     g.add_argument("--harmony", type=float, default=None,
                    help="with --bundle: harmony guidance strength (default: the pipeline's, 0.2 with a synth codec; 0: off)")
+    g.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="with --bundle: the networks' arithmetic (default auto: bf16 where native)")
     g.add_argument("--prior-guidance", type=float,
                    help="with --bundle: context-prior guidance of the ctx_prior row (default: the prior's own; "
                    "1 for a diffusion prior)")
@@ -86,7 +88,7 @@ def register(subparsers) -> None:
                    "windowed:S (windows of S seconds); default: direct windowed sliced")
     k.add_argument("--no-style", action="store_true", help="skip the style-grounding measurement")
     k.add_argument("--sampler", help="heun | dpmpp_2m | euler (EDM) or consistency (default: the bundle's)")
-    k.add_argument("--steps", type=int, help="sampling steps (default 30 EDM / 5 consistency)")
+    k.add_argument("--steps", type=int, help="sampling steps (default: the model's own; 25 for the default bundle's EDM, 5 consistency)")
     k.add_argument("--seed", type=int, default=0)
     k.add_argument("--out", required=True, help="report folder (results.json, table.md)")
     k.add_argument("--no-progress", action="store_true", help="never show progress bars")
@@ -131,6 +133,8 @@ def register(subparsers) -> None:
     r.add_argument("--sampler", choices=("heun", "dpmpp_2m", "euler", "consistency"),
                    help="sampler (default: the bundle's preferred model)")
     r.add_argument("--harmony", type=float, default=None, help="harmony guidance strength (default: the pipeline's)")
+    r.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="the networks' arithmetic (default auto: bf16 where native)")
     r.add_argument("--no-key-lock", dest="key_lock", action="store_false", default=None,
                    help="generate without the key lock")
     r.add_argument("--out", required=True, help="report folder (results.json, table.md)")
@@ -232,7 +236,7 @@ def run_generation(args) -> int:
                                     cfg_context=args.cfg_context, cfg_clap=args.cfg_clap,
                                     prior_guidance=args.prior_guidance,
                                     guidance_interval=guidance_interval(args.guidance_interval),
-                                    key_lock=args.key_lock, harmony=args.harmony)
+                                    key_lock=args.key_lock, harmony=args.harmony, precision=args.precision)
                   if args.bundle else codec_generators(args.codec, clap) if args.codec else None)
     evaluation = evaluate_generation(embedder, args.data, config, candidates_dir=args.candidates,
                                      generators=generators, bounds=args.bounds, progress=_progress(args))
@@ -337,7 +341,7 @@ def run_recorded(args) -> int:
 
     def generate(context, prompt: str, seed: int):
         return acc.generate(context, text=prompt, seed=seed, sampler=args.sampler, harmony=args.harmony,
-                            key_lock=args.key_lock)[0]
+                            key_lock=args.key_lock, precision=args.precision)[0]
 
     results = score_fits(generate, spans, config)
     results = {"format": "diffariff-eval-recorded", "version": 1, "command": command_line(), "versions": versions(),

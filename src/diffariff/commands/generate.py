@@ -79,8 +79,9 @@ def _common(parser: argparse.ArgumentParser, *, conditions: bool = True) -> None
     g = parser.add_argument_group("model and sampling")
     g.add_argument("--bundle", default="default", help="model bundle folder (default: the packaged bundle)")
     g.add_argument("--sampler", choices=("heun", "dpmpp_2m", "euler", "consistency"), default=None,
-                   help="sampler (default: heun with an EDM model, else consistency)")
-    g.add_argument("--steps", type=int, default=None, help="sampling steps (default: 30 EDM / 5 consistency)")
+                   help="sampler (default: the bundle's EDM model with the sampler its config names, dpmpp_2m for the "
+                        "default bundle; else consistency)")
+    g.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's own: 25 for the default bundle's EDM, 5 consistency)")
     g.add_argument("--cfg-context", type=float, default=1.25,
                    help="context guidance strength (default 1.25; 3 locks the stem more tightly to the "
                         "context's onsets)")
@@ -90,8 +91,11 @@ def _common(parser: argparse.ArgumentParser, *, conditions: bool = True) -> None
                    help="apply guidance only at noise levels LO < sigma <= HI (default: all levels)")
     g.add_argument("--harmony", type=float, default=None, metavar="S",
                    help="harmony guidance strength: at five noise levels the sampler's estimate is nudged toward the "
-                   "context's chords through the codec's pitch classes (default 0.2 with a synth-codec bundle such as "
+                   "context's chords through the pitch classes of the codec (or of the bundle's pitch critic) (default 0.2 with a synth-codec bundle such as "
                    "the default; 0: off)")
+    g.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="the networks' arithmetic: auto (bf16 where the CPU/GPU computes it natively, else fp32), "
+                        "bf16 or fp32")
     g.add_argument("--width", type=float, default=0.4, help="stereo width 0-1 (default 0.4)")
     g.add_argument("--seed", type=int, default=None, help="random seed (same seed, same output)")
     g.add_argument("-n", type=int, default=1, help="number of candidates (default 1)")

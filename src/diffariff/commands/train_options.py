@@ -222,6 +222,31 @@ def diffusion_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 #: model name -> (its trainer module, the function adding its options, one-line help), in help order.
+def pitch_critic_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``diffariff train pitch-critic``."""
+    parser.add_argument("--codec", required=True, help="the synth codec whose pitch-class energies are fitted")
+    parser.add_argument("--cache", required=True, nargs="+", help="latent cache folder(s) made with that codec")
+    parser.add_argument("--out", required=True, help="the critic file to write (e.g. runs/pitch_critic.safetensors)")
+    parser.add_argument("--rows", type=int, default=2000, help="cache rows used, held-out ones included (2000)")
+    parser.add_argument("--held-out", type=int, default=150, help="rows kept for the report (150)")
+    parser.add_argument("--max-noise", type=float, default=0.7,
+                        help="largest noise added to a window, in latent standard deviations (0.7)")
+    parser.add_argument("--examples", help="a file to keep the codec's energies of the training windows in and "
+                                           "reuse on a later run with the same caches and settings")
+    parser.add_argument("--grad-rows", type=int, default=0,
+                        help="training windows whose harmonic-fit gradient through the codec the critic's gradient "
+                             "is also fitted to (0: values only)")
+    parser.add_argument("--grad-weight", type=float, default=1.0, help="weight of that gradient loss (1)")
+    parser.add_argument("--steps", type=int, default=3000, help="optimiser steps (3000)")
+    parser.add_argument("--batch", type=int, default=32, help="windows per step (32)")
+    parser.add_argument("--frames", type=int, default=128, help="latent frames per training crop (128)")
+    parser.add_argument("--width", type=int, default=192, help="hidden channels (192)")
+    parser.add_argument("--blocks", type=int, default=4, help="residual blocks (4)")
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate, cosine decay (2e-3)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+
+
 TRAINABLE: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str]] = {
     "codec": ("diffariff.train.codec", codec_arguments,
               "the consistency autoencoder (audio <-> 64-channel latents)"),
@@ -234,6 +259,8 @@ TRAINABLE: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str]]
               "the context prior: a fitting stem's CLAP embedding from the context"),
     "neighbour-prior": ("diffariff.train.neighbour_prior", neighbour_prior_arguments,
                         "the neighbour context prior: a role classifier and a bank of embedded pairs"),
+    "pitch-critic": ("diffariff.train.pitch_critic", pitch_critic_arguments,
+                     "the pitch critic: the synth codec's pitch-class energies, fast (harmony guidance)"),
     "diffusion": ("diffariff.train.diffusion", diffusion_arguments,
                   "the latent diffusion model (EDM or consistency)"),
 }

@@ -288,7 +288,7 @@ class LatentDiffusion(nn.Module):
         required with a context by a ``config.context_chroma`` model and refused by others (InputError);
         ``clap`` [B or 1, D] CLAP embedding (None: no CLAP condition). ``frames`` T (default: the
         context's length, else ``train_frames``); ``batch`` B (default: from the conditions, else 1).
-        ``steps`` / ``sampler``: default from the config's mode (Heun 30 or consistency 5).
+        ``steps`` / ``sampler``: default from the config (the mode's sampler and steps: the default bundle's EDM DPM++ 2M 25, consistency 5).
         ``cfg_context`` / ``cfg_clap``: guidance strengths (nested CFG, :mod:`.guidance`; for a model distilled
         with guidance g (``config.distilled_guidance``) the network's passes are combined with w / g,
         so w = g takes a single pass: exact in the linear picture, where the student's passes are the

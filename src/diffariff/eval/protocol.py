@@ -343,7 +343,8 @@ def bundle_generators(bundle, names: Sequence[str] | None = None, *, sampler: st
                       steps: int | None = None, cfg_context: float = 1.25,
                       cfg_clap: float = 1.25, prior_guidance: float | None = None,
                       guidance_interval: tuple[float, float] | None = None,
-                      key_lock: bool | None = None, harmony: float | None = None) -> dict[str, Generator]:
+                      key_lock: bool | None = None, harmony: float | None = None,
+                      precision: str = "auto") -> dict[str, Generator]:
     """Generators for Table 1's settings from a model bundle: each runs
     ``Accompanist.generate`` with the inputs of :func:`setting_inputs` and returns one stem ``[2, N]``.
 
@@ -353,8 +354,8 @@ def bundle_generators(bundle, names: Sequence[str] | None = None, *, sampler: st
     bridge (seeded by the pair), ``"prior"`` lets the bundle's context prior pick the CLAP condition;
     every other setting runs with the prior off (``prior_guidance``: its guidance on the context; None: the prior's own default). ``names`` None: every setting the bundle supports
     (bridge / prior settings only with a bridge / prior). ``sampler`` / ``steps`` / ``cfg_context`` / ``cfg_clap`` /
-    ``guidance_interval`` / ``key_lock`` / ``harmony``: as in
-    ``Accompanist.generate`` (default: the bundle's preferred model, Heun 30 steps for EDM, guidance
+    ``guidance_interval`` / ``key_lock`` / ``harmony`` / ``precision``: as in
+    ``Accompanist.generate`` (default: the bundle's preferred model with its config's sampler and steps, guidance
     1.25 / 1.25)."""
     from ..pipeline import Accompanist  # noqa: PLC0415  (heavy; only needed with --bundle)
 
@@ -381,7 +382,7 @@ def bundle_generators(bundle, names: Sequence[str] | None = None, *, sampler: st
                   "use_bridge": inputs["bridge"] == "text", "use_prior": setting.clap == "prior",
                   "prior_guidance": prior_guidance, "seed": seed, "sampler": sampler, "steps": steps,
                   "cfg_context": cfg_context, "cfg_clap": cfg_clap, "guidance_interval": guidance_interval,
-                  "key_lock": key_lock, "harmony": harmony}
+                  "key_lock": key_lock, "harmony": harmony, "precision": precision}
             if inputs["context"] is None:
                 kw["seconds"] = item["target"].shape[-1] / SAMPLE_RATE
             if inputs["bridge"] == "uncond":

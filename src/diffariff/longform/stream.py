@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..audio import PEAK_CEILING
-from ..request import GenerationRequest
+from ..request import INFERENCE_PRECISIONS, GenerationRequest
+from ..torchutil import inference_autocast
 from .decode import decode_blocks
 from .writer import SAMPLE_RATE, StemSpool, limited, mixed_blocks, write_blocks
 
@@ -45,9 +46,10 @@ class StreamedOutput:
         length = ctx.length if length_out is None else int(length_out)
         target = self.stem_target_lufs(ctx)
         with contextlib.closing(ctx), StemSpool(int(n), ctx.length, folder=folder) as spool:
-            for block in decode_blocks(self.codec, z, ctx.length, width=width, seed=self.last_seed or 0,
-                                       steps=decode_steps, mode=decode_mode, semitones=self.last_transpositions):
-                spool.feed(block)
+            with inference_autocast(INFERENCE_PRECISIONS[req.precision]):
+                for block in decode_blocks(self.codec, z, ctx.length, width=width, seed=self.last_seed or 0,
+                                           steps=decode_steps, mode=decode_mode, semitones=self.last_transpositions):
+                    spool.feed(block)
             del z
             for i, out in enumerate(outs):
                 write_blocks(out, spool.finished_blocks(i, target, PEAK_CEILING), rate, length)

@@ -92,9 +92,9 @@ from ..fsutil import check_output_path
 from ..longform.encode import encode_long
 from ..longform.loudness import measure
 from ..longform.stream import StreamedOutput
-from ..request import LONG_MODES, GenerationRequest
+from ..request import INFERENCE_PRECISIONS, LONG_MODES, GenerationRequest
 from ..timing.editing import BarEditing
-from ..torchutil import seeded_generator, setup_cpu
+from ..torchutil import inference_autocast, seeded_generator, setup_cpu
 from .edits import Arrangement, StemEdits
 from .harmony import DEFAULT_STRENGTH, LEVEL_STEPS, HarmonyGuide
 from .key_lock import choose_transpositions
@@ -102,6 +102,7 @@ from .key_lock import choose_transpositions
 if TYPE_CHECKING:  # the parts' types; the modules themselves load lazily (start-up time)
     from ..clap.builtin import BuiltinClap
     from ..codec.model import LatentCodec
+    from ..codec.pitch_critic import PitchCritic
     from ..diffusion.model import LatentDiffusion
     from ..priors.bridge import ClapBridge
     from ..priors.neighbour_prior import NeighbourPrior
@@ -147,7 +148,8 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
     measure a new codec's ceiling before latent models exist for it; generating then raises ConfigError."""
 
     def __init__(self, codec: LatentCodec, clap: BuiltinClap, models: dict[str, LatentDiffusion],
-                 bridge: ClapBridge | None = None, *, prior: ClapBridge | NeighbourPrior | None = None, name: str = ""):
+                 bridge: ClapBridge | None = None, *, prior: ClapBridge | NeighbourPrior | None = None,
+                 pitch_critic: PitchCritic | None = None, name: str = ""):
         for mode, m in models.items():
             if m.config.mode != mode:
                 raise CheckpointError(f"the '{mode}' diffusion model is a {m.config.mode} model")
@@ -162,6 +164,7 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
                                   "neighbour prior)")
         self.codec, self.clap, self.models, self.bridge, self.name = codec.eval(), clap.eval(), dict(models), bridge, name
         self.prior = prior
+        self.pitch_critic = None if pitch_critic is None else pitch_critic.eval()
         self.last_condition: str | None = None
         self.last_windows: list[tuple[int, int]] = []
         self.last_seed: int | None = None
@@ -179,6 +182,7 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
         / ``load_prior``: also load its text bridge / context prior when it has one."""
         from ..clap.builtin import BuiltinClap
         from ..codec import load_codec
+        from ..codec.pitch_critic import load_pitch_critic
         from ..diffusion.model import LatentDiffusion
 
         setup_cpu()
@@ -189,7 +193,9 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
 
         bridge = ClapBridge.load(b.bridge) if b.bridge is not None and load_bridge else None
         prior = load_context_prior(b.prior) if b.prior is not None and load_prior else None
-        return cls(load_codec(b.codec), BuiltinClap.load(b.clap), models, bridge, prior=prior, name=str(b.root))
+        critic = load_pitch_critic(b.pitch_critic) if b.pitch_critic is not None else None
+        return cls(load_codec(b.codec), BuiltinClap.load(b.clap), models, bridge, prior=prior, pitch_critic=critic,
+                   name=str(b.root))
 
     # ------------------------------------------------------------------------------ sizes / helpers
     @property
@@ -270,21 +276,24 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
         return self.codec.encode(x if x.ndim == 3 else x.unsqueeze(0))
 
     def decode(self, latents: torch.Tensor, length: int, *, width: float = 0.4, seed: int = 0,
-               steps: int = 1, mode: str = "consistency", semitones: list[int] | None = None) -> np.ndarray:
+               steps: int = 1, mode: str = "consistency", semitones: list[int] | None = None,
+               bf16: bool | None = None) -> np.ndarray:
         """Codec latents [B, 64, T] -> float32 audio [B, 2, length] (pseudo-stereo with ``width`` from a
         mono codec, true stereo from a stereo codec). ``mode="deterministic"`` uses the codec's fast
         deterministic head: no decoding noise, so a mono codec gives identical channels. ``semitones``
-        (one per stem; a synth codec only): transpose (key lock)."""
+        (one per stem; a synth codec only): transpose (key lock). ``bf16``: the decoder's networks in bf16
+        (None: where the hardware computes it natively; :func:`~diffariff.torchutil.inference_autocast`)."""
         if not 0.0 <= float(width) <= 1.0:
             raise InputError(f"stereo width must be between 0 and 1, got {width}")
         shift = {} if semitones is None else {"semitones": semitones}
-        if mode == "deterministic":
-            y = self.codec.decode(latents, mode="deterministic", length=length, **shift)
-        elif mode == "consistency":
-            y = self.codec.decode_pseudo_stereo(latents, width=float(width), steps=steps, seed=int(seed), length=length,
-                                                **shift)
-        else:
+        if mode not in ("consistency", "deterministic"):
             raise InputError(f"decode mode must be 'consistency' or 'deterministic', got '{mode}'")
+        with inference_autocast(bf16, latents.device):
+            if mode == "deterministic":
+                y = self.codec.decode(latents, mode="deterministic", length=length, **shift)
+            else:
+                y = self.codec.decode_pseudo_stereo(latents, width=float(width), steps=steps, seed=int(seed),
+                                                    length=length, **shift)
         if y.shape[1] == 1:
             y = y.repeat(1, 2, 1)
         return y.detach().float().numpy()
@@ -399,7 +408,7 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
         def harmony(a: int, b: int) -> list:
             if pull <= 0:
                 return []
-            return [HarmonyGuide(self.codec, model.latent_mean, model.latent_std, ctx_chroma[..., a:b], pull,
+            return [HarmonyGuide(self.pitch_energy, model.latent_mean, model.latent_std, ctx_chroma[..., a:b], pull,
                                  levels=levels)]
 
         def sample_window(w: int, a: int, b: int, win_known: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -418,12 +427,19 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
             )
 
         try:
-            out = generate_windowed(sample_window, plan, batch=n, channels=model.config.latent_channels)
+            with inference_autocast(INFERENCE_PRECISIONS[req.precision], next(model.parameters()).device):
+                out = generate_windowed(sample_window, plan, batch=n, channels=model.config.latent_channels)
         finally:
             bar.close()
         if keep_t is not None and known is not None:  # exact in codec units (no normalisation round trip)
             out[..., keep_t] = known.expand(n, -1, -1)[..., keep_t]
         return out
+
+    @property
+    def pitch_energy(self):
+        """What harmony guidance reads: latents ``[B, D, T]`` (codec units) -> pitch-class power ``[B, 12, T]``
+        from the bundle's pitch critic when it has one, else from the synth codec's decoder."""
+        return self.codec.pitch_class_energy if self.pitch_critic is None else self.pitch_critic.energy
 
     def harmony_strength(self, request: GenerationRequest) -> float:
         """The harmony guidance strength of ``request`` on this bundle: its ``harmony``, or when None
@@ -487,7 +503,8 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
         req = GenerationRequest.build(request, **options)
         ctx, z = self._generate_latents(context, req, sample_rate=sample_rate, seconds=seconds)
         audio = self.decode(z, ctx.length, width=req.width, seed=self.last_seed or 0, steps=req.decode_steps,
-                            mode=req.decode_mode, semitones=self.last_transpositions)
+                            mode=req.decode_mode, semitones=self.last_transpositions,
+                            bf16=INFERENCE_PRECISIONS[req.precision])
         return self._finish(audio, self.stem_target_lufs(ctx))
 
     def _generate_latents(self, context: AudioLike | None, request: GenerationRequest, *,
@@ -525,8 +542,9 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
                                 ctx_chroma=ctx.chroma)
         self.last_transpositions = None
         if can_transpose and req.key_lock is not False:
-            self.last_transpositions = choose_transpositions(self.codec, z, None if ctx.silent else ctx.audio,
-                                                             ctx.chroma)
+            self.last_transpositions = choose_transpositions(
+                self.codec, z, None if ctx.silent else ctx.audio, ctx.chroma,
+                profile=None if self.pitch_critic is None else self.pitch_critic.profile)
         return z
 
     def reconstruct(self, stem: AudioLike, context: AudioLike | None = None, *, sample_rate: int | None = None,

@@ -26,7 +26,7 @@ from ..audio_input import (
     read_audio,
 )
 from ..errors import InputError
-from ..request import GenerationRequest
+from ..request import INFERENCE_PRECISIONS, GenerationRequest
 
 
 @dataclasses.dataclass
@@ -81,7 +81,7 @@ class StemEdits:
         z = self.sample_latents(ctx.latents, clap, frames, req, seed=seed, known=z_stem, keep=keep,
                                 ctx_chroma=ctx.chroma)
         new = self.decode(z, st.shape[1], width=req.width, seed=self.last_seed or 0, steps=req.decode_steps,
-                          mode=req.decode_mode)
+                          mode=req.decode_mode, bf16=INFERENCE_PRECISIONS[req.precision])
         fade = int(round(crossfade_s * SAMPLE_RATE))
         out = np.stack([crossfade_paste(st, y, a, b, fade) for y in new])
         return np.stack([peak_limit(o, PEAK_CEILING) for o in out])
@@ -104,7 +104,7 @@ class StemEdits:
         z = self.sample_latents(ctx.latents, clap, z_stem.shape[-1], req, seed=seed, init=z_stem,
                                 strength=float(strength), ctx_chroma=ctx.chroma)
         new = self.decode(z, st.shape[1], width=req.width, seed=self.last_seed or 0, steps=req.decode_steps,
-                          mode=req.decode_mode)
+                          mode=req.decode_mode, bf16=INFERENCE_PRECISIONS[req.precision])
         target = loudness(st, SAMPLE_RATE)
         return self._finish(new, target) if target > SILENCE_LUFS else np.stack([peak_limit(y) for y in new])
 

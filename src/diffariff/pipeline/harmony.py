@@ -18,6 +18,10 @@ moves the estimate ``iterations`` times by ``strength`` (root-mean-square, in th
 latent units) along the normalised gradient. The samplers then carry the nudged estimate into their
 next step, so notes move toward chord tones while the model keeps shaping the sound. A stem that
 holds no pitched power (drums) gets a zero gradient and stays as it is.
+
+``P`` comes from the bundle's pitch critic when it has one (:mod:`diffariff.codec.pitch_critic`: the
+same powers predicted by a few 1-D convolutions, ~1 ms per window), else from the codec's decoder
+itself (~0.25 s per window and refinement on two CPU cores).
 """
 
 from __future__ import annotations
@@ -66,7 +70,9 @@ def harmonic_fit(energy: torch.Tensor, chroma: torch.Tensor, smooth: int = SMOOT
 
 class HarmonyGuide:
     """Wraps a denoiser ``(x, sigma) -> x0`` (normalised latents ``[B, D, T]``) so that its estimate is
-    nudged toward the context's harmony (module doc). ``codec``: a synth codec with an oscillator bank;
+    nudged toward the context's harmony (module doc). ``energy``: latents ``[B, D, T]`` in codec units ->
+    pitch-class power ``[B, 12, T]``, differentiable (a pitch critic's ``energy`` or the synth codec's
+    ``pitch_class_energy``);
     ``latent_mean`` / ``latent_std``: the latent model's normalisation (codec units = x * std + mean);
     ``chroma``: the context's chroma ``[1 or B, 12, T]`` for the frames being sampled; ``strength``: the
     RMS of one gradient step in normalised units (0 = off). ``levels``: decreasing noise levels at which
@@ -74,10 +80,10 @@ class HarmonyGuide:
     are (None: every call). The pipeline gives the 5-step consistency sampler's levels, so that any
     sampler pays for at most five refinements per window (Heun 30 calls the denoiser 59 times)."""
 
-    def __init__(self, codec, latent_mean: torch.Tensor, latent_std: torch.Tensor, chroma: torch.Tensor,
+    def __init__(self, energy: Callable[[torch.Tensor], torch.Tensor], latent_mean: torch.Tensor, latent_std: torch.Tensor, chroma: torch.Tensor,
                  strength: float, iterations: int = ITERATIONS, smooth: int = SMOOTH_FRAMES,
                  levels: Sequence[float] | None = None):
-        self.codec, self.chroma = codec, chroma
+        self.energy, self.chroma = energy, chroma
         self.mean, self.std = latent_mean, latent_std
         self.strength, self.iterations, self.smooth = float(strength), int(iterations), int(smooth)
         self.pending = None if levels is None else sorted((float(v) for v in levels), reverse=True)
@@ -98,10 +104,10 @@ class HarmonyGuide:
             return x0
         y = x0.detach().float().clone()
         mean, std = self.mean.to(y.device).float(), self.std.to(y.device).float()
-        with torch.enable_grad():
+        with torch.enable_grad(), torch.autocast(y.device.type, enabled=False):  # fp32: exact gradients
             for _ in range(self.iterations):
                 y.requires_grad_(True)
-                fit = harmonic_fit(self.codec.pitch_class_energy(y * std + mean), self.chroma, self.smooth)
+                fit = harmonic_fit(self.energy(y * std + mean), self.chroma, self.smooth)
                 (grad,) = torch.autograd.grad(fit.sum(), y)
                 rms = grad.pow(2).mean(dim=(1, 2), keepdim=True).sqrt()
                 step = torch.where(rms > 0, grad / rms.clamp_min(1e-20), torch.zeros_like(grad))

@@ -66,10 +66,13 @@ def best_transposition(stem_profile: np.ndarray, context: np.ndarray, *, min_gai
     return best if scores[best] - scores[0] >= float(min_gain) else 0
 
 
-def choose_transpositions(codec, latents, context_audio: np.ndarray | None, chroma=None) -> list[int] | None:
+def choose_transpositions(codec, latents, context_audio: np.ndarray | None, chroma=None,
+                          profile=None) -> list[int] | None:
     """One transposition per stem of ``latents`` ``[n, D, T]`` for ``context_audio`` ``[C, N]`` at 48 kHz
     (its ``chroma`` when already computed, on the codec's channels), or None when the lock cannot apply
-    (a codec without a pitch axis, no context, a silent one)."""
+    (a codec without a pitch axis, no context, a silent one). ``profile``: latents -> the stems' pitch-class
+    profiles ``[n, 12]`` (a pitch critic's :meth:`~diffariff.codec.pitch_critic.PitchCritic.profile`;
+    None: the codec's ``pitch_class_profile``, which runs its decoder)."""
     if context_audio is None or not getattr(codec, "can_transpose", False):
         return None
     if chroma is None:
@@ -78,5 +81,5 @@ def choose_transpositions(codec, latents, context_audio: np.ndarray | None, chro
     target = context_profile(chroma.cpu().numpy() if hasattr(chroma, "cpu") else chroma)
     if target is None:
         return None
-    stems = codec.pitch_class_profile(latents).double().cpu().numpy()  # [n, 12]
+    stems = (profile or codec.pitch_class_profile)(latents).double().cpu().numpy()  # [n, 12]
     return [best_transposition(p, target) for p in stems]
