@@ -81,6 +81,8 @@ def test_bundle_carries_and_checks_the_critic(setup, tmp_path, render_notes):
     stem = acc.generate(context, seed=0)  # harmony guidance and the key lock read the critic
     assert stem.shape == (1, 2, context.shape[-1]) and np.isfinite(stem).all()
     assert isinstance(acc.last_transpositions, list) and len(acc.last_transpositions) == 1
+    with pytest.raises(CheckpointError, match="8-channel latents"):
+        Accompanist(acc.codec, acc.clap, acc.models, pitch_critic=PitchCritic(PitchCriticConfig(latent_dim=8)))
     assert Accompanist.from_pretrained(b.root).pitch_energy.__name__ == "pitch_class_energy"
     foreign = PitchCritic(PitchCriticConfig(latent_dim=64, width=16, blocks=1, codec_id="synth_codec:0000000000000000"))
     save_pitch_critic(foreign, tmp_path / "foreign.safetensors")

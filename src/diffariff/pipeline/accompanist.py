@@ -162,6 +162,9 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
         if prior is not None and getattr(prior.config, "condition", "text") != "context":
             raise CheckpointError("the context prior must be conditioned on 'context' (a context CLAP bridge or a "
                                   "neighbour prior)")
+        if pitch_critic is not None and pitch_critic.config.latent_dim != codec.config.latent_dim:
+            raise CheckpointError(f"the pitch critic reads {pitch_critic.config.latent_dim}-channel latents, "
+                                  f"the codec makes {codec.config.latent_dim}")
         self.codec, self.clap, self.models, self.bridge, self.name = codec.eval(), clap.eval(), dict(models), bridge, name
         self.prior = prior
         self.pitch_critic = None if pitch_critic is None else pitch_critic.eval()
