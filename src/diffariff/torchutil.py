@@ -15,8 +15,7 @@ def default_precision() -> str:
     natively (AVX-512 BF16 or AMX: ~1.5x faster than fp32 in our measurement), else ``"32-true"``. Without
     native bf16, autocast emulates it: on an AMD EPYC without ``avx512_bf16`` a codec training step took
     32 s in bf16 against 3.3 s in fp32."""
-    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return "bf16-mixed" if native else "32-true"
+    return "bf16-mixed" if native_bf16("cpu") else "32-true"
 
 
 def native_bf16(device: str | torch.device = "cpu") -> bool:

@@ -80,9 +80,9 @@ class HarmonyGuide:
     are (None: every call). The pipeline gives the 5-step consistency sampler's levels, so that any
     sampler pays for at most five refinements per window (Heun 30 calls the denoiser 59 times)."""
 
-    def __init__(self, energy: Callable[[torch.Tensor], torch.Tensor], latent_mean: torch.Tensor, latent_std: torch.Tensor, chroma: torch.Tensor,
-                 strength: float, iterations: int = ITERATIONS, smooth: int = SMOOTH_FRAMES,
-                 levels: Sequence[float] | None = None):
+    def __init__(self, energy: Callable[[torch.Tensor], torch.Tensor], latent_mean: torch.Tensor,
+                 latent_std: torch.Tensor, chroma: torch.Tensor, strength: float, iterations: int = ITERATIONS,
+                 smooth: int = SMOOTH_FRAMES, levels: Sequence[float] | None = None):
         self.energy, self.chroma = energy, chroma
         self.mean, self.std = latent_mean, latent_std
         self.strength, self.iterations, self.smooth = float(strength), int(iterations), int(smooth)

@@ -4,8 +4,13 @@ codec's pitch-class energies on the latents of one or more latent caches.
 Data: whole rows (10-s windows) of the caches' target stems and context mixes, each seen clean or with
 Gaussian noise of a random level (``--max-noise`` times the per-channel latent std) so that the critic
 is right near the latents as well as on them (harmony guidance reads the sampler's estimates). The
-codec computes the targets once, before training (about 0.1 s per window on two CPU cores). The last
-``--held-out`` rows are never trained on; on them the report gives what guidance depends on:
+codec computes the targets once, before training (about 0.3 s per window on two CPU cores; ``--examples``
+keeps them in a file for the next run). With ``--grad-rows N`` the first N training windows also carry the
+gradient of their harmonic fit to their own context's chroma through the codec, and each step adds
+``--grad-weight`` x (1 - cosine) between the critic's gradient and it (double backpropagation): matching
+values alone does not make the gradients match. A plain CPU loop (a 1 M-parameter net on cached
+examples needs no distributed training). The last ``--held-out`` rows are never trained on; on them the
+report gives what guidance depends on:
 
 * ``log_l1``: mean absolute error of the log powers (nepers; within 70 dB of each window's loudest),
 * ``fit_r``: correlation across windows of the harmonic fit to the window's context chroma computed
