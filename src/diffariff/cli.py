@@ -104,5 +104,23 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+#: commands that have written and closed every file when they return: the console script ends their
+#: process without Python's finalisation (the module teardown after torch, scipy and numba costs ~0.6 s
+#: on 2 cores, ~10 % of a 10-s generation's command)
+FAST_EXIT = frozenset({"generate", "arrange", "inpaint", "vary", "reconstruct", "analyze", "demo"})
+
+
+def run() -> None:
+    """The ``diffariff`` console script: :func:`main` on ``sys.argv``, then exit with its code (at once,
+    after flushing stdout and stderr, for the commands in :data:`FAST_EXIT`)."""
+    argv = sys.argv[1:]
+    code = main(argv)
+    if _chosen_command(argv) in FAST_EXIT:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -206,3 +206,23 @@ def test_documented_inputs_work(bundle, files, tmp_path, capsys):
     assert err.strip().splitlines() == [f"diffariff: warning: {files['multi']}: downmixing 4-channel audio to mono "
                                         "by averaging its channels"]
     assert load_audio(tmp_path / "m.wav")[0].shape == (2, SR)
+
+
+def test_the_console_script_ends_with_every_file_written(bundle, files, tmp_path):
+    """``diffariff generate`` as a process (``cli.run``: it skips Python's finalisation after the command):
+    the stem and its sidecar are complete, and a bad input still exits 2 with one line."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "stem.wav"
+    cmd = [sys.executable, "-m", "diffariff.cli", "generate", str(files["ctx"]), "-o", str(out), "--bundle", bundle,
+           "--text", "bass", *FAST]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("wrote ") and done.stdout.endswith("\n")  # flushed before the exit
+    audio, sr = load_audio(out)
+    assert sr == SR and audio.shape[-1] == SR + 333 and np.isfinite(audio).all()
+    assert json.loads((tmp_path / "stem.wav.json").read_text())["kind"] == "stem"
+    bad = subprocess.run([*cmd[:4], str(files["nan"]), "-o", str(tmp_path / "bad.wav"), "--bundle", bundle, *FAST],
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad.wav").exists()

@@ -392,6 +392,26 @@ def test_sampler_needs_the_matching_model(tmp_path, piano):
         acc.generate(piano, sampler="consistency", steps=2)
 
 
+def test_a_one_off_load_reads_only_the_parts_the_call_uses(tmp_path, piano):
+    root = make_tiny_bundle(tmp_path / "both", bridge=True, prior=True).root
+    assert set(Accompanist.from_pretrained(root).models) == {"edm", "consistency"}
+    assert set(Accompanist.from_pretrained(root, for_sampler=None).models) == {"edm"}  # the preferred mode
+    assert set(Accompanist.from_pretrained(root, for_sampler="heun").models) == {"edm"}
+    acc = Accompanist.from_pretrained(root, for_sampler="consistency")
+    assert set(acc.models) == {"consistency"}
+    assert acc._bridge is None and acc._prior is None  # not read yet
+    a = acc.generate(piano[:, : SR // 2], text="warm bass", seed=0, steps=2, decode_mode="deterministic")
+    assert acc._bridge is not None  # read for the text prompt
+    b = Accompanist.from_pretrained(root).generate(piano[:, : SR // 2], text="warm bass", seed=0, steps=2,
+                                                   sampler="consistency", decode_mode="deterministic")
+    assert np.array_equal(a, b)  # the same stem as with every part loaded up front
+    assert acc.prior is not None and acc.prior.config.condition == "context"
+    assert Accompanist.from_pretrained(root, load_prior=False, load_bridge=False).prior is None
+    single = make_tiny_bundle(tmp_path / "edm_only", modes=("edm",)).root
+    with pytest.raises(ConfigError, match="needs the consistency diffusion model"):
+        Accompanist.from_pretrained(single, for_sampler="consistency").generate(piano, sampler="consistency", steps=2)
+
+
 # ---------------------------------------------------------------------------------- context chroma
 class SampleRecorder:
     """Stands in for a latent model inside an Accompanist: every attribute is the model's; sample()

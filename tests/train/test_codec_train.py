@@ -83,7 +83,7 @@ def test_note_term_puts_the_notes_into_the_latents(render_notes):
         loss = module._stage1_loss(x)
         opt.zero_grad()
         loss.backward()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         opt.step()
     assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3])
     with torch.no_grad():  # the evaluation's note column: the read-out on the (eval-mode) encoder

@@ -1,9 +1,13 @@
 """The pitch critic (:mod:`diffariff.codec.pitch_critic`, ``diffariff train pitch-critic``): fitted on a latent
 cache of rendered songs made with a tiny synth codec, it follows the codec's pitch-class energies on held-out
 windows far better than the untrained net, its gradient points where the codec's does, a bundle carries and
-checks it, and harmony guidance through it raises the codec's own harmonic fit."""
+checks it, harmony guidance through it raises the codec's own harmonic fit, and the pitch-class training term
+read through it compares notes and is added to the EDM loss with its weight."""
 
 from __future__ import annotations
+
+import csv
+import dataclasses
 
 import numpy as np
 import pytest
@@ -17,12 +21,15 @@ from diffariff.codec.pitch_critic import PitchCritic, PitchCriticConfig, load_pi
 from diffariff.data.latents import CHROMA_KEY, CacheRecipe, Encoders, LatentCacheDataset, build_latent_cache
 from diffariff.data.sources import open_dataset
 from diffariff.data.synth.corpus import build_corpus
+from diffariff.diffusion.edm import edm_training_estimate
 from diffariff.diffusion.model import model_identity
 from diffariff.errors import CheckpointError
 from diffariff.pipeline import Accompanist
 from diffariff.pipeline.harmony import HarmonyGuide, harmonic_fit
 from diffariff.testing import make_tiny_bundle
+from diffariff.train.diffusion import DiffusionModule, load_run_config
 from diffariff.train.pitch_critic import codec_log_energy, evaluate
+from diffariff.train.pitch_loss import pitch_class_loss
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +121,77 @@ def test_guidance_through_the_critic_raises_the_codecs_fit(setup):
         gains.append(fit[1] - fit[0])
     assert len(gains) >= 8
     assert sum(g > 0 for g in gains) >= 0.75 * len(gains) and sum(gains) / len(gains) > 0.01
+
+
+def test_pitch_class_loss_compares_what_the_oscillators_play(setup):
+    critic = load_pitch_critic(setup["critic"])
+    targets = LatentCacheDataset(setup["cache"], full_length=True).tensors["target"].float()
+    with torch.no_grad():
+        assert float(pitch_class_loss(critic, targets, targets).abs().max()) < 1e-6
+    others = pitch_class_loss(critic, targets.roll(1, 0), targets)  # another window's notes
+    assert others.shape == (targets.shape[0],) and float(others.max()) <= 2.0
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(targets.shape, generator=g) * targets.std()
+    near, far = (float(pitch_class_loss(critic, targets + s * noise, targets).mean()) for s in (0.05, 0.5))
+    assert 0 < near < far  # the error grows with the distance from the target's notes
+    estimate = targets.roll(1, 0).clone().requires_grad_(True)
+    pitch_class_loss(critic, estimate, targets).sum().backward()
+    assert estimate.grad is not None and float(estimate.grad.abs().sum()) > 0
+    assert all(p.grad is None for p in critic.parameters())  # the critic only reads
+    with pytest.raises(ValueError, match="odd"):
+        pitch_class_loss(critic, targets, targets, window=4)
+
+
+def _train_tiny_dit(setup, out, *extra) -> int:
+    config = out.parent / f"{out.name}.json"
+    config.write_text('{"model": {"net_config": {"width": 32, "depth": 2, "heads": 2, "cond_dim": 32, '
+                      '"noise_emb_dim": 32, "dpb_dim": 16}, "train_frames": 32}, "train": {"batch_size": 8, '
+                      '"lr": 0.003, "warmup_steps": 2, "log_every": 2, "checkpoint_every": 100, "precision": "32-true"}}')
+    return main(["train", "diffusion", "--cache", str(setup["cache"]), "--out", str(out), "--config", str(config),
+                 "--seed", "0", *extra])
+
+
+def test_edm_training_adds_the_weighted_pitch_term(setup, tmp_path, capsys):
+    critic_path = str(setup["critic"])
+    assert _train_tiny_dit(setup, tmp_path / "pitch", "--pitch-critic", critic_path, "--pitch-loss", "2",
+                           "--max-steps", "12") == 0
+    rows = [r for r in csv.DictReader((tmp_path / "pitch" / "metrics.csv").open()) if r.get("pitch_loss")]
+    assert len(rows) >= 4 and all(float(r["pitch_loss"]) >= 0 for r in rows)
+    cfg = load_run_config(tmp_path / "pitch" / "run_config.json")
+    assert cfg.train.pitch_loss_weight == 2.0
+    critic = load_pitch_critic(critic_path)
+    weighted = DiffusionModule(cfg, None, critic)
+    plain = DiffusionModule(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, pitch_loss_weight=0.0)))
+    plain.load_state_dict(weighted.state_dict())
+    data = LatentCacheDataset(setup["cache"], 32)
+    batch = torch.utils.data.default_collate([data[i] for i in range(8)])
+    with torch.no_grad():
+        total, sigma = weighted.loss(batch, 7)
+        mse, same_sigma = plain.loss(batch, 7)  # the same draw of noise, sigmas and dropped conditions
+        g = weighted.generator(7)
+        cond = weighted.conditions(batch, g)
+        denoised, _ = edm_training_estimate(weighted.model.denoiser, weighted.model.normalize(batch["target"]), cond, g)
+        pitch = pitch_class_loss(critic, weighted.model.denormalize(denoised), batch["target"])
+    assert torch.equal(sigma, same_sigma) and float(pitch.sum()) > 0
+    assert torch.allclose(total - mse, 2.0 * pitch, rtol=1e-4, atol=1e-7)
+    # a resumed run needs the critic again; a critic without a weight, or for other latents, is refused
+    capsys.readouterr()
+
+    def refused(message: str) -> bool:
+        return message in capsys.readouterr().err
+
+    assert main(["train", "diffusion", "--cache", str(setup["cache"]), "--out", str(tmp_path / "pitch"),
+                 "--resume", "--max-steps", "14"]) == 2 and refused("needs a pitch critic")
+    assert _train_tiny_dit(setup, tmp_path / "noweight", "--pitch-critic", critic_path, "--max-steps", "2") == 2
+    assert refused("only with --pitch-loss")
+    foreign = PitchCritic(PitchCriticConfig(latent_dim=3, width=8, blocks=1))
+    save_pitch_critic(foreign, tmp_path / "foreign.safetensors")
+    assert _train_tiny_dit(setup, tmp_path / "foreign", "--pitch-critic", str(tmp_path / "foreign.safetensors"),
+                           "--pitch-loss", "1", "--max-steps", "2") == 2 and refused("latent channels")
+    other_codec = PitchCritic(PitchCriticConfig(latent_dim=critic.config.latent_dim, width=8, blocks=1,
+                                                codec_id="synth_codec:0000000000000000"))
+    save_pitch_critic(other_codec, tmp_path / "other_codec.safetensors")
+    assert _train_tiny_dit(setup, tmp_path / "other", "--pitch-critic", str(tmp_path / "other_codec.safetensors"),
+                           "--pitch-loss", "1", "--max-steps", "2") == 2 and refused("fitted to codec")
+    assert _train_tiny_dit(setup, tmp_path / "ct", "--mode", "consistency", "--pitch-critic", critic_path,
+                           "--pitch-loss", "1", "--max-steps", "2") == 2 and refused("for EDM training")

@@ -252,12 +252,13 @@ def _progress(args: argparse.Namespace) -> bool | None:
     return False if args.quiet else None  # None: a bar on a terminal only
 
 
-def _load(args: argparse.Namespace):
-    """The bundle, checked first (one line for a bad one), then its models loaded."""
+def _load(args: argparse.Namespace, sampler: str | None = None):
+    """The bundle, checked first (one line for a bad one), then its models loaded: of the latent models
+    only the one ``sampler`` runs (:meth:`~diffariff.pipeline.Accompanist.from_pretrained`)."""
     _check_bundle(args)
     from ..pipeline import Accompanist
 
-    return Accompanist.from_pretrained(args.bundle)
+    return Accompanist.from_pretrained(args.bundle, for_sampler=sampler)
 
 
 def _slug(text: str) -> str:
@@ -294,7 +295,7 @@ def run_generate(args: argparse.Namespace) -> int:
         grid.check_bars(first, first + args.loop_bars - 1, whole=True, what=f"--loop-bars {args.loop_bars}: bars")
     fmt = format_for(args.context, args.seconds)
     req = _request(args)
-    acc = _load(args)
+    acc = _load(args, sampler=args.sampler)
     if args.loop_bars is not None:
         stems = acc.generate_loop(args.context, args.loop_bars, start_bar=first, bars=bars, grid=grid,
                                   seconds=args.seconds, request=req)
@@ -374,7 +375,7 @@ def run_arrange(args: argparse.Namespace) -> int:
     grid = grid_for(args, args.context, seconds=args.seconds, required=False)
     fmt = format_for(args.context, args.seconds)
     req = _request(args)
-    acc = _load(args)
+    acc = _load(args, sampler=args.sampler)
     result = acc.arrange(args.context, [{"text": p} for p in args.part], req, seconds=args.seconds)
     write_outputs_for(args, list(zip(paths, [*result.stems, result.mix])), fmt, grid,
            kinds=["stem"] * len(result.stems) + ["mix"])
@@ -400,7 +401,7 @@ def run_inpaint(args: argparse.Namespace) -> int:
     grid, bars = stem_bars(args)
     fmt = format_for(args.context, None)
     req = _request(args)
-    acc = _load(args)
+    acc = _load(args, sampler=args.sampler)
     if bars is not None:
         stems = acc.inpaint_bars(args.stem, args.context, bars, grid=grid, crossfade_s=args.crossfade, request=req)
         what = f"bars {bars[0]}-{bars[1]}"
@@ -426,7 +427,7 @@ def run_vary(args: argparse.Namespace) -> int:
     grid, bars = stem_bars(args)
     fmt = format_for(args.context, None)
     req = _request(args)
-    acc = _load(args)
+    acc = _load(args, sampler=args.sampler)
     if bars is not None:
         stems = acc.vary_bars(args.stem, args.context, bars, args.strength, grid=grid, request=req)
     else:

@@ -213,6 +213,11 @@ def diffusion_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--distill-guidance", type=float, nargs=2, metavar=("W_CTX", "W_CLAP"),
                         help="guided distillation: the teacher step uses nested CFG at these strengths, and the "
                              "student samples them in one pass (default 1 1: unguided)")
+    parser.add_argument("--pitch-critic", help="EDM mode: pitch critic fitted to the cache's codec (`diffariff train "
+                        "pitch-critic`); with --pitch-loss W > 0 each step adds W x the pitch-class error of the "
+                        "denoiser's clean estimate against the target, read through it (pass it again on --resume)")
+    parser.add_argument("--pitch-loss", type=float, metavar="W",
+                        help="weight of the pitch-class term (default: the config's, 0 = off)")
     parser.add_argument("--checkpoint-every", type=int, help="steps between last.ckpt saves")
     parser.add_argument("--precision", help="Lightning precision (default: the config's; 'auto' = bf16-mixed where "
                         "the CPU has native bf16, else 32-true)")

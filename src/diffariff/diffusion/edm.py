@@ -111,18 +111,31 @@ class EDMDenoiser(nn.Module):
         return append_dims(c_skip, x.ndim) * x + append_dims(c_out, x.ndim) * f
 
 
+def edm_training_estimate(
+    denoiser: EDMDenoiser, x0: torch.Tensor, cond: dict | None = None, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One EDM training draw for clean data ``x0`` [B, ...]: log-normal sigmas [B] and noise; returns
+    (the denoiser's clean estimate [B, ...] of the noised ``x0``, the sigmas [B]). ``cond`` is passed to
+    the denoiser as keyword arguments (e.g. context, clap, drop_context, drop_clap)."""
+    b = x0.shape[0]
+    sigma = sample_training_sigmas(b, denoiser.p_mean, denoiser.p_std, generator, x0.device).to(x0.dtype)
+    noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    return denoiser(x0 + noise * append_dims(sigma, x0.ndim), sigma, **(cond or {})), sigma
+
+
+def edm_weighted_mse(denoised: torch.Tensor, x0: torch.Tensor, sigma: torch.Tensor, sigma_data: float) -> torch.Tensor:
+    """Per-sample EDM loss [B]: lambda(sigma) * mean squared error of ``denoised`` against ``x0`` [B, ...]."""
+    mse = (denoised - x0).pow(2).reshape(x0.shape[0], -1).mean(dim=1)
+    return edm_loss_weight(sigma, sigma_data) * mse
+
+
 def edm_loss(
     denoiser: EDMDenoiser, x0: torch.Tensor, cond: dict | None = None, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """EDM training loss for clean data ``x0`` [B, ...]: draws log-normal sigmas [B] and noise,
-    returns (per-sample weighted MSE [B], sigmas [B]). ``cond`` is passed to the denoiser as
-    keyword arguments (e.g. context, clap, drop_context, drop_clap)."""
-    b = x0.shape[0]
-    sigma = sample_training_sigmas(b, denoiser.p_mean, denoiser.p_std, generator, x0.device).to(x0.dtype)
-    noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-    denoised = denoiser(x0 + noise * append_dims(sigma, x0.ndim), sigma, **(cond or {}))
-    mse = (denoised - x0).pow(2).reshape(b, -1).mean(dim=1)
-    return edm_loss_weight(sigma, denoiser.sigma_data) * mse, sigma
+    returns (per-sample weighted MSE [B], sigmas [B]). ``cond`` as in :func:`edm_training_estimate`."""
+    denoised, sigma = edm_training_estimate(denoiser, x0, cond, generator)
+    return edm_weighted_mse(denoised, x0, sigma, denoiser.sigma_data), sigma
 
 
 def karras_sigmas(

@@ -50,7 +50,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -80,7 +80,7 @@ from ..audio_input import (
 from ..audio_spool import SpooledAudio, is_spooled
 from ..bundle import open_bundle
 from ..data.context_chroma import context_chroma
-from ..diffusion.edits import generate_windowed, plan_windows, slerp
+from ..diffusion.edits import generate_windowed, plan_windows
 from ..diffusion.edm import karras_sigmas
 from ..errors import (
     AudioTooLongError,
@@ -95,6 +95,7 @@ from ..longform.stream import StreamedOutput
 from ..request import INFERENCE_PRECISIONS, LONG_MODES, GenerationRequest
 from ..timing.editing import BarEditing
 from ..torchutil import inference_autocast, seeded_generator, setup_cpu
+from .conditions import Conditions
 from .edits import Arrangement, StemEdits
 from .harmony import DEFAULT_STRENGTH, LEVEL_STEPS, HarmonyGuide
 from .key_lock import choose_transpositions
@@ -139,7 +140,7 @@ class Context:
             self.audio.close()
 
 
-class Accompanist(StemEdits, BarEditing, StreamedOutput):
+class Accompanist(Conditions, StemEdits, BarEditing, StreamedOutput):
     """Context in, new stem out. Build with :meth:`from_pretrained` (a bundle folder) or directly from
     loaded models: ``codec`` (:class:`~diffariff.codec.model.LatentCodec`: either codec), ``clap``
     (:class:`~diffariff.clap.builtin.BuiltinClap`), ``models`` {"edm" | "consistency":
@@ -159,9 +160,6 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
             if m.config.clap_dim != clap.dim:
                 raise CheckpointError(f"the {mode} model expects {m.config.clap_dim}-d CLAP embeddings, "
                                       f"the CLAP makes {clap.dim}")
-        if prior is not None and getattr(prior.config, "condition", "text") != "context":
-            raise CheckpointError("the context prior must be conditioned on 'context' (a context CLAP bridge or a "
-                                  "neighbour prior)")
         if pitch_critic is not None and pitch_critic.config.latent_dim != codec.config.latent_dim:
             raise CheckpointError(f"the pitch critic reads {pitch_critic.config.latent_dim}-channel latents, "
                                   f"the codec makes {codec.config.latent_dim}")
@@ -180,9 +178,13 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike = "default", *, load_bridge: bool = True,
-                        load_prior: bool = True) -> Accompanist:
-        """Load a model bundle (a folder, or ``"default"`` for the packaged one) offline; ``load_bridge``
-        / ``load_prior``: also load its text bridge / context prior when it has one."""
+                        load_prior: bool = True, for_sampler: str | None = "all") -> Accompanist:
+        """Load a model bundle (a folder, or ``"default"`` for the packaged one) offline. ``load_bridge``
+        / ``load_prior``: also use its text bridge / context prior when it has one (each is read from
+        disk the first time a generation needs it). ``for_sampler``: ``"all"`` loads every latent model
+        of the bundle; a sampler name (or None: the bundle's preferred one, as :meth:`model_for`) loads
+        only the model that sampler runs, when the bundle has it, so a one-off command does not pay for
+        the other."""
         from ..clap.builtin import BuiltinClap
         from ..codec import load_codec
         from ..codec.pitch_critic import load_pitch_critic
@@ -190,15 +192,17 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
 
         setup_cpu()
         b = open_bundle(path)
-        models = {mode: LatentDiffusion.load(p) for mode, p in b.diffusion.items()}
-        from ..priors.bridge import ClapBridge
-        from ..priors.load import load_context_prior
-
-        bridge = ClapBridge.load(b.bridge) if b.bridge is not None and load_bridge else None
-        prior = load_context_prior(b.prior) if b.prior is not None and load_prior else None
+        wanted = set(b.diffusion)
+        if for_sampler != "all":
+            mode = ("edm" if "edm" in b.diffusion else "consistency") if for_sampler is None else \
+                ("consistency" if for_sampler == "consistency" else "edm")
+            wanted = {mode} if mode in b.diffusion else wanted  # a missing one: model_for names it
+        models = {mode: LatentDiffusion.load(p) for mode, p in b.diffusion.items() if mode in wanted}
         critic = load_pitch_critic(b.pitch_critic) if b.pitch_critic is not None else None
-        return cls(load_codec(b.codec), BuiltinClap.load(b.clap), models, bridge, prior=prior, pitch_critic=critic,
-                   name=str(b.root))
+        acc = cls(load_codec(b.codec), BuiltinClap.load(b.clap), models, pitch_critic=critic, name=str(b.root))
+        acc._bridge_file = b.bridge if load_bridge else None
+        acc._prior_file = b.prior if load_prior else None
+        return acc
 
     # ------------------------------------------------------------------------------ sizes / helpers
     @property
@@ -300,62 +304,6 @@ class Accompanist(StemEdits, BarEditing, StreamedOutput):
         if y.shape[1] == 1:
             y = y.repeat(1, 2, 1)
         return y.detach().float().numpy()
-
-    # ---------------------------------------------------------------------------------- conditions
-    def embed(self, cond: Any, *, sample_rate: int | None = None, use_bridge: bool = True,
-              seed: int | None = None, bridge_steps: int | None = None) -> torch.Tensor:
-        """One condition -> CLAP embedding [1, D] in audio space. ``str``: text prompt (through the
-        bridge when there is one and ``use_bridge``); ``pathlib.Path``: audio file; numpy array or
-        ``(array, sample_rate)``: audio; torch tensor [D] / [1, D]: a ready embedding (re-normalised)."""
-        if isinstance(cond, str):
-            if not cond.strip():
-                raise InputError("the text prompt is empty")
-            emb = self.clap.embed_text([cond])
-            if self.bridge is not None and use_bridge:
-                emb = self.bridge.sample(emb, steps=bridge_steps, seed=seed)
-            return torch.nn.functional.normalize(emb.float(), dim=-1)
-        if torch.is_tensor(cond) and cond.ndim <= 2 and cond.shape[-1] == self.clap.dim and cond.numel() == self.clap.dim:
-            return torch.nn.functional.normalize(cond.reshape(1, -1).float(), dim=-1)
-        if isinstance(cond, tuple) and len(cond) == 2:
-            cond, sample_rate = cond
-        audio = read_audio(cond, sample_rate, what="reference", min_seconds=MIN_REFERENCE_SECONDS)
-        return self.clap.embed_audio(audio[None], sample_rate=SAMPLE_RATE).float()
-
-    def interpolate(self, cond_a: Any, cond_b: Any, ratio: float, **kw) -> torch.Tensor:
-        """Slerp between two conditions (see :meth:`embed`): ratio 0 -> a, 1 -> b. [1, D]."""
-        return slerp(self.embed(cond_a, **kw), self.embed(cond_b, **kw), float(ratio))
-
-    def condition(self, text: str | None = None, reference: AudioLike | None = None, *,
-                  reference_sample_rate: int | None = None, clap_mix: tuple | None = None,
-                  use_bridge: bool = True, seed: int | None = None) -> torch.Tensor | None:
-        """The CLAP condition [1, D] of a request, or None (no CLAP condition). ``clap_mix`` wins over
-        ``text`` / ``reference``; both of those -> normalised sum (module doc)."""
-        kw = dict(use_bridge=use_bridge, seed=seed)
-        if clap_mix is not None:
-            if len(clap_mix) != 3:
-                raise InputError("clap_mix must be (condition_a, condition_b, ratio)")
-            return self.interpolate(clap_mix[0], clap_mix[1], clap_mix[2], **kw)
-        embs = []
-        if text is not None:
-            embs.append(self.embed(str(text), **kw))
-        if reference is not None:
-            ref = Path(reference) if isinstance(reference, str) else reference
-            embs.append(self.embed(ref, sample_rate=reference_sample_rate, **kw))
-        if not embs:
-            return None
-        return torch.nn.functional.normalize(sum(embs), dim=-1)
-
-    def context_condition(self, context_audio: np.ndarray, *, seed: int | None = None,
-                          guidance: float | None = None) -> torch.Tensor:
-        """A CLAP condition [1, D] sampled by the context prior for ``context_audio`` [C, N] at 48 kHz
-        (a silent context gives an unconditional sample); ``guidance``: classifier-free guidance on the
-        context (1 = plain conditional; None: the prior's own default). ConfigError without a prior."""
-        from ..priors.context_prior import sample_for_context
-
-        if self.prior is None:
-            raise ConfigError("this bundle has no context prior")
-        return sample_for_context(self.prior, self.clap, context_audio, SAMPLE_RATE, n=1, seed=seed,
-                                  guidance=guidance)
 
     # ------------------------------------------------------------------------------------ sampling
     def sample_latents(

@@ -48,9 +48,10 @@ import lightning as L
 import torch
 
 from ..checkpoint import config_to_dict, load_config_file
+from ..codec.pitch_critic import PitchCritic, load_pitch_critic
 from ..data.latents import LatentCacheDataset, check_model_fits_cache
 from ..diffusion.consistency import ConsistencyConfig, consistency_loss
-from ..diffusion.edm import edm_loss, measure_sigma_data
+from ..diffusion.edm import edm_loss, edm_training_estimate, edm_weighted_mse, measure_sigma_data
 from ..diffusion.guidance import PerSampleGuidance
 from ..diffusion.model import LatentDiffusion, LatentDiffusionConfig
 from ..errors import ConfigError, InputError
@@ -58,6 +59,7 @@ from ..fsutil import write_json_atomic
 from ..nets.grow import grow_dit_state, widen_context_state
 from ..torchutil import seeded_generator, setup_cpu
 from .common import EMA, CSVMetrics, adamw_with_schedule, build_trainer, fit
+from .pitch_loss import pitch_class_loss
 
 #: standard-normal quartiles: band edges at p_mean + p_std * q split the training sigmas into 4 equal bands
 _QUARTILES = (-0.6745, 0.0, 0.6745)
@@ -96,6 +98,9 @@ class DiffusionTrainConfig:
     ct_p_std: float = 2.0
     # guided distillation: the teacher step uses nested CFG at these strengths (1, 1 = unguided)
     distill_guidance: tuple[float, float] = (1.0, 1.0)
+    # EDM mode: weight of the pitch-class term read through a pitch critic (train/pitch_loss.py; 0 = off)
+    pitch_loss_weight: float = 0.0
+    pitch_loss_window: int = 5
 
     def __post_init__(self) -> None:
         for name in ("p_drop_context", "p_drop_clap", "p_audio"):
@@ -105,6 +110,8 @@ class DiffusionTrainConfig:
             raise ConfigError(f"distill_guidance must be two strengths > 0, got {self.distill_guidance}")
         if self.normalization not in ("global", "channel"):
             raise ConfigError(f"normalization must be 'global' or 'channel', got '{self.normalization}'")
+        if self.pitch_loss_weight < 0 or self.pitch_loss_window < 1 or self.pitch_loss_window % 2 == 0:
+            raise ConfigError("pitch_loss_weight must be >= 0 and pitch_loss_window an odd number of frames >= 1")
         if self.batch_size < 1 or self.lr <= 0 or self.total_steps < 1:
             raise ConfigError("need batch_size >= 1, lr > 0 and total_steps >= 1")
 
@@ -119,9 +126,11 @@ class DiffusionRunConfig:
 
 
 class DiffusionModule(L.LightningModule):
-    """Lightning module: the LatentDiffusion being trained, its EMA, the optional EDM teacher."""
+    """Lightning module: the LatentDiffusion being trained, its EMA, the optional EDM teacher and the
+    optional pitch critic of the pitch-class term (both frozen, neither part of the run's state)."""
 
-    def __init__(self, run_config: DiffusionRunConfig, teacher: LatentDiffusion | None = None):
+    def __init__(self, run_config: DiffusionRunConfig, teacher: LatentDiffusion | None = None,
+                 pitch_critic: PitchCritic | None = None):
         super().__init__()
         self.run_config = run_config
         self.tcfg = run_config.train
@@ -132,6 +141,20 @@ class DiffusionModule(L.LightningModule):
         if self.teacher is not None and self.teacher.config.mode != "edm":
             raise InputError("--teacher must be an EDM-mode latent diffusion checkpoint")
         t = self.tcfg
+        if t.pitch_loss_weight > 0:
+            if pitch_critic is None:
+                raise ConfigError("pitch_loss_weight > 0 needs a pitch critic (--pitch-critic)")
+            if run_config.model.mode != "edm":
+                raise ConfigError("the pitch-class term is for EDM training (a student follows its teacher)")
+            if pitch_critic.config.latent_dim != run_config.model.latent_channels:
+                raise ConfigError(f"the pitch critic reads {pitch_critic.config.latent_dim} latent channels, the "
+                                  f"model has {run_config.model.latent_channels}")
+            fitted, cached = pitch_critic.config.codec_id, run_config.model.codec_id
+            if fitted and cached and fitted != cached:
+                raise ConfigError(f"the pitch critic was fitted to codec {fitted}, the latents are {cached}'s")
+        # a plain attribute list, not a submodule: the critic stays out of the run's state and optimiser
+        self._critic = [pitch_critic.requires_grad_(False).eval()] if t.pitch_loss_weight > 0 else []
+        self.last_terms: dict[str, torch.Tensor] = {}
         # guided distillation: the teacher step calls this wrapper instead of the teacher's denoiser
         # (a plain object, not a submodule, so the teacher stays out of the run's state)
         guided = self.teacher is not None and tuple(t.distill_guidance) != (1.0, 1.0)
@@ -176,6 +199,14 @@ class DiffusionModule(L.LightningModule):
         g = self.generator(step)
         x0 = self.model.normalize(batch["target"])
         cond = self.conditions(batch, g)
+        if self.run_config.model.mode == "edm" and self._critic:
+            denoised, sigma = edm_training_estimate(self.model.denoiser, x0, cond, generator=g)
+            mse = edm_weighted_mse(denoised, x0, sigma, self.model.denoiser.sigma_data)
+            critic = self._critic[0].to(x0.device)
+            pitch = pitch_class_loss(critic, self.model.denormalize(denoised), batch["target"],
+                                     self.tcfg.pitch_loss_window)
+            self.last_terms = {"mse_loss": mse.float().mean().detach(), "pitch_loss": pitch.float().mean().detach()}
+            return mse + self.tcfg.pitch_loss_weight * pitch, sigma
         if self.run_config.model.mode == "edm":
             return edm_loss(self.model.denoiser, x0, cond, generator=g)
         teacher = self.guided_teacher or (self.teacher.denoiser if self.teacher is not None else None)
@@ -186,6 +217,8 @@ class DiffusionModule(L.LightningModule):
         per_sample = per_sample.float()
         loss = per_sample.mean()
         self.log("loss", loss, on_step=True, on_epoch=False, prog_bar=True)
+        for name, value in self.last_terms.items():  # the loss's parts, when it has several
+            self.log(name, value, on_step=True, on_epoch=False)
         band = torch.bucketize(sigma.float(), torch.tensor(self.band_edges, device=sigma.device))
         for k in range(len(self.band_edges) + 1):
             sel = band == k
@@ -242,6 +275,7 @@ def _overrides(cfg: DiffusionRunConfig, args: Namespace) -> DiffusionRunConfig:
                            "precision": args.precision, "total_steps": args.total_steps,
                            "p_drop_context": args.p_drop_context, "p_drop_clap": args.p_drop_clap,
                            "distill_guidance": tuple(args.distill_guidance) if args.distill_guidance else None,
+                           "pitch_loss_weight": getattr(args, "pitch_loss", None),
                            }.items() if v is not None}
     if "total_steps" not in t and args.max_steps:
         t["total_steps"] = int(args.max_steps)
@@ -371,7 +405,10 @@ def run(args: Namespace) -> int:
     t = cfg.train
     L.seed_everything(t.seed, workers=True, verbose=False)
     run_dir = Path(args.out)
-    module = DiffusionModule(cfg, teacher)
+    critic = load_pitch_critic(args.pitch_critic) if getattr(args, "pitch_critic", None) else None
+    if critic is not None and cfg.train.pitch_loss_weight == 0:
+        raise ConfigError("--pitch-critic is read only with --pitch-loss W > 0")
+    module = DiffusionModule(cfg, teacher, critic)
     if start is not None and not (args.resume and (run_dir / "last.ckpt").is_file()):
         module.model.load_state_dict(start.state_dict())  # distillation / warm start from these weights
         module.ema.module.load_state_dict(start.state_dict())
