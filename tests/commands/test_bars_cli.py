@@ -14,6 +14,8 @@ import soundfile as sf
 from diffariff.audio import load_audio, resample, save_audio
 from diffariff.cli import main
 from diffariff.testing import make_tiny_bundle
+from diffariff.timing.bars import BarGrid
+from diffariff.timing.daw import add_tempo_chunk, read_tempo_chunk
 
 SR = 44_100
 BPM = 111.0
@@ -127,6 +129,34 @@ def test_detected_grid_goes_into_the_sidecar(ctx, bundle, tmp_path, capsys):
     meta = json.loads((tmp_path / "plain.wav.json").read_text())
     assert meta["meter"] == "4/4" and 20 < meta["bpm"] < 400 and meta["bars_generated"] is None
     assert sf.info(str(out)).samplerate == SR and "bpm 4/4" in stdout
+    tempo = read_tempo_chunk(out)  # the tempo inside the WAV, as DAWs read it
+    assert tempo["meter"] == "4/4" and abs(tempo["bpm"] - meta["bpm"]) < 1e-3
+    assert tempo["beats"] == round(meta["duration_s"] * meta["bpm"] / 60)
+    flac = tmp_path / "plain.flac"
+    assert run(capsys, bundle, "generate", ctx, "-o", flac, "--text", "bass", "--meter", "4/4")[0] == 0
+    assert read_tempo_chunk(flac) is None and json.loads((tmp_path / "plain.flac.json").read_text())["bpm"]
+
+
+def test_the_tempo_chunk_keeps_the_audio_and_is_written_once(tmp_path):
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal((2, 4801))).astype(np.float32)  # an odd number of 16-bit frames
+    for subtype in ("16", "24"):
+        path = tmp_path / f"odd{subtype}.wav"
+        save_audio(path, audio, SR, subtype=subtype)
+        before, _ = sf.read(str(path), dtype="int32")
+        grid = BarGrid.regular(BPM, "6/8", 0.0, 4801 / SR)
+        assert add_tempo_chunk(path, grid, 4801 / SR)
+        after, _ = sf.read(str(path), dtype="int32")
+        assert np.array_equal(before, after)
+        assert read_tempo_chunk(path) == {"bpm": pytest.approx(BPM), "meter": "6/8", "beats": 1}
+        size = path.stat().st_size
+        assert not add_tempo_chunk(path, grid, 4801 / SR) and path.stat().st_size == size  # already there
+        with path.open("rb") as f:  # the RIFF size field covers the whole file
+            assert int.from_bytes(f.read(8)[4:], "little") == size - 8
+    flac = tmp_path / "x.flac"
+    save_audio(flac, audio, SR)
+    assert not add_tempo_chunk(flac, grid, 0.1) and read_tempo_chunk(flac) is None
+    assert not add_tempo_chunk(tmp_path / "odd16.wav", None, 0.1)
 
 
 @pytest.mark.parametrize("argv, message", [

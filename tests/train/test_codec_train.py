@@ -149,7 +149,7 @@ def test_stage2_aux_weight_adds_the_magnitude_term(render_notes):
     with_aux = CodecModule(cfg, {"stage": 2, "total_steps": 100, "w_aux": 10.0})
     with_aux.load_state_dict(plain.state_dict())
     base, total = plain._stage2_loss(x), with_aux._stage2_loss(x)  # same seed, same noise draws
-    assert float(total) > float(base) + 1.0
+    assert float(total.detach()) > float(base.detach()) + 1.0
     total.backward()
     assert all(p.grad is None for p in with_aux.codec.upsampler.parameters())
 
@@ -272,7 +272,7 @@ def test_stage2_energy_weight_pairs_each_clip_with_a_second_decoding(render_note
     assert torch.equal(sigma[:2], sigma[2:]) and torch.equal(det[:2], det[2:])
     faint = CodecModule(cfg, {"stage": 2, "total_steps": 100, "w_energy": 1e-9})  # same pairs, same noise
     faint.load_state_dict(module.state_dict())
-    assert float(loss) > float(faint._stage2_loss(x)) + 0.5
+    assert float(loss.detach()) > float(faint._stage2_loss(x).detach()) + 0.5
     loss.backward()
     assert module.codec.unet.head.conv.weight.grad is not None
     with pytest.raises(ConfigError, match="batch-size >= 2"):

@@ -78,7 +78,8 @@ def add_timing(parser: argparse.ArgumentParser, *, bars: bool = True, sidecar: b
                    help="time of the first downbeat (bar 1) instead of the detected one")
     if sidecar:
         g.add_argument("--no-sidecar", action="store_true",
-                       help="do not write OUT.json (tempo, meter, first downbeat) beside each output")
+                       help="do not write OUT.json (tempo, meter, first downbeat) beside each output, nor the "
+                       "tempo chunk inside a WAV output (and skip the tempo analysis when no bar option needs it)")
 
 
 def timing_overrides(args: argparse.Namespace) -> dict:

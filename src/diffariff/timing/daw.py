@@ -1,6 +1,8 @@
 """Stems that drop into a DAW: written at the context's own sample rate, sample-aligned and exactly as
 long as the context, with a sidecar JSON (``<out>.json``, e.g. ``bass.wav.json``) that carries the
-tempo, the meter and the first downbeat.
+tempo, the meter and the first downbeat. A WAV output also carries the tempo and meter inside the
+file, in an ``acid`` chunk (:func:`add_tempo_chunk`), which DAWs read on import to set or follow the
+session tempo.
 
 diffariff works at 48 kHz inside; :func:`to_output_rate` converts a 48 kHz stem back with soxr (high
 quality) and pads or trims the last sample so that it has the context's exact length (soxr rounds
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -105,3 +109,72 @@ def write_outputs(items: list[tuple[Path, np.ndarray, dict | None]], fmt: Output
         save_audio(path, audio, fmt.sample_rate)
         if meta is not None:
             write_json_atomic(sidecar_path(path), meta)
+
+
+#: the ``acid`` chunk's flags: 0x04 = time-stretch on (a tempo-following file, not a one-shot)
+ACID_FLAGS = 0x04
+ACID_ROOT_NOTE = 60  # no key is claimed; 60 (C4) is the format's neutral value
+
+
+def acid_chunk(grid: BarGrid, seconds: float) -> bytes:
+    """The 32-byte RIFF ``acid`` chunk of a ``seconds``-long file on ``grid``: flags (uint32), root note
+    (uint16), two reserved fields, the number of quarter-note beats (uint32), the meter's unit and
+    numerator (uint16 each) and the tempo in quarter notes per minute (float32), little-endian."""
+    beats = max(1, int(round(seconds * grid.bpm / 60.0)))
+    body = struct.pack("<IHHfIHHf", ACID_FLAGS, ACID_ROOT_NOTE, 0x8000, 0.0, beats, int(grid.beat_unit),
+                       int(grid.beats_per_bar), float(grid.bpm))
+    return b"acid" + struct.pack("<I", len(body)) + body
+
+
+def add_tempo_chunk(path: str | os.PathLike, grid: BarGrid | None, seconds: float) -> bool:
+    """Append the ``acid`` chunk of ``grid`` to the WAV file at ``path``, atomically (the file is copied
+    once into a temporary file beside it, the RIFF size updated, then renamed over it). Returns False and
+    leaves the file as it is for no grid, a non-WAV file (FLAC has no tempo field), a file that already
+    has the chunk, or one that would pass the RIFF size limit."""
+    from ..fsutil import atomic_path
+
+    p = Path(path)
+    if grid is None or p.suffix.lower() != ".wav":
+        return False
+    size = p.stat().st_size
+    with p.open("rb") as f:
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE" or riff_chunk(f, b"acid") is not None:
+            return False
+    pad = size % 2  # RIFF chunks start on even offsets
+    chunk = acid_chunk(grid, seconds)
+    riff_size = size - 8 + pad + len(chunk)
+    if riff_size > 0xFFFFFFFF:
+        return False
+    with atomic_path(p) as tmp, p.open("rb") as src, open(tmp, "wb") as dst:
+        src.seek(12)
+        dst.write(b"RIFF" + struct.pack("<I", riff_size) + b"WAVE")
+        shutil.copyfileobj(src, dst, 1 << 20)
+        dst.write(b"\0" * pad + chunk)
+    return True
+
+
+def riff_chunk(f, chunk_id: bytes) -> bytes | None:
+    """The body of the first chunk ``chunk_id`` of the RIFF/WAVE file ``f`` (binary, positioned anywhere),
+    or None."""
+    f.seek(12)
+    while True:
+        header = f.read(8)
+        if len(header) < 8:
+            return None
+        cid, n = header[:4], struct.unpack("<I", header[4:])[0]
+        if cid == chunk_id:
+            return f.read(n)
+        f.seek(n + n % 2, os.SEEK_CUR)
+
+
+def read_tempo_chunk(path: str | os.PathLike) -> dict | None:
+    """The tempo and meter stored in a WAV file's ``acid`` chunk (``{"bpm", "meter", "beats"}``), or None."""
+    with Path(path).open("rb") as f:
+        if f.read(12)[8:12] != b"WAVE":
+            return None
+        body = riff_chunk(f, b"acid")
+    if body is None or len(body) < 24:
+        return None
+    _, _, _, _, beats, unit, num, bpm = struct.unpack("<IHHfIHHf", body[:24])
+    return {"bpm": float(bpm), "meter": f"{num}/{unit}", "beats": int(beats)}
