@@ -53,7 +53,7 @@ def run_case(bundle: str, sampler: str, steps: int, context: str, out: str, cond
     from diffariff.pipeline import Accompanist
 
     torch.set_num_threads(2)
-    acc = Accompanist.from_pretrained(bundle)
+    acc = Accompanist.from_pretrained(bundle, for_sampler=sampler)  # what the command loads
     load_mb = peak_rss_mb()
     t0 = time.perf_counter()
     reference = synthetic_context(5.0, seed=99) if condition == "reference" else None
@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--edm-steps", type=int, default=30, help="EDM sampling steps (memory does not depend on them)")
     ap.add_argument("--consistency-steps", type=int, default=5,
                     help="consistency sampling steps (memory does not depend on them)")
-    ap.add_argument("--samplers", nargs="+", choices=("consistency", "heun"), default=["consistency", "heun"])
+    ap.add_argument("--samplers", nargs="+", choices=("consistency", "dpmpp_2m", "heun"),
+                    default=["consistency", "dpmpp_2m"])
     ap.add_argument("--conditions", nargs="+", choices=("reference", "prior"), default=["reference", "prior"],
                     help="CLAP condition: a reference clip, and / or none (the context prior)")
     ap.add_argument("--no-write", action="store_true", help="print only, do not touch BENCHMARKS.md")

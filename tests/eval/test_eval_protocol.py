@@ -99,6 +99,10 @@ def test_true_stems_as_candidates_score_like_real_and_noise_like_noise(report):
     # white noise spreads its energy: its grid share is the chance share 2 Hz / 23.44 Hz; silence has none
     assert rows["noise"]["metrics"]["grid"]["mean"] == pytest.approx(2 / 23.4375, abs=0.02)
     assert "grid" not in rows["silence"]["metrics"]
+    # likeness of different pairs' stems: real stems share a corpus's spectral shapes, white noise has only
+    # uncorrelated fluctuations around one flat spectrum; silence is not applicable
+    assert 0 < rows["noise"]["metrics"]["alike"]["mean"] < rows["real"]["metrics"]["alike"]["mean"] < 0.9
+    assert "alike" not in rows["silence"]["metrics"]
     # the real row is measured against another draw, so it is not trivially perfect ...
     assert rows["real"]["metrics"]["fad"]["mean"] > 0
     # ... and noise is much further from the real reference set than real stems are
@@ -118,9 +122,10 @@ def test_results_json_table_and_plots_are_well_formed(report, clap_file, eval_co
     table = (report / "table.md").read_text().splitlines()
     header = next(line for line in table if line.startswith("| Row"))
     assert [c.strip() for c in header.strip("|").split("|")][2:] == [
-        "KD (x1e-3) ↓", "FAD ↓", "Cov ↑", "Den ↑", "APA ↑", "CS_AA ↑", "CS_TA ↑", "Rhythm ↑", "Key ↑", "Grid ↓"]
+        "KD (x1e-3) ↓", "FAD ↓", "Cov ↑", "Den ↑", "APA ↑", "CS_AA ↑", "CS_TA ↑", "Rhythm ↑", "Key ↑", "Grid ↓",
+        "Alike"]
     body = [line for line in table if line.startswith("| ") and not line.startswith("| Row")]
-    assert len(body) == len(results["rows"]) and all(line.count("|") == 13 for line in body)
+    assert len(body) == len(results["rows"]) and all(line.count("|") == 14 for line in body)
     for png in ("metrics.png", "pca.png"):
         data = (report / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000

@@ -24,7 +24,8 @@ KD (raw MMD^2 x 1e3, as the paper's "x1e-3" column), FAD, coverage, density (raw
 [0, inf)), APA, CS_AA (cosine of the stem embedding to the reference clip's), CS_TA (to the text
 embedding of the target's prompt), and the signal-level rhythm and key fits of the stem to its
 context (:mod:`diffariff.eval.musical_fit`; every row, so the no-context rows read as baselines), and
-the grid share (:func:`diffariff.eval.reconstruction.grid_energy_share`: a fixed comb instead of notes).
+the grid share (:func:`diffariff.eval.reconstruction.grid_energy_share`: a fixed comb instead of notes)
+and the likeness of the stems of different pairs (:mod:`diffariff.eval.likeness`: context sensitivity).
 Each is a mean with a 95 % Student-t interval over ``batches`` disjoint seeded batches of pairs (5 in
 the paper).
 
@@ -48,6 +49,7 @@ from ..data.sources import open_dataset
 from ..errors import ConfigError, InputError
 from .apa import apa_from_embeddings, derangement, mismatched_stems
 from .cache import CachedEmbedder
+from .likeness import likeness
 from .metrics import (
     KD_REPORT_SCALE,
     MeanCI,
@@ -70,7 +72,7 @@ REFERENCE_SEED_OFFSET = 1_000_003
 #: Audio files accepted in a candidates folder.
 _CANDIDATE_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 #: Metric keys, in table order.
-METRICS = ("kd", "fad", "coverage", "density", "apa", "cs_aa", "cs_ta", "rhythm", "key", "grid")
+METRICS = ("kd", "fad", "coverage", "density", "apa", "cs_aa", "cs_ta", "rhythm", "key", "grid", "alike")
 
 Generator = Callable[[dict, str, int], object]
 
@@ -569,6 +571,14 @@ def score_stems(cemb: CachedEmbedder, stems: Sequence[np.ndarray], pairs: PairSi
                     if np.isfinite(grid[idx]).any()]
     if grid_batches:  # the silence row has none: not applicable
         metrics["grid"] = mean_and_ci(grid_batches)
+    # context sensitivity: how alike the stems of different pairs are (per batch; silent stems left out)
+    alike_batches = []
+    for idx in batch_indices(len(stems), b, seed):
+        values = likeness([stems[i] for i in idx], SAMPLE_RATE)
+        if np.isfinite(values).any():
+            alike_batches.append(float(np.nanmean(values)))
+    if alike_batches:
+        metrics["alike"] = mean_and_ci(alike_batches)
     cemb.cache.flush()
     return RowResult(name, label, kind, metrics, emb, distances)
 

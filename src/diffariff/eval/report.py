@@ -24,7 +24,7 @@ from .metrics import MeanCI, pca_project
 GENERATION_COLUMNS = (
     ("kd", "KD (x1e-3) ↓"), ("fad", "FAD ↓"), ("coverage", "Cov ↑"), ("density", "Den ↑"),
     ("apa", "APA ↑"), ("cs_aa", "CS_AA ↑"), ("cs_ta", "CS_TA ↑"), ("rhythm", "Rhythm ↑"), ("key", "Key ↑"),
-    ("grid", "Grid ↓"),
+    ("grid", "Grid ↓"), ("alike", "Alike"),
 )
 
 
@@ -85,6 +85,8 @@ def generation_results(evaluation, *, argv=None, arguments: dict | None = None, 
                   "key": "Pearson r of stem vs context pitch-class profiles, [-1, 1]",
                   "grid": "share of the stem's 40-2000 Hz energy within 1 Hz of a multiple of 23.44 Hz "
                           "(a fixed comb; chance 0.085)",
+                  "alike": "mean log-mel correlation between stems of different pairs in a batch "
+                           "(context sensitivity: at or below the real stems' row)",
                   "ci": "mean ± 95 % Student-t half-width over batches of pairs"},
         "reference_side": "independent draw of held-out pairs (other windows); see diffariff.eval.protocol",
         "embed_calls": embed_calls,
@@ -99,7 +101,7 @@ def _reference_offset() -> int:
 
 
 def generation_table(results: dict) -> str:
-    """``table.md``: rows = real, settings, bounds; columns KD, FAD, Cov, Den, APA, CS_AA, CS_TA, Rhythm, Key, Grid."""
+    """``table.md``: rows = real, settings, bounds; columns KD, FAD, Cov, Den, APA, CS_AA, CS_TA, Rhythm, Key, Grid, Alike."""
     header = ["Row", "Kind"] + [title for _, title in GENERATION_COLUMNS]
     rows = []
     for row in results["rows"]:
