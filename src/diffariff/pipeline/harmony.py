@@ -43,7 +43,7 @@ LEVEL_STEPS = 5
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _smooth(x: torch.Tensor, frames: int) -> torch.Tensor:
+def frame_average(x: torch.Tensor, frames: int) -> torch.Tensor:
     """Moving average over the last axis of ``[B, 12, T]`` (same length; edges average what exists)."""
     if frames <= 1 or x.shape[-1] < 2:
         return x
@@ -59,8 +59,8 @@ def harmonic_fit(energy: torch.Tensor, chroma: torch.Tensor, smooth: int = SMOOT
     """Per-item harmonic fit ``[B]`` in [-1, 1] of a stem's pitch-class powers ``energy`` ``[B, 12, T]`` to
     the context's chroma ``chroma`` ``[B or 1, 12, T]`` (module doc; differentiable in ``energy``). 0 for
     a stem with no pitched power or a context with no sounding frame."""
-    p = _smooth(energy.float(), smooth)
-    c = _smooth(chroma.float().to(energy.device), smooth).expand_as(p)
+    p = frame_average(energy.float(), smooth)
+    c = frame_average(chroma.float().to(energy.device), smooth).expand_as(p)
     pc, cc = p - p.mean(dim=1, keepdim=True), c - c.mean(dim=1, keepdim=True)
     corr = (pc * cc).sum(1) / ((pc * pc).sum(1) * (cc * cc).sum(1)).clamp_min(1e-20).sqrt()  # [B, T]
     sounding = (c.amax(dim=1) > 0).float()

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import torch
 import torch.func
-import torch.nn.functional as F
 
 from ..codec.pitch_critic import PitchCritic
+from ..pipeline.harmony import frame_average
 
 #: smallest pitch-class power counted (critic units); keeps the chroma of a silent frame finite
 _FLOOR = 1e-8
@@ -29,9 +29,7 @@ _FLOOR = 1e-8
 def smoothed_chroma(log_power: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Log pitch-class power ``[B, 12, T]`` -> (chroma ``[B, 12, T]`` summing to 1 per frame, frame power
     ``[B, T]``), both after a centred moving average of the power over ``window`` frames (odd, >= 1)."""
-    power = log_power.float().clamp(max=30.0).exp()
-    if window > 1:
-        power = F.avg_pool1d(power, window, stride=1, padding=window // 2, count_include_pad=False)
+    power = frame_average(log_power.float().clamp(max=30.0).exp(), window)
     total = power.sum(dim=1)
     return power / (total[:, None, :] + _FLOOR), total
 
