@@ -39,6 +39,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(default 0/1)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=run_build)
+    t = sub.add_parser(
+        "transpose",
+        help="copy a cache with each pitched target moved to another key and the context chroma rolled with it",
+        description="Copy a latent cache of the synth codec with every pitched target transposed by a random "
+                    "-5..+6 semitones (decoded with shifted oscillator rows, encoded again) and the context "
+                    "chroma rolled to match; the context latents stay, so the chroma is the one cue for the "
+                    "target's key. Train on it beside the original cache. Re-running skips complete shards.",
+    )
+    t.add_argument("--codec", required=True, help="the synth codec the cache was built with (.safetensors)")
+    t.add_argument("--cache", required=True, help="latent cache to copy")
+    t.add_argument("--out", required=True, help="folder of the transposed copy")
+    t.add_argument("--seed", type=int, default=0, help="seed of the transpositions (default 0)")
+    t.add_argument("--shards", type=int, default=None, help="copy only the first N shards (default: all)")
+    t.add_argument("--batch-size", type=int, default=8, help="targets per decode / encode pass (default 8)")
+    t.add_argument("--worker", default="0/1", metavar="I/N",
+                   help="copy only shards k with k %% N == I, to share the work between N processes (default 0/1)")
+    t.add_argument("--quiet", action="store_true", help="no line per shard")
+    t.set_defaults(func=run_transpose)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
 
@@ -48,17 +66,13 @@ def run_build(args: argparse.Namespace) -> int:
     from ..data.latents import CacheRecipe, Encoders, build_latent_cache
     from ..data.sources import open_dataset
     from ..diffusion.model import model_identity
-    from ..errors import InputError
 
     recipe = CacheRecipe(pairs=args.pairs, seed=args.seed, shard_size=args.shard_size,
                          window_seconds=args.window_seconds, reference_seconds=args.reference_seconds,
                          context_probability=args.context_probability,
                          split=None if args.split == "all" else args.split, layout=args.layout,
                          context_chroma=not args.no_context_chroma)
-    try:
-        wid, nworkers = (int(x) for x in args.worker.split("/"))
-    except ValueError:
-        raise InputError(f"--worker must look like 0/2, got {args.worker!r}") from None
+    wid, nworkers = _worker(args.worker)
     songs = open_dataset(args.data, layout=args.layout, split=recipe.split)
     codec = load_codec(args.codec)
     clap = BuiltinClap.load(args.clap)
@@ -75,13 +89,49 @@ def run_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _shard_logger(shards: int):
+def run_transpose(args: argparse.Namespace) -> int:
+    from ..codec import load_codec
+    from ..data.latent_transpose import transpose_cache
+    from ..diffusion.model import model_identity
+
+    worker = _worker(args.worker)
+    codec = load_codec(args.codec)
+    log = None if args.quiet else _shard_logger(10**9, total_known=False)
+    manifest = transpose_cache(codec, args.cache, args.out, seed=args.seed, batch_size=args.batch_size,
+                               codec_id=model_identity(args.codec), worker=worker, max_shards=args.shards,
+                               on_shard=log)
+    if manifest is None:
+        print(f"worker {worker[0]}/{worker[1]} done; the manifest is written when every shard is complete")
+        return 0
+    fit = manifest["transpose_fit"]
+    kept = "" if fit["mean"] is None else (f"; pitch-class profile of the moved targets vs the rolled originals: "
+                                           f"mean r {fit['mean']:.3f}, median {fit['median']:.3f} over "
+                                           f"{fit['pitched_rows']} pitched rows")
+    print(f"transposed cache {args.out}: {manifest['pairs']} pairs in {manifest['shards']} shards{kept}")
+    return 0
+
+
+def _worker(text: str) -> tuple[int, int]:
+    """``"I/N"`` -> (I, N); InputError unless 0 <= I < N."""
+    from ..errors import InputError
+
+    try:
+        wid, nworkers = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise InputError(f"--worker must look like 0/2, got {text!r}") from None
+    if not 0 <= wid < nworkers:
+        raise InputError(f"--worker I/N needs 0 <= I < N, got {text!r}")
+    return wid, nworkers
+
+
+def _shard_logger(shards: int, total_known: bool = True):
     """One stderr line per shard written, for logs (a progress bar needs a terminal)."""
     import time
 
     start = time.monotonic()
 
     def log(k: int) -> None:
-        print(f"shard {k + 1}/{shards} written ({time.monotonic() - start:.0f} s)", file=sys.stderr, flush=True)
+        of = f"/{shards}" if total_known else ""
+        print(f"shard {k + 1}{of} written ({time.monotonic() - start:.0f} s)", file=sys.stderr, flush=True)
 
     return log
