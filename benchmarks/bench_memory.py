@@ -1,9 +1,13 @@
 """Peak memory of ``diffariff generate`` against context length: the CLI's streamed path
 (``Accompanist.generate_to_files``: windowed sampling, chunked decode, spooled two-pass write) from a
 context file on disk to a 24-bit stem file, for both samplers, at 10 s, 3 min, 10 min and 30 min.
+With ``--commands``, the peak of whole commands instead (``diffariff generate | inpaint | vary |
+arrange`` run as they are typed, each in its own process).
 
     python benchmarks/bench_memory.py [--bundle PATH] [--lengths 10 180 600 1800] [--edm-steps 30]
         [--conditions reference prior] [--no-write]
+    python benchmarks/bench_memory.py --commands generate inpaint vary arrange [--lengths 10 180 600]
+        [--command-steps 1] [--no-write]
 
 Each case runs in its own process, so the peak resident memory (``ru_maxrss``) is that case's. The
 context file is written before the case starts (a synthetic chord progression, 16-bit stereo at 48 kHz).
@@ -13,12 +17,22 @@ were used).
 ``--conditions``: ``reference`` (a 5-s CLAP reference clip) and / or ``prior`` (no prompt: the context
 prior embeds the whole context, as a plain ``diffariff generate CONTEXT -o OUT`` does).
 Writes the "Generation memory" section of BENCHMARKS.md.
+
+``--commands``: each command runs as ``python -m diffariff.cli COMMAND ...`` with the default sampler
+at ``--command-steps`` steps (1 by default; the peak does not depend on them), ``--seed 0 --quiet``,
+the bundle and ``--max-seconds`` above the length. The context is the synthetic one above; the stem of
+``inpaint`` / ``vary`` is another synthetic progression of the same length (seed offset 1000).
+``inpaint`` regenerates the middle 5 s; ``vary`` uses ``--strength 0.5``; ``arrange`` builds two parts
+(``--part bass --part "warm pad"``) on the context. The peak is the child's ``ru_maxrss``
+(:func:`os.wait4`), so it includes imports, the sidecar's tempo analysis, loading and writing.
+Writes the "Command memory" section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -35,16 +49,94 @@ SR = 48_000
 BLOCK_SECONDS = 60.0
 
 
-def write_context(path: Path, seconds: float) -> None:
-    """A synthetic context of ``seconds`` written a minute at a time (16-bit stereo WAV)."""
+COMMANDS = ("generate", "inpaint", "vary", "arrange")
+#: seed offset of the synthetic stem of ``inpaint`` / ``vary`` (another chord progression)
+STEM_SEED = 1000
+#: length of the span ``inpaint`` regenerates (seconds, centred)
+INPAINT_SECONDS = 5.0
+
+
+def write_context(path: Path, seconds: float, seed: int = 0) -> None:
+    """A synthetic context of ``seconds`` written a minute at a time (16-bit stereo WAV); ``seed``
+    offsets the progression (a different one per value)."""
     with sf.SoundFile(str(path), "w", SR, 2, subtype="PCM_16") as f:
         done = 0.0
         k = 0
         while done < seconds:
             part = min(BLOCK_SECONDS, seconds - done)
-            f.write(synthetic_context(part, seed=k).T)
+            f.write(synthetic_context(part, seed=seed + k).T)
             done += part
             k += 1
+
+
+def command_argv(command: str, seconds: float, context: Path, stem: Path, out: Path, bundle: str,
+                 steps: int) -> list[str]:
+    """The ``diffariff COMMAND ...`` arguments of one case (module doc); ``out`` is a folder."""
+    common = ["--bundle", bundle, "--steps", str(steps), "--seed", "0", "--quiet", "--overwrite",
+              "--max-seconds", f"{max(600.0, seconds + 1.0):g}"]
+    if command == "generate":
+        return ["generate", str(context), "-o", str(out / "stem.wav"), *common]
+    if command == "inpaint":
+        a = max(0.0, seconds / 2 - INPAINT_SECONDS / 2)
+        return ["inpaint", str(stem), str(context), "--start", f"{a:g}",
+                "--end", f"{min(seconds, a + INPAINT_SECONDS):g}", "-o", str(out / "stem.wav"), *common]
+    if command == "vary":
+        return ["vary", str(stem), str(context), "--strength", "0.5", "-o", str(out / "stem.wav"), *common]
+    if command == "arrange":
+        return ["arrange", str(context), "--part", "bass", "--part", "warm pad", "-o", str(out / "song"), *common]
+    raise ValueError(f"unknown command {command}")
+
+
+def command_peak_mb(argv: list[str]) -> float:
+    """Run ``python -m diffariff.cli ARGV`` to the end; its peak resident memory (MB, ``ru_maxrss`` of
+    the child from :func:`os.wait4`). RuntimeError with the command's last error line if it fails."""
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, "-m", "diffariff.cli", *argv], stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            err.seek(0)
+            lines = err.read().decode(errors="replace").strip().splitlines() or ["(no output)"]
+            raise RuntimeError(f"diffariff {argv[0]} failed ({proc.returncode}): {lines[-1]}")
+    return usage.ru_maxrss / 1024.0
+
+
+def run_commands(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """The ``--commands`` benchmark (module doc): one row per command and length."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-mem-") as tmp:
+        for seconds in args.lengths:
+            context, stem = Path(tmp) / f"ctx_{seconds:g}.wav", Path(tmp) / f"stem_{seconds:g}.wav"
+            write_context(context, seconds)
+            write_context(stem, seconds, seed=STEM_SEED)
+            for command in args.commands:
+                out = Path(tmp) / "out"
+                out.mkdir(exist_ok=True)
+                peak = command_peak_mb(command_argv(command, seconds, context, stem, out, args.bundle,
+                                                    args.command_steps))
+                row = {"command": command, "seconds": seconds, "peak_mb": peak}
+                print(row, flush=True)
+                rows.append(row)
+                for p in sorted(out.rglob("*"), reverse=True):
+                    p.rmdir() if p.is_dir() else p.unlink()
+            context.unlink()
+            stem.unlink()
+    lines = [
+        f"Measured on: {machine_line()}. Model: bundle {args.bundle}.",
+        f"Command: `{command_line('bench_memory.py', argv)}`. Each command runs in its own process as typed",
+        f"(`python -m diffariff.cli ...`, default sampler, {args.command_steps} step(s), seed 0, sidecar and tempo",
+        "analysis included) on a synthetic 16-bit 48 kHz stereo context (and, for inpaint / vary, a synthetic stem",
+        f"of the same length); inpaint regenerates the middle {INPAINT_SECONDS:g} s, vary uses strength 0.5, arrange",
+        "builds two parts. Peak RSS of the whole process (imports and models included).",
+        "",
+        "| command | " + " | ".join(f"{s:g} s" for s in args.lengths) + " |",
+        "|---|" + "---|" * len(args.lengths),
+    ]
+    for command in args.commands:
+        peaks = [f"{r['peak_mb']:.0f}" for s in args.lengths for r in rows if r["command"] == command and r["seconds"] == s]
+        lines.append(f"| {command} | " + " | ".join(peaks) + " |")
+    publish("Command memory", lines, write=not args.no_write)
+    return 0
 
 
 def run_case(bundle: str, sampler: str, steps: int, context: str, out: str, condition: str = "reference") -> dict:
@@ -76,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
                     default=["consistency", "dpmpp_2m"])
     ap.add_argument("--conditions", nargs="+", choices=("reference", "prior"), default=["reference", "prior"],
                     help="CLAP condition: a reference clip, and / or none (the context prior)")
+    ap.add_argument("--commands", nargs="+", choices=COMMANDS, default=None,
+                    help="measure these whole commands (run as subprocesses) instead of generate_to_files")
+    ap.add_argument("--command-steps", type=int, default=1,
+                    help="with --commands: sampling steps (memory does not depend on them)")
     ap.add_argument("--no-write", action="store_true", help="print only, do not touch BENCHMARKS.md")
     ap.add_argument("--one", nargs=5, metavar=("SAMPLER", "STEPS", "CONTEXT", "OUT", "CONDITION"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -83,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         sampler, steps, context, out, condition = args.one
         print(json.dumps(run_case(args.bundle, sampler, int(steps), context, out, condition)))
         return 0
+    if args.commands:
+        return run_commands(args, argv)
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-mem-") as tmp:

@@ -8,7 +8,9 @@ Conventions: audio arrays are ``float32`` numpy arrays shaped ``[channels, sampl
 * :func:`check_audio_file` makes load_audio's checks from the header alone (plus a NaN scan of float
   files), so that bad inputs are refused before any slow work.
 * :func:`save_audio` writes wav / flac as 16-bit, 24-bit or float, atomically; a file that cannot be
-  created or written is an OutputPathError and leaves no temporary file.
+  created or written is an OutputPathError and leaves no temporary file. A WAV file can carry one
+  extra RIFF chunk (e.g. the tempo: :func:`diffariff.timing.daw.acid_chunk`), appended in place to the
+  still-temporary file by :func:`append_wav_chunk` before the rename: one write, one rename.
 * :func:`to_channels`: mono -> stereo duplicates; stereo -> mono averages; **more than two
   channels are downmixed to mono by averaging (with a warning)** and then, if stereo is asked for,
   duplicated. Surround layouts have no universal stereo fold-down, and stems are mono-compatible by
@@ -20,6 +22,7 @@ Conventions: audio arrays are ``float32`` numpy arrays shaped ``[channels, sampl
 from __future__ import annotations
 
 import os
+import struct
 import warnings
 from pathlib import Path
 
@@ -38,7 +41,7 @@ from .errors import (
     OutputPathError,
     SampleRateError,
 )
-from .fsutil import atomic_path
+from .fsutil import atomic_path, os_reason
 
 #: Sample rates accepted on input (Hz). Anything outside is treated as a broken header.
 MIN_SAMPLE_RATE = 4_000
@@ -191,11 +194,15 @@ def save_audio(
     sample_rate: int,
     *,
     subtype: str = "24",
+    extra_chunk: bytes | None = None,
 ) -> Path:
     """Write ``audio`` (``[C, N]`` or ``[N]``) to a wav / flac file, atomically.
 
     ``subtype``: "16", "24" or "float" (flac has no float; it is refused). PCM output is clipped
-    to [-1, 1]. Non-finite or empty audio is refused before anything is written.
+    to [-1, 1]. Non-finite or empty audio is refused before anything is written. ``extra_chunk``: the
+    bytes of one RIFF chunk (4-byte id, uint32 body size in bytes, body) that a WAV file carries after
+    its audio, appended before the rename (:func:`append_wav_chunk`, which also says when it is
+    skipped); FLAC has no RIFF chunks and gets none.
     """
     p = Path(path)
     fmt = _WRITE_FORMATS.get(p.suffix.lower())
@@ -220,7 +227,51 @@ def save_audio(
             sf.write(str(tmp), arr.T, int(sample_rate), subtype=sub, format=fmt)
         except sf.LibsndfileError as exc:  # e.g. the disk filled up while writing
             raise OutputPathError(f"cannot write {p}: {_first_line(exc)}") from None
+        if extra_chunk is not None and fmt == "WAV":
+            append_wav_chunk(tmp, extra_chunk, shown=p)
     return p
+
+
+#: The largest RIFF size field (bytes after the first 8 of the file): a plain WAV file ends at 4 GiB + 7.
+RIFF_SIZE_LIMIT = 0xFFFFFFFF
+
+
+def append_wav_chunk(tmp: str | os.PathLike, chunk: bytes, *, shown: object = None) -> bool:
+    """Append the RIFF chunk ``chunk`` (4-byte id, uint32 little-endian body size in bytes, body) to the
+    end of the closed WAV file ``tmp`` in place and update its RIFF size field (bytes 4-7). A zero byte
+    goes first when the file has an odd length and after an odd-length chunk (chunks start on even
+    offsets). The audio bytes are not touched.
+
+    Only for a temporary file that the calling writer has just created and closed, before
+    :func:`diffariff.fsutil.atomic_path` renames it onto the output: a failure halfway leaves a broken
+    temporary file, which the atomic write then deletes, never a user's file.
+
+    Returns False, leaving the file as it is, when the file is not a plain ``RIFF``/``WAVE`` file whose
+    size field equals its length minus 8 (an RF64 file, or one over 4 GiB, whose 32-bit field cannot
+    hold its size) or when the chunk would take the RIFF size past :data:`RIFF_SIZE_LIMIT`: such a file
+    is written without the chunk, and without an error. Raises ValueError for malformed ``chunk`` bytes
+    and OutputPathError (naming ``shown``, default ``tmp``) when the file cannot be read or written.
+    """
+    chunk = bytes(chunk)
+    if len(chunk) < 8 or struct.unpack("<I", chunk[4:8])[0] != len(chunk) - 8:
+        raise ValueError("a RIFF chunk is a 4-byte id, its body size (uint32) and the body")
+    try:
+        with open(tmp, "r+b") as f:
+            head = f.read(12)
+            size = f.seek(0, os.SEEK_END)  # bytes
+            if (len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE"
+                    or struct.unpack("<I", head[4:8])[0] != size - 8):
+                return False
+            tail = b"\0" * (size % 2) + chunk + b"\0" * (len(chunk) % 2)
+            riff_size = size + len(tail) - 8
+            if riff_size > RIFF_SIZE_LIMIT:
+                return False
+            f.write(tail)
+            f.seek(4)
+            f.write(struct.pack("<I", riff_size))
+    except OSError as exc:  # e.g. the disk filled up, or the file size limit was reached
+        raise OutputPathError(f"cannot write {shown if shown is not None else tmp}: {os_reason(exc)}") from None
+    return True
 
 
 def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:

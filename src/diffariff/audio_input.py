@@ -1,6 +1,7 @@
 """Audio inputs of the :class:`~diffariff.pipeline.Accompanist`: any audio-like value (a file path, or
 an array / tensor ``[C, N]`` / ``[N]`` with its sample rate) becomes validated float32 ``[2, N]`` at
-48 kHz (:func:`read_audio`), and :func:`crossfade_paste` joins an edited span into a stem.
+48 kHz (:func:`read_audio`), and :func:`crossfade_paste` joins an edited span into a stem
+(:func:`crossfade_paste_blocks`: the same, a block at a time, for long stems).
 
 :func:`check_audio_input` checks a file input from its header alone (existence, format, sample rate,
 duration limits, channel count; NaN / inf in float files), so that a command can refuse a bad input
@@ -13,6 +14,7 @@ import dataclasses
 import os
 import sys
 import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,18 +159,40 @@ def read_audio_spooled(audio: AudioLike, sample_rate: int | None = None, *, what
     return out
 
 
-def crossfade_paste(base: np.ndarray, insert: np.ndarray, start: int, end: int, fade: int) -> np.ndarray:
-    """``base`` [..., N] with samples [start, end) replaced by ``insert`` [..., N] (same shape), joined
-    by raised-cosine crossfades of ``fade`` samples centred on both borders."""
-    n = base.shape[-1]
-    w = np.zeros(n, dtype=np.float64)
-    w[start:end] = 1.0
+def crossfade_weights(n: int, start: int, end: int, fade: int, lo: int = 0, hi: int | None = None) -> np.ndarray:
+    """The weight of the inserted signal in a paste of samples [start, end) into an ``n``-sample signal:
+    1 inside, 0 outside, raised-cosine crossfades of ``fade`` samples centred on both borders (none at a
+    border that is the signal's start or end). float64 ``[hi - lo]``: only samples [lo, hi) (default:
+    all ``n``), so a long signal can be pasted a block at a time."""
+    hi = n if hi is None else int(hi)
+    idx = np.arange(int(lo), hi)
+    w = ((idx >= start) & (idx < end)).astype(np.float64)
     half = fade // 2
     if half > 0:
         ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(2 * half) + 0.5) / (2 * half))
         for edge, r in ((start, ramp), (end, ramp[::-1])):
-            lo, hi = edge - half, edge + half
-            a, b = max(lo, 0), min(hi, n)
+            first = edge - half  # the ramp's first sample
+            a, b = max(first, 0, lo), min(edge + half, n, hi)
             if a < b and 0 < edge < n:
-                w[a:b] = r[a - lo: b - lo]
+                w[a - lo: b - lo] = r[a - first: b - first]
+    return w
+
+
+def crossfade_paste(base: np.ndarray, insert: np.ndarray, start: int, end: int, fade: int) -> np.ndarray:
+    """``base`` [..., N] with samples [start, end) replaced by ``insert`` [..., N] (same shape), joined
+    by raised-cosine crossfades of ``fade`` samples centred on both borders (:func:`crossfade_weights`)."""
+    w = crossfade_weights(base.shape[-1], start, end, fade)
     return (base * (1 - w) + insert * w).astype(np.float32)
+
+
+def crossfade_paste_blocks(base: np.ndarray | SpooledAudio, inserts: Iterable[np.ndarray], start: int, end: int,
+                           fade: int) -> Iterator[np.ndarray]:
+    """:func:`crossfade_paste` a block at a time: ``base`` float32 ``[C, N]`` (an array or a
+    :class:`~diffariff.audio_spool.SpooledAudio`, read by spans), ``inserts`` consecutive ``[C, L]``
+    blocks of the inserted signal -> the pasted signal's float32 ``[C, L]`` blocks, equal sample for
+    sample to the whole-array paste."""
+    n, done = int(base.shape[-1]), 0
+    for y in inserts:
+        w = crossfade_weights(n, start, end, fade, done, done + y.shape[-1])
+        yield (base[:, done:done + y.shape[-1]] * (1 - w) + y * w).astype(np.float32)
+        done += y.shape[-1]

@@ -48,6 +48,15 @@ class SpooledAudio:
         self.length = 0
         self._file = tempfile.TemporaryFile(dir=folder, prefix=".diffariff-audio-")
 
+    @classmethod
+    def silence(cls, channels: int, length: int, folder: str | os.PathLike | None = None) -> SpooledAudio:
+        """``length`` samples of digital silence ``[channels, length]`` (a sparse file: no disk blocks are
+        written until samples are appended)."""
+        out = cls(channels, folder=folder)
+        out._file.truncate(int(length) * 4 * out.channels)
+        out.length = int(length)
+        return out
+
     # ------------------------------------------------------------------------------------ writing
     def append(self, block: np.ndarray) -> None:
         """Add samples ``[C, L]`` (any float dtype; stored as float32) at the end."""

@@ -6,16 +6,21 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import wave
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from diffariff.audio import load_audio, resample, save_audio
+from diffariff.audio import append_wav_chunk, load_audio, resample, save_audio
 from diffariff.cli import main
+from diffariff.longform.writer import write_blocks
 from diffariff.testing import make_tiny_bundle
 from diffariff.timing.bars import BarGrid
-from diffariff.timing.daw import add_tempo_chunk, read_tempo_chunk
+from diffariff.timing.daw import OutputFormat, acid_chunk, read_tempo_chunk, write_outputs
 
 SR = 44_100
 BPM = 111.0
@@ -122,6 +127,20 @@ def test_inpaint_and_vary_bars_keep_the_rest(ctx, bundle, tmp_path, capsys):
         assert json.loads((tmp_path / f"{cmd}.wav.json").read_text())["bars_generated"] == [2, 2]
 
 
+def bytes_written() -> int:
+    """Bytes this process has passed to write() so far (Linux ``/proc/self/io``), all threads."""
+    with open("/proc/self/io") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("wchar:"))
+
+
+def same_but_the_chunk(with_chunk: bytes, plain: bytes, chunk: bytes) -> bool:
+    """``with_chunk`` is ``plain`` with ``chunk`` (after a pad byte, for an odd length) appended and the
+    RIFF size field (bytes 4-7) updated: the audio and every other byte are the same."""
+    pad = b"\0" * (len(plain) % 2)
+    return (with_chunk[:4] + with_chunk[8:] == plain[:4] + plain[8:] + pad + chunk
+            and int.from_bytes(with_chunk[4:8], "little") == len(with_chunk) - 8)
+
+
 def test_detected_grid_goes_into_the_sidecar(ctx, bundle, tmp_path, capsys):
     out = tmp_path / "plain.wav"
     code, stdout, err = run(capsys, bundle, "generate", ctx, "-o", out, "--text", "bass", "--meter", "4/4")
@@ -137,26 +156,141 @@ def test_detected_grid_goes_into_the_sidecar(ctx, bundle, tmp_path, capsys):
     assert read_tempo_chunk(flac) is None and json.loads((tmp_path / "plain.flac.json").read_text())["bpm"]
 
 
-def test_the_tempo_chunk_keeps_the_audio_and_is_written_once(tmp_path):
-    rng = np.random.default_rng(0)
-    audio = (0.1 * rng.standard_normal((2, 4801))).astype(np.float32)  # an odd number of 16-bit frames
-    for subtype in ("16", "24"):
-        path = tmp_path / f"odd{subtype}.wav"
-        save_audio(path, audio, SR, subtype=subtype)
-        before, _ = sf.read(str(path), dtype="int32")
-        grid = BarGrid.regular(BPM, "6/8", 0.0, 4801 / SR)
-        assert add_tempo_chunk(path, grid, 4801 / SR)
-        after, _ = sf.read(str(path), dtype="int32")
-        assert np.array_equal(before, after)
-        assert read_tempo_chunk(path) == {"bpm": pytest.approx(BPM), "meter": "6/8", "beats": 1}
-        size = path.stat().st_size
-        assert not add_tempo_chunk(path, grid, 4801 / SR) and path.stat().st_size == size  # already there
-        with path.open("rb") as f:  # the RIFF size field covers the whole file
-            assert int.from_bytes(f.read(8)[4:], "little") == size - 8
-    flac = tmp_path / "x.flac"
-    save_audio(flac, audio, SR)
-    assert not add_tempo_chunk(flac, grid, 0.1) and read_tempo_chunk(flac) is None
-    assert not add_tempo_chunk(tmp_path / "odd16.wav", None, 0.1)
+@pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="counts written bytes with Linux /proc/self/io")
+def test_generate_writes_the_tempo_chunk_with_the_audio_in_one_write(ctx, bundle, tmp_path, capsys):
+    """The streamed ``generate`` path: the same stem without a grid (``--no-sidecar``: no tempo analysis)
+    and with one; the two files differ only by the chunk, and the second costs no second copy of the file."""
+    argv = ("generate", ctx, "--text", "bass", *GRID)
+    assert run(capsys, bundle, *argv, "-o", tmp_path / "warm.wav")[0] == 0  # first-use costs out of the count
+    counts = {}
+    for name, extra in (("bare.wav", ["--no-sidecar"]), ("tempo.wav", [])):
+        before = bytes_written()
+        code, _, err = run(capsys, bundle, *argv, "-o", tmp_path / name, *extra)
+        counts[name] = bytes_written() - before
+        assert code == 0, err
+    bare, tempo = (tmp_path / "bare.wav").read_bytes(), (tmp_path / "tempo.wav").read_bytes()
+    seconds = sf.info(str(ctx)).frames / SR
+    chunk = acid_chunk(BarGrid.regular(BPM, "4/4", 0.0, seconds), seconds)
+    assert read_tempo_chunk(tmp_path / "tempo.wav") == {"bpm": pytest.approx(BPM), "meter": "4/4",
+                                                        "beats": round(10.0 * BPM / 60)}
+    assert read_tempo_chunk(tmp_path / "bare.wav") is None
+    assert same_but_the_chunk(tempo, bare, chunk)  # bit-identical audio, header and all
+    sidecar_bytes = (tmp_path / "tempo.wav.json").stat().st_size
+    extra = counts["tempo.wav"] - counts["bare.wav"]  # the chunk and the sidecar; a copy would add len(tempo)
+    assert sidecar_bytes + len(chunk) <= extra < sidecar_bytes + len(chunk) + len(tempo) // 4, (extra, len(tempo))
+    with wave.open(str(tmp_path / "tempo.wav")) as w:
+        assert (w.getframerate(), w.getnframes(), w.getsampwidth()) == (SR, sf.info(str(ctx)).frames, 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bare.wav", "tempo.wav", "tempo.wav.json", "warm.wav",
+                                                          "warm.wav.json"]  # no temporary file left
+
+
+def _signal(frames: int, channels: int) -> np.ndarray:
+    return (0.1 * np.random.default_rng(frames).standard_normal((channels, frames))).astype(np.float32)
+
+
+@pytest.mark.parametrize("subtype, channels", [("16", 2), ("24", 1), ("24", 2), ("float", 2)])
+def test_the_tempo_chunk_is_appended_in_the_same_write(tmp_path, subtype, channels):
+    frames = 4801  # odd: 24-bit mono gives an odd data chunk (libsndfile pads it)
+    audio, seconds = _signal(frames, channels), frames / SR
+    chunk = acid_chunk(BarGrid.regular(BPM, "6/8", 0.0, seconds), seconds)
+    plain, tagged = tmp_path / "plain.wav", tmp_path / "tagged.wav"
+    save_audio(plain, audio, SR, subtype=subtype)
+    save_audio(tagged, audio, SR, subtype=subtype, extra_chunk=chunk)
+    assert same_but_the_chunk(tagged.read_bytes(), plain.read_bytes(), chunk)
+    a, _ = sf.read(str(plain), dtype="float32")
+    b, _ = sf.read(str(tagged), dtype="float32")
+    assert np.array_equal(a, b) and sf.info(str(tagged)).frames == frames
+    assert read_tempo_chunk(tagged) == {"bpm": pytest.approx(BPM), "meter": "6/8", "beats": 1}
+    if subtype != "float":  # Python's wave module reads PCM only
+        with wave.open(str(tagged)) as w, wave.open(str(plain)) as v:
+            assert (w.getnchannels(), w.getnframes()) == (channels, frames)
+            assert w.readframes(frames) == v.readframes(frames)
+    # the streamed writer, resampling 48 -> 44.1 kHz, block by block
+    blocks = [_signal(30_001, 2)[:, k:k + 7000] for k in range(0, 30_001, 7000)]
+    write_blocks(tmp_path / "plain_s.wav", blocks, SR, 27_563, subtype=subtype)
+    write_blocks(tmp_path / "tagged_s.wav", blocks, SR, 27_563, subtype=subtype, extra_chunk=chunk)
+    assert same_but_the_chunk((tmp_path / "tagged_s.wav").read_bytes(), (tmp_path / "plain_s.wav").read_bytes(), chunk)
+    flac = tmp_path / "x.flac"  # FLAC has no RIFF chunks: none is written
+    if subtype != "float":
+        save_audio(flac, audio, SR, subtype=subtype, extra_chunk=chunk)
+        write_blocks(tmp_path / "s.flac", blocks, SR, 27_563, subtype=subtype, extra_chunk=chunk)
+        assert read_tempo_chunk(flac) is None and read_tempo_chunk(tmp_path / "s.flac") is None
+        save_audio(tmp_path / "plain.flac", audio, SR, subtype=subtype)
+        assert np.array_equal(sf.read(str(flac))[0], sf.read(str(tmp_path / "plain.flac"))[0])
+    assert not list(tmp_path.glob(".*"))  # no temporary file left
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="counts written bytes with Linux /proc/self/io")
+def test_write_outputs_writes_each_file_once(tmp_path):
+    fmt = OutputFormat(SR, 2 * SR)
+    grid = BarGrid.regular(BPM, "4/4", 0.0, 2.0)
+    audio = _signal(2 * 48_000, 2)
+    before = bytes_written()
+    write_outputs([(tmp_path / "a.wav", audio, None)], fmt, grid)
+    spent = bytes_written() - before
+    size = (tmp_path / "a.wav").stat().st_size
+    assert size <= spent < size + 4096, (spent, size)  # the file once (+ its header rewritten), not twice
+    assert read_tempo_chunk(tmp_path / "a.wav")["meter"] == "4/4"
+
+
+def test_a_failed_append_leaves_no_output_and_no_temporary_file(tmp_path):
+    audio = _signal(4801, 2)
+    chunk = acid_chunk(BarGrid.regular(BPM, "4/4", 0.0, 0.2), 0.2)
+    out = tmp_path / "out.wav"
+    out.write_bytes(b"an older file that must survive")
+    with pytest.raises(ValueError):  # malformed chunk bytes: refused once the audio is written
+        save_audio(out, audio, SR, extra_chunk=chunk[:-1])
+    assert out.read_bytes() == b"an older file that must survive" and os.listdir(tmp_path) == ["out.wav"]
+    # a real write error while appending: the file size limit (RLIMIT_FSIZE) set to the audio file's size,
+    # so that libsndfile's write succeeds and the chunk's fails (EFBIG), in a child process
+    save_audio(tmp_path / "probe.wav", audio, SR)
+    limit = (tmp_path / "probe.wav").stat().st_size
+    (tmp_path / "probe.wav").unlink()
+    script = f"""
+import resource, signal, sys
+import numpy as np
+from diffariff.audio import save_audio
+from diffariff.errors import OutputPathError
+from diffariff.longform.writer import write_blocks
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+audio = np.load(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+for write in (lambda: save_audio(sys.argv[2], audio, {SR}, extra_chunk=bytes.fromhex(sys.argv[3])),
+              lambda: write_blocks(sys.argv[2], [audio], {SR}, audio.shape[1], extra_chunk=bytes.fromhex(sys.argv[3]))):
+    try:
+        write()
+        print("written")
+    except OutputPathError as exc:
+        print("refused:", exc)
+"""
+    np.save(tmp_path / "audio.npy", audio)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "audio.npy"), str(out), chunk.hex()],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith(f"refused: cannot write {out}: File too large") for line in lines)
+    assert out.read_bytes() == b"an older file that must survive"
+    assert sorted(os.listdir(tmp_path)) == ["audio.npy", "out.wav"]
+
+
+def test_rf64_and_oversized_files_get_no_chunk(tmp_path):
+    chunk = acid_chunk(BarGrid.regular(BPM, "4/4", 0.0, 1.0), 1.0)
+    rf64 = tmp_path / "x.wav"
+    sf.write(str(rf64), np.zeros((100, 2)), SR, format="RF64", subtype="PCM_24")
+    before = rf64.read_bytes()
+    assert not append_wav_chunk(rf64, chunk) and rf64.read_bytes() == before
+    for size in (0xFFFFFFFF + 8 - 16, 0x100000010):  # the chunk would overflow the size field; 4 GiB + 16
+        big = tmp_path / "big.wav"
+        with big.open("wb") as f:
+            f.write(b"RIFF" + min(size - 8, 0xFFFFFFFF).to_bytes(4, "little") + b"WAVE")
+            f.truncate(size)  # sparse: no data blocks are written
+        if big.stat().st_blocks * 512 > 1 << 20:
+            big.unlink()
+            pytest.skip("this file system does not keep sparse files")
+        assert not append_wav_chunk(big, chunk) and big.stat().st_size == size
+        with big.open("rb") as f:
+            assert f.read(12)[4:8] == min(size - 8, 0xFFFFFFFF).to_bytes(4, "little")
+        big.unlink()
 
 
 @pytest.mark.parametrize("argv, message", [

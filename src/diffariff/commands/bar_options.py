@@ -60,16 +60,14 @@ def format_for(path: Path | None, seconds: float | None):
 
 def write_outputs_for(args: argparse.Namespace, items: list[tuple[Path, object]], fmt, grid, **sidecar_kw) -> None:
     """Write the 48 kHz outputs at ``fmt`` with their sidecars (unless ``--no-sidecar``) and, in WAV files,
-    the tempo chunk of ``grid``."""
-    from ..timing.daw import add_tempo_chunk, sidecar, write_outputs
+    the tempo chunk of ``grid`` (written with the audio, one write per file)."""
+    from ..timing.daw import sidecar, write_outputs
 
     context = getattr(args, "context", None)
     kinds = sidecar_kw.pop("kinds", None) or ["stem"] * len(items)
     metas = [None if args.no_sidecar else sidecar(p, fmt, grid, context=context, kind=k, **sidecar_kw)
              for (p, _), k in zip(items, kinds)]
-    write_outputs([(p, a, m) for (p, a), m in zip(items, metas)], fmt)
-    for p, _ in items:
-        add_tempo_chunk(p, grid, fmt.length / fmt.sample_rate)
+    write_outputs([(p, a, m) for (p, a), m in zip(items, metas)], fmt, grid)
 
 
 def timing_note(grid, bars) -> str:

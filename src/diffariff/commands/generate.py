@@ -336,14 +336,13 @@ def run_generate(args: argparse.Namespace) -> int:
 
 def _generate_streamed(args: argparse.Namespace, acc, req, outs: list[Path], mixes: list[Path], fmt, grid) -> int:
     """``generate`` without bars or loops: stems (and mixes) decoded and written block by block
-    (:mod:`diffariff.longform`), then their tempo chunks and sidecars."""
+    (:mod:`diffariff.longform`), WAV files with their tempo chunk in the same write, then the sidecars."""
     from ..fsutil import write_json_atomic
-    from ..timing.daw import add_tempo_chunk, sidecar, sidecar_path
+    from ..timing.daw import sidecar, sidecar_path, tempo_chunk
 
     samples = acc.generate_to_files(args.context, outs, req, seconds=args.seconds, mix_outs=mixes,
-                                    sample_rate_out=fmt.sample_rate, length_out=fmt.length)
-    for p in outs + mixes:
-        add_tempo_chunk(p, grid, fmt.length / fmt.sample_rate)
+                                    sample_rate_out=fmt.sample_rate, length_out=fmt.length,
+                                    extra_chunk=tempo_chunk(grid, fmt))
     if not args.no_sidecar:
         for p, kind in [(p, "stem") for p in outs] + [(p, "mix") for p in mixes]:
             write_json_atomic(sidecar_path(p), sidecar(p, fmt, grid, context=args.context, kind=kind))

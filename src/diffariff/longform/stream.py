@@ -8,6 +8,9 @@ decoded chunk by chunk into a temporary spool (:class:`~.writer.StemSpool`) and 
 (:func:`~.writer.write_blocks`), so no whole-length copy of a stem is ever held in memory; a long
 context file is itself kept in a temporary file beside the outputs
 (:func:`diffariff.audio_input.read_audio_spooled`) and read a span at a time.
+
+:func:`decode_to_spool` (latents -> a filled :class:`~.writer.StemSpool`), :func:`spool_folder` and
+:func:`output_format` are the parts the streamed editing commands share (:mod:`diffariff.pipeline.edits`).
 """
 
 from __future__ import annotations
@@ -17,11 +20,47 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 from ..audio import PEAK_CEILING
 from ..request import INFERENCE_PRECISIONS, GenerationRequest
 from ..torchutil import inference_autocast
 from .decode import decode_blocks
 from .writer import SAMPLE_RATE, StemSpool, limited, mixed_blocks, write_blocks
+
+
+def decode_to_spool(codec, latents: torch.Tensor, length: int, request: GenerationRequest, *, seed: int,
+                    semitones: list[int] | None = None, folder: str | os.PathLike | None = None) -> StemSpool:
+    """Codec latents ``[n, 64, T]`` decoded chunk by chunk (:func:`~.decode.decode_blocks`: ``length``
+    samples at 48 kHz, the request's width, decode steps / mode and precision, decoding seed ``seed``,
+    key-lock ``semitones``) into a new :class:`~.writer.StemSpool` in ``folder`` (measured, not yet
+    normalised). The caller closes it (it is closed here on error)."""
+    spool = StemSpool(int(latents.shape[0]), int(length), folder=folder)
+    try:
+        with inference_autocast(INFERENCE_PRECISIONS[request.precision]):
+            for block in decode_blocks(codec, latents, int(length), width=request.width, seed=int(seed),
+                                       steps=request.decode_steps, mode=request.decode_mode, semitones=semitones):
+                spool.feed(block)
+    except BaseException:
+        spool.close()
+        raise
+    return spool
+
+
+def spool_folder(out: str | os.PathLike) -> Path:
+    """Where the temporary spools of an output file go: its folder, or while that does not exist yet
+    (it is created by the first write) its nearest existing ancestor (same file system, mostly)."""
+    folder = Path(out).absolute().parent
+    while not folder.is_dir() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def output_format(length: int, sample_rate_out: int | None, length_out: int | None) -> tuple[int, int]:
+    """(rate Hz, samples) of the files of a ``length``-sample 48 kHz result: 48 kHz and ``length`` unless
+    given."""
+    return (SAMPLE_RATE if sample_rate_out is None else int(sample_rate_out),
+            int(length) if length_out is None else int(length_out))
 
 
 class StreamedOutput:
@@ -30,31 +69,28 @@ class StreamedOutput:
     def generate_to_files(self, context, outs: Sequence[str | os.PathLike], request: GenerationRequest | None = None, *,
                           sample_rate: int | None = None, seconds: float | None = None,
                           sample_rate_out: int | None = None, length_out: int | None = None,
-                          mix_outs: Sequence[str | os.PathLike] = (), **options) -> int:
+                          mix_outs: Sequence[str | os.PathLike] = (), extra_chunk: bytes | None = None,
+                          **options) -> int:
         """Generate ``n`` = len(``outs``) stems for ``context`` (``request`` / ``options`` / ``sample_rate`` /
         ``seconds`` as in :meth:`generate`; the request's ``n`` must be len(``outs``)) and write them, and
         optionally context + stem mixes to ``mix_outs``, as 24-bit files at ``sample_rate_out`` Hz with
-        ``length_out`` samples (default 48 kHz, the context's length). Returns the context's length in
-        samples at 48 kHz."""
+        ``length_out`` samples (default 48 kHz, the context's length). ``extra_chunk``: one RIFF chunk's
+        bytes (e.g. the tempo's) that every WAV output carries, written with the audio
+        (:func:`~.writer.write_blocks`). Returns the context's length in samples at 48 kHz."""
         req = GenerationRequest.build(request, **options)
         if len(outs) != int(req.n) or (mix_outs and len(mix_outs) != int(req.n)):
             raise ValueError("give one output path (and one mix path) per candidate")
-        folder = Path(outs[0]).parent
+        folder = spool_folder(outs[0])
         ctx, z = self._generate_latents(context, req, sample_rate=sample_rate, seconds=seconds, spool_folder=folder)
-        n, width, decode_steps, decode_mode = int(req.n), req.width, req.decode_steps, req.decode_mode
-        rate = SAMPLE_RATE if sample_rate_out is None else int(sample_rate_out)
-        length = ctx.length if length_out is None else int(length_out)
+        rate, length = output_format(ctx.length, sample_rate_out, length_out)
         target = self.stem_target_lufs(ctx)
-        with contextlib.closing(ctx), StemSpool(int(n), ctx.length, folder=folder) as spool:
-            with inference_autocast(INFERENCE_PRECISIONS[req.precision]):
-                for block in decode_blocks(self.codec, z, ctx.length, width=width, seed=self.last_seed or 0,
-                                           steps=decode_steps, mode=decode_mode, semitones=self.last_transpositions):
-                    spool.feed(block)
+        with contextlib.closing(ctx), decode_to_spool(self.codec, z, ctx.length, req, seed=self.last_seed or 0,
+                                                      semitones=self.last_transpositions, folder=folder) as spool:
             del z
             for i, out in enumerate(outs):
-                write_blocks(out, spool.finished_blocks(i, target, PEAK_CEILING), rate, length)
+                write_blocks(out, spool.finished_blocks(i, target, PEAK_CEILING), rate, length, extra_chunk=extra_chunk)
             for i, out in enumerate(mix_outs):
                 def mix(i: int = i):
                     return mixed_blocks(ctx.audio, spool.finished_blocks(i, target, PEAK_CEILING))
-                write_blocks(out, limited(mix, PEAK_CEILING), rate, length)
+                write_blocks(out, limited(mix, PEAK_CEILING), rate, length, extra_chunk=extra_chunk)
         return ctx.length

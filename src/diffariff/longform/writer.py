@@ -9,13 +9,13 @@ block at a time, applies the same gain and limiter as :func:`diffariff.audio.nor
 rounding preserves), resamples with a streaming soxr resampler (bit-identical to one-shot
 :func:`diffariff.audio.resample`) and writes 24-bit PCM into the atomic temporary output file
 (:func:`diffariff.fsutil.atomic_path`): nothing appears at the output path unless every file was
-written. An optional mix (context + stem, peak-limited as :meth:`~diffariff.pipeline.Accompanist.mix`)
-is written the same way.
+written. A WAV file's tempo chunk is appended to that temporary file before its rename (one write).
+An optional mix (context + stem, peak-limited as :meth:`~diffariff.pipeline.Accompanist.mix`) is
+written the same way.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -25,7 +25,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from ..audio import SILENCE_LUFS, SUBTYPES, check_finite
+from ..audio import SILENCE_LUFS, SUBTYPES, append_wav_chunk, check_finite
 from ..errors import AudioFileError, OutputPathError
 from ..fsutil import atomic_path
 from .loudness import LoudnessMeter
@@ -116,10 +116,14 @@ def limited(blocks: Callable[[], Iterable[np.ndarray]], ceiling: float) -> Itera
 
 
 def write_blocks(path: str | os.PathLike, blocks: Iterable[np.ndarray], sample_rate: int, length: int, *,
-                 subtype: str = "24") -> Path:
+                 subtype: str = "24", extra_chunk: bytes | None = None) -> Path:
     """Write 48 kHz float32 ``[2, L]`` blocks to a wav / flac file at ``sample_rate`` Hz with exactly
     ``length`` samples (trimmed or zero-padded as :func:`diffariff.timing.daw.to_output_rate`), PCM
-    clipped to [-1, 1], atomically (as :func:`diffariff.audio.save_audio`)."""
+    clipped to [-1, 1], atomically (as :func:`diffariff.audio.save_audio`). ``extra_chunk``: one RIFF
+    chunk's bytes (e.g. the tempo, :func:`diffariff.timing.daw.acid_chunk`) that a WAV file carries
+    after its audio: appended to the closed temporary file before the rename
+    (:func:`diffariff.audio.append_wav_chunk`; skipped for RF64 or past 4 GiB), so the file is
+    written once; FLAC gets none."""
     p = Path(path)
     fmt = {".wav": "WAV", ".flac": "FLAC"}.get(p.suffix.lower())
     if fmt is None:
@@ -127,29 +131,37 @@ def write_blocks(path: str | os.PathLike, blocks: Iterable[np.ndarray], sample_r
     sub = SUBTYPES[subtype]
     stream = None if int(sample_rate) == SAMPLE_RATE else soxr.ResampleStream(
         SAMPLE_RATE, int(sample_rate), 2, dtype="float32", quality="HQ")
-    with atomic_path(p) as tmp, contextlib.ExitStack() as stack:
+    with atomic_path(p) as tmp:
         try:
-            out = stack.enter_context(sf.SoundFile(str(tmp), "w", int(sample_rate), 2, sub, format=fmt))
-            written = 0
-
-            def put(y: np.ndarray) -> None:
-                nonlocal written
-                y = y[: max(0, int(length) - written)]
-                if sub != "FLOAT":
-                    y = np.clip(y, -1.0, 1.0)
-                if len(y):
-                    out.write(y)
-                    written += len(y)
-
-            pending = None
-            for b in blocks:
-                if pending is not None:
-                    put(pending if stream is None else stream.resample_chunk(pending))
-                pending = np.ascontiguousarray(np.asarray(b, dtype=np.float32).T)
-            if pending is not None:
-                put(pending if stream is None else stream.resample_chunk(pending, last=True))
-            if written < int(length):
-                put(np.zeros((int(length) - written, 2), np.float32))
+            with sf.SoundFile(str(tmp), "w", int(sample_rate), 2, sub, format=fmt) as out:
+                _write_resampled(out, blocks, stream, int(length), clip=sub != "FLOAT")
         except sf.LibsndfileError as exc:  # e.g. the disk filled up while writing
             raise OutputPathError(f"cannot write {p}: {exc}") from None
+        if extra_chunk is not None and fmt == "WAV":
+            append_wav_chunk(tmp, extra_chunk, shown=p)
     return p
+
+
+def _write_resampled(out: sf.SoundFile, blocks: Iterable[np.ndarray], stream, length: int, *, clip: bool) -> None:
+    """Write 48 kHz ``[2, L]`` blocks to ``out`` through ``stream`` (a soxr stream, or None: no resampling),
+    exactly ``length`` frames (samples per channel) at the output rate."""
+    written = 0
+
+    def put(y: np.ndarray) -> None:
+        nonlocal written
+        y = y[: max(0, length - written)]
+        if clip:
+            y = np.clip(y, -1.0, 1.0)
+        if len(y):
+            out.write(y)
+            written += len(y)
+
+    pending = None
+    for b in blocks:
+        if pending is not None:
+            put(pending if stream is None else stream.resample_chunk(pending))
+        pending = np.ascontiguousarray(np.asarray(b, dtype=np.float32).T)
+    if pending is not None:
+        put(pending if stream is None else stream.resample_chunk(pending, last=True))
+    if written < length:
+        put(np.zeros((length - written, 2), np.float32))

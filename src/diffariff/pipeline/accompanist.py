@@ -70,6 +70,7 @@ from ..audio_input import (
     MIN_CONTEXT_SECONDS,
     MIN_REFERENCE_SECONDS,
     SAMPLE_RATE,
+    SPOOL_SECONDS,
     AudioLike,
     crossfade_paste,
     file_inputs,
@@ -248,15 +249,25 @@ class Accompanist(Conditions, StemEdits, BarEditing, StreamedOutput):
         """Load / convert / encode a context (None -> ``seconds`` of silence). See the module doc.
         ``encode=False`` skips the codec (``latents`` None) when only the loudness is needed; ``chroma``:
         compute the context chroma even when no latent model takes it (harmony guidance needs it).
-        ``spool_folder``: a long context file is kept in a temporary file there
+        ``spool_folder``: a long context file (or silence) is kept in a temporary file there
         (:func:`~diffariff.audio_input.read_audio_spooled`: ``Context.audio`` is then a
-        :class:`~diffariff.audio_spool.SpooledAudio`, read by spans; the caller closes it)."""
+        :class:`~diffariff.audio_spool.SpooledAudio`, read by spans; the caller closes it). A
+        ``SpooledAudio`` context (48 kHz stereo, not cropped) is used as it is: closing the Context closes it."""
         if context is None:
             if seconds is None or seconds <= 0:
                 raise InputError("without a context, give the length to generate (seconds > 0)")
             if max_seconds is not None and seconds > max_seconds:
                 raise AudioTooLongError(f"{seconds:.1f} s is longer than the limit of {max_seconds:.1f} s")
-            audio = np.zeros((2, int(round(seconds * SAMPLE_RATE))), dtype=np.float32)
+            n = int(round(seconds * SAMPLE_RATE))
+            audio = SpooledAudio.silence(2, n, spool_folder) if spool_folder is not None and \
+                n > SPOOL_SECONDS * SAMPLE_RATE else np.zeros((2, n), dtype=np.float32)
+        elif is_spooled(context):
+            if sample_rate not in (None, SAMPLE_RATE) or context.channels != 2 or seconds is not None:
+                raise InputError("a spooled context must be 48 kHz stereo and cannot be cropped")
+            if max_seconds is not None and context.length > max_seconds * SAMPLE_RATE:
+                raise AudioTooLongError(f"{context.length / SAMPLE_RATE:.1f} s is longer than the limit of "
+                                        f"{max_seconds:.1f} s")
+            audio = context
         elif spool_folder is not None:
             audio = read_audio_spooled(context, sample_rate, what="context", max_seconds=max_seconds,
                                        min_seconds=MIN_CONTEXT_SECONDS, seconds=seconds, folder=spool_folder)

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
+
+from ..audio_spool import is_spooled
 
 ANALYSIS_SR = 22_050
 HOP = 256
@@ -24,6 +27,10 @@ LOW_HZ = 200.0
 LEVEL_FACTORS = (1.0, 2.0, 0.5, 1.5, 2.0 / 3.0, 3.0, 1.0 / 3.0)
 #: Tracked beat rates outside this range (beats per minute) are not tried.
 LEVEL_RANGE_BPM = (28.0, 400.0)
+#: Spectrogram frames computed at a time by :func:`onset_features` (about 24 s).
+SPECTRUM_BLOCK = 2048
+#: Tempogram columns computed at a time by :func:`librosa_tempo` (about 95 s of onsets).
+TEMPOGRAM_BLOCK = 8192
 
 
 @dataclasses.dataclass
@@ -60,20 +67,55 @@ class BeatGrid:
     beats_s: np.ndarray
 
 
-def to_mono_analysis(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``[C, N]`` / ``[N]`` audio at ``sample_rate`` Hz -> float32 mono [M] at :data:`ANALYSIS_SR` (soxr)."""
-    from ..audio import resample
+def to_mono_analysis(audio, sample_rate: int, block: int = 1 << 20) -> np.ndarray:
+    """``[C, N]`` / ``[N]`` audio at ``sample_rate`` Hz (an array, or a
+    :class:`~diffariff.audio_spool.SpooledAudio` read by spans) -> float32 mono [M] at
+    :data:`ANALYSIS_SR`: the channel mean, resampled with a streaming soxr HQ resampler ``block``
+    samples at a time (the samples of one-shot :func:`diffariff.audio.resample`), so no whole-length
+    mono or float64 copy is made at the input rate."""
+    import soxr
 
-    arr = np.asarray(audio, dtype=np.float32)
-    mono = arr.mean(axis=0) if arr.ndim == 2 else arr
-    return resample(mono[None], int(sample_rate), ANALYSIS_SR)[0]
+    from ..audio import check_sample_rate
+
+    arr = audio if is_spooled(audio) else np.asarray(audio, dtype=np.float32)
+    arr = arr[None] if arr.ndim == 1 else arr
+    n, sr = int(arr.shape[-1]), int(sample_rate)
+    if sr == ANALYSIS_SR:
+        return np.asarray(arr[:, :n], dtype=np.float32).mean(axis=0)
+    check_sample_rate(sr, "input")
+    stream = soxr.ResampleStream(sr, ANALYSIS_SR, 1, dtype="float32", quality="HQ")
+    parts = [np.zeros(0, np.float32)]
+    for a in range(0, n, int(block)):
+        mono = np.asarray(arr[:, a:a + int(block)], dtype=np.float32).mean(axis=0)
+        parts.append(stream.resample_chunk(mono, last=a + int(block) >= n))
+    return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def power_spectra(y: np.ndarray, n_fft: int, hop: int = HOP, block_frames: int = SPECTRUM_BLOCK) -> Iterator[np.ndarray]:
+    """The power spectrogram ``|STFT|^2`` of mono ``y`` [M] (periodic Hann window of ``n_fft``, ``hop``,
+    frames centred on ``t * hop`` with zero padding: librosa's ``stft`` defaults) as consecutive float32
+    blocks [1 + n_fft / 2, <= block_frames] of its 1 + M // hop frames: each frame's FFT is computed
+    from the same samples as in one whole transform, and at most one block is held."""
+    import librosa
+
+    m, half = len(y), n_fft // 2
+    frames = 1 + m // hop
+    for t0 in range(0, frames, int(block_frames)):
+        t1 = min(frames, t0 + int(block_frames))
+        a, b = t0 * hop - half, (t1 - 1) * hop + n_fft - half  # the samples of frames t0..t1-1
+        seg = np.zeros(b - a, dtype=np.float32)
+        seg[max(0, -a): min(b, m) - a] = y[max(a, 0): min(b, m)]
+        yield np.abs(librosa.stft(seg, n_fft=n_fft, hop_length=hop, center=False)) ** 2
 
 
 def onset_features(y: np.ndarray) -> OnsetFeatures:
-    """Onset strength (all bands, low band) and chroma of mono ``y`` [M] at :data:`ANALYSIS_SR`."""
+    """Onset strength (all bands, low band) and chroma of mono ``y`` [M] at :data:`ANALYSIS_SR`. The
+    spectra are made a block of frames at a time (:func:`power_spectra`), so a 30-minute mix needs no
+    whole-length spectrogram (2 GB at n_fft 4096); only the mel bands and the chroma are kept."""
     import librosa
 
-    mel = librosa.feature.melspectrogram(y=y, sr=ANALYSIS_SR, n_fft=2048, hop_length=HOP, n_mels=N_MELS)
+    mel = np.concatenate([librosa.feature.melspectrogram(S=p, sr=ANALYSIS_SR, n_mels=N_MELS)
+                          for p in power_spectra(y, 2048)], axis=-1)
     mel_db = librosa.power_to_db(mel, ref=np.max)
     onset = librosa.onset.onset_strength(S=mel_db, sr=ANALYSIS_SR, hop_length=HOP, center=False)
     freqs = librosa.mel_frequencies(n_mels=N_MELS, fmax=ANALYSIS_SR / 2)
@@ -82,7 +124,8 @@ def onset_features(y: np.ndarray) -> OnsetFeatures:
     high_onset = librosa.onset.onset_strength(S=mel_db[low:], sr=ANALYSIS_SR, hop_length=HOP, center=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tuning estimation warns on silent stretches
-        chroma = librosa.feature.chroma_stft(y=y, sr=ANALYSIS_SR, n_fft=4096, hop_length=HOP, tuning=0.0)
+        chroma = np.concatenate([librosa.feature.chroma_stft(S=p, sr=ANALYSIS_SR, n_fft=4096, tuning=0.0)
+                                 for p in power_spectra(y, 4096)], axis=-1)
     n = min(len(onset), len(low_onset), len(high_onset), chroma.shape[1])
     return OnsetFeatures(onset[:n], low_onset[:n], chroma[:, :n], ANALYSIS_SR / HOP, len(y) / ANALYSIS_SR,
                          high_onset[:n])
@@ -110,11 +153,29 @@ def fit_regular_grid(beats_s: np.ndarray, period_hint: float) -> tuple[float, fl
 
 
 def librosa_tempo(feats: OnsetFeatures) -> float:
-    """librosa's global tempo estimate of ``feats.onset`` (beats per minute)."""
+    """librosa's global tempo estimate of ``feats.onset`` (beats per minute): the peak of its tempogram
+    averaged over time, weighted by a log-normal prior around 110 bpm. The tempogram (8-s
+    autocorrelation windows, one per frame) is computed :data:`TEMPOGRAM_BLOCK` frames at a time and
+    summed (float64), since librosa's whole-length one needs about 150 MB per minute of audio; an
+    envelope of one block is passed to librosa whole (the same numbers as before blocks)."""
     import librosa
 
-    return float(np.atleast_1d(librosa.feature.tempo(onset_envelope=feats.onset, sr=ANALYSIS_SR, hop_length=HOP,
-                                                     start_bpm=110.0))[0])
+    onset = feats.onset
+    if len(onset) <= TEMPOGRAM_BLOCK:
+        tempo = librosa.feature.tempo(onset_envelope=onset, sr=ANALYSIS_SR, hop_length=HOP, start_bpm=110.0)
+    else:
+        win = int(librosa.time_to_frames(8.0, sr=ANALYSIS_SR, hop_length=HOP))  # librosa's ac_size default
+        half = win // 2
+        padded = np.pad(onset, (half, half), mode="linear_ramp", end_values=(0, 0))  # tempogram's centring
+        total = np.zeros(win, dtype=np.float64)
+        for t0 in range(0, len(onset), TEMPOGRAM_BLOCK):  # columns t0..t1-1: their windows, uncentred
+            t1 = min(len(onset), t0 + TEMPOGRAM_BLOCK)
+            tg = librosa.feature.tempogram(onset_envelope=padded[t0:t1 - 1 + win], sr=ANALYSIS_SR, hop_length=HOP,
+                                           win_length=win, center=False)
+            total += tg.sum(axis=-1, dtype=np.float64)
+        tempo = librosa.feature.tempo(tg=(total / len(onset))[:, None], sr=ANALYSIS_SR, hop_length=HOP,
+                                      start_bpm=110.0)
+    return float(np.atleast_1d(tempo)[0])
 
 
 def track_beats(feats: OnsetFeatures, bpm_hint: float | None = None) -> BeatGrid:

@@ -1,8 +1,14 @@
 """Stems that drop into a DAW: written at the context's own sample rate, sample-aligned and exactly as
 long as the context, with a sidecar JSON (``<out>.json``, e.g. ``bass.wav.json``) that carries the
 tempo, the meter and the first downbeat. A WAV output also carries the tempo and meter inside the
-file, in an ``acid`` chunk (:func:`add_tempo_chunk`), which DAWs read on import to set or follow the
-session tempo.
+file, in an ``acid`` chunk (:func:`acid_chunk`), which DAWs read on import to set or follow the
+session tempo. The chunk is written in the same atomic write as the audio: the writer
+(:func:`diffariff.audio.save_audio`, :func:`diffariff.longform.writer.write_blocks`) closes its
+temporary file, appends the chunk to it and fixes the RIFF size field
+(:func:`diffariff.audio.append_wav_chunk`), then renames it onto the output; the file is written once.
+FLAC outputs carry no chunk (no tempo field), and neither does a WAV file that libsndfile wrote as RF64
+or that the chunk would take past the 32-bit RIFF size limit (4 GiB): it is written without it, with
+no error; the sidecar still has the tempo.
 
 diffariff works at 48 kHz inside; :func:`to_output_rate` converts a 48 kHz stem back with soxr (high
 quality) and pads or trims the last sample so that it has the context's exact length (soxr rounds
@@ -14,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import struct
 from pathlib import Path
 
@@ -98,15 +103,18 @@ def sidecar(out: str | os.PathLike, fmt: OutputFormat, grid: BarGrid | None, *, 
     return meta
 
 
-def write_outputs(items: list[tuple[Path, np.ndarray, dict | None]], fmt: OutputFormat) -> None:
-    """Write each 48 kHz ``audio`` at ``fmt`` (atomic wav / flac, 24-bit) and its sidecar dict (atomic
-    JSON; None: no sidecar). Everything is converted first, so a conversion error writes nothing."""
+def write_outputs(items: list[tuple[Path, np.ndarray, dict | None]], fmt: OutputFormat,
+                  grid: BarGrid | None = None) -> None:
+    """Write each 48 kHz ``audio`` at ``fmt`` (atomic wav / flac, 24-bit; a WAV file with the ``acid``
+    chunk of ``grid`` in the same write, :func:`tempo_chunk`) and its sidecar dict (atomic JSON; None: no
+    sidecar). Everything is converted first, so a conversion error writes nothing."""
     from ..audio import save_audio
     from ..fsutil import write_json_atomic
 
+    chunk = tempo_chunk(grid, fmt)
     ready = [(p, to_output_rate(a, fmt), meta) for p, a, meta in items]
     for path, audio, meta in ready:
-        save_audio(path, audio, fmt.sample_rate)
+        save_audio(path, audio, fmt.sample_rate, extra_chunk=chunk)
         if meta is not None:
             write_json_atomic(sidecar_path(path), meta)
 
@@ -126,32 +134,10 @@ def acid_chunk(grid: BarGrid, seconds: float) -> bytes:
     return b"acid" + struct.pack("<I", len(body)) + body
 
 
-def add_tempo_chunk(path: str | os.PathLike, grid: BarGrid | None, seconds: float) -> bool:
-    """Append the ``acid`` chunk of ``grid`` to the WAV file at ``path``, atomically (the file is copied
-    once into a temporary file beside it, the RIFF size updated, then renamed over it). Returns False and
-    leaves the file as it is for no grid, a non-WAV file (FLAC has no tempo field), a file that already
-    has the chunk, or one that would pass the RIFF size limit."""
-    from ..fsutil import atomic_path
-
-    p = Path(path)
-    if grid is None or p.suffix.lower() != ".wav":
-        return False
-    size = p.stat().st_size
-    with p.open("rb") as f:
-        head = f.read(12)
-        if head[:4] != b"RIFF" or head[8:12] != b"WAVE" or riff_chunk(f, b"acid") is not None:
-            return False
-    pad = size % 2  # RIFF chunks start on even offsets
-    chunk = acid_chunk(grid, seconds)
-    riff_size = size - 8 + pad + len(chunk)
-    if riff_size > 0xFFFFFFFF:
-        return False
-    with atomic_path(p) as tmp, p.open("rb") as src, open(tmp, "wb") as dst:
-        src.seek(12)
-        dst.write(b"RIFF" + struct.pack("<I", riff_size) + b"WAVE")
-        shutil.copyfileobj(src, dst, 1 << 20)
-        dst.write(b"\0" * pad + chunk)
-    return True
+def tempo_chunk(grid: BarGrid | None, fmt: OutputFormat) -> bytes | None:
+    """The ``acid`` chunk that a WAV output of ``fmt`` (its length in seconds: ``fmt.length`` samples /
+    ``fmt.sample_rate`` Hz) on ``grid`` carries, for the writers' ``extra_chunk``; None without a grid."""
+    return None if grid is None else acid_chunk(grid, fmt.length / fmt.sample_rate)
 
 
 def riff_chunk(f, chunk_id: bytes) -> bytes | None:

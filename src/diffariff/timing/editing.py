@@ -17,20 +17,23 @@ bars). All audio is float32 ``[n, 2, N]`` at 48 kHz, N = the context's length, s
   (L = N bars, rounded to the sample), :attr:`last_loop_seams` their seam measurements.
 * :meth:`inpaint_bars`: :meth:`inpaint` over bars A..B (the rest of the stem untouched).
 * :meth:`vary_bars`: a variation of the stem pasted over bars A..B only (crossfaded borders).
+* :meth:`inpaint_bars_to_files` / :meth:`vary_bars_to_files`: the same written to files with memory
+  bounded independent of length (:mod:`diffariff.pipeline.edits`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 
-from ..audio import DEFAULT_MAX_SECONDS, PEAK_CEILING, peak_limit
+from ..audio import DEFAULT_MAX_SECONDS
 from ..audio_input import (
     MIN_CONTEXT_SECONDS,
     SAMPLE_RATE,
     AudioLike,
-    crossfade_paste,
+    check_audio_input,
     file_inputs,
     read_audio,
 )
@@ -56,11 +59,13 @@ class BarEditing:
                            min_seconds=MIN_CONTEXT_SECONDS, seconds=seconds)
         return self._grid_for(audio, None, bpm, meter, downbeat)
 
-    def _grid_for(self, audio: np.ndarray, grid: BarGrid | None, bpm, meter, downbeat) -> BarGrid:
-        """``grid`` (with the overrides applied and the audio's length), or the analysis of ``audio``."""
+    def _grid_for(self, audio: np.ndarray | None, grid: BarGrid | None, bpm, meter, downbeat, *,
+                  samples: int | None = None) -> BarGrid:
+        """``grid`` (with the overrides applied and the audio's length: ``samples`` at 48 kHz when no
+        ``audio`` is given), or the analysis of ``audio``."""
         from .tempo import analyze_audio
 
-        duration = audio.shape[-1] / SAMPLE_RATE
+        duration = (audio.shape[-1] if audio is not None else int(samples)) / SAMPLE_RATE
         if grid is None:
             grid = analyze_audio(audio, SAMPLE_RATE, bpm=bpm, meter=meter, downbeat_s=downbeat)
         else:
@@ -136,6 +141,29 @@ class BarEditing:
         self.last_loop_seams = [loop_seam_report(lp, s, inner, SAMPLE_RATE) for lp, s in zip(loops, segs)]
         return np.stack([tile(lp, n, span[0], span[1], period) for lp in loops])
 
+    def _bar_region(self, stem: AudioLike, context: AudioLike | None, bars, *, sample_rate: int | None,
+                    grid: BarGrid | None, bpm, meter, downbeat, max_seconds: float | None) -> tuple[float, float]:
+        """(start, end) seconds of bars ``bars`` = (A, B) on the context's grid (the stem's without a
+        context), the last bar clipped to the end of the audio; :attr:`last_bars` is set. With a ``grid``
+        and a file, only the file's header is read (its length at 48 kHz); otherwise the audio is read
+        whole (and analysed when there is no grid)."""
+        source, what = (stem, "stem") if context is None else (context, "context")
+        info = None
+        if grid is not None:
+            with warnings.catch_warnings():  # reading the file later gives any downmix warning
+                warnings.simplefilter("ignore", UserWarning)
+                info = check_audio_input(source, what, max_seconds=max_seconds, min_seconds=MIN_CONTEXT_SECONDS)
+        if info is not None:
+            n = info.samples
+            grid = self._grid_for(None, grid, bpm, meter, downbeat, samples=n)
+        else:
+            audio = read_audio(source, sample_rate, what=what, max_seconds=max_seconds, min_seconds=MIN_CONTEXT_SECONDS)
+            n = audio.shape[1]
+            grid = self._grid_for(audio, grid, bpm, meter, downbeat)
+            del audio
+        _, s0, s1 = self._bar_span(grid, bars, n)
+        return s0 / SAMPLE_RATE, s1 / SAMPLE_RATE
+
     def inpaint_bars(self, stem: AudioLike, context: AudioLike | None, bars, *, sample_rate: int | None = None,
                      grid: BarGrid | None = None, bpm: float | None = None, meter=None, downbeat: float | None = None,
                      crossfade_s: float = 0.05, request: GenerationRequest | None = None,
@@ -144,16 +172,28 @@ class BarEditing:
         context) -> float32 [n, 2, N]; the last bar is clipped to the end of the audio. ``request`` /
         ``options``: as in :meth:`generate`."""
         req = GenerationRequest.build(request, **options)
-        source = stem if context is None else context
-        audio = read_audio(source, sample_rate, what="context" if context is not None else "stem",
-                           max_seconds=req.max_seconds, min_seconds=MIN_CONTEXT_SECONDS)
-        grid = self._grid_for(audio, grid, bpm, meter, downbeat)
-        _, s0, s1 = self._bar_span(grid, bars, audio.shape[1])
+        start, end = self._bar_region(stem, context, bars, sample_rate=sample_rate, grid=grid, bpm=bpm, meter=meter,
+                                      downbeat=downbeat, max_seconds=req.max_seconds)
         span = self.last_bars
-        out = self.inpaint(stem, context, s0 / SAMPLE_RATE, s1 / SAMPLE_RATE, req, sample_rate=sample_rate,
-                           crossfade_s=crossfade_s)
+        out = self.inpaint(stem, context, start, end, req, sample_rate=sample_rate, crossfade_s=crossfade_s)
         self.last_bars = span
         return out
+
+    def inpaint_bars_to_files(self, stem: AudioLike, context: AudioLike | None, bars, outs, *,
+                              sample_rate: int | None = None, grid: BarGrid | None = None, bpm: float | None = None,
+                              meter=None, downbeat: float | None = None, crossfade_s: float = 0.05,
+                              request: GenerationRequest | None = None, sample_rate_out: int | None = None,
+                              length_out: int | None = None, extra_chunk: bytes | None = None, **options) -> int:
+        """:meth:`inpaint_bars` written to ``outs`` by :meth:`inpaint_to_files` (memory bounded; the file
+        keywords as there). Returns the stem's length in samples at 48 kHz."""
+        req = GenerationRequest.build(request, **options)
+        start, end = self._bar_region(stem, context, bars, sample_rate=sample_rate, grid=grid, bpm=bpm, meter=meter,
+                                      downbeat=downbeat, max_seconds=req.max_seconds)
+        span = self.last_bars
+        n = self.inpaint_to_files(stem, context, start, end, outs, req, sample_rate=sample_rate, crossfade_s=crossfade_s,
+                                  sample_rate_out=sample_rate_out, length_out=length_out, extra_chunk=extra_chunk)
+        self.last_bars = span
+        return n
 
     def vary_bars(self, stem: AudioLike, context: AudioLike | None, bars, strength: float = 0.5, *,
                   sample_rate: int | None = None, grid: BarGrid | None = None, bpm: float | None = None, meter=None,
@@ -163,13 +203,26 @@ class BarEditing:
         crossfades at both borders), the original stem elsewhere -> float32 [n, 2, N]. ``request`` /
         ``options``: as in :meth:`generate`."""
         req = GenerationRequest.build(request, **options)
-        st = read_audio(stem, sample_rate, what="stem", max_seconds=req.max_seconds, min_seconds=MIN_CONTEXT_SECONDS)
-        source = st if context is None else read_audio(context, sample_rate, what="context",
-                                                       max_seconds=req.max_seconds)
-        grid = self._grid_for(source, grid, bpm, meter, downbeat)
-        _, s0, s1 = self._bar_span(grid, bars, st.shape[1])
+        region = self._bar_region(stem, context, bars, sample_rate=sample_rate, grid=grid, bpm=bpm, meter=meter,
+                                  downbeat=downbeat, max_seconds=req.max_seconds)
         span = self.last_bars
-        varied = self.vary(stem, context, strength, req, sample_rate=sample_rate)
+        varied = self.vary(stem, context, strength, req, sample_rate=sample_rate, region=region, crossfade_s=crossfade_s)
         self.last_bars = span
-        fade = int(round(crossfade_s * SAMPLE_RATE))
-        return np.stack([peak_limit(crossfade_paste(st, v, s0, s1, fade), PEAK_CEILING) for v in varied])
+        return varied
+
+    def vary_bars_to_files(self, stem: AudioLike, context: AudioLike | None, bars, strength: float, outs, *,
+                           sample_rate: int | None = None, grid: BarGrid | None = None, bpm: float | None = None,
+                           meter=None, downbeat: float | None = None, crossfade_s: float = 0.05,
+                           request: GenerationRequest | None = None, sample_rate_out: int | None = None,
+                           length_out: int | None = None, extra_chunk: bytes | None = None, **options) -> int:
+        """:meth:`vary_bars` written to ``outs`` by :meth:`vary_to_files` (memory bounded; the file
+        keywords as there). Returns the stem's length in samples at 48 kHz."""
+        req = GenerationRequest.build(request, **options)
+        region = self._bar_region(stem, context, bars, sample_rate=sample_rate, grid=grid, bpm=bpm, meter=meter,
+                                  downbeat=downbeat, max_seconds=req.max_seconds)
+        span = self.last_bars
+        n = self.vary_to_files(stem, context, strength, outs, req, sample_rate=sample_rate, region=region,
+                               crossfade_s=crossfade_s, sample_rate_out=sample_rate_out, length_out=length_out,
+                               extra_chunk=extra_chunk)
+        self.last_bars = span
+        return n

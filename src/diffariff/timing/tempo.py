@@ -31,6 +31,7 @@ import os
 
 import numpy as np
 
+from ..audio_spool import is_spooled
 from ..errors import InputError
 from .bars import BarGrid, check_bpm, parse_meter
 from .beats import (
@@ -49,12 +50,13 @@ MIN_ANALYSIS_SECONDS = 2.0
 
 def analyze_audio(audio: np.ndarray, sample_rate: int, *, bpm: float | None = None,
                   meter: tuple[int, int] | str | None = None, downbeat_s: float | None = None) -> BarGrid:
-    """The :class:`~diffariff.timing.bars.BarGrid` of ``audio`` ``[C, N]`` at ``sample_rate`` Hz.
+    """The :class:`~diffariff.timing.bars.BarGrid` of ``audio`` ``[C, N]`` at ``sample_rate`` Hz (an array or
+    a :class:`~diffariff.audio_spool.SpooledAudio`: the analysis holds no whole-length copy at the input rate).
 
     ``bpm`` (quarter notes per minute), ``meter`` and ``downbeat_s`` (first downbeat, seconds) fix
     those values; the others are detected under that constraint. All three given: no analysis at all.
     InputError for bad overrides or audio shorter than :data:`MIN_ANALYSIS_SECONDS`."""
-    arr = np.asarray(audio)
+    arr = audio if is_spooled(audio) else np.asarray(audio)  # a spooled one is read a block at a time
     duration = arr.shape[-1] / float(sample_rate)
     bpm = None if bpm is None else check_bpm(bpm)
     meter = None if meter is None else parse_meter(meter)
