@@ -109,6 +109,8 @@ def test_refusals(setup, tmp_path, capsys):
     assert refused(["--codec", codec, "--cache", str(setup["cache"]), "--out", str(setup["cache"])], "another folder")
     assert refused(["--codec", codec, "--cache", str(setup["cache"]), "--out", str(tmp_path / "w"), "--worker", "2/2"],
                    "0 <= I < N")
+    assert refused(["--codec", codec, "--cache", str(setup["cache"]), "--out", str(tmp_path / "z"), "--shards", "0"],
+                   "--shards must be >= 1")
     other = make_tiny_bundle(tmp_path / "other", seed=1, modes=("edm",), codec="synth")
     assert refused(["--codec", str(other.codec), "--cache", str(setup["cache"]), "--out", str(tmp_path / "o")],
                    "the codec given is")
@@ -119,4 +121,4 @@ def test_refusals(setup, tmp_path, capsys):
     build_latent_cache(setup["encoders"], open_dataset(setup["corpus"]), plain,
                        CacheRecipe(**{**RECIPE, "pairs": 4, "context_chroma": False}), batch_size=4, progress=False)
     assert refused(["--codec", codec, "--cache", str(plain), "--out", str(tmp_path / "p")], "no context chroma")
-    assert not (tmp_path / "p").exists() and not (tmp_path / "o").exists()
+    assert not any((tmp_path / d).exists() for d in ("p", "o", "z"))

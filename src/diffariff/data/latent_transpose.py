@@ -81,8 +81,9 @@ def transpose_cache(codec, source: str | os.PathLike, out: str | os.PathLike, *,
     """Write the transposed copy (module doc) of the latent cache at ``source`` into ``out``.
 
     ``codec`` must be the synth codec the cache was built with (``codec_id``, when given, is checked against
-    the manifest); ``max_shards``: copy only the first shards (a smaller cache). ``worker`` (i, n) builds only shards k with k % n == i; the manifest is written by the
-    call that finds every shard complete (returned; None otherwise)."""
+    the manifest); ``max_shards``: copy only the first shards (a smaller cache). ``worker`` (i, n) builds
+    only shards k with k % n == i; the manifest is written by the call that finds every shard complete
+    (returned; None otherwise)."""
     source, out = Path(source), Path(out)
     manifest = read_manifest(source)
     if not manifest.get("complete", False):
@@ -94,11 +95,13 @@ def transpose_cache(codec, source: str | os.PathLike, out: str | os.PathLike, *,
     if not has_context_chroma(manifest):
         raise InputError(f"{source}: the cache stores no context chroma, so a transposed copy would give the "
                          "model no cue for the new key")
+    if max_shards is not None and int(max_shards) < 1:
+        raise InputError(f"--shards must be >= 1, got {max_shards}")
     if out.resolve() == source.resolve():
         raise InputError("--out must be another folder than the cache it copies")
     wid, nworkers = worker
     out.mkdir(parents=True, exist_ok=True)
-    shards = int(manifest["shards"]) if max_shards is None else max(1, min(int(max_shards), int(manifest["shards"])))
+    shards = int(manifest["shards"]) if max_shards is None else min(int(max_shards), int(manifest["shards"]))
     for k in range(shards):
         if k % nworkers != wid:
             continue
