@@ -34,19 +34,25 @@ def grid_for(args: argparse.Namespace, path: Path | None, *, seconds: float | No
         if required:
             raise InputError("without a context, give --bpm, --meter and --downbeat")
         return None
-    from ..audio_input import read_audio
+    from ..audio_input import read_audio_spooled
+    from ..audio_spool import is_spooled
     from ..timing.tempo import analyze_audio
 
-    audio = read_audio(path, what="context", max_seconds=args.max_seconds, seconds=seconds)
-    duration = audio.shape[1] / 48_000
-    if ov["downbeat"] is not None and ov["downbeat"] >= duration:
-        raise InputError(f"--downbeat {ov['downbeat']:g} is not inside the context (0-{duration:.2f} s)")
+    # a long context is spooled to disk and analysed block by block: no whole-length copy in memory
+    audio = read_audio_spooled(path, what="context", max_seconds=args.max_seconds, seconds=seconds)
     try:
-        return analyze_audio(audio, 48_000, bpm=ov["bpm"], meter=ov["meter"], downbeat_s=ov["downbeat"])
-    except InputError:
-        if required:
-            raise
-        return None
+        duration = audio.shape[1] / 48_000
+        if ov["downbeat"] is not None and ov["downbeat"] >= duration:
+            raise InputError(f"--downbeat {ov['downbeat']:g} is not inside the context (0-{duration:.2f} s)")
+        try:
+            return analyze_audio(audio, 48_000, bpm=ov["bpm"], meter=ov["meter"], downbeat_s=ov["downbeat"])
+        except InputError:
+            if required:
+                raise
+            return None
+    finally:
+        if is_spooled(audio):
+            audio.close()
 
 
 def format_for(path: Path | None, seconds: float | None):

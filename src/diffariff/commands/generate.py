@@ -334,18 +334,30 @@ def run_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _file_options(fmt, grid) -> dict:
+    """The ``*_to_files`` keywords of outputs at ``fmt`` whose WAV files carry ``grid``'s tempo chunk."""
+    from ..timing.daw import tempo_chunk
+
+    return dict(sample_rate_out=fmt.sample_rate, length_out=fmt.length, extra_chunk=tempo_chunk(grid, fmt))
+
+
+def _sidecars(args: argparse.Namespace, items: list[tuple[Path, str]], fmt, grid, **sidecar_kw) -> None:
+    """The sidecar of each streamed output ``(path, kind)`` (unless ``--no-sidecar``), after all audio."""
+    if args.no_sidecar:
+        return
+    from ..fsutil import write_json_atomic
+    from ..timing.daw import sidecar, sidecar_path
+
+    for p, kind in items:
+        write_json_atomic(sidecar_path(p), sidecar(p, fmt, grid, context=args.context, kind=kind, **sidecar_kw))
+
+
 def _generate_streamed(args: argparse.Namespace, acc, req, outs: list[Path], mixes: list[Path], fmt, grid) -> int:
     """``generate`` without bars or loops: stems (and mixes) decoded and written block by block
     (:mod:`diffariff.longform`), WAV files with their tempo chunk in the same write, then the sidecars."""
-    from ..fsutil import write_json_atomic
-    from ..timing.daw import sidecar, sidecar_path, tempo_chunk
-
     samples = acc.generate_to_files(args.context, outs, req, seconds=args.seconds, mix_outs=mixes,
-                                    sample_rate_out=fmt.sample_rate, length_out=fmt.length,
-                                    extra_chunk=tempo_chunk(grid, fmt))
-    if not args.no_sidecar:
-        for p, kind in [(p, "stem") for p in outs] + [(p, "mix") for p in mixes]:
-            write_json_atomic(sidecar_path(p), sidecar(p, fmt, grid, context=args.context, kind=kind))
+                                    **_file_options(fmt, grid))
+    _sidecars(args, [(p, "stem") for p in outs] + [(p, "mix") for p in mixes], fmt, grid)
     chosen = "; instrument chosen by the context prior" if acc.last_condition == "prior" else ""
     print(f"wrote {', '.join(str(p) for p in outs + mixes)} ({samples / acc.sample_rate:.2f} s at {fmt.sample_rate} Hz, "
           f"seed {acc.last_seed}{chosen}{timing_note(grid, None)})")
@@ -377,10 +389,10 @@ def run_arrange(args: argparse.Namespace) -> int:
     fmt = format_for(args.context, args.seconds)
     req = _request(args)
     acc = _load(args, sampler=args.sampler)
-    result = acc.arrange(args.context, [{"text": p} for p in args.part], req, seconds=args.seconds)
-    write_outputs_for(args, list(zip(paths, [*result.stems, result.mix])), fmt, grid,
-           kinds=["stem"] * len(result.stems) + ["mix"])
-    print(f"wrote {len(result.stems)} stems and mix.wav to {args.out} at {fmt.sample_rate} Hz{timing_note(grid, None)}")
+    acc.arrange_to_files(args.context, [{"text": p} for p in args.part], paths[:-1], paths[-1], req,
+                         seconds=args.seconds, **_file_options(fmt, grid))
+    _sidecars(args, [(p, "stem") for p in paths[:-1]] + [(paths[-1], "mix")], fmt, grid)
+    print(f"wrote {len(args.part)} stems and mix.wav to {args.out} at {fmt.sample_rate} Hz{timing_note(grid, None)}")
     return 0
 
 
@@ -403,13 +415,16 @@ def run_inpaint(args: argparse.Namespace) -> int:
     fmt = format_for(args.context, None)
     req = _request(args)
     acc = _load(args, sampler=args.sampler)
+    files = _file_options(fmt, grid)  # streamed: memory bounded at any length (pipeline.edits)
     if bars is not None:
-        stems = acc.inpaint_bars(args.stem, args.context, bars, grid=grid, crossfade_s=args.crossfade, request=req)
+        acc.inpaint_bars_to_files(args.stem, args.context, bars, outs, grid=grid, crossfade_s=args.crossfade,
+                                  request=req, **files)
         what = f"bars {bars[0]}-{bars[1]}"
     else:
-        stems = acc.inpaint(args.stem, args.context, args.start, args.end, req, crossfade_s=args.crossfade)
+        acc.inpaint_to_files(args.stem, args.context, args.start, args.end, outs, req, crossfade_s=args.crossfade,
+                             **files)
         what = f"seconds {args.start:g}-{args.end:g}"
-    write_outputs_for(args, list(zip(outs, stems)), fmt, grid, bars=bars)
+    _sidecars(args, [(p, "stem") for p in outs], fmt, grid, bars=bars)
     print(f"wrote {', '.join(map(str, outs))} ({what} regenerated, seed {acc.last_seed}{timing_note(grid, None)})")
     return 0
 
@@ -429,11 +444,12 @@ def run_vary(args: argparse.Namespace) -> int:
     fmt = format_for(args.context, None)
     req = _request(args)
     acc = _load(args, sampler=args.sampler)
+    files = _file_options(fmt, grid)  # streamed: memory bounded at any length (pipeline.edits)
     if bars is not None:
-        stems = acc.vary_bars(args.stem, args.context, bars, args.strength, grid=grid, request=req)
+        acc.vary_bars_to_files(args.stem, args.context, bars, args.strength, outs, grid=grid, request=req, **files)
     else:
-        stems = acc.vary(args.stem, args.context, args.strength, req)
-    write_outputs_for(args, list(zip(outs, stems)), fmt, grid, bars=bars)
+        acc.vary_to_files(args.stem, args.context, args.strength, outs, req, **files)
+    _sidecars(args, [(p, "stem") for p in outs], fmt, grid, bars=bars)
     where = f", bars {bars[0]}-{bars[1]}" if bars is not None else ""
     print(f"wrote {', '.join(map(str, outs))} (strength {args.strength:g}{where}, seed {acc.last_seed})")
     return 0
