@@ -64,6 +64,8 @@ class GenerationRequest:
     Long contexts:
         long_mode: "auto" (windows past one window), "windowed" or "direct".
         window_seconds / overlap_seconds: window length and overlap (None: 2 training windows, a quarter).
+        fill_gaps: sample again the spans (>= 1.5 s) where a stem falls silent while the context plays
+            (:mod:`diffariff.pipeline.gaps`); not for loops.
     Decoding and output:
         key_lock: transpose each stem by the whole number of semitones (-5 .. +6) that best fits its pitch
             classes to the context's (:mod:`diffariff.pipeline.key_lock`; a stem already in key, drums, a
@@ -100,6 +102,7 @@ class GenerationRequest:
     long_mode: str = "auto"
     window_seconds: float | None = None
     overlap_seconds: float | None = None
+    fill_gaps: bool = True
     key_lock: bool | None = None
     width: float = 0.4
     decode_steps: int = 1

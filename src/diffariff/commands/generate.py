@@ -106,6 +106,9 @@ def _common(parser: argparse.ArgumentParser, *, conditions: bool = True) -> None
                    help="window length of windowed generation (default: 2 x the model's training window, "
                    "10.9 s for the default model)")
     g.add_argument("--max-seconds", type=float, default=600.0, help="refuse inputs longer than this (default 600)")
+    g.add_argument("--keep-gaps", dest="fill_gaps", action="store_false",
+                   help="keep spans (>= 1.5 s) where the stem falls silent while the context plays (default: "
+                        "sample them again)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     add_overwrite(parser)
     if conditions:
@@ -248,6 +251,16 @@ def _request(args: argparse.Namespace, **fields):
     return GenerationRequest(**values)
 
 
+def gaps_note(acc) -> str:
+    """The gaps of the last generation that were sampled again (:mod:`diffariff.pipeline.gaps`), for the
+    command's summary line ("" when none)."""
+    filled = [g for g in getattr(acc, "last_gaps", []) if g.filled]
+    if not filled:
+        return ""
+    spans = ", ".join(f"{g.start_s:.1f}-{g.end_s:.1f} s" for g in filled)
+    return f"; silent gap{'s' if len(filled) > 1 else ''} at {spans} generated again"
+
+
 def _progress(args: argparse.Namespace) -> bool | None:
     return False if args.quiet else None  # None: a bar on a terminal only
 
@@ -325,7 +338,7 @@ def run_generate(args: argparse.Namespace) -> int:
     chosen = "; instrument chosen by the context prior" if acc.last_condition == "prior" else ""
     written = [p for p, _ in items] + loops
     print(f"wrote {', '.join(str(p) for p in written)} ({secs:.2f} s at {fmt.sample_rate} Hz, seed {acc.last_seed}"
-          f"{chosen}{timing_note(grid, acc.last_bars if bar_mode else None)})")
+          f"{chosen}{gaps_note(acc)}{timing_note(grid, acc.last_bars if bar_mode else None)})")
     for k, seam in enumerate(acc.last_loop_seams if args.loop_bars is not None else []):
         ref = seam["downbeat_flux_ratio"]
         print(f"loop {k + 1}: {args.loop_bars} bars = {args.loop_bars * grid.bar_seconds:.3f} s; spectral flux at the "
@@ -360,7 +373,7 @@ def _generate_streamed(args: argparse.Namespace, acc, req, outs: list[Path], mix
     _sidecars(args, [(p, "stem") for p in outs] + [(p, "mix") for p in mixes], fmt, grid)
     chosen = "; instrument chosen by the context prior" if acc.last_condition == "prior" else ""
     print(f"wrote {', '.join(str(p) for p in outs + mixes)} ({samples / acc.sample_rate:.2f} s at {fmt.sample_rate} Hz, "
-          f"seed {acc.last_seed}{chosen}{timing_note(grid, None)})")
+          f"seed {acc.last_seed}{chosen}{gaps_note(acc)}{timing_note(grid, None)})")
     return 0
 
 

@@ -98,6 +98,7 @@ from ..timing.editing import BarEditing
 from ..torchutil import inference_autocast, seeded_generator, setup_cpu
 from .conditions import Conditions
 from .edits import Arrangement, StemEdits
+from .gaps import GapFilling
 from .harmony import DEFAULT_STRENGTH, LEVEL_STEPS, HarmonyGuide
 from .key_lock import choose_transpositions
 
@@ -141,7 +142,7 @@ class Context:
             self.audio.close()
 
 
-class Accompanist(Conditions, StemEdits, BarEditing, StreamedOutput):
+class Accompanist(Conditions, StemEdits, GapFilling, BarEditing, StreamedOutput):
     """Context in, new stem out. Build with :meth:`from_pretrained` (a bundle folder) or directly from
     loaded models: ``codec`` (:class:`~diffariff.codec.model.LatentCodec`: either codec), ``clap``
     (:class:`~diffariff.clap.builtin.BuiltinClap`), ``models`` {"edm" | "consistency":
@@ -502,6 +503,9 @@ class Accompanist(Conditions, StemEdits, BarEditing, StreamedOutput):
         style = self._style_latents(req.style_reference, req.reference_sample_rate)
         z = self.sample_latents(ctx.latents, clap, self.frames_for(ctx.length), req, seed=seed, style=style,
                                 ctx_chroma=ctx.chroma)
+        self.last_gaps = []
+        if req.fill_gaps and req.loop is None and ctx.latents is not None and not ctx.silent:
+            z = self._fill_gaps(z, ctx.latents, clap, req, seed=seed, style=style, ctx_chroma=ctx.chroma)
         self.last_transpositions = None
         if can_transpose and req.key_lock is not False:
             self.last_transpositions = choose_transpositions(

@@ -225,6 +225,27 @@ class StemEdits:
         return reqs
 
     # ------------------------------------------------------------------------------ files
+    @contextlib.contextmanager
+    def _file_edit(self, stem: AudioLike, context: AudioLike | None, outs: Sequence[str | os.PathLike],
+                   req: GenerationRequest, sample_rate: int | None):
+        """The shared set-up of :meth:`inpaint_to_files` and :meth:`vary_to_files`: checks ``outs``, reads
+        the stem and the context (spooled beside the first output when long) and yields ``(stem,
+        context, decoded)``, where ``decoded(z)`` decodes latents ``[n, D, T]`` into a
+        :class:`~diffariff.longform.stream.StemSpool` of the stem's length. Every temporary file is
+        released on exit."""
+        _check_outs(outs, req.n)
+        folder = spool_folder(outs[0])
+        self.last_inputs = file_inputs(stem, context, req.reference)
+        st, ctx = self._stem_and_context(stem, context, sample_rate, req.max_seconds,
+                                         chroma=self.harmony_strength(req) > 0, folder=folder)
+        with contextlib.closing(ctx), contextlib.ExitStack() as stack:
+            stack.callback(_close, st)
+
+            def decoded(z: torch.Tensor):
+                return stack.enter_context(decode_to_spool(self.codec, z, st.shape[1], req,
+                                                           seed=self.last_seed or 0, folder=folder))
+            yield st, ctx, decoded
+
     def inpaint_to_files(self, stem: AudioLike, context: AudioLike | None, start_s: float, end_s: float,
                          outs: Sequence[str | os.PathLike], request: GenerationRequest | None = None, *,
                          sample_rate: int | None = None, crossfade_s: float = 0.05,
@@ -235,16 +256,9 @@ class StemEdits:
         bounded (module doc). ``extra_chunk``: a RIFF chunk every WAV output carries
         (:func:`~diffariff.longform.writer.write_blocks`). Returns the stem's length in samples at 48 kHz."""
         req = GenerationRequest.build(request, **options)
-        _check_outs(outs, req.n)
-        folder = spool_folder(outs[0])
-        self.last_inputs = file_inputs(stem, context, req.reference)
-        st, ctx = self._stem_and_context(stem, context, sample_rate, req.max_seconds,
-                                         chroma=self.harmony_strength(req) > 0, folder=folder)
-        with contextlib.closing(ctx), contextlib.ExitStack() as stack:
-            stack.callback(_close, st)
+        with self._file_edit(stem, context, outs, req, sample_rate) as (st, ctx, decoded):
             z, a, b = self._inpaint_latents(st, ctx, start_s, end_s, req)
-            spool = stack.enter_context(decode_to_spool(self.codec, z, st.shape[1], req, seed=self.last_seed or 0,
-                                                        folder=folder))
+            spool = decoded(z)
             fade = int(round(crossfade_s * SAMPLE_RATE))
             rate, length = output_format(st.shape[1], sample_rate_out, length_out)
             for i, out in enumerate(outs):
@@ -261,17 +275,9 @@ class StemEdits:
         """:meth:`vary` written to ``outs`` as :meth:`inpaint_to_files` writes (memory bounded, module
         doc). Returns the stem's length in samples at 48 kHz."""
         req = GenerationRequest.build(request, **options)
-        _check_outs(outs, req.n)
-        folder = spool_folder(outs[0])
-        self.last_inputs = file_inputs(stem, context, req.reference)
-        st, ctx = self._stem_and_context(stem, context, sample_rate, req.max_seconds,
-                                         chroma=self.harmony_strength(req) > 0, folder=folder)
-        with contextlib.closing(ctx), contextlib.ExitStack() as stack:
-            stack.callback(_close, st)
+        with self._file_edit(stem, context, outs, req, sample_rate) as (st, ctx, decoded):
             span = self._region_samples(region, st.shape[1])
-            z = self._vary_latents(st, ctx, strength, req)
-            spool = stack.enter_context(decode_to_spool(self.codec, z, st.shape[1], req, seed=self.last_seed or 0,
-                                                        folder=folder))
+            spool = decoded(self._vary_latents(st, ctx, strength, req))
             target = measure(st, SAMPLE_RATE).value()
             fade = int(round(crossfade_s * SAMPLE_RATE))
             rate, length = output_format(st.shape[1], sample_rate_out, length_out)
