@@ -92,3 +92,21 @@ def test_the_command_option_and_its_summary(acc):
     assert gaps_note(acc) == "; silent gap at 73.5-76.0 s generated again"
     acc.last_gaps = []
     assert gaps_note(acc) == ""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sampler", ["consistency", "dpmpp_2m"])
+def test_a_long_rendered_context_gets_a_stem_without_holes(acc, render_notes, sampler):
+    """60 s of piano and drums (several generation windows): no run of 2 s or more where the stem is
+    25 dB under its own level while the context plays (the measure of ``eval controls``)."""
+    from diffariff.eval.dropouts import dropout_runs
+
+    piano = render_notes(0, [60, 64, 67, 72, 69, 65, 62, 67] * 30, beat_seconds=0.25, seconds=60.0)
+    drums = render_notes(0, [36, 42, 38, 42] * 60, drum=True, beat_seconds=0.25, seconds=60.0)
+    context = piano + drums
+    full = Accompanist.from_pretrained("default", for_sampler=sampler)
+    for seed in (0, 1):
+        stem = full.generate(context, sampler=sampler, seed=seed, text="bass")[0]
+        assert len(full.last_windows) > 1
+        holes = dropout_runs(stem, context)
+        assert holes["longest_s"] < 2.0, (seed, holes["runs"], full.last_gaps)

@@ -118,6 +118,27 @@ def test_streamed_vary_and_vary_bars_equal_the_array_path(acc, files, tmp_path):
     np.testing.assert_allclose(got[far], stem[far] * scale, atol=1e-2)  # the 44.1 -> 48 -> 44.1 kHz round trip
 
 
+def test_streamed_generate_bars_equals_the_array_path(acc, files, tmp_path):
+    """Only the bars are generated (the context is spooled, the silence around them streamed): the files
+    equal generate_bars' arrays, and the mix is context + stem."""
+    fmt = _fmt(files)
+    grid = acc.analyze(files["ctx"], bpm=120, meter="4/4", downbeat=0.0)
+    arrays = acc.generate_bars(files["ctx"], (9, 10), grid=grid, n=2, **FAST)
+    outs, mixes = [tmp_path / "g1.wav", tmp_path / "g2.wav"], [tmp_path / "m1.wav", tmp_path / "m2.wav"]
+    n = acc.generate_bars_to_files(files["ctx"], (9, 10), outs, mix_outs=mixes, grid=grid, n=2,
+                                   sample_rate_out=fmt.sample_rate, length_out=fmt.length, **FAST)
+    assert n == arrays.shape[-1] and acc.last_bars == (9, 10)
+    _assert_same_files(outs, arrays, fmt, tmp_path)
+    got, _ = sf.read(str(outs[0]), dtype="float32")
+    quiet = np.r_[0:int(15.9 * RATE), int(20.1 * RATE):len(got)]  # bars 9-10 at 120 bpm: 16-20 s
+    assert np.abs(got[quiet]).max() == 0.0 and np.abs(got[int(16.5 * RATE):int(19.5 * RATE)]).max() > 0
+    from diffariff.audio_input import read_audio
+
+    want = acc.mix(read_audio(files["ctx"]), arrays[1])
+    _assert_same_files(mixes[1:], [want], fmt, tmp_path)
+    assert _names(tmp_path) == ["g1.wav", "g2.wav", "m1.wav", "m2.wav"]
+
+
 def test_streamed_arrange_equals_the_array_path(acc, files, tmp_path):
     fmt = _fmt(files)
     parts = ["bass", {"text": "pad", "cfg_clap": 2.0}]

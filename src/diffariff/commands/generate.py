@@ -312,8 +312,14 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.loop_bars is not None:
         stems = acc.generate_loop(args.context, args.loop_bars, start_bar=first, bars=bars, grid=grid,
                                   seconds=args.seconds, request=req)
-    elif bars is not None:
-        stems = acc.generate_bars(args.context, bars, grid=grid, seconds=args.seconds, request=req)
+    elif bars is not None:  # only the bars are generated; the silence around them is streamed to the files
+        samples = acc.generate_bars_to_files(args.context, bars, outs, mix_outs=mixes, grid=grid, seconds=args.seconds,
+                                             request=req, **_file_options(fmt, grid))
+        _sidecars(args, [(p, "stem") for p in outs] + [(p, "mix") for p in mixes], fmt, grid, bars=acc.last_bars)
+        chosen = "; instrument chosen by the context prior" if acc.last_condition == "prior" else ""
+        print(f"wrote {', '.join(str(p) for p in outs + mixes)} ({samples / acc.sample_rate:.2f} s at "
+              f"{fmt.sample_rate} Hz, seed {acc.last_seed}{chosen}{gaps_note(acc)}{timing_note(grid, acc.last_bars)})")
+        return 0
     elif args.loop is None:  # plain generation: streamed, memory bounded by one decode chunk
         return _generate_streamed(args, acc, req, outs, mixes, fmt, grid)
     else:

@@ -20,9 +20,12 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from ..audio import PEAK_CEILING
+from ..audio import PEAK_CEILING, READ_BLOCK
+from ..audio_input import MIN_CONTEXT_SECONDS, file_inputs, read_audio_spooled
+from ..audio_spool import is_spooled
 from ..request import INFERENCE_PRECISIONS, GenerationRequest
 from ..torchutil import inference_autocast
 from .decode import decode_blocks
@@ -63,8 +66,20 @@ def output_format(length: int, sample_rate_out: int | None, length_out: int | No
             int(length) if length_out is None else int(length_out))
 
 
+def placed_blocks(region: np.ndarray, start: int, length: int, block: int = READ_BLOCK):
+    """Silence of ``length`` samples with ``region`` ``[2, R]`` at ``start``, as ``[2, <= block]`` float32
+    blocks (what :func:`diffariff.timing.loops.place_region` gives whole, without fades)."""
+    end = start + region.shape[-1]
+    for k in range(0, int(length), block):
+        out = np.zeros((2, min(block, int(length) - k)), dtype=np.float32)
+        a, b = max(k, start), min(k + out.shape[1], end)
+        if a < b:
+            out[:, a - k:b - k] = region[:, a - start:b - start]
+        yield out
+
+
 class StreamedOutput:
-    """Mixin: :meth:`generate_to_files` (module doc)."""
+    """Mixin: :meth:`generate_to_files` and :meth:`generate_bars_to_files` (module doc)."""
 
     def generate_to_files(self, context, outs: Sequence[str | os.PathLike], request: GenerationRequest | None = None, *,
                           sample_rate: int | None = None, seconds: float | None = None,
@@ -94,3 +109,36 @@ class StreamedOutput:
                     return mixed_blocks(ctx.audio, spool.finished_blocks(i, target, PEAK_CEILING))
                 write_blocks(out, limited(mix, PEAK_CEILING), rate, length, extra_chunk=extra_chunk)
         return ctx.length
+
+    def generate_bars_to_files(self, context, bars, outs: Sequence[str | os.PathLike], *,
+                               mix_outs: Sequence[str | os.PathLike] = (), seconds: float | None = None,
+                               grid=None, bpm: float | None = None, meter=None, downbeat: float | None = None,
+                               margin_bars: float = 1.0, fade_s: float = 0.01, request: GenerationRequest | None = None,
+                               sample_rate_out: int | None = None, length_out: int | None = None,
+                               extra_chunk: bytes | None = None, **options) -> int:
+        """:meth:`~diffariff.timing.editing.BarEditing.generate_bars` of the context file ``context``
+        written to ``outs`` (and context + stem, peak-limited, to ``mix_outs``) as
+        :meth:`generate_to_files` writes: a context longer than a minute is spooled and only the bars and
+        their margins are read; the silence around them is written a block at a time, so memory is
+        bounded by the bars' length, not the context's. Returns the context's length (48 kHz samples)."""
+        req = GenerationRequest.build(request, **options)
+        if len(outs) != int(req.n) or (mix_outs and len(mix_outs) != int(req.n)):
+            raise ValueError("give one output path (and one mix path) per candidate")
+        audio = read_audio_spooled(context, what="context", max_seconds=req.max_seconds,
+                                   min_seconds=MIN_CONTEXT_SECONDS, seconds=seconds, folder=spool_folder(outs[0]))
+        try:
+            regions, s0 = self._bars_regions(audio, bars, req, grid=grid, bpm=bpm, meter=meter, downbeat=downbeat,
+                                             margin_bars=margin_bars, fade_s=fade_s)
+            self.last_inputs = file_inputs(context) + self.last_inputs
+            n = audio.shape[1]
+            rate, length = output_format(n, sample_rate_out, length_out)
+            for region, out in zip(regions, outs):
+                write_blocks(out, placed_blocks(region, s0, n), rate, length, extra_chunk=extra_chunk)
+            for region, out in zip(regions, mix_outs):
+                def mix(region=region):
+                    return mixed_blocks(audio, placed_blocks(region, s0, n))
+                write_blocks(out, limited(mix, PEAK_CEILING), rate, length, extra_chunk=extra_chunk)
+            return n
+        finally:
+            if is_spooled(audio):
+                audio.close()

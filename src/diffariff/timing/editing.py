@@ -18,7 +18,8 @@ bars). All audio is float32 ``[n, 2, N]`` at 48 kHz, N = the context's length, s
 * :meth:`inpaint_bars`: :meth:`inpaint` over bars A..B (the rest of the stem untouched).
 * :meth:`vary_bars`: a variation of the stem pasted over bars A..B only (crossfaded borders).
 * :meth:`inpaint_bars_to_files` / :meth:`vary_bars_to_files`: the same written to files with memory
-  bounded independent of length (:mod:`diffariff.pipeline.edits`).
+  bounded independent of length (:mod:`diffariff.pipeline.edits`); ``generate_bars_to_files``
+  (:mod:`diffariff.longform.stream`) for :meth:`generate_bars`.
 """
 
 from __future__ import annotations
@@ -90,6 +91,16 @@ class BarEditing:
         req = GenerationRequest.build(request, **options)
         audio = read_audio(context, sample_rate, what="context", max_seconds=req.max_seconds,
                            min_seconds=MIN_CONTEXT_SECONDS, seconds=seconds)
+        regions, s0 = self._bars_regions(audio, bars, req, grid=grid, bpm=bpm, meter=meter, downbeat=downbeat,
+                                         margin_bars=margin_bars, fade_s=fade_s)
+        self.last_inputs = file_inputs(context) + self.last_inputs
+        return np.stack([place_region(r, audio.shape[1], s0, 0) for r in regions])
+
+    def _bars_regions(self, audio, bars, req: GenerationRequest, *, grid: BarGrid | None, bpm, meter, downbeat,
+                      margin_bars: float, fade_s: float) -> tuple[np.ndarray, int]:
+        """The generation of :meth:`generate_bars` on 48 kHz context ``audio`` ``[C, N]`` (an array or a
+        spooled signal: only the bars and their margins are read): the stems' bars, faded in and out,
+        ``[n, 2, S]`` float32, and their first sample ``s0`` in the context."""
         grid = self._grid_for(audio, grid, bpm, meter, downbeat)
         n = audio.shape[1]
         _, s0, s1 = self._bar_span(grid, bars, n)
@@ -99,9 +110,8 @@ class BarEditing:
             raise InputError(f"bars {bars} are {(s1 - s0) / SAMPLE_RATE:.2f} s long; at least "
                              f"{MIN_CONTEXT_SECONDS:g} s is needed")
         stems = self.generate(audio[:, c0:c1], req, sample_rate=SAMPLE_RATE, max_seconds=None)
-        self.last_inputs = file_inputs(context) + self.last_inputs
         fade = int(round(fade_s * SAMPLE_RATE))
-        return np.stack([place_region(s[:, s0 - c0:s1 - c0], n, s0, fade) for s in stems])
+        return np.stack([place_region(s[:, s0 - c0:s1 - c0], s1 - s0, 0, fade) for s in stems]), s0
 
     def generate_loop(self, context: AudioLike, loop_bars: int, *, start_bar: int = 1, bars=None,
                       sample_rate: int | None = None, seconds: float | None = None, grid: BarGrid | None = None,
