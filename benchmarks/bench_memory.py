@@ -2,7 +2,8 @@
 (``Accompanist.generate_to_files``: windowed sampling, chunked decode, spooled two-pass write) from a
 context file on disk to a 24-bit stem file, for both samplers, at 10 s, 3 min, 10 min and 30 min.
 With ``--commands``, the peak of whole commands instead (``diffariff generate | inpaint | vary |
-arrange`` run as they are typed, each in its own process).
+arrange``, and ``generate --bars`` / ``--loop-bars`` as ``bars`` / ``loop-bars``, run as they are typed,
+each in its own process).
 
     python benchmarks/bench_memory.py [--bundle PATH] [--lengths 10 180 600 1800] [--edm-steps 30]
         [--conditions reference prior] [--no-write]
@@ -49,7 +50,9 @@ SR = 48_000
 BLOCK_SECONDS = 60.0
 
 
-COMMANDS = ("generate", "inpaint", "vary", "arrange")
+COMMANDS = ("generate", "inpaint", "vary", "arrange", "bars", "loop-bars")
+#: the bar grid given to ``bars`` / ``loop-bars`` (2-s bars)
+GRID = ["--bpm", "120", "--meter", "4/4", "--downbeat", "0"]
 #: seed offset of the synthetic stem of ``inpaint`` / ``vary`` (another chord progression)
 STEM_SEED = 1000
 #: length of the span ``inpaint`` regenerates (seconds, centred)
@@ -82,6 +85,11 @@ def command_argv(command: str, seconds: float, context: Path, stem: Path, out: P
                 "--end", f"{min(seconds, a + INPAINT_SECONDS):g}", "-o", str(out / "stem.wav"), *common]
     if command == "vary":
         return ["vary", str(stem), str(context), "--strength", "0.5", "-o", str(out / "stem.wav"), *common]
+    if command == "bars":  # generate --bars: four bars in the middle
+        first = max(1, int(seconds / 4))
+        return ["generate", str(context), "--bars", f"{first}:{first + 3}", *GRID, "-o", str(out / "stem.wav"), *common]
+    if command == "loop-bars":  # generate --loop-bars 4: a 4-bar loop over the whole context
+        return ["generate", str(context), "--loop-bars", "4", *GRID, "-o", str(out / "stem.wav"), *common]
     if command == "arrange":
         return ["arrange", str(context), "--part", "bass", "--part", "warm pad", "-o", str(out / "song"), *common]
     raise ValueError(f"unknown command {command}")
@@ -127,7 +135,8 @@ def run_commands(args: argparse.Namespace, argv: list[str] | None) -> int:
         f"(`python -m diffariff.cli ...`, default sampler, {args.command_steps} step(s), seed 0, sidecar and tempo",
         "analysis included) on a synthetic 16-bit 48 kHz stereo context (and, for inpaint / vary, a synthetic stem",
         f"of the same length); inpaint regenerates the middle {INPAINT_SECONDS:g} s, vary uses strength 0.5, arrange",
-        "builds two parts. Peak RSS of the whole process (imports and models included).",
+        "builds two parts, bars = `generate --bars` of four middle bars, loop-bars = `generate --loop-bars 4`",
+        "(both at 120 bpm 4/4). Peak RSS of the whole process (imports and models included).",
         "",
         "| command | " + " | ".join(f"{s:g} s" for s in args.lengths) + " |",
         "|---|" + "---|" * len(args.lengths),

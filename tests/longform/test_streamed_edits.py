@@ -139,6 +139,23 @@ def test_streamed_generate_bars_equals_the_array_path(acc, files, tmp_path):
     assert _names(tmp_path) == ["g1.wav", "g2.wav", "m1.wav", "m2.wav"]
 
 
+def test_streamed_generate_loop_equals_the_array_path(acc, files, tmp_path):
+    """A 2-bar loop from bar 3, repeated over bars 5-26 of a spooled 65-s context: the files equal
+    generate_loop's arrays, silent outside the bars, with the same bare loops."""
+    fmt = _fmt(files)
+    grid = acc.analyze(files["ctx"], bpm=100, meter="4/4", downbeat=0.25)
+    arrays = acc.generate_loop(files["ctx"], 2, start_bar=3, bars=(5, 26), grid=grid, **FAST)
+    bare = acc.last_loop.copy()
+    n = acc.generate_loop_to_files(files["ctx"], 2, [tmp_path / "l.wav"], start_bar=3, bars=(5, 26), grid=grid,
+                                   sample_rate_out=fmt.sample_rate, length_out=fmt.length, **FAST)
+    assert n == arrays.shape[-1] and acc.last_bars == (5, 26)
+    np.testing.assert_array_equal(acc.last_loop, bare)
+    _assert_same_files([tmp_path / "l.wav"], arrays, fmt, tmp_path)
+    got, _ = sf.read(str(tmp_path / "l.wav"), dtype="float32")
+    start = int((0.25 + 4 * 2.4) * RATE)  # bar 5 at 100 bpm 4/4 (2.4-s bars) after a 0.25-s downbeat
+    assert np.abs(got[: start - int(0.01 * RATE)]).max() == 0.0 and np.abs(got[start:start + RATE]).max() > 0
+
+
 def test_streamed_arrange_equals_the_array_path(acc, files, tmp_path):
     fmt = _fmt(files)
     parts = ["bass", {"text": "pad", "cfg_clap": 2.0}]

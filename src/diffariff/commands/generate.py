@@ -309,29 +309,38 @@ def run_generate(args: argparse.Namespace) -> int:
     fmt = format_for(args.context, args.seconds)
     req = _request(args)
     acc = _load(args, sampler=args.sampler)
-    if args.loop_bars is not None:
-        stems = acc.generate_loop(args.context, args.loop_bars, start_bar=first, bars=bars, grid=grid,
-                                  seconds=args.seconds, request=req)
-    elif bars is not None:  # only the bars are generated; the silence around them is streamed to the files
-        samples = acc.generate_bars_to_files(args.context, bars, outs, mix_outs=mixes, grid=grid, seconds=args.seconds,
-                                             request=req, **_file_options(fmt, grid))
-        _sidecars(args, [(p, "stem") for p in outs] + [(p, "mix") for p in mixes], fmt, grid, bars=acc.last_bars)
-        chosen = "; instrument chosen by the context prior" if acc.last_condition == "prior" else ""
-        print(f"wrote {', '.join(str(p) for p in outs + mixes)} ({samples / acc.sample_rate:.2f} s at "
-              f"{fmt.sample_rate} Hz, seed {acc.last_seed}{chosen}{gaps_note(acc)}{timing_note(grid, acc.last_bars)})")
-        return 0
-    elif args.loop is None:  # plain generation: streamed, memory bounded by one decode chunk
+    if bar_mode:  # only the bars are generated; the silence or the repetitions around them are streamed
+        return _generate_bars_streamed(args, acc, req, outs, mixes, loops, fmt, grid, bars, first)
+    if args.loop is None:  # plain generation: streamed, memory bounded by one decode chunk
         return _generate_streamed(args, acc, req, outs, mixes, fmt, grid)
-    else:
-        stems = acc.generate(args.context, req, seconds=args.seconds)
+    stems = acc.generate(args.context, req, seconds=args.seconds)  # --loop: within one window
     items = list(zip(outs, stems))
     if args.mix_out is not None:
         from ..pipeline import read_audio
 
         ctx = read_audio(args.context, what="context", max_seconds=args.max_seconds, seconds=args.seconds)
         items += [(p, acc.mix(ctx, s)) for p, s in zip(mixes, stems)]
-    kinds = ["stem"] * len(outs) + ["mix"] * len(mixes)
-    write_outputs_for(args, items, fmt, grid, bars=acc.last_bars if bar_mode else None, loop_bars=args.loop_bars, kinds=kinds)
+    write_outputs_for(args, items, fmt, grid, kinds=["stem"] * len(outs) + ["mix"] * len(mixes))
+    chosen = "; instrument chosen by the context prior" if acc.last_condition == "prior" else ""
+    print(f"wrote {', '.join(str(p) for p, _ in items)} ({stems.shape[-1] / acc.sample_rate:.2f} s at "
+          f"{fmt.sample_rate} Hz, seed {acc.last_seed}{chosen}{gaps_note(acc)}{timing_note(grid, None)})")
+    return 0
+
+
+def _generate_bars_streamed(args: argparse.Namespace, acc, req, outs: list[Path], mixes: list[Path],
+                            loops: list[Path], fmt, grid, bars, first: int) -> int:
+    """``generate --bars`` / ``--loop-bars``: the bars (or the loop) generated, the files written block by
+    block (:meth:`~diffariff.pipeline.Accompanist.generate_bars_to_files` /
+    ``generate_loop_to_files``), then the bare loops (``--loop-out``) and the sidecars."""
+    files = _file_options(fmt, grid)
+    if args.loop_bars is not None:
+        samples = acc.generate_loop_to_files(args.context, args.loop_bars, outs, mix_outs=mixes, start_bar=first,
+                                             bars=bars, grid=grid, seconds=args.seconds, request=req, **files)
+    else:
+        samples = acc.generate_bars_to_files(args.context, bars, outs, mix_outs=mixes, grid=grid,
+                                             seconds=args.seconds, request=req, **files)
+    _sidecars(args, [(p, "stem") for p in outs] + [(p, "mix") for p in mixes], fmt, grid, bars=acc.last_bars,
+              loop_bars=args.loop_bars)
     if loops:
         from ..timing.bars import BarGrid
         from ..timing.daw import OutputFormat
@@ -339,12 +348,10 @@ def run_generate(args: argparse.Namespace) -> int:
         loop_fmt = OutputFormat(fmt.sample_rate, int(round(args.loop_bars * grid.bar_seconds * fmt.sample_rate)))
         loop_grid = BarGrid.regular(grid.bpm, grid.meter, 0.0, loop_fmt.length / loop_fmt.sample_rate)
         write_outputs_for(args, list(zip(loops, acc.last_loop)), loop_fmt, loop_grid, bars=(1, args.loop_bars),
-               loop_bars=args.loop_bars, kinds=["loop"] * len(loops))
-    secs = stems.shape[-1] / acc.sample_rate
+                          loop_bars=args.loop_bars, kinds=["loop"] * len(loops))
     chosen = "; instrument chosen by the context prior" if acc.last_condition == "prior" else ""
-    written = [p for p, _ in items] + loops
-    print(f"wrote {', '.join(str(p) for p in written)} ({secs:.2f} s at {fmt.sample_rate} Hz, seed {acc.last_seed}"
-          f"{chosen}{gaps_note(acc)}{timing_note(grid, acc.last_bars if bar_mode else None)})")
+    print(f"wrote {', '.join(str(p) for p in outs + mixes + loops)} ({samples / acc.sample_rate:.2f} s at "
+          f"{fmt.sample_rate} Hz, seed {acc.last_seed}{chosen}{gaps_note(acc)}{timing_note(grid, acc.last_bars)})")
     for k, seam in enumerate(acc.last_loop_seams if args.loop_bars is not None else []):
         ref = seam["downbeat_flux_ratio"]
         print(f"loop {k + 1}: {args.loop_bars} bars = {args.loop_bars * grid.bar_seconds:.3f} s; spectral flux at the "

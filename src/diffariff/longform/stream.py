@@ -27,6 +27,7 @@ from ..audio import PEAK_CEILING, READ_BLOCK
 from ..audio_input import MIN_CONTEXT_SECONDS, file_inputs, read_audio_spooled
 from ..audio_spool import is_spooled
 from ..request import INFERENCE_PRECISIONS, GenerationRequest
+from ..timing.loops import check_loop_bars, tiled_blocks
 from ..torchutil import inference_autocast
 from .decode import decode_blocks
 from .writer import SAMPLE_RATE, StemSpool, limited, mixed_blocks, write_blocks
@@ -138,6 +139,42 @@ class StreamedOutput:
                 def mix(region=region):
                     return mixed_blocks(audio, placed_blocks(region, s0, n))
                 write_blocks(out, limited(mix, PEAK_CEILING), rate, length, extra_chunk=extra_chunk)
+            return n
+        finally:
+            if is_spooled(audio):
+                audio.close()
+
+    def generate_loop_to_files(self, context, loop_bars: int, outs: Sequence[str | os.PathLike], *,
+                               mix_outs: Sequence[str | os.PathLike] = (), start_bar: int = 1, bars=None,
+                               seconds: float | None = None, grid=None, bpm: float | None = None, meter=None,
+                               downbeat: float | None = None, loop_crossfade_s: float = 0.05,
+                               request: GenerationRequest | None = None, sample_rate_out: int | None = None,
+                               length_out: int | None = None, extra_chunk: bytes | None = None, **options) -> int:
+        """:meth:`~diffariff.timing.editing.BarEditing.generate_loop` of the context file ``context``
+        written as :meth:`generate_bars_to_files` writes (only the loop's bars are read from the spooled
+        context; the repetitions are written a block at a time). The bare loops stay in :attr:`last_loop`.
+        Returns the context's length (48 kHz samples)."""
+        req = GenerationRequest.build(request, **options)
+        if len(outs) != int(req.n) or (mix_outs and len(mix_outs) != int(req.n)):
+            raise ValueError("give one output path (and one mix path) per candidate")
+        loop_bars = check_loop_bars(loop_bars)
+        audio = read_audio_spooled(context, what="context", max_seconds=req.max_seconds,
+                                   min_seconds=MIN_CONTEXT_SECONDS, seconds=seconds, folder=spool_folder(outs[0]))
+        try:
+            span, period = self._loop_parts(audio, loop_bars, req, start_bar=start_bar, bars=bars, grid=grid,
+                                            bpm=bpm, meter=meter, downbeat=downbeat, loop_crossfade_s=loop_crossfade_s)
+            self.last_inputs = file_inputs(context) + self.last_inputs
+            n = audio.shape[1]
+            rate, length = output_format(n, sample_rate_out, length_out)
+
+            def tiled(loop):
+                return tiled_blocks(loop, n, span[0], span[1], period, READ_BLOCK)
+
+            for loop, out in zip(self.last_loop, outs):
+                write_blocks(out, tiled(loop), rate, length, extra_chunk=extra_chunk)
+            for loop, out in zip(self.last_loop, mix_outs):
+                write_blocks(out, limited(lambda loop=loop: mixed_blocks(audio, tiled(loop)), PEAK_CEILING), rate,
+                             length, extra_chunk=extra_chunk)
             return n
         finally:
             if is_spooled(audio):

@@ -41,7 +41,7 @@ from ..audio_input import (
 from ..errors import InputError
 from ..request import GenerationRequest
 from .bars import BarGrid, parse_bars
-from .loops import loop_seam_report, make_loop, place_region, tile
+from .loops import check_loop_bars, loop_seam_report, make_loop, place_region, tile
 
 
 class BarEditing:
@@ -121,11 +121,20 @@ class BarEditing:
         """A ``loop_bars``-bar loop repeated over the context (module doc) -> float32 [n, 2, N].
         ``request`` / ``options``: as in :meth:`generate`."""
         req = GenerationRequest.build(request, **options)
-        if isinstance(loop_bars, bool) or int(loop_bars) != loop_bars or int(loop_bars) < 1:
-            raise InputError(f"--loop-bars must be a whole number of bars >= 1, got {loop_bars}")
-        loop_bars = int(loop_bars)
+        loop_bars = check_loop_bars(loop_bars)
         audio = read_audio(context, sample_rate, what="context", max_seconds=req.max_seconds,
                            min_seconds=MIN_CONTEXT_SECONDS, seconds=seconds)
+        span, period = self._loop_parts(audio, loop_bars, req, start_bar=start_bar, bars=bars, grid=grid, bpm=bpm,
+                                        meter=meter, downbeat=downbeat, loop_crossfade_s=loop_crossfade_s)
+        self.last_inputs = file_inputs(context) + self.last_inputs
+        return np.stack([tile(lp, audio.shape[1], span[0], span[1], period) for lp in self.last_loop])
+
+    def _loop_parts(self, audio, loop_bars: int, req: GenerationRequest, *, start_bar: int, bars, grid, bpm, meter,
+                    downbeat, loop_crossfade_s: float) -> tuple[tuple[int, int], float]:
+        """The generation of :meth:`generate_loop` on 48 kHz context ``audio`` ``[C, N]`` (an array or a
+        spooled signal: only the loop's bars are read): the loops go to :attr:`last_loop` (and their seams
+        to :attr:`last_loop_seams`); returns the span ``(start, end)`` (samples) they repeat over and
+        their exact period (fractional samples)."""
         grid = self._grid_for(audio, grid, bpm, meter, downbeat)
         n = audio.shape[1]
         first = int(start_bar)
@@ -135,10 +144,9 @@ class BarEditing:
         length = int(round(period))
         tail = min(length, int(round(grid.bar_seconds * SAMPLE_RATE)))
         fade = min(int(round(loop_crossfade_s * SAMPLE_RATE)), tail)
-        ctx_loop = audio[:, src0:src0 + length]
+        ctx_loop = np.asarray(audio[:, src0:src0 + length])
         crop = np.concatenate([ctx_loop, ctx_loop[:, :tail]], axis=1)  # the context looped once more
         segs = self.generate(crop, req, sample_rate=SAMPLE_RATE, max_seconds=None)
-        self.last_inputs = file_inputs(context) + self.last_inputs
         loops = np.stack([make_loop(s, length, fade) for s in segs])
         if bars is None:
             span = (int(round(grid.first_downbeat_s * SAMPLE_RATE)), n)
@@ -149,7 +157,7 @@ class BarEditing:
         inner = [k * grid.bar_seconds for k in range(1, loop_bars + 1)]
         self.last_loop = loops
         self.last_loop_seams = [loop_seam_report(lp, s, inner, SAMPLE_RATE) for lp, s in zip(loops, segs)]
-        return np.stack([tile(lp, n, span[0], span[1], period) for lp in loops])
+        return span, period
 
     def _bar_region(self, stem: AudioLike, context: AudioLike | None, bars, *, sample_rate: int | None,
                     grid: BarGrid | None, bpm, meter, downbeat, max_seconds: float | None) -> tuple[float, float]:

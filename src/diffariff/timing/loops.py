@@ -54,6 +54,33 @@ def tile(loop: np.ndarray, total: int, start: int, end: int, period: float) -> n
     return out
 
 
+def check_loop_bars(loop_bars) -> int:
+    """``loop_bars`` as a whole number of bars >= 1, else InputError."""
+    if isinstance(loop_bars, bool) or int(loop_bars) != loop_bars or int(loop_bars) < 1:
+        raise InputError(f"--loop-bars must be a whole number of bars >= 1, got {loop_bars}")
+    return int(loop_bars)
+
+
+def tiled_blocks(loop: np.ndarray, total: int, start: int, end: int, period: float, block: int):
+    """:func:`tile` as float32 blocks ``[..., <= block]`` of the ``total`` samples: the same samples, with
+    no whole-length array."""
+    n = loop.shape[-1]
+    for k0 in range(0, int(total), int(block)):
+        k1 = min(int(total), k0 + int(block))
+        out = np.zeros(loop.shape[:-1] + (k1 - k0,), dtype=np.float32)
+        j = max(0, int(np.floor((k0 - n - start) / period)) - 1)  # the first repetition that can reach k0
+        while True:
+            a = int(round(start + j * period))
+            if a >= end or a >= k1:
+                break
+            b = min(end, a + n)
+            lo, hi = max(a, k0), min(b, k1)
+            if lo < hi:
+                out[..., lo - k0:hi - k0] = loop[..., lo - a:hi - a]
+            j += 1
+        yield out
+
+
 def place_region(region: np.ndarray, total: int, start: int, fade: int) -> np.ndarray:
     """Silence [..., total] with ``region`` [..., R] at ``start``, faded in and out over ``fade``
     samples (raised cosine, inside the region) so that its edges do not click."""
