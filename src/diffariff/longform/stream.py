@@ -1,7 +1,8 @@
 """Streamed generation to files: the memory of a long stem stays bounded by one decode chunk.
 
 :class:`StreamedOutput` is a mixin of :class:`diffariff.pipeline.Accompanist` (it uses the host's
-``_generate_latents``, ``codec``, ``last_seed`` and ``stem_target_lufs``). :meth:`generate_to_files`
+``_generate_latents``, ``codec``, ``last_seed`` and ``stem_target_lufs``, and for the bar modes the
+``_bars_regions`` / ``_loop_parts`` of :class:`~diffariff.timing.editing.BarEditing`). :meth:`generate_to_files`
 gives the same files as ``generate`` followed by :func:`diffariff.timing.daw.write_outputs` (same
 samples: the decode is bit-identical, loudness and limiter equal to float rounding), but the stems are
 decoded chunk by chunk into a temporary spool (:class:`~.writer.StemSpool`) and written block by block
