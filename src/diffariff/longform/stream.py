@@ -124,26 +124,14 @@ class StreamedOutput:
         their margins are read; the silence around them is written a block at a time, so memory is
         bounded by the bars' length, not the context's. Returns the context's length (48 kHz samples)."""
         req = GenerationRequest.build(request, **options)
-        if len(outs) != int(req.n) or (mix_outs and len(mix_outs) != int(req.n)):
-            raise ValueError("give one output path (and one mix path) per candidate")
-        audio = read_audio_spooled(context, what="context", max_seconds=req.max_seconds,
-                                   min_seconds=MIN_CONTEXT_SECONDS, seconds=seconds, folder=spool_folder(outs[0]))
-        try:
+
+        def stems(audio):
             regions, s0 = self._bars_regions(audio, bars, req, grid=grid, bpm=bpm, meter=meter, downbeat=downbeat,
                                              margin_bars=margin_bars, fade_s=fade_s)
-            self.last_inputs = file_inputs(context) + self.last_inputs
-            n = audio.shape[1]
-            rate, length = output_format(n, sample_rate_out, length_out)
-            for region, out in zip(regions, outs):
-                write_blocks(out, placed_blocks(region, s0, n), rate, length, extra_chunk=extra_chunk)
-            for region, out in zip(regions, mix_outs):
-                def mix(region=region):
-                    return mixed_blocks(audio, placed_blocks(region, s0, n))
-                write_blocks(out, limited(mix, PEAK_CEILING), rate, length, extra_chunk=extra_chunk)
-            return n
-        finally:
-            if is_spooled(audio):
-                audio.close()
+            return [lambda r=r: placed_blocks(r, s0, audio.shape[1]) for r in regions]
+
+        return self._write_bar_files(context, req, stems, outs, mix_outs, seconds=seconds,
+                                     sample_rate_out=sample_rate_out, length_out=length_out, extra_chunk=extra_chunk)
 
     def generate_loop_to_files(self, context, loop_bars: int, outs: Sequence[str | os.PathLike], *,
                                mix_outs: Sequence[str | os.PathLike] = (), start_bar: int = 1, bars=None,
@@ -156,26 +144,37 @@ class StreamedOutput:
         context; the repetitions are written a block at a time). The bare loops stay in :attr:`last_loop`.
         Returns the context's length (48 kHz samples)."""
         req = GenerationRequest.build(request, **options)
+        loop_bars = check_loop_bars(loop_bars)
+
+        def stems(audio):
+            span, period = self._loop_parts(audio, loop_bars, req, start_bar=start_bar, bars=bars, grid=grid,
+                                            bpm=bpm, meter=meter, downbeat=downbeat, loop_crossfade_s=loop_crossfade_s)
+            n = audio.shape[1]
+            return [lambda lp=lp: tiled_blocks(lp, n, span[0], span[1], period, READ_BLOCK) for lp in self.last_loop]
+
+        return self._write_bar_files(context, req, stems, outs, mix_outs, seconds=seconds,
+                                     sample_rate_out=sample_rate_out, length_out=length_out, extra_chunk=extra_chunk)
+
+    def _write_bar_files(self, context, req: GenerationRequest, stems, outs, mix_outs, *, seconds: float | None,
+                         sample_rate_out: int | None, length_out: int | None, extra_chunk: bytes | None) -> int:
+        """The shared part of the bar modes: checks the paths, reads the context (spooled beside the first
+        output when long), ``stems(audio)`` generates and gives one block-generator factory per candidate,
+        each written to ``outs`` and, added to the context and peak-limited, to ``mix_outs``; the spool is
+        released. Returns the context's length (48 kHz samples)."""
         if len(outs) != int(req.n) or (mix_outs and len(mix_outs) != int(req.n)):
             raise ValueError("give one output path (and one mix path) per candidate")
-        loop_bars = check_loop_bars(loop_bars)
         audio = read_audio_spooled(context, what="context", max_seconds=req.max_seconds,
                                    min_seconds=MIN_CONTEXT_SECONDS, seconds=seconds, folder=spool_folder(outs[0]))
         try:
-            span, period = self._loop_parts(audio, loop_bars, req, start_bar=start_bar, bars=bars, grid=grid,
-                                            bpm=bpm, meter=meter, downbeat=downbeat, loop_crossfade_s=loop_crossfade_s)
+            blocks = stems(audio)
             self.last_inputs = file_inputs(context) + self.last_inputs
             n = audio.shape[1]
             rate, length = output_format(n, sample_rate_out, length_out)
-
-            def tiled(loop):
-                return tiled_blocks(loop, n, span[0], span[1], period, READ_BLOCK)
-
-            for loop, out in zip(self.last_loop, outs):
-                write_blocks(out, tiled(loop), rate, length, extra_chunk=extra_chunk)
-            for loop, out in zip(self.last_loop, mix_outs):
-                write_blocks(out, limited(lambda loop=loop: mixed_blocks(audio, tiled(loop)), PEAK_CEILING), rate,
-                             length, extra_chunk=extra_chunk)
+            for make, out in zip(blocks, outs):
+                write_blocks(out, make(), rate, length, extra_chunk=extra_chunk)
+            for make, out in zip(blocks, mix_outs):
+                write_blocks(out, limited(lambda make=make: mixed_blocks(audio, make()), PEAK_CEILING), rate, length,
+                             extra_chunk=extra_chunk)
             return n
         finally:
             if is_spooled(audio):

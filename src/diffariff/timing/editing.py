@@ -182,6 +182,17 @@ class BarEditing:
         _, s0, s1 = self._bar_span(grid, bars, n)
         return s0 / SAMPLE_RATE, s1 / SAMPLE_RATE
 
+    def _in_bars(self, stem: AudioLike, context: AudioLike | None, bars, req: GenerationRequest, edit, *,
+                 sample_rate: int | None, grid: BarGrid | None, bpm, meter, downbeat):
+        """``edit((start_s, end_s))`` over the seconds of bars ``bars`` (:meth:`_bar_region`); :attr:`last_bars`
+        keeps the bars across the edit."""
+        region = self._bar_region(stem, context, bars, sample_rate=sample_rate, grid=grid, bpm=bpm, meter=meter,
+                                  downbeat=downbeat, max_seconds=req.max_seconds)
+        span = self.last_bars
+        out = edit(region)
+        self.last_bars = span
+        return out
+
     def inpaint_bars(self, stem: AudioLike, context: AudioLike | None, bars, *, sample_rate: int | None = None,
                      grid: BarGrid | None = None, bpm: float | None = None, meter=None, downbeat: float | None = None,
                      crossfade_s: float = 0.05, request: GenerationRequest | None = None,
@@ -190,12 +201,9 @@ class BarEditing:
         context) -> float32 [n, 2, N]; the last bar is clipped to the end of the audio. ``request`` /
         ``options``: as in :meth:`generate`."""
         req = GenerationRequest.build(request, **options)
-        start, end = self._bar_region(stem, context, bars, sample_rate=sample_rate, grid=grid, bpm=bpm, meter=meter,
-                                      downbeat=downbeat, max_seconds=req.max_seconds)
-        span = self.last_bars
-        out = self.inpaint(stem, context, start, end, req, sample_rate=sample_rate, crossfade_s=crossfade_s)
-        self.last_bars = span
-        return out
+        return self._in_bars(stem, context, bars, req, lambda r: self.inpaint(
+            stem, context, *r, req, sample_rate=sample_rate, crossfade_s=crossfade_s),
+            sample_rate=sample_rate, grid=grid, bpm=bpm, meter=meter, downbeat=downbeat)
 
     def inpaint_bars_to_files(self, stem: AudioLike, context: AudioLike | None, bars, outs, *,
                               sample_rate: int | None = None, grid: BarGrid | None = None, bpm: float | None = None,
@@ -205,13 +213,10 @@ class BarEditing:
         """:meth:`inpaint_bars` written to ``outs`` by :meth:`inpaint_to_files` (memory bounded; the file
         keywords as there). Returns the stem's length in samples at 48 kHz."""
         req = GenerationRequest.build(request, **options)
-        start, end = self._bar_region(stem, context, bars, sample_rate=sample_rate, grid=grid, bpm=bpm, meter=meter,
-                                      downbeat=downbeat, max_seconds=req.max_seconds)
-        span = self.last_bars
-        n = self.inpaint_to_files(stem, context, start, end, outs, req, sample_rate=sample_rate, crossfade_s=crossfade_s,
-                                  sample_rate_out=sample_rate_out, length_out=length_out, extra_chunk=extra_chunk)
-        self.last_bars = span
-        return n
+        return self._in_bars(stem, context, bars, req, lambda r: self.inpaint_to_files(
+            stem, context, *r, outs, req, sample_rate=sample_rate, crossfade_s=crossfade_s,
+            sample_rate_out=sample_rate_out, length_out=length_out, extra_chunk=extra_chunk),
+            sample_rate=sample_rate, grid=grid, bpm=bpm, meter=meter, downbeat=downbeat)
 
     def vary_bars(self, stem: AudioLike, context: AudioLike | None, bars, strength: float = 0.5, *,
                   sample_rate: int | None = None, grid: BarGrid | None = None, bpm: float | None = None, meter=None,
@@ -221,12 +226,9 @@ class BarEditing:
         crossfades at both borders), the original stem elsewhere -> float32 [n, 2, N]. ``request`` /
         ``options``: as in :meth:`generate`."""
         req = GenerationRequest.build(request, **options)
-        region = self._bar_region(stem, context, bars, sample_rate=sample_rate, grid=grid, bpm=bpm, meter=meter,
-                                  downbeat=downbeat, max_seconds=req.max_seconds)
-        span = self.last_bars
-        varied = self.vary(stem, context, strength, req, sample_rate=sample_rate, region=region, crossfade_s=crossfade_s)
-        self.last_bars = span
-        return varied
+        return self._in_bars(stem, context, bars, req, lambda r: self.vary(
+            stem, context, strength, req, sample_rate=sample_rate, region=r, crossfade_s=crossfade_s),
+            sample_rate=sample_rate, grid=grid, bpm=bpm, meter=meter, downbeat=downbeat)
 
     def vary_bars_to_files(self, stem: AudioLike, context: AudioLike | None, bars, strength: float, outs, *,
                            sample_rate: int | None = None, grid: BarGrid | None = None, bpm: float | None = None,
@@ -236,11 +238,7 @@ class BarEditing:
         """:meth:`vary_bars` written to ``outs`` by :meth:`vary_to_files` (memory bounded; the file
         keywords as there). Returns the stem's length in samples at 48 kHz."""
         req = GenerationRequest.build(request, **options)
-        region = self._bar_region(stem, context, bars, sample_rate=sample_rate, grid=grid, bpm=bpm, meter=meter,
-                                  downbeat=downbeat, max_seconds=req.max_seconds)
-        span = self.last_bars
-        n = self.vary_to_files(stem, context, strength, outs, req, sample_rate=sample_rate, region=region,
-                               crossfade_s=crossfade_s, sample_rate_out=sample_rate_out, length_out=length_out,
-                               extra_chunk=extra_chunk)
-        self.last_bars = span
-        return n
+        return self._in_bars(stem, context, bars, req, lambda r: self.vary_to_files(
+            stem, context, strength, outs, req, sample_rate=sample_rate, region=r, crossfade_s=crossfade_s,
+            sample_rate_out=sample_rate_out, length_out=length_out, extra_chunk=extra_chunk),
+            sample_rate=sample_rate, grid=grid, bpm=bpm, meter=meter, downbeat=downbeat)
