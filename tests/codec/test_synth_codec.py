@@ -12,9 +12,12 @@ import pytest
 import soundfile as sf
 import torch
 
+from diffariff.checkpoint import load_checkpoint
 from diffariff.cli import main
 from diffariff.codec import SynthCodec, SynthCodecConfig, load_codec
 from diffariff.codec.synth import NoiseSynth, OscillatorBank, bank_frequencies
+from diffariff.codec.synth_codec import DECODER_PREFIXES
+from diffariff.diffusion.model import model_identity
 from diffariff.errors import ConfigError, EmptyAudioError, NonFiniteAudioError
 from diffariff.eval.musical_fit import key_fit
 from diffariff.eval.reconstruction import grid_energy_share
@@ -191,6 +194,19 @@ def test_train_and_reconstruct_commands_end_to_end(render_notes, tmp_path, capsy
     export = run_dir / "synth_codec.safetensors"
     assert isinstance(load_codec(export), SynthCodec)
     assert main(argv + ["--resume", "--max-steps", "3"]) == 0
+    # a decoder fine-tune on frozen latents keeps the codec's identity (latent models stay valid)
+    tuned = tmp_path / "tuned.safetensors"
+    fine = ["train", "synth-codec", "--data", str(data), "--out", str(tmp_path / "run_dec"), "--init", str(export),
+            "--max-steps", "3", "--export", str(tuned), "--train-set", "batch_size=2", "crop_seconds=0.5",
+            "eval_every=1", "eval_seconds=0.5", "eval_clips=2", "lr=0.01", "warmup_steps=0"]
+    assert main(fine + ["--freeze-encoder"]) == 0
+    assert model_identity(tuned) == model_identity(export)
+    a, b = load_checkpoint(export).tensors, load_checkpoint(tuned).tensors
+    assert all(torch.equal(a[k], b[k]) for k in a if not k.startswith(DECODER_PREFIXES))
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("decoder."))
+    assert main(fine[:-2] + ["--set", "latent_dim=8"]) == 2  # an encoder-side change with --init
+    assert main(argv[:-8] + ["--freeze-encoder", "--out", str(tmp_path / "run_bad")]) == 2  # nothing to keep
+    capsys.readouterr()
     # reconstruct: same length and sample rate as the input (44.1 kHz in, 44.1 kHz out)
     src = tmp_path / "in.wav"
     sf.write(src, render_notes(0, [60, 62], seconds=0.8).T[: int(0.8 * 44_100)], 44_100)

@@ -86,6 +86,11 @@ def synth_codec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--real", nargs="*", default=[], help="folders of plain mixtures (real recordings)")
     parser.add_argument("--out", default="runs/synth_codec", help="run folder")
     parser.add_argument("--config", default=None, help="codec config JSON (SynthCodecConfig fields)")
+    parser.add_argument("--init", default=None, help="an exported synth codec (.safetensors) to start from (its config; "
+                        "--set then changes decoder-side fields only)")
+    parser.add_argument("--freeze-encoder", action="store_true",
+                        help="with --init: train the decoder side only; the latents, and every latent model, latent "
+                        "cache and pitch critic made with the --init codec, stay valid (same codec identity)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override codec config fields")
     parser.add_argument("--train-set", nargs="*", default=[], metavar="KEY=VALUE", help="override training fields")
     parser.add_argument("--max-minutes", type=float, default=None)

@@ -17,6 +17,12 @@ folders given with ``--real`` (:mod:`diffariff.data.mixtures`; held out: their t
 ``--eval-every`` steps the EMA codec is scored on fixed held-out clips (log-mel L1, MR-STFT, pitch-class
 correlation, as :func:`diffariff.eval.codec_eval.clip_metrics` defines them) into ``RUN/metrics.csv``.
 
+``--init CODEC`` starts from an exported synth codec (its config; ``--set`` may change only decoder-side
+fields then). With ``--freeze-encoder`` only the decoder side (:data:`~diffariff.codec.synth_codec.DECODER_PREFIXES`)
+learns: the encoder runs without a graph, the export copies it and the latent statistics bit for bit, so the
+codec keeps its identity (:func:`~diffariff.diffusion.model.model_identity`) and every latent model, latent
+cache and pitch critic made with the initial codec stays valid.
+
 Run folder: ``last.ckpt`` (resumable with ``--resume``), ``metrics.csv``, the EMA export
 ``synth_codec.safetensors`` (fp32; ``--export PATH`` for another place, fp16 with ``--fp16``).
 """
@@ -35,9 +41,9 @@ import lightning as L
 import numpy as np
 import torch
 
-from ..checkpoint import config_from_dict
+from ..checkpoint import config_from_dict, load_checkpoint, load_state_into
 from ..codec.losses import PITCH_RESOLUTIONS, band_energy_loss, mr_stft_loss, semitone_band_loss
-from ..codec.synth_codec import SynthCodec, SynthCodecConfig
+from ..codec.synth_codec import DECODER_ONLY_FIELDS, DECODER_PREFIXES, KIND, SynthCodec, SynthCodecConfig
 from ..errors import ConfigError
 from .codec import CropStream, held_out_batch, load_training_audio
 from .common import adamw_with_schedule, build_trainer, ema_update_, fit, write_rows_csv
@@ -66,6 +72,7 @@ class SynthTrainConfig:
     real_spans: int = 600
     real_span_seconds: float = 8.0
     seed: int = 0
+    freeze_encoder: bool = False  # train the decoder side only (needs --init): the latents stay as they are
 
 
 def stftmag_loss(codec: SynthCodec, controls: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -201,6 +208,9 @@ class SynthCodecModule(L.LightningModule):
         self.cfg = config_from_dict(SynthCodecConfig, dict(codec_config))
         self.tcfg = SynthTrainConfig(**train_config)
         self.codec = SynthCodec(self.cfg)
+        if self.tcfg.freeze_encoder:
+            for name, p in self.codec.named_parameters():
+                p.requires_grad_(name.startswith(DECODER_PREFIXES))
         self.ema = copy.deepcopy(self.codec).requires_grad_(False)
         self.held_out: torch.Tensor | None = None
         self.metrics_path: Path | None = None
@@ -210,8 +220,10 @@ class SynthCodecModule(L.LightningModule):
 
     def loss(self, codec: SynthCodec, x: torch.Tensor) -> torch.Tensor:
         t = self.tcfg
-        feats = codec.front(x[:, 0])
-        controls = codec.decode_controls(codec.encoder(feats))
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not t.freeze_encoder):
+            feats = codec.front(x[:, 0])
+            latents = codec.encoder(feats)
+        controls = codec.decode_controls(latents)
         if self.cfg.decoder == "stftmag":
             return stftmag_loss(codec, controls, x)
         y = codec.render(controls)[:, 0]
@@ -273,12 +285,24 @@ class SynthCodecModule(L.LightningModule):
         return adamw_with_schedule(self.codec, t.lr, t.total_steps, t.warmup_steps, weight_decay=0.0,
                                    min_ratio=t.min_lr_ratio)
 
+    def init_from(self, tensors: dict[str, torch.Tensor], path: str) -> None:
+        """Load an exported codec's weights into the codec and its EMA (``--init``)."""
+        for model in (self.codec, self.ema):
+            load_state_into(model, {k: v.float() for k, v in tensors.items()}, path)
+
     @torch.no_grad()
     def export(self, path: Path, batches: list[torch.Tensor], fp16: bool) -> Path:
-        """Measure the latent statistics of the EMA codec on ``batches`` and write it."""
-        z = torch.cat([self.ema.encode(b).flatten() for b in batches])
-        self.ema.latent_mean.fill_(float(z.mean()))
-        self.ema.latent_std.fill_(float(z.std()))
+        """Measure the latent statistics of the EMA codec on ``batches`` and write it. With a frozen
+        encoder the encoder side and the statistics are copied from the trained codec unchanged
+        (an EMA of constants could round them), so the latents are those of ``--init``."""
+        if self.tcfg.freeze_encoder:
+            decoder_side = {k for k in self.codec.state_dict() if k.startswith(DECODER_PREFIXES)}
+            kept = {k: v for k, v in self.codec.state_dict().items() if k not in decoder_side}
+            self.ema.load_state_dict({**self.ema.state_dict(), **kept})
+        else:
+            z = torch.cat([self.ema.encode(b).flatten() for b in batches])
+            self.ema.latent_mean.fill_(float(z.mean()))
+            self.ema.latent_std.fill_(float(z.std()))
         self.ema.save(path, dtype=torch.float16 if fp16 else None,
                       extra={"train_steps": int(self.global_step), "train_config": asdict(self.tcfg)})
         return path
@@ -297,24 +321,45 @@ def _overrides(pairs: list[str]) -> dict:
     return out
 
 
+def _codec_config(args: Namespace) -> tuple[SynthCodecConfig, dict[str, torch.Tensor] | None]:
+    """The run's codec config and the weights to start from: ``--config`` / ``--set`` for a new codec;
+    with ``--init`` the exported codec's config, where ``--set`` may change decoder-side fields only."""
+    overrides = _overrides(args.set)
+    if not args.init:
+        base = json.loads(Path(args.config).read_text()) if args.config else {}
+        return config_from_dict(SynthCodecConfig, {**base, **overrides}), None
+    if args.config:
+        raise ConfigError("--init takes the codec's config from the file: drop --config")
+    bad = sorted(k for k in overrides if k not in DECODER_ONLY_FIELDS)
+    if bad:
+        raise ConfigError(f"--set with --init may change only decoder-side fields ({', '.join(DECODER_ONLY_FIELDS)}); "
+                          f"got {', '.join(bad)}")
+    ck = load_checkpoint(args.init, kind=KIND)
+    cfg = config_from_dict(SynthCodecConfig, {**ck.config, **overrides})
+    return cfg, dict(ck.tensors)
+
+
 def run(args: Namespace) -> int:
     if args.threads:
         torch.set_num_threads(int(args.threads))
     torch.set_flush_denormal(True)
     run_dir = Path(args.out)
     run_dir.mkdir(parents=True, exist_ok=True)
-    base = json.loads(Path(args.config).read_text()) if args.config else {}
-    cfg = config_from_dict(SynthCodecConfig, {**base, **_overrides(args.set)})
+    cfg, init = _codec_config(args)
     try:
-        tcfg = SynthTrainConfig(**_overrides(args.train_set))
+        tcfg = SynthTrainConfig(**{**_overrides(args.train_set), "freeze_encoder": bool(args.freeze_encoder)})
     except TypeError as exc:
         raise ConfigError(f"--train-set: {exc}") from None
+    if tcfg.freeze_encoder and init is None:
+        raise ConfigError("--freeze-encoder needs --init CODEC.safetensors (a trained encoder to keep)")
     train, held = load_training_audio(args.data, args.real, 1, cfg.sample_rate, real_spans=tcfg.real_spans,
                                       real_span_seconds=tcfg.real_span_seconds, held_seconds=tcfg.eval_seconds + 1,
                                       seed=tcfg.seed)
     print(f"data: {len(train)} training clips, {sum(c.shape[1] for c in train) / cfg.sample_rate / 3600:.2f} h; "
           f"{len(held)} held-out clips", flush=True)
     module = SynthCodecModule(asdict(cfg), asdict(tcfg))
+    if init is not None and not args.resume:
+        module.init_from(init, args.init)
     module.held_out = held_out_batch(held, tcfg.eval_clips, tcfg.eval_seconds, cfg.latent_hop, cfg.sample_rate)
     module.metrics_path = run_dir / "metrics.csv"
     crop = max(1, int(tcfg.crop_seconds * cfg.sample_rate) // cfg.latent_hop) * cfg.latent_hop
