@@ -9,10 +9,9 @@ import pytest
 import yaml
 
 from diffariff.audio import load_audio, resample, save_audio
+from diffariff.data.songs import Song, guess_labels
 from diffariff.data.sources import (
-    Song,
     detect_layout,
-    guess_labels,
     load_folder,
     load_medleydb,
     load_moisesdb,

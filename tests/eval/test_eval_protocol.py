@@ -18,13 +18,11 @@ from diffariff.data.sources import open_dataset
 from diffariff.data.synth.corpus import build_corpus
 from diffariff.errors import ConfigError, InputError
 from diffariff.eval.cache import CachedEmbedder, EmbeddingCache
+from diffariff.eval.candidates import noise_stems, random_stems, scan_candidates
 from diffariff.eval.protocol import (
     GenerationEvalConfig,
     draw_pairs,
     evaluate_generation,
-    noise_stems,
-    random_stems,
-    scan_candidates,
     target_prompt,
 )
 
@@ -241,7 +239,8 @@ def test_cli_errors_exit_2_with_one_line(case, eval_corpus, clap_file, tmp_path,
 
 
 def test_bundle_generators_serve_every_setting_with_a_real_tiny_bundle(items, tmp_path):
-    from diffariff.eval.protocol import SETTINGS, bundle_generators
+    from diffariff.eval.candidates import bundle_generators
+    from diffariff.eval.settings import SETTINGS
     from diffariff.testing import make_tiny_bundle
 
     root = make_tiny_bundle(tmp_path / "b", modes=("consistency",), bridge=True, prior=True).root
@@ -281,7 +280,7 @@ def test_codec_generators_give_the_bundles_codec_row_without_a_diffusion_model(i
     from diffariff.clap.builtin import BuiltinClap
     from diffariff.codec import Codec
     from diffariff.errors import ConfigError
-    from diffariff.eval.protocol import bundle_generators, codec_generators
+    from diffariff.eval.candidates import bundle_generators, codec_generators
     from diffariff.pipeline import Accompanist
     from diffariff.testing import make_tiny_bundle
 

@@ -260,7 +260,7 @@ def test_bundle_refuses_a_text_bridge_as_prior(tmp_path):
 
 
 def test_eval_settings_include_the_prior_row_only_with_a_prior(tmp_path):
-    from diffariff.eval.protocol import bundle_generators
+    from diffariff.eval.candidates import bundle_generators
 
     with_prior = make_tiny_bundle(tmp_path / "p", modes=("consistency",), prior=True).root
     without = make_tiny_bundle(tmp_path / "n", modes=("consistency",)).root

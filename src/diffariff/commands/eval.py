@@ -210,7 +210,8 @@ def run_generation(args) -> int:
     from ..checkpoint import file_sha256  # noqa: PLC0415
     from ..clap.builtin import BuiltinClap  # noqa: PLC0415
     from ..eval.cache import CachedEmbedder, EmbeddingCache  # noqa: PLC0415
-    from ..eval.protocol import bundle_generators, codec_generators, evaluate_generation  # noqa: PLC0415
+    from ..eval.candidates import bundle_generators, codec_generators  # noqa: PLC0415
+    from ..eval.protocol import evaluate_generation  # noqa: PLC0415
     from ..eval.report import write_generation_report  # noqa: PLC0415
 
     config = _config(args)  # bad numbers fail before anything is loaded
@@ -250,7 +251,8 @@ def run_generation(args) -> int:
 def run_pairs(args) -> int:
     from ..audio import save_audio  # noqa: PLC0415
     from ..data.sources import open_dataset  # noqa: PLC0415
-    from ..eval.protocol import SAMPLE_RATE, draw_pairs, pair_manifest  # noqa: PLC0415
+    from ..eval.protocol import draw_pairs, pair_manifest  # noqa: PLC0415
+    from ..eval.settings import SAMPLE_RATE  # noqa: PLC0415
     from ..fsutil import write_json_atomic  # noqa: PLC0415
 
     config = _config(args)

@@ -47,7 +47,7 @@ from ..errors import DatasetError, InputError
 from ..fsutil import atomic_path, write_json_atomic
 from .context_chroma import context_chroma
 from .pairs import PairConfig, PairSampler
-from .sources import Song
+from .songs import Song
 
 MANIFEST = "manifest.json"
 CACHE_FORMAT = "diffariff-latent-cache"

@@ -40,7 +40,8 @@ import numpy as np
 
 from ..audio import audio_info, check_sample_rate, load_audio
 from ..errors import DatasetError, DiffariffError
-from .sources import _check_root, _load_splits, _read_span
+from .songs import _read_span
+from .sources import _check_root, _load_splits
 
 #: Audio file suffixes read as mixtures (compared lower-case).
 AUDIO_SUFFIXES = (".ogg", ".opus", ".flac", ".wav", ".mp3")

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DatasetError
-from .sources import Song
+from .songs import Song
 
 #: Attempts made to find a non-silent reference clip for a given target window before redrawing.
 _REFERENCE_TRIES = 8
@@ -123,7 +123,7 @@ class PairSampler:
     """Deterministic pair maker over ``songs``: :meth:`pair` ``(i)`` depends only on ``(seed, i)``.
 
     Args:
-        songs: multitrack songs (see :mod:`diffariff.data.sources`).
+        songs: multitrack songs (see :mod:`diffariff.data.songs`; read by :mod:`diffariff.data.sources`).
         config: :class:`PairConfig`.
         seed: integer seed.
 

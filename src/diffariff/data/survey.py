@@ -21,7 +21,8 @@ import torch
 
 from ..errors import InputError
 from ..torchutil import seeded_generator
-from .sources import Song, detect_layout, open_dataset
+from .songs import Song
+from .sources import detect_layout, open_dataset
 
 #: dataset splits whose songs are held out first
 HELD_SPLITS = ("test", "valid", "validation", "eval")

@@ -35,7 +35,7 @@ import torch
 
 from ..audio import is_silent
 from ..audio_spool import is_spooled
-from ..data.sources import ROLES as SOURCE_ROLES
+from ..data.songs import ROLES as SOURCE_ROLES
 from ..data.synth.styles import ROLES as CORPUS_ROLES
 from ..errors import InputError
 

@@ -45,7 +45,7 @@ from ..bundle import Bundle, open_bundle, resolve_bundle_dir, save_bundle
 from ..checkpoint import config_to_dict
 from ..data.latent_stream import StreamingLatentCache
 from ..data.latents import CacheRecipe, Encoders, LatentCacheDataset, build_latent_cache, read_manifest
-from ..data.sources import Song
+from ..data.songs import Song
 from ..data.survey import split_holdout, survey_data
 from ..diffusion.model import LatentDiffusion, model_identity
 from ..errors import CheckpointError, ConfigError, DatasetError, InputError, OutputPathError
