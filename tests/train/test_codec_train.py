@@ -18,7 +18,9 @@ from codec_helpers import TINY, tiny_codec
 from diffariff.codec import Codec, CodecConfig
 from diffariff.commands.train_options import CODEC_RECIPES, codec_arguments
 from diffariff.errors import ConfigError, InputError
-from diffariff.train.codec import RECIPES, CodecModule, CropStream, run
+from diffariff.train.audio_crops import CropStream
+from diffariff.train.codec import CodecModule, run
+from diffariff.train.codec_train_config import RECIPES
 
 
 def _clips(render_notes) -> torch.Tensor:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-#: Stage-1 loss recipes of ``train codec --recipe``: the keys of ``diffariff.train.codec.RECIPES``, in
+#: Stage-1 loss recipes of ``train codec --recipe``: the keys of ``diffariff.train.codec_train_config.RECIPES``, in
 #: sorted order (named here so that the options need no torch; tests/train/test_codec_train.py checks them).
 CODEC_RECIPES = ("complex", "magphase", "pitch")
 

@@ -30,14 +30,17 @@
   the deterministic one (:func:`~diffariff.codec.losses.phase_aligned`), so the residual holds what the
   latent determines and not a phase field whose posterior mean is ~0.
 
-Data: random crops of 48 kHz stems *and* mixtures (the sum of a song's stems) decoded into RAM once
-as float16; near-silent crops are mostly skipped; songs of split "test"/"valid" are held out and
-used for the evaluation written to ``RUN/metrics.csv``: held-out log-mel L1 (``*_logmel_l1``) and
-MR-STFT distance (``*_mrstft``) of the EMA codec, as defined in :mod:`diffariff.eval.reconstruction`
-(the metrics ``diffariff eval codec`` reports), averaged over the held-out clips.
+Data (:mod:`diffariff.train.audio_crops`): random crops of 48 kHz stems *and* mixtures (the sum of a
+song's stems) decoded into RAM once as float16; near-silent crops are mostly skipped; songs of split
+"test"/"valid" are held out and used for the evaluation written to ``RUN/metrics.csv``: held-out log-mel
+L1 (``*_logmel_l1``) and MR-STFT distance (``*_mrstft``) of the EMA codec, as defined in
+:mod:`diffariff.eval.reconstruction` (the metrics ``diffariff eval codec`` reports), averaged over the
+held-out clips.
 
-Shared training machinery (EMA step, warm-up + cosine schedule, Trainer, ``last.ckpt`` resume, CSV
-writer) comes from :mod:`diffariff.train.common`.
+This module holds the Lightning module (:class:`CodecModule`: both stages' losses, EMA, evaluation,
+export) and :func:`run`; the recipes and every training setting (:class:`CodecTrainConfig`) are in
+:mod:`diffariff.train.codec_train_config`. Shared training machinery (EMA step, warm-up + cosine
+schedule, Trainer, ``last.ckpt`` resume, CSV writer) comes from :mod:`diffariff.train.common`.
 
 Run folder: ``last.ckpt`` (Lightning, resumable with ``--resume``), ``codec_config.json``,
 ``metrics.csv``, and the EMA export ``codec_ema.safetensors`` (fp16) or ``--export PATH``.
@@ -52,7 +55,6 @@ import math
 import sys
 import time
 from argparse import Namespace
-from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -78,172 +80,18 @@ from ..codec.losses import (
     semitone_band_loss,
     semitone_bands,
 )
-from ..errors import ConfigError, DatasetError, InputError
+from ..errors import ConfigError, InputError
 from ..eval.codec_eval import clip_metrics
 from ..eval.reconstruction import si_sdr
 from ..fsutil import write_json_atomic
 from ..torchutil import setup_cpu
+from .audio_crops import CropStream, held_out_batch, load_training_audio
+from .codec_train_config import RECIPES, CodecTrainConfig
 from .common import adamw_with_schedule, build_trainer, ema_decay, ema_update_, fit, write_rows_csv
 
-HELD_OUT_SPLITS = ("test", "valid", "validation")
 #: metrics.csv columns per decode mode: (column suffix, key of ``clip_metrics``, decimals).
 METRIC_COLUMNS = (("logmel_l1", "log_mel", 4), ("mrstft", "mr_stft", 4), ("level_db", "level_db", 2),
                   ("band_db", "band_db", 2), ("pitch", "pitch_class", 3))
-#: Stage-1 loss weights by recipe name (see the module docstring).
-RECIPES = {
-    "complex": {"w_complex": 1.0, "w_mrstft": 1.0, "w_mrstft_complex": 1.0, "w_mag": 0.0, "w_phase": 0.0,
-                "w_band": 0.0},
-    "magphase": {"w_complex": 0.0, "w_mrstft": 1.0, "w_mrstft_complex": 0.0, "w_mag": 1.0, "w_phase": 1.0,
-                 "w_band": 2.0},
-    "pitch": {"w_complex": 0.0, "w_mrstft": 1.0, "w_mrstft_complex": 0.0, "w_mag": 1.0, "w_phase": 1.0,
-              "w_band": 2.0, "w_dphase": 4.0, "hires": True, "w_semitone": 2.0},
-}
-
-
-@dataclass
-class CodecTrainConfig:
-    stage: int = 1
-    batch_size: int = 8
-    crop_seconds: float = 2.0
-    lr: float = 3e-4
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 200
-    total_steps: int = 20_000  # length of the cosine schedule and of the CT curriculum
-    weight_decay: float = 0.0
-    ema_decay: float = 0.999
-    # stage 1 loss weights
-    w_complex: float = 1.0
-    w_mrstft: float = 1.0
-    w_mrstft_complex: float = 1.0
-    w_wave: float = 0.0
-    w_mag: float = 0.0
-    w_band: float = 0.0
-    w_phase: float = 0.0
-    w_dphase: float = 0.0  # phase differences across frames and bins (instantaneous frequency, group delay)
-    hires: bool = False  # add an 8192-point resolution to the multi-resolution STFT term
-    w_semitone: float = 0.0  # log energies in semitone bands of an 8192-point STFT
-    w_note: float = 0.0  # latent term: a linear read-out of each latent frame predicts its semitone profile
-    note_lr_scale: float = 10.0  # the read-out's learning rate / lr: it must track the encoder, not lag it
-    freeze_encoder: bool = False
-    # stage 2 (consistency training)
-    ct_s0: int = 10
-    ct_s1: int = 1280
-    ct_high_fraction: float = 0.2
-    teacher_mu0: float = 0.9
-    w_aux: float = 0.0  # weight of the magnitude-only reconstruction term on the student's output
-    w_energy: float = 0.0  # weight of the energy score of two decodings of each clip (pairs in the batch)
-    align_frames: int = 0  # > 0: the target is the true spectrogram phase-aligned to det over this many frames
-    # data / evaluation / checkpoints
-    silence_dbfs: float = -50.0
-    keep_silent_prob: float = 0.05
-    eval_every: int = 250
-    eval_clips: int = 8
-    eval_seconds: float = 3.0
-    ckpt_every: int = 250
-    seed: int = 0
-
-
-# ---------------------------------------------------------------------------------------------- data
-def load_corpus(root: str | Path, channels: int, sample_rate: int = 48_000) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Decode every stem and every song mixture into RAM: (train clips, held-out clips), each a list of
-    ``float16 [channels, N]`` arrays. Held out: songs whose split is test / valid (when no song has such
-    a split, the last song)."""
-    from ..data.sources import open_dataset
-
-    songs = open_dataset(root)
-    train, held = [], []
-    held_names = {s.name for s in songs if (s.split or "").lower() in HELD_OUT_SPLITS}
-    if not held_names and len(songs) > 1:  # no split metadata: hold out the last song
-        held_names = {songs[-1].name}
-    for song in songs:
-        clips = [song.load_stem(name, sample_rate, channels) for name in song.stems]
-        if len(clips) > 1:
-            n = min(c.shape[1] for c in clips)
-            mix = sum(c[:, :n] for c in clips)
-            peak = float(np.abs(mix).max())
-            clips.append(mix / peak * 0.9 if peak > 0.99 else mix)
-        dest = held if song.name in held_names else train
-        dest.extend(np.clip(c, -1, 1).astype(np.float16) for c in clips if c.shape[1] > 0)
-    if not train:
-        raise DatasetError(f"{root}: no training audio found (songs: {len(songs)})")
-    return train, held
-
-
-def load_training_audio(data_roots, real_roots, channels: int, sample_rate: int = 48_000, *, real_spans: int = 600,
-                        real_span_seconds: float = 8.0, held_spans: int = 4, held_seconds: float = 5.0,
-                        seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """A codec's training audio: every stem and mixture of each multitrack folder in ``data_roots``
-    (:func:`load_corpus`) and ``real_spans`` random spans of ``real_span_seconds`` from the train split
-    of each plain-mixture folder in ``real_roots`` (:mod:`diffariff.data.mixtures`), with ``held_spans``
-    spans of its test split held out. Returns (train, held-out) lists of ``float16 [channels, N]``;
-    the held-out list interleaves the folders so that the first clips cover every source."""
-    from ..data.mixtures import load_mixtures, random_spans
-
-    data_roots = [data_roots] if isinstance(data_roots, str | Path) else list(data_roots or [])
-    real_roots = [real_roots] if isinstance(real_roots, str | Path) else list(real_roots or [])
-    train: list[np.ndarray] = []
-    held_lists: list[list[np.ndarray]] = []
-    for root in data_roots:
-        tr, he = load_corpus(root, channels, sample_rate)
-        train += tr
-        held_lists.append(he)
-    for root in real_roots:
-        rng = np.random.default_rng(seed)
-        spans = random_spans(load_mixtures(root, split="train"), real_spans, real_span_seconds, rng, sample_rate,
-                             channels)
-        train += [np.clip(s, -1, 1).astype(np.float16) for s in spans]
-        spans = random_spans(load_mixtures(root, split="test"), held_spans, held_seconds, np.random.default_rng(seed + 1),
-                             sample_rate, channels)
-        held_lists.append([np.clip(s, -1, 1).astype(np.float16) for s in spans])
-    if not train:
-        raise DatasetError("no training audio: give at least one --data or --real folder")
-    held = [clip for group in zip(*held_lists) for clip in group] if held_lists else []
-    held += [c for lst in held_lists for c in lst[min(len(x) for x in held_lists):]]
-    return train, held
-
-
-class CropStream(torch.utils.data.IterableDataset):
-    """Endless random crops ``float32 [channels, crop]`` (crop a multiple of 4096 samples) from RAM clips;
-    crops quieter than ``silence_dbfs`` RMS are redrawn except with probability ``keep_silent_prob``."""
-
-    def __init__(self, clips: list[np.ndarray], crop: int, seed: int, silence_dbfs: float, keep_silent_prob: float):
-        super().__init__()
-        self.clips, self.crop, self.seed = clips, crop, seed
-        self.floor = 10 ** (silence_dbfs / 20)
-        self.keep_silent_prob = keep_silent_prob
-        self.weights = np.array([max(c.shape[1], 1) for c in clips], dtype=np.float64)
-        self.weights /= self.weights.sum()
-
-    def __iter__(self):
-        rng = np.random.default_rng(self.seed)
-        while True:
-            for _ in range(10):
-                clip = self.clips[rng.choice(len(self.clips), p=self.weights)]
-                n = clip.shape[1]
-                start = int(rng.integers(0, max(1, n - self.crop + 1)))
-                x = clip[:, start: start + self.crop].astype(np.float32)
-                if x.shape[1] < self.crop:
-                    x = np.pad(x, ((0, 0), (0, self.crop - x.shape[1])))
-                if np.sqrt(np.mean(x**2)) >= self.floor or rng.random() < self.keep_silent_prob:
-                    break
-            yield torch.from_numpy(x)
-
-
-def held_out_batch(held: list[np.ndarray], clips: int, seconds: float, spf: int,
-                   sample_rate: int = 48_000) -> torch.Tensor | None:
-    """Deterministic held-out clips ``[K, C, n]``: the loudest ``seconds`` window of up to ``clips`` clips."""
-    if not held:
-        return None
-    n = max(spf, int(seconds * sample_rate) // spf * spf)
-    out = []
-    for clip in held[:clips]:
-        x = clip.astype(np.float32)
-        if x.shape[1] < n:
-            x = np.pad(x, ((0, 0), (0, n - x.shape[1])))
-        hops = range(0, x.shape[1] - n + 1, n // 2)
-        best = max(hops, key=lambda s: float(np.mean(x[:, s: s + n] ** 2)))
-        out.append(torch.from_numpy(x[:, best: best + n]))
-    return torch.stack(out)
 
 
 # -------------------------------------------------------------------------------------------- module

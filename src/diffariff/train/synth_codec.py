@@ -45,7 +45,7 @@ from ..checkpoint import config_from_dict, load_checkpoint, load_state_into
 from ..codec.losses import PITCH_RESOLUTIONS, band_energy_loss, mr_stft_loss, semitone_band_loss
 from ..codec.synth_codec import DECODER_ONLY_FIELDS, DECODER_PREFIXES, KIND, SynthCodec, SynthCodecConfig
 from ..errors import ConfigError
-from .codec import CropStream, held_out_batch, load_training_audio
+from .audio_crops import CropStream, held_out_batch, load_training_audio
 from .common import adamw_with_schedule, build_trainer, ema_update_, fit, write_rows_csv
 
 
