@@ -37,7 +37,7 @@ SONGS = [([36, 38, 42, 38], [33, 40, 38, 36], [57, 60, 64, 67]),
          ([36, 36, 38, 42], [29, 36, 34, 41], [53, 57, 60, 65]),
          ([38, 42, 36, 42], [28, 35, 33, 40], [52, 55, 59, 64])]
 FAST = ["--steps", "6", "--batch-size", "4", "--pairs", "16", "--holdout", "1", "--holdout-pairs", "6", "--device", "cpu",
-        "--precision", "32-true", "--quiet"]
+        "--precision", "32-true", "--quiet", "--eval-pairs", "0"]
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,8 @@ def work(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def full_run(songs, source, work, tmp_path_factory):
     out = tmp_path_factory.mktemp("full") / "bundle"
-    code, text = _run_cli(["finetune", songs, "--out", out, "--from", source, "--work", work, "--keep-work", *FAST])
+    code, text = _run_cli(["finetune", songs, "--out", out, "--from", source, "--work", work, "--keep-work", *FAST,
+                           "--eval-pairs", "4"])
     return code, text, out
 
 
@@ -117,6 +118,13 @@ def test_full_finetune_writes_a_loadable_bundle_with_new_weights(full_run, sourc
     assert set(before) == set(after) == {"ctx+clap", "ctx", "clap", "none", "mean"}
     assert all(np.isfinite(v) for v in [*before.values(), *after.values()])
     assert after["mean"] < before["mean"] and summary["ranks_in_sync"] is None  # one process: nothing to compare
+    # generated stems of both bundles scored on the same held-out pairs
+    gen = summary["generation"]
+    assert gen["pairs"] == 4 and set(gen["rows"]) == {"before", "after", "real"}
+    for row in gen["rows"].values():
+        assert {"fad", "apa", "rhythm", "key"} <= set(row) and all(np.isfinite(m["mean"]) for m in row.values())
+    assert gen["rows"]["real"]["fad"]["mean"] < gen["rows"]["before"]["fad"]["mean"]  # tiny random models vs truth
+    assert "generated stems, 4 held-out pairs" in text and re.search(r"\n  apa +-?\d", text)
     new, old = _weights(out), _weights(source)
     assert new.keys() == old.keys()
     assert all(v.dtype == torch.float16 for v in load_file(str(open_bundle(out).diffusion["edm"])).values())

@@ -56,6 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="pairs per step per process (default 16)")
     p.add_argument("--holdout", type=int, default=2, help="songs held out for the before/after score (default 2)")
     p.add_argument("--holdout-pairs", type=int, default=32, help="held-out pairs scored (default 32)")
+    p.add_argument("--eval-pairs", type=int, default=16,
+                   help="held-out pairs generated with the source and the new bundle for the before / after "
+                   "generation scores (KD, FAD, APA, rhythm and key fit; default 16; 0 skips)")
     p.add_argument("--pairs", type=int, help="training pairs to encode (default: 4 per window of audio, 64..20000)")
     p.add_argument("--layout", default="auto", help="dataset layout (default: detect)")
     p.add_argument("--seed", type=int, default=0, help="seed of the hold-out draw, pairs and training (default 0)")
@@ -83,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = FinetuneConfig(method=args.method, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
                          steps=args.steps, minutes=args.minutes, lr=args.lr, batch_size=args.batch_size,
-                         holdout=args.holdout, holdout_pairs=args.holdout_pairs, pairs=args.pairs, seed=args.seed, precision=args.precision,
-                         workers=args.workers)
+                         holdout=args.holdout, holdout_pairs=args.holdout_pairs, pairs=args.pairs, seed=args.seed,
+                         precision=args.precision, workers=args.workers, eval_pairs=args.eval_pairs)
     devices = DeviceConfig(args.device, args.devices, args.num_nodes, args.strategy)
     summary = finetune(args.data, args.out, args.source, cfg, devices, layout=args.layout, work=args.work,
                        overwrite=args.overwrite, keep_work=args.keep_work,
@@ -110,5 +113,13 @@ def report_lines(summary: dict) -> list[str]:
             lines.append(f"  {name:<14}{before:>9.4f}{h['after'][name]:>9.4f}")
     else:
         lines.append("no held-out songs (--holdout 0): nothing scored")
+    gen = summary.get("generation")
+    if gen:
+        from ..eval.before_after import comparison_lines  # noqa: PLC0415  (keep `--help` fast)
+
+        lines.append(f"generated stems, {gen['pairs']} held-out pairs ({gen['setting']}, {gen['sampler']} "
+                     f"{gen['steps']} steps; mean ± 95 % interval over {gen['batches']} batches; KD, FAD lower "
+                     "is better, the rest higher):")
+        lines += comparison_lines(gen, ("before", "after"))
     lines.append(f"bundle written to {summary['out']} (use it with --bundle {summary['out']})")
     return lines

@@ -46,6 +46,7 @@ from tqdm.auto import tqdm
 
 from ..audio import loudness
 from ..data.pairs import PairConfig, check_stem_draw, evaluation_pairs
+from ..data.songs import Song
 from ..data.sources import open_dataset
 from ..errors import ConfigError, InputError
 from .apa import apa_from_embeddings, derangement, mismatched_stems
@@ -370,17 +371,20 @@ class GenerationEvaluation:
 def evaluate_generation(
     embedder: CachedEmbedder, data_root, config: GenerationEvalConfig, *,
     candidates_dir=None, generators: Mapping[str, Generator] | None = None,
-    bounds: Sequence[str] = ("random", "noise", "silence"), progress=None,
+    bounds: Sequence[str] = ("random", "noise", "silence"), progress=None, songs: Sequence[Song] | None = None,
 ) -> GenerationEvaluation:
     """Run the protocol (module docstring): draw pairs, build both real sides, score ``real``, every
     candidate setting (files of ``candidates_dir`` and/or ``generators``) and the ``bounds``.
+
+    The songs are those of ``data_root`` (its ``config.split``), or ``songs`` when given (``data_root`` is
+    then only recorded in the manifest and may be None).
 
     Candidate files are checked before any embedding, so a missing stem fails fast (InputError).
     """
     unknown = [b for b in bounds if b not in ("random", "noise", "silence")]
     if unknown:
         raise InputError(f"unknown bound(s) {unknown} (use random, noise, silence)")
-    songs = open_dataset(data_root, split=config.split)
+    songs = list(songs) if songs is not None else open_dataset(data_root, split=config.split)
     items = draw_pairs(songs, config, config.n, config.seed)
     sources: dict[str, Callable[[], list[np.ndarray]]] = {}
     if candidates_dir is not None:

@@ -20,7 +20,11 @@ plan is refused), ``cache_train/`` and ``cache_holdout/`` (latent caches), ``run
 5. score the held-out pairs before and after (:func:`~diffariff.eval.denoising.denoising_losses`:
    EDM-weighted denoising error at fixed noise levels and draws, 1.0 = a zero-output network) and
    write a complete bundle at ``out`` (adapters merged; fp16 safetensors with the config inside; the
-   source's codec, CLAP, consistency model, bridge, prior and example copied; atomic).
+   source's codec, CLAP, consistency model, bridge, prior and example copied; atomic);
+6. generate for ``eval_pairs`` held-out pairs with the source and the new bundle and score both with the
+   generation protocol (:func:`~diffariff.eval.before_after.compare_bundles`: KD, FAD, APA, CLAP
+   similarity to the reference, rhythm and key fit to the context, with 95 % intervals), into
+   ``OUT/finetune.json`` and the report.
 
 With several processes (Lightning's DDP launcher, ``torchrun``, SLURM), each node's local rank 0 builds
 the caches (the others wait for them) and global rank 0 scores, exports and prints.
@@ -49,6 +53,7 @@ from ..data.songs import Song
 from ..data.survey import split_holdout, survey_data
 from ..diffusion.model import LatentDiffusion, model_identity
 from ..errors import CheckpointError, ConfigError, DatasetError, InputError, OutputPathError
+from ..eval.before_after import compare_bundles
 from ..eval.denoising import DenoisingEvalConfig, denoising_losses
 from ..fsutil import check_output_dir, same_file, write_json_atomic
 from ..nets.lora import add_lora, merge_lora
@@ -56,9 +61,6 @@ from ..torchutil import setup_cpu
 from .common import EMA, LAST, CSVMetrics, build_trainer, fit, session_throughput
 from .devices import DeviceConfig, launcher_ranks
 from .diffusion import DiffusionModule, DiffusionRunConfig, DiffusionTrainConfig
-
-#: latent frames per second of audio (48 kHz, 4096 samples per frame)
-FRAMES_PER_SECOND = 48_000 / 4096
 
 
 @dataclass
@@ -68,7 +70,8 @@ class FinetuneConfig:
     ``steps`` or ``minutes`` (one of them; neither: 30 minutes) ends training: steps follow a warm-up
     then cosine schedule to 10 % of ``lr``, a time limit a warm-up then a constant ``lr`` (default 1e-4
     full, 1e-3 LoRA). ``batch_size``: pairs per step per process. ``pairs`` (None: 4 per window of
-    training audio, 64 to 20000) and ``holdout_pairs``: pairs encoded; ``window_seconds`` (None: the
+    training audio, 64 to 20000) and ``holdout_pairs``: pairs encoded; ``eval_pairs``: held-out pairs generated
+    with both bundles for the before / after generation scores (0: none); ``window_seconds`` (None: the
     model's training window + 10 %, rounded up to 0.25 s) and ``reference_seconds`` (None: min(5 s, window)).
     ``lora_alpha`` None: the rank (update scale 1)."""
 
@@ -91,6 +94,7 @@ class FinetuneConfig:
     precision: str = "auto"
     checkpoint_every: int = 100
     workers: int = 0
+    eval_pairs: int = 16
 
     def __post_init__(self) -> None:
         if self.method not in ("full", "lora"):
@@ -103,6 +107,8 @@ class FinetuneConfig:
             raise ConfigError("--steps must be >= 1 and --minutes > 0")
         if self.lora_rank < 1 or self.batch_size < 1 or self.holdout < 0 or self.min_songs < 1:
             raise ConfigError("need --lora-rank >= 1, --batch-size >= 1, --holdout >= 0")
+        if self.eval_pairs == 1 or self.eval_pairs < 0:
+            raise ConfigError(f"--eval-pairs must be 0 (no generation score) or >= 2, got {self.eval_pairs}")
         if (self.pairs is not None and self.pairs < 1) or self.holdout_pairs < 1:
             raise ConfigError("--pairs and the held-out pairs must be >= 1")
         if self.lr is not None and not self.lr > 0:
@@ -113,9 +119,10 @@ class FinetuneConfig:
         return float(self.lr) if self.lr is not None else (1e-3 if self.method == "lora" else 1e-4)
 
 
-def pair_seconds(cfg: FinetuneConfig, model: LatentDiffusion) -> tuple[float, float]:
-    """(window, reference) seconds of the cached pairs for ``model`` (see :class:`FinetuneConfig`)."""
-    window = cfg.window_seconds or math.ceil(model.config.train_frames / FRAMES_PER_SECOND * 1.1 * 4) / 4
+def pair_seconds(cfg: FinetuneConfig, model: LatentDiffusion, frame_rate: float) -> tuple[float, float]:
+    """(window, reference) seconds of the cached pairs for ``model``, whose codec makes ``frame_rate`` latent
+    frames per second (see :class:`FinetuneConfig`)."""
+    window = cfg.window_seconds or math.ceil(model.config.train_frames / frame_rate * 1.1 * 4) / 4
     return float(window), float(cfg.reference_seconds or min(5.0, window))
 
 
@@ -221,7 +228,8 @@ def finetune(data: str | os.PathLike, out: str | os.PathLike, source: str = "def
     lora = (cfg.lora_rank, cfg.lora_alpha) if cfg.method == "lora" else None
     trainer_kw = devices.trainer_kwargs(cfg.precision)
 
-    window, reference = pair_seconds(cfg, start)
+    codec = _load_codec(src)
+    window, reference = pair_seconds(cfg, start, codec.config.frame_rate)
     survey = survey_data(data, window + reference, layout, warn=is_global_zero)
     need = max(cfg.min_songs, cfg.holdout + 1)
     if len(survey.songs) < need:
@@ -243,7 +251,7 @@ def finetune(data: str | os.PathLike, out: str | os.PathLike, source: str = "def
             "recipe": asdict(recipe), "holdout_recipe": asdict(held_recipe)}
     _check_plan(work, plan, write=is_global_zero)
 
-    encoders = Encoders(_load_codec(src), _load_clap(src), start.config.codec_id, start.config.clap_id)
+    encoders = Encoders(codec, _load_clap(src), start.config.codec_id, start.config.clap_id)
     say(f"encoding {pairs} training pairs ({window:g} s windows) with the source codec and CLAP")
     ensure_cache(encoders, train_songs, work / "cache_train", recipe, is_local_zero, progress, say)
     held_tensors = None
@@ -264,6 +272,13 @@ def finetune(data: str | os.PathLike, out: str | os.PathLike, source: str = "def
                                           "before": before, "after": after})
     _export(src, weights, out, cfg, summary, overwrite)
     write_json_atomic(out / "finetune.json", summary)
+    if held and cfg.eval_pairs:
+        say(f"generating {cfg.eval_pairs} held-out pairs with the source and the new bundle "
+            f"({window:g} s, DPM++ 2M 25 steps, context + reference clip)")
+        summary["generation"] = compare_bundles({"before": src.root, "after": out}, held, src.clap,
+                                                work / "eval_cache", n=cfg.eval_pairs, seed=cfg.seed,
+                                                window_seconds=window, progress=progress or False)
+        write_json_atomic(out / "finetune.json", summary)
     if not keep_work:
         shutil.rmtree(work, ignore_errors=True)
     return summary
