@@ -197,6 +197,9 @@ def test_available_soundfonts_are_full_gm_banks_first_fluid_last_small():
     assert fonts and all(p.is_file() for p in fonts)
     assert not any("Pearl" in p.name or "Zeppelin" in p.name or p.name == "FluidR3_GS.sf2" for p in fonts)
     assert fonts[-1].name == "TimGM6mb.sf2"  # the procedural tests take the last one as "the small bank"
+    # the out-of-domain evaluation bank is never drawn for training, by any kind list
+    offered = available_soundfonts("all") + [s.path for s in training_soundfonts()]
+    assert not any(p.name == "sf_GMbank.sf2" for p in offered)
 
 
 def test_pitch_bend_moves_the_pitch():

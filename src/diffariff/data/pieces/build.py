@@ -102,8 +102,8 @@ def resolve_fonts(soundfonts: str | list[str] | None, allow_reserved: bool = Fal
             if not allow_reserved:
                 check_font(p)
         kinds = {p: soundfont_info(p).kind for p in paths}
-        melodic = [p for p in paths if kinds[p] == "gm"]
-        drums = [p for p in paths if kinds[p] in ("gm", "drums-only")]
+        melodic = [p for p in paths if kinds[p] in ("gm", "gm-ood")]  # a named bank plays, held out or not
+        drums = [p for p in paths if kinds[p] in ("gm", "gm-ood", "drums-only")]
     if not melodic:
         raise InputError("no General MIDI soundfont to render melodic parts with (drum-only banks play drums only)")
     return melodic, drums

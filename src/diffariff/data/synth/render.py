@@ -6,8 +6,10 @@ FluidSynth is a Debian package (``fluidsynth``). The General MIDI banks come fro
 (``MuseScore_General*``) is RESERVED for held-out evaluation: :func:`is_reserved` recognises it by
 name (of the path given and of the file it resolves to), and no function here ever offers it for
 training, even on a machine where it is installed (or where an alternative such as
-``default-GM.sf2`` points to it). The in-process renderer that loads each soundfont once is
-:mod:`.engine`.
+``default-GM.sf2`` points to it). ``sf_GMbank`` (kind ``gm-ood``) is the project's own out-of-domain
+bank: registered, renderable when named (``--soundfont``), but never drawn by default, so the held-out songs
+rendered through it keep a timbre the training corpus does not draw. The in-process renderer that loads each
+soundfont once is :mod:`.engine`.
 """
 
 from __future__ import annotations
@@ -38,9 +40,10 @@ SOUNDFONT_CANDIDATES = (
 RESERVED_PATTERNS = ("musescore_general*", "musescore-general*")
 
 #: Kinds of soundfont: a full General MIDI bank (128 programs + drum kits in bank 128), a bank with
-#: only a drum kit (preset 0 of bank 0, played on the drum channel), and a GS sound-effects supplement
-#: (no melodic bank 0: never used on its own).
-KINDS = ("gm", "drums-only", "gs-sfx")
+#: only a drum kit (preset 0 of bank 0, played on the drum channel), a GS sound-effects supplement
+#: (no melodic bank 0: never used on its own), and a full GM bank kept for out-of-domain evaluation
+#: (played when named, never drawn by default).
+KINDS = ("gm", "drums-only", "gs-sfx", "gm-ood")
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ _SF2, _SF3 = Path("/usr/share/sounds/sf2"), Path("/usr/share/sounds/sf3")
 #: the demo keep their sound), the small TimGM6mb last.
 TRAINING_SOUNDFONTS: tuple[SoundFont, ...] = (
     SoundFont(_SF2 / "FluidR3_GM.sf2", "FluidR3_GM", "gm", "fluid-soundfont-gm", "MIT"),
-    SoundFont(_SF2 / "sf_GMbank.sf2", "sf_GMbank", "gm", "csound-soundfont", "public-domain"),
+    SoundFont(_SF2 / "sf_GMbank.sf2", "sf_GMbank", "gm-ood", "csound-soundfont", "public-domain"),
     SoundFont(_SF2 / "OPL-3_FM_128M.sf2", "OPL-3_FM_128M", "gm", "opl3-soundfont", "CC-BY-SA-4.0"),
     SoundFont(_SF3 / "FluidR3Mono_GM.sf3", "FluidR3Mono_GM", "gm", "fluidr3mono-gm-soundfont", "MIT"),
     SoundFont(_SF2 / "TimGM6mb.sf2", "TimGM6mb", "gm", "timgm6mb-soundfont", "GPL-2"),
