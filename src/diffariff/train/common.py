@@ -23,6 +23,7 @@ import io
 import math
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -249,6 +250,18 @@ def resume_path(run_dir: str | Path, resume: bool) -> Path | None:
     return p if resume and p.is_file() else None
 
 
+#: Lightning warnings that every diffariff trainer triggers on purpose (regular expressions of the message):
+#: a resumed run writes into its own non-empty folder, step-based runs over endless loaders stop mid-epoch,
+#: EMA copies and distillation teachers stay in eval mode, and Lightning's use of a torch API that torch
+#: 2.13 deprecates.
+EXPECTED_LIGHTNING_NOTICES = (
+    r"Checkpoint directory .* exists and is not empty",
+    r"You're resuming from a checkpoint that ended before the epoch ended",
+    r"Found \d+ module\(s\) in eval mode",
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+)
+
+
 def fit(trainer: L.Trainer, module: L.LightningModule, loader, run_dir: str | Path, resume: bool,
         val_loader=None) -> None:
     """``trainer.fit`` (resuming from ``run_dir/last.ckpt`` when asked and present; pass the checkpoint
@@ -256,10 +269,14 @@ def fit(trainer: L.Trainer, module: L.LightningModule, loader, run_dir: str | Pa
     ``max_time``, ``max_steps`` or SIGTERM (``kill PID``) continues exactly from where it ended.
 
     Lightning turns SIGTERM into a ``SystemExit`` subclass; here it ends the fit like a time limit,
-    so the caller still exports its weights."""
+    so the caller still exports its weights. Lightning's notices that do not apply to diffariff's trainers
+    (:data:`EXPECTED_LIGHTNING_NOTICES`) are not shown."""
     ckpt = resume_path(run_dir, resume)
     try:
-        trainer.fit(module, loader, val_loader, ckpt_path=str(ckpt) if ckpt else None)
+        with warnings.catch_warnings():
+            for message in EXPECTED_LIGHTNING_NOTICES:
+                warnings.filterwarnings("ignore", message=message)
+            trainer.fit(module, loader, val_loader, ckpt_path=str(ckpt) if ckpt else None)
     except SIGTERMException:
         print(f"stopped by SIGTERM at step {trainer.global_step}; saving {LAST}", file=sys.stderr)
     trainer.save_checkpoint(str(Path(run_dir) / LAST))

@@ -37,7 +37,6 @@ import math
 import os
 import shutil
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -361,9 +360,7 @@ def _train(cfg: FinetuneConfig, trainer_kw: dict, start: LatentDiffusion, lora, 
         f"batch {batch} per process, " + (f"{cfg.steps} steps" if cfg.steps else f"{cfg.minutes:g} minutes"))
     if (run_dir / LAST).is_file():
         say(f"resuming from {run_dir / LAST}")
-    with warnings.catch_warnings():  # the EMA copy is in eval mode on purpose
-        warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
-        fit(trainer, module, loader, run_dir, resume=True)
+    fit(trainer, module, loader, run_dir, resume=True)
     if not trainer.is_global_zero:
         return None
     done, seconds = session_throughput(module.session_start, trainer.global_step)
