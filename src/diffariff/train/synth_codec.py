@@ -358,7 +358,7 @@ def run(args: Namespace) -> int:
     print(f"data: {len(train)} training clips, {sum(c.shape[1] for c in train) / cfg.sample_rate / 3600:.2f} h; "
           f"{len(held)} held-out clips", flush=True)
     module = SynthCodecModule(asdict(cfg), asdict(tcfg))
-    if init is not None and not args.resume:
+    if init is not None:  # a resumed run's checkpoint, when there is one, replaces these weights in fit
         module.init_from(init, args.init)
     module.held_out = held_out_batch(held, tcfg.eval_clips, tcfg.eval_seconds, cfg.latent_hop, cfg.sample_rate)
     module.metrics_path = run_dir / "metrics.csv"
