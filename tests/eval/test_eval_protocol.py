@@ -103,8 +103,9 @@ def test_true_stems_as_candidates_score_like_real_and_noise_like_noise(report):
     assert "alike" not in rows["silence"]["metrics"]
     # the real row is measured against another draw, so it is not trivially perfect ...
     assert rows["real"]["metrics"]["fad"]["mean"] > 0
-    # ... and noise is much further from the real reference set than real stems are
-    assert rows["noise"]["metrics"]["fad"]["mean"] > rows["real"]["metrics"]["fad"]["mean"]
+    # ... and noise is much further from the real reference set than real stems are, by the kernel distance
+    # (unbiased; FAD of 2 pairs per batch against 8 carries a covariance bias that can favour noise's tight cluster)
+    assert rows["noise"]["metrics"]["kd"]["mean"] > rows["real"]["metrics"]["kd"]["mean"] + 1.0
 
 
 def test_results_json_table_and_plots_are_well_formed(report, clap_file, eval_corpus):
