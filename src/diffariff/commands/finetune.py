@@ -56,9 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="pairs per step per process (default 16)")
     p.add_argument("--holdout", type=int, default=2, help="songs held out for the before/after score (default 2)")
     p.add_argument("--holdout-pairs", type=int, default=32, help="held-out pairs scored (default 32)")
-    p.add_argument("--eval-pairs", type=int, default=16,
+    p.add_argument("--eval-pairs", type=int, default=32,
                    help="held-out pairs generated with the source and the new bundle for the before / after "
-                   "generation scores (KD, FAD, APA, rhythm and key fit; default 16; 0 skips)")
+                   "generation scores (KD, FAD, APA, rhythm and key fit; default 32; 0 skips)")
     p.add_argument("--pairs", type=int, help="training pairs to encode (default: 4 per window of audio, 64..20000)")
     p.add_argument("--layout", default="auto", help="dataset layout (default: detect)")
     p.add_argument("--seed", type=int, default=0, help="seed of the hold-out draw, pairs and training (default 0)")

@@ -27,7 +27,7 @@ COMPARED = ("kd", "fad", "apa", "cs_aa", "rhythm", "key")
 
 
 def compare_bundles(bundles: Mapping[str, str | os.PathLike], songs: Sequence[Song], clap_path: str | os.PathLike,
-                    cache_dir: str | os.PathLike, *, n: int = 16, batches: int = 4, seed: int = 0,
+                    cache_dir: str | os.PathLike, *, n: int = 32, batches: int = 4, seed: int = 0,
                     window_seconds: float = 10.0, setting: str = "clap_a+ctx", sampler: str | None = "dpmpp_2m",
                     steps: int | None = 25, progress=None) -> dict:
     """``{"pairs": n, "setting": ..., "rows": {name: {metric: {"mean", "half_width", "n"}}}}`` with one row

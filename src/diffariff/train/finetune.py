@@ -93,7 +93,7 @@ class FinetuneConfig:
     precision: str = "auto"
     checkpoint_every: int = 100
     workers: int = 0
-    eval_pairs: int = 16
+    eval_pairs: int = 32
 
     def __post_init__(self) -> None:
         if self.method not in ("full", "lora"):
