@@ -272,8 +272,7 @@ def finetune(data: str | os.PathLike, out: str | os.PathLike, source: str = "def
     _export(src, weights, out, cfg, summary, overwrite)
     write_json_atomic(out / "finetune.json", summary)
     if held and cfg.eval_pairs:
-        say(f"generating {cfg.eval_pairs} held-out pairs with the source and the new bundle "
-            f"({window:g} s, DPM++ 2M 25 steps, context + reference clip)")
+        say(f"generating {cfg.eval_pairs} held-out pairs of {window:g} s with the source and the new bundle")
         summary["generation"] = compare_bundles({"before": src.root, "after": out}, held, src.clap,
                                                 work / "eval_cache", n=cfg.eval_pairs, seed=cfg.seed,
                                                 window_seconds=window, progress=progress or False)

@@ -296,8 +296,7 @@ class SynthCodecModule(L.LightningModule):
         encoder the encoder side and the statistics are copied from the trained codec unchanged
         (an EMA of constants could round them), so the latents are those of ``--init``."""
         if self.tcfg.freeze_encoder:
-            decoder_side = {k for k in self.codec.state_dict() if k.startswith(DECODER_PREFIXES)}
-            kept = {k: v for k, v in self.codec.state_dict().items() if k not in decoder_side}
+            kept = {k: v for k, v in self.codec.state_dict().items() if not k.startswith(DECODER_PREFIXES)}
             self.ema.load_state_dict({**self.ema.state_dict(), **kept})
         else:
             z = torch.cat([self.ema.encode(b).flatten() for b in batches])
