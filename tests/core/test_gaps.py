@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 import torch
 
+from diffariff.audio_spool import SpooledAudio
 from diffariff.pipeline import Accompanist
-from diffariff.pipeline.gaps import MIN_GAP_SECONDS, find_gaps, frame_levels_db
+from diffariff.pipeline.gaps import (
+    FLOOR_DB,
+    MIN_GAP_SECONDS,
+    audio_frame_levels_db,
+    find_gaps,
+    frame_levels_db,
+)
 from diffariff.request import GenerationRequest
 
 SR = 48_000
@@ -49,6 +56,41 @@ def test_a_silent_span_is_found_where_it_was_cut(acc, music):
     start, end = gaps[0][0] / fps, gaps[0][1] / fps
     assert abs(start - 4.0) < 0.5 and abs(end - 7.0) < 0.5, (start, end)
     assert np.isfinite(threshold)
+
+
+def test_the_context_levels_from_its_audio_find_the_same_gap(acc, music):
+    """The pipeline reads the context's levels from its audio (no decoder pass): the gap found against
+    them is the one found against the codec's levels of the context latents."""
+    context, _, holed = music
+    hop = acc.samples_per_frame
+    min_frames = int(round(MIN_GAP_SECONDS * SR / hop))
+    stem_db = frame_levels_db(acc.codec, _latents(acc, holed))[0]
+    from_audio = audio_frame_levels_db(context, hop, stem_db.shape[0])
+    from_codec = frame_levels_db(acc.codec, _latents(acc, context))[0]
+    assert find_gaps(stem_db, from_audio, min_frames)[0] == find_gaps(stem_db, from_codec, min_frames)[0] != []
+    # the levels themselves: the cut bass alone is at the floor inside its cut, and a frame's level is its
+    # mean square (the last, short frame its own samples' only)
+    levels = audio_frame_levels_db(holed, hop, stem_db.shape[0])
+    inside = levels[int(4.2 * SR / hop):int(6.8 * SR / hop)]
+    assert np.all(inside == FLOOR_DB) and np.median(levels) > -40.0
+    j = 10
+    frame = holed[:, j * hop:(j + 1) * hop].astype(np.float64)
+    assert levels[j] == pytest.approx(10 * np.log10(np.mean(frame ** 2)), abs=1e-9)
+    short = holed[:, : 5 * hop + 100]
+    tail = audio_frame_levels_db(short, hop, 7)
+    assert tail[5] == pytest.approx(10 * np.log10(np.mean(short[:, 5 * hop:].astype(np.float64) ** 2)), abs=1e-9)
+    assert tail[6] == FLOOR_DB
+
+
+def test_context_levels_of_a_spooled_context_equal_the_array_ones(music, tmp_path):
+    context, _, _ = music
+    spooled = SpooledAudio(2, folder=tmp_path)
+    for a in range(0, context.shape[1], 30_000):  # blocks that do not line up with the frames
+        spooled.append(context[:, a:a + 30_000])
+    hop, frames = 2048, -(-context.shape[1] // 2048)
+    np.testing.assert_allclose(audio_frame_levels_db(spooled, hop, frames, block_frames=7),
+                               audio_frame_levels_db(context, hop, frames), atol=1e-6)
+    spooled.close()
 
 
 def test_a_gap_is_sampled_again_and_nothing_else_changes(acc, music):

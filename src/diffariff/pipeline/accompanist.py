@@ -96,7 +96,7 @@ from ..timing.editing import BarEditing
 from ..torchutil import inference_autocast, setup_cpu
 from .conditions import Conditions
 from .edits import Arrangement, StemEdits
-from .gaps import GapFilling
+from .gaps import GapFilling, audio_frame_levels_db
 from .key_lock import choose_transpositions
 from .sampling import LatentSampling
 
@@ -376,7 +376,8 @@ class Accompanist(LatentSampling, Conditions, StemEdits, GapFilling, BarEditing,
                                 ctx_chroma=ctx.chroma)
         self.last_gaps = []
         if req.fill_gaps and req.loop is None and ctx.latents is not None and not ctx.silent:
-            z = self._fill_gaps(z, ctx.latents, clap, req, seed=seed, style=style, ctx_chroma=ctx.chroma)
+            z = self._fill_gaps(z, ctx.latents, clap, req, seed=seed, style=style, ctx_chroma=ctx.chroma,
+                                context_db=audio_frame_levels_db(ctx.audio, self.samples_per_frame, z.shape[-1]))
         self.last_transpositions = None
         if can_transpose and req.key_lock is not False:
             self.last_transpositions = choose_transpositions(

@@ -4,9 +4,10 @@ latents and sampled again (mixed into the :class:`~diffariff.pipeline.Accompanis
 Windowed generation of a long context can leave a few seconds of near-digital silence inside a stem that
 plays everywhere else (e.g. 73-76 s of a 3-minute soundtrack at -120 dBFS against a context at -18 dBFS,
 DPM++ 2M, seed 0). A rest of a part is quieter than the part's usual level by ~10-20 dB; such a hole is
-40 dB and more below it. Levels are read from the codec without rendering audio:
+40 dB and more below it. The stem's levels are read from the codec without rendering audio:
 :func:`frame_levels_db` sums the powers of the synth codec's control rows (oscillator amplitudes and noise
-band gains) per latent frame (codecs without controls: the RMS of the decoded frame).
+band gains) per latent frame (codecs without controls: the RMS of the decoded frame). The context's come
+from its audio (:func:`audio_frame_levels_db`, a block at a time): no decoder pass for the context.
 
 :func:`find_gaps` marks the frames where the context is audible (within :data:`CONTEXT_RANGE_DB` of its
 loudest frame) and the stem is :data:`GAP_DB` or more below its own median over those frames, and keeps
@@ -23,7 +24,8 @@ import dataclasses
 import numpy as np
 import torch
 
-from ..request import GenerationRequest
+from ..request import INFERENCE_PRECISIONS, GenerationRequest
+from ..torchutil import inference_autocast
 
 #: a gap: this many dB or more under the stem's median level (over the frames where the context plays)
 GAP_DB = 40.0
@@ -57,6 +59,31 @@ def frame_levels_db(codec, latents: torch.Tensor, chunk_frames: int = 256) -> np
         per = power.shape[-1] // n
         frame = power[:, : per * n].reshape(b, n, per).mean(dim=-1).double().cpu().numpy()
         out[:, a:a + n] = 10.0 * np.log10(np.maximum(frame, 10 ** (FLOOR_DB / 10)))
+    return out
+
+
+def audio_frame_levels_db(audio, hop: int, frames: int, block_frames: int = 256) -> np.ndarray:
+    """Audio ``[C, N]`` (an array or a :class:`~diffariff.audio_spool.SpooledAudio`, read ``block_frames``
+    frames at a time) -> level per frame of ``hop`` samples ``[frames]`` in dB (mean square over the
+    channels and the frame's samples; frames past the end and all-zero frames at :data:`FLOOR_DB`)."""
+    from ..audio_spool import is_spooled
+
+    spooled = is_spooled(audio)
+    arr = audio if spooled else np.asarray(audio)
+    out = np.full(int(frames), FLOOR_DB)
+    n = arr.shape[-1]
+    for f0 in range(0, int(frames), int(block_frames)):
+        a = f0 * hop
+        if a >= n:
+            break
+        b = min(n, (f0 + block_frames) * hop, frames * hop)
+        x = np.asarray(arr.read(a, b) if spooled else arr[:, a:b], dtype=np.float64)
+        count = -(-(b - a) // hop)
+        padded = np.zeros((x.shape[0], count * hop))
+        padded[:, : b - a] = x
+        power = np.square(padded).reshape(x.shape[0], count, hop).mean(axis=(0, 2))
+        power[-1] *= hop / (b - a - (count - 1) * hop)  # a short last frame: its own samples' mean
+        out[f0:f0 + count] = 10.0 * np.log10(np.maximum(power, 10 ** (FLOOR_DB / 10)))
     return out
 
 
@@ -104,18 +131,23 @@ class GapFilling:
 
     def _fill_gaps(self, z: torch.Tensor, ctx_latents: torch.Tensor, clap: torch.Tensor | None,
                    req: GenerationRequest, *, seed: int, style: torch.Tensor | None = None,
-                   ctx_chroma: torch.Tensor | None = None) -> torch.Tensor:
+                   ctx_chroma: torch.Tensor | None = None, context_db: np.ndarray | None = None) -> torch.Tensor:
         """Latents ``z`` [n, D, T] with the gaps of each candidate sampled again against ``ctx_latents``
         [1, D, T] (and ``clap``, ``style``, ``ctx_chroma`` [1, 12, T] as in :meth:`sample_latents`); the
-        generation's seed, windows and transpositions are left as they were."""
+        generation's seed, windows and transpositions are left as they were. ``context_db`` [T]: the
+        context's level per frame (:func:`audio_frame_levels_db` of its audio; None: read from
+        ``ctx_latents`` through the codec, one decoder pass more)."""
         self.last_gaps = []
         fps = 1.0 / (self.samples_per_frame / 48_000)
         min_frames = max(1, int(round(MIN_GAP_SECONDS * fps)))
         t = z.shape[-1]
         if t < min_frames:
             return z
-        ctx_db = frame_levels_db(self.codec, ctx_latents)[0]
-        stem_db = frame_levels_db(self.codec, z)
+        ctx_db = frame_levels_db(self.codec, ctx_latents)[0] if context_db is None else np.asarray(context_db)
+        if ctx_db.shape != (t,):
+            raise ValueError(f"context_db has {ctx_db.shape} levels for {t} frames")
+        with inference_autocast(INFERENCE_PRECISIONS[req.precision], z.device):  # as the decode runs
+            stem_db = frame_levels_db(self.codec, z)
         model, _ = self.model_for(req.sampler)
         window = self._seconds_to_frames(req.window_seconds) or self.default_window_frames(model)
         kept = (self.last_seed, self.last_windows)
@@ -159,4 +191,5 @@ class GapFilling:
         return best
 
 
-__all__ = ["ATTEMPTS", "GAP_DB", "MIN_GAP_SECONDS", "Gap", "GapFilling", "find_gaps", "frame_levels_db"]
+__all__ = ["ATTEMPTS", "GAP_DB", "MIN_GAP_SECONDS", "Gap", "GapFilling", "audio_frame_levels_db", "find_gaps",
+           "frame_levels_db"]
