@@ -1,7 +1,7 @@
 """``diffariff finetune`` end to end on tiny rendered songs with a tiny bundle: full and LoRA fine-tunes
 write a bundle that ``generate`` loads, with new EDM weights (LoRA: only the adapted layers change);
 held-out scores before and after; adapter maths; the streaming cache; bad data and a refused --out;
-two-process DDP on CPU (gloo)."""
+two-process DDP on CPU (gloo); the context prior's bank grown with the songs' pairs; an interrupted scoring resumed."""
 
 from __future__ import annotations
 
@@ -131,6 +131,7 @@ def test_full_finetune_writes_a_loadable_bundle_with_new_weights(full_run, sourc
     assert sum(not torch.equal(new[k], old[k]) for k in new) > len(new) // 2
     bundle, src = open_bundle(out), open_bundle(source)
     assert LatentDiffusion.load(bundle.diffusion["edm"]).config == LatentDiffusion.load(src.diffusion["edm"]).config
+    assert summary["prior"] == {"refit": False, "reason": "no context prior"} and summary["scored"] is True
     assert (out / "codec.safetensors").read_bytes() == (source / "codec.safetensors").read_bytes()
     assert bundle.diffusion["consistency"].read_bytes() == src.diffusion["consistency"].read_bytes()
     ctx = tmp_path / "ctx.wav"
@@ -253,3 +254,64 @@ def test_ddp_on_two_cpu_processes(songs, source, tmp_path):
     assert summary["heldout"]["after"]["mean"] < summary["heldout"]["before"]["mean"]
     assert proc.stdout.count("bundle written to") == 1  # only rank 0 reports
     assert not torch.equal(_weights(out)["denoiser.net.proj_in.weight"], _weights(source)["denoiser.net.proj_in.weight"])
+
+
+@pytest.fixture(scope="module")
+def source_with_bank(tmp_path_factory) -> Path:
+    """The tiny bundle with a neighbour context prior (40 random bank rows of four roles) and a pitch
+    critic: what a fine-tune grows (the prior) and copies (the critic)."""
+    from diffariff.bundle import save_bundle
+    from diffariff.checkpoint import file_sha256
+    from diffariff.codec.pitch_critic import PitchCritic, PitchCriticConfig, save_pitch_critic
+    from diffariff.priors.context_prior import ROLE_NAMES, PriorPairs
+    from diffariff.priors.neighbour_prior import NeighbourPrior, NeighbourPriorConfig
+
+    root = tmp_path_factory.mktemp("banked")
+    base = make_tiny_bundle(root / "base", train_frames=24)
+    torch.manual_seed(1)
+    n, dim = 40, BuiltinClap.load(base.clap).dim
+    roles = torch.tensor([ROLE_NAMES.index(r) for r in ("lead", "pad", "bass", "drums")] * (n // 4))
+    bank = PriorPairs(torch.randn(n, dim), torch.randn(n, dim), torch.ones(n, dtype=torch.bool), roles)
+    prior = NeighbourPrior.build(bank, NeighbourPriorConfig(dim=dim, k=4, clap_sha256=file_sha256(base.clap)))
+    prior.save(root / "prior.safetensors")
+    latent_dim = LatentDiffusion.load(base.diffusion["edm"]).config.latent_channels
+    save_pitch_critic(PitchCritic(PitchCriticConfig(latent_dim=latent_dim, width=8, blocks=1)), root / "critic.safetensors")
+    return save_bundle(root / "src", codec=base.codec, clap=base.clap, diffusion=dict(base.diffusion),
+                       prior=root / "prior.safetensors", pitch_critic=root / "critic.safetensors").root
+
+
+def test_the_context_prior_bank_grows_with_the_producers_pairs_and_an_interrupted_scoring_resumes(
+        songs, source_with_bank, tmp_path):
+    from diffariff.priors.load import load_context_prior as load_prior
+
+    out, work = tmp_path / "banked", tmp_path / "w"
+    argv = ["finetune", songs, "--out", out, "--from", source_with_bank, "--work", work, "--keep-work", *FAST,
+            "--prior-pairs", "12", "--eval-pairs", "4"]
+    code, text = _run_cli(argv)
+    assert code == 0, text
+    summary = json.loads((out / "finetune.json").read_text())
+    p = summary["prior"]
+    assert p["refit"] and p["source_rows"] == 40 and 0 < p["added_rows"] <= 12
+    assert set(p["roles"]) <= {"drums", "bass", "chords"} and p["roles"]  # the songs' own stems (piano: chords)
+    src, new = open_bundle(source_with_bank), open_bundle(out)
+    old_prior, grown = load_prior(src.prior), load_prior(new.prior)
+    assert grown.target.shape[0] == 40 + p["added_rows"]
+    torch.testing.assert_close(grown.target[:40], old_prior.target, atol=2e-3, rtol=0)  # the source rows kept
+    assert set(grown.config.roles) > set(old_prior.config.roles)  # the songs' piano (chords) joins the classifier
+    assert new.pitch_critic.read_bytes() == src.pitch_critic.read_bytes()
+    assert "pairs of the training songs added" in text
+    for key in ("generation", "generation_prior"):
+        assert summary[key]["rows"].keys() == {"before", "after", "real"}
+    assert summary["generation_prior"]["setting"] == "ctx_prior" and summary["scored"] is True
+    # an interruption while scoring: the rerun scores the written bundle without training or writing it again
+    weights = new.diffusion["edm"].read_bytes()
+    del summary["generation_prior"]
+    summary["scored"] = False
+    (out / "finetune.json").write_text(json.dumps(summary))
+    code, text = _run_cli(argv)
+    assert code == 0 and "was written by this fine-tune; scoring it" in text and "resuming from" not in text, text
+    again = json.loads((out / "finetune.json").read_text())
+    assert again["scored"] is True and again["generation_prior"]["rows"].keys() == {"before", "after", "real"}
+    assert open_bundle(out).diffusion["edm"].read_bytes() == weights
+    code, text = _run_cli(argv)  # scored: a third run is refused as before
+    assert code == 2 and "already exists" in text

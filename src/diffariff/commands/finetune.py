@@ -60,6 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="held-out pairs generated with the source and the new bundle for the before / after "
                    "generation scores (KD, FAD, APA, rhythm and key fit; default 32; 0 skips)")
     p.add_argument("--pairs", type=int, help="training pairs to encode (default: 4 per window of audio, 64..20000)")
+    p.add_argument("--prior-pairs", type=int, help="pairs of the training songs added to the bank of the context "
+                   "prior (default: as many as --pairs, at most 2000; 0: keep the source's prior)")
     p.add_argument("--layout", default="auto", help="dataset layout (default: detect)")
     p.add_argument("--seed", type=int, default=0, help="seed of the hold-out draw, pairs and training (default 0)")
     d = p.add_argument_group("devices (Lightning)")
@@ -87,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = FinetuneConfig(method=args.method, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
                          steps=args.steps, minutes=args.minutes, lr=args.lr, batch_size=args.batch_size,
                          holdout=args.holdout, holdout_pairs=args.holdout_pairs, pairs=args.pairs, seed=args.seed,
-                         precision=args.precision, workers=args.workers, eval_pairs=args.eval_pairs)
+                         precision=args.precision, workers=args.workers, eval_pairs=args.eval_pairs,
+                         prior_pairs=args.prior_pairs)
     devices = DeviceConfig(args.device, args.devices, args.num_nodes, args.strategy)
     summary = finetune(args.data, args.out, args.source, cfg, devices, layout=args.layout, work=args.work,
                        overwrite=args.overwrite, keep_work=args.keep_work,
@@ -113,8 +116,14 @@ def report_lines(summary: dict) -> list[str]:
             lines.append(f"  {name:<14}{before:>9.4f}{h['after'][name]:>9.4f}")
     else:
         lines.append("no held-out songs (--holdout 0): nothing scored")
-    gen = summary.get("generation")
-    if gen:
+    p = summary.get("prior") or {}
+    if p.get("refit"):
+        lines.append(f"context prior: {p['added_rows']} pairs of the training songs added to the source's "
+                     f"{p['source_rows']} bank rows")
+    for key in ("generation", "generation_prior"):
+        gen = summary.get(key)
+        if not gen:
+            continue
         from ..eval.before_after import comparison_lines  # noqa: PLC0415  (keep `--help` fast)
 
         lines.append(f"generated stems, {gen['pairs']} held-out pairs ({gen['setting']}, {gen['sampler']} "

@@ -126,6 +126,13 @@ class NeighbourPrior(torch.nn.Module):
         config = dataclasses.replace(config, dim=int(tgt.shape[1]), roles=tuple(int(r) for r in roles))
         return cls(config, ctx, tgt, y, weight, bias, role_prior)
 
+    def bank_pairs(self) -> PriorPairs:
+        """The bank as :class:`~diffariff.priors.context_prior.PriorPairs` (roles as indices into
+        ``ROLE_NAMES``, every row with a context): what :meth:`build` takes, so a bank can be grown with
+        more pairs and rebuilt (its classifier refitted on all rows)."""
+        roles = torch.as_tensor(self.config.roles, dtype=torch.long)[self.role]
+        return PriorPairs(self.context.clone(), self.target.clone(), torch.ones(len(roles), dtype=torch.bool), roles)
+
     # ---- sampling ----------------------------------------------------------------------------------
 
     def role_probabilities(self, context: torch.Tensor, guidance: float = 1.0) -> torch.Tensor:

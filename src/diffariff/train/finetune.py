@@ -20,11 +20,13 @@ plan is refused), ``cache_train/`` and ``cache_holdout/`` (latent caches), ``run
 5. score the held-out pairs before and after (:func:`~diffariff.eval.denoising.denoising_losses`:
    EDM-weighted denoising error at fixed noise levels and draws, 1.0 = a zero-output network) and
    write a complete bundle at ``out`` (adapters merged; fp16 safetensors with the config inside; the
-   source's codec, CLAP, consistency model, bridge, prior and example copied; atomic);
+   source's codec, CLAP, consistency model, bridge, pitch critic and example copied; atomic), with
+   the context prior grown by the producer's pairs (:mod:`.finetune_prior`, ``prior/`` in the work folder);
 6. generate for ``eval_pairs`` held-out pairs with the source and the new bundle and score both with the
    generation protocol (:func:`~diffariff.eval.before_after.compare_bundles`: KD, FAD, APA, CLAP
    similarity to the reference, rhythm and key fit to the context, with 95 % intervals), into
-   ``OUT/finetune.json`` and the report.
+   ``OUT/finetune.json`` and the report: with a reference clip of the target's song (``clap_a+ctx``)
+   and, when the prior was grown, from the context alone (``ctx_prior``: the prior picks the part).
 
 With several processes (Lightning's DDP launcher, ``torchrun``, SLURM), each node's local rank 0 builds
 the caches (the others wait for them) and global rank 0 scores, exports and prints.
@@ -60,6 +62,7 @@ from ..torchutil import setup_cpu
 from .common import EMA, LAST, CSVMetrics, build_trainer, fit, session_throughput
 from .devices import DeviceConfig, launcher_ranks
 from .diffusion import DiffusionModule, DiffusionRunConfig, DiffusionTrainConfig
+from .finetune_prior import refit_prior
 
 
 @dataclass
@@ -72,7 +75,9 @@ class FinetuneConfig:
     training audio, 64 to 20000) and ``holdout_pairs``: pairs encoded; ``eval_pairs``: held-out pairs generated
     with both bundles for the before / after generation scores (0: none); ``window_seconds`` (None: the
     model's training window + 10 %, rounded up to 0.25 s) and ``reference_seconds`` (None: min(5 s, window)).
-    ``lora_alpha`` None: the rank (update scale 1)."""
+    ``lora_alpha`` None: the rank (update scale 1). ``prior_pairs``: the producer's pairs added to the bank
+    of the source's neighbour context prior (:mod:`.finetune_prior`; None: as many as ``pairs``, at most
+    2000; 0: the source's prior as it is)."""
 
     method: str = "full"
     lora_rank: int = 8
@@ -94,6 +99,7 @@ class FinetuneConfig:
     checkpoint_every: int = 100
     workers: int = 0
     eval_pairs: int = 32
+    prior_pairs: int | None = None
 
     def __post_init__(self) -> None:
         if self.method not in ("full", "lora"):
@@ -110,6 +116,8 @@ class FinetuneConfig:
             raise ConfigError(f"--eval-pairs must be 0 (no generation score) or >= 2, got {self.eval_pairs}")
         if (self.pairs is not None and self.pairs < 1) or self.holdout_pairs < 1:
             raise ConfigError("--pairs and the held-out pairs must be >= 1")
+        if self.prior_pairs is not None and self.prior_pairs < 0:
+            raise ConfigError(f"--prior-pairs must be >= 0, got {self.prior_pairs}")
         if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"--lr must be > 0, got {self.lr}")
 
@@ -217,7 +225,9 @@ def finetune(data: str | os.PathLike, out: str | os.PathLike, source: str = "def
     out = Path(out)
     if same_file(out, src_root) or out.resolve() == src_root:
         raise OutputPathError(f"{out} is the source bundle; write the fine-tuned bundle elsewhere")
-    if out.exists() and not overwrite:
+    work = Path(work) if work else out.with_name(f".{out.name}.finetune")
+    unscored = _unscored_summary(out, work) if out.exists() and not overwrite else None
+    if out.exists() and not overwrite and unscored is None:
         raise OutputPathError(f"{out} already exists (pass --overwrite to replace it)")
     check_output_dir(out.parent)
     src = open_bundle(src_root)
@@ -239,7 +249,6 @@ def finetune(data: str | os.PathLike, out: str | os.PathLike, source: str = "def
         say(line)
     say(f"held out for evaluation: {', '.join(s.name for s in held) or 'none'}")
 
-    work = Path(work) if work else out.with_name(f".{out.name}.finetune")
     train_seconds = sum(s.duration_seconds() for s in train_songs)
     pairs = cfg.pairs or int(min(20_000, max(64, round(4 * train_seconds / window))))
     recipe = CacheRecipe(pairs=pairs, seed=cfg.seed, shard_size=256, window_seconds=window,
@@ -249,6 +258,11 @@ def finetune(data: str | os.PathLike, out: str | os.PathLike, source: str = "def
             "train_songs": [s.name for s in train_songs], "holdout_songs": [s.name for s in held],
             "recipe": asdict(recipe), "holdout_recipe": asdict(held_recipe)}
     _check_plan(work, plan, write=is_global_zero)
+    if unscored is not None:  # trained and written by this work folder; interrupted while scoring
+        if not is_global_zero:
+            return None
+        say(f"{out} was written by this fine-tune; scoring it")
+        return _score(src, out, work, held, cfg, window, unscored, keep_work, progress, say)
 
     encoders = Encoders(codec, _load_clap(src), start.config.codec_id, start.config.clap_id)
     say(f"encoding {pairs} training pairs ({window:g} s windows) with the source codec and CLAP")
@@ -264,19 +278,55 @@ def finetune(data: str | os.PathLike, out: str | os.PathLike, source: str = "def
     if summary is None:
         return None
     model = summary.pop("model")
+    prior_pairs = min(2000, pairs) if cfg.prior_pairs is None else cfg.prior_pairs
+    prior, summary["prior"] = refit_prior(src.prior, src.clap, train_songs, work / "prior", pairs=prior_pairs,
+                                          window_seconds=window, reference_seconds=reference, seed=cfg.seed,
+                                          progress=progress, say=say)
     weights = model.save(work / "diffusion_edm.safetensors", fp16=True,
                          extra={"step": summary["steps"], "finetune": config_to_dict(cfg), "source": str(src.root)})
     after = heldout_losses(LatentDiffusion.load(weights), held_tensors, cfg.seed) if held_tensors is not None else None
     summary.update(out=str(out), train_songs=len(train_songs), train_pairs=pairs, heldout={"pairs": cfg.holdout_pairs if held else 0, "songs": plan["holdout_songs"],
                                           "before": before, "after": after})
-    _export(src, weights, out, cfg, summary, overwrite)
+    summary.update(work=str(work.resolve()), scored=False)
+    _export(src, weights, prior, out, cfg, summary, overwrite)
     write_json_atomic(out / "finetune.json", summary)
+    return _score(src, out, work, held, cfg, window, summary, keep_work, progress, say)
+
+
+def _unscored_summary(out: Path, work: Path) -> dict | None:
+    """The summary in ``out/finetune.json`` when ``out`` was written by a fine-tune in ``work`` that was
+    interrupted before its generation scores were complete (a rerun then scores it); else None."""
+    import json
+
+    path = out / "finetune.json"
+    if not path.is_file() or not (work / "plan.json").is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    done = summary.get("scored", True)
+    return summary if isinstance(summary, dict) and summary.get("work") == str(work.resolve()) and not done else None
+
+
+def _score(src: Bundle, out: Path, work: Path, held: list[Song], cfg: FinetuneConfig, window: float, summary: dict,
+           keep_work: bool, progress: bool, say: Callable[[str], None]) -> dict:
+    """Step 6 (module doc): generation scores of the source and the new bundle on the held-out songs, with
+    a reference clip and, when the prior was grown, from the context alone; then the work folder goes."""
     if held and cfg.eval_pairs:
         say(f"generating {cfg.eval_pairs} held-out pairs of {window:g} s with the source and the new bundle")
-        summary["generation"] = compare_bundles({"before": src.root, "after": out}, held, src.clap,
-                                                work / "eval_cache", n=cfg.eval_pairs, seed=cfg.seed,
-                                                window_seconds=window, progress=progress or False)
-        write_json_atomic(out / "finetune.json", summary)
+        settings = [("generation", "clap_a+ctx")]
+        if (summary.get("prior") or {}).get("refit"):
+            settings.append(("generation_prior", "ctx_prior"))
+        for key, setting in settings:
+            if key in summary:  # scored before an interruption
+                continue
+            summary[key] = compare_bundles({"before": src.root, "after": out}, held, src.clap, work / "eval_cache",
+                                           n=cfg.eval_pairs, seed=cfg.seed, window_seconds=window, setting=setting,
+                                           progress=progress or False)
+            write_json_atomic(out / "finetune.json", summary)
+    summary["scored"] = True
+    write_json_atomic(out / "finetune.json", summary)
     if not keep_work:
         shutil.rmtree(work, ignore_errors=True)
     return summary
@@ -372,16 +422,22 @@ def _train(cfg: FinetuneConfig, trainer_kw: dict, start: LatentDiffusion, lora, 
             "last_loss": next((r["loss"] for r in reversed(metrics.rows) if "loss" in r), None)}
 
 
-def _export(src: Bundle, weights: Path, out: Path, cfg: FinetuneConfig, summary: dict, overwrite: bool) -> None:
-    """The new bundle at ``out``: the fine-tuned EDM weights and the source's other parts (atomic)."""
+def _export(src: Bundle, weights: Path, prior: Path | None, out: Path, cfg: FinetuneConfig, summary: dict,
+            overwrite: bool) -> None:
+    """The new bundle at ``out``: the fine-tuned EDM weights, the grown context ``prior`` (None: the
+    source's) and the source's other parts (atomic)."""
     diffusion: dict[str, object] = {"edm": weights}
     if "consistency" in src.diffusion:
         diffusion["consistency"] = src.diffusion["consistency"]
     h = summary["heldout"]
     scores = (f"; held-out denoising loss {h['before']['mean']:.4f} -> {h['after']['mean']:.4f}"
               if h["before"] else "")
+    p = summary["prior"]
+    prior_note = (f"the context prior's bank holds {p['added_rows']} pairs of these songs beside the source's "
+                  f"{p['source_rows']}" if p["refit"] else "the context prior is the source's")
     notes = (f"EDM model fine-tuned ({cfg.method}, {summary['steps']} steps) from {src.root.name} on "
-             f"{summary['train_songs']} songs{scores}. The consistency model, bridge and prior are "
+             f"{summary['train_songs']} songs{scores}; {prior_note}. The consistency model and bridge are "
              f"the source bundle's (not fine-tuned). Source notes: {src.notes}")
-    save_bundle(out, codec=src.codec, clap=src.clap, diffusion=diffusion, bridge=src.bridge, prior=src.prior,
-                example=src.example or None, notes=notes, overwrite=overwrite)
+    save_bundle(out, codec=src.codec, clap=src.clap, diffusion=diffusion, bridge=src.bridge,
+                prior=prior or src.prior, pitch_critic=src.pitch_critic, example=src.example or None, notes=notes,
+                overwrite=overwrite)
