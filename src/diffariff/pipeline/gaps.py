@@ -24,6 +24,7 @@ import dataclasses
 import numpy as np
 import torch
 
+from ..audio_spool import is_spooled
 from ..request import INFERENCE_PRECISIONS, GenerationRequest
 from ..torchutil import inference_autocast
 
@@ -66,8 +67,6 @@ def audio_frame_levels_db(audio, hop: int, frames: int, block_frames: int = 256)
     """Audio ``[C, N]`` (an array or a :class:`~diffariff.audio_spool.SpooledAudio`, read ``block_frames``
     frames at a time) -> level per frame of ``hop`` samples ``[frames]`` in dB (mean square over the
     channels and the frame's samples; frames past the end and all-zero frames at :data:`FLOOR_DB`)."""
-    from ..audio_spool import is_spooled
-
     spooled = is_spooled(audio)
     arr = audio if spooled else np.asarray(audio)
     out = np.full(int(frames), FLOOR_DB)
