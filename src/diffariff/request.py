@@ -52,7 +52,8 @@ class GenerationRequest:
     Sampling (the names of ``LatentDiffusion.sample``):
         sampler: "heun" | "dpmpp_2m" | "euler" (the EDM model) or "consistency"; None: the bundle's preferred.
         steps: sampling steps (None: the model's own: 25 for the default bundle's EDM, 5 consistency).
-        cfg_context / cfg_clap: guidance strengths of the context and of the CLAP condition (1 = none).
+        cfg_context / cfg_clap: guidance strengths of the context and of the CLAP condition (1 = none;
+            None: the latent model's own, its config's ``w_ctx`` / ``w_clap``).
         rescale_phi: rescaled classifier-free guidance (0 = off).
         guidance_interval: ``(lo, hi)``: guide only at noise levels lo < sigma <= hi (None: all).
         seed: same seed, same output (None: a fresh one, kept in ``Accompanist.last_seed``).
@@ -90,8 +91,8 @@ class GenerationRequest:
     style_strength: float = 0.5
     sampler: str | None = None
     steps: int | None = None
-    cfg_context: float = 1.25
-    cfg_clap: float = 1.25
+    cfg_context: float | None = None
+    cfg_clap: float | None = None
     rescale_phi: float = 0.0
     guidance_interval: tuple[float, float] | None = None
     seed: int | None = None
@@ -124,6 +125,10 @@ class GenerationRequest:
             raise InputError(f"loop must be 2 or 4 repetitions (1-8 accepted), got {self.loop}")
         if self.precision not in INFERENCE_PRECISIONS:
             raise InputError(f"precision must be one of {', '.join(INFERENCE_PRECISIONS)}, got '{self.precision}'")
+        for name in ("cfg_context", "cfg_clap"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= float(value) <= 20.0:
+                raise InputError(f"{name} must be in [0, 20], got {value}")
         if self.harmony is not None and not 0.0 <= float(self.harmony) <= 10.0:
             raise InputError(f"harmony strength must be in [0, 10], got {self.harmony}")
         if not 0.0 <= float(self.style_strength) <= 1.0:

@@ -19,7 +19,7 @@ def test_options_replace_fields_and_unknown_names_are_refused():
     base = GenerationRequest(text="warm bass", cfg_context=2.0, seed=3)
     louder = GenerationRequest.build(base, cfg_clap=2.5)
     assert (louder.text, louder.cfg_context, louder.cfg_clap, louder.seed) == ("warm bass", 2.0, 2.5, 3)
-    assert base.cfg_clap == 1.25  # frozen: the base request is unchanged
+    assert base.cfg_clap is None  # frozen: the base request is unchanged (None: the model's own strength)
     assert GenerationRequest.build(None) == GenerationRequest()
     with pytest.raises(InputError, match="unknown generation option.*w_ctx.*known: text"):
         GenerationRequest.build(base, w_ctx=2.0)
@@ -31,6 +31,7 @@ def test_options_replace_fields_and_unknown_names_are_refused():
     ({"text": "  "}, "text prompt is empty"), ({"long_mode": "fast"}, "long_mode"), ({"n": 0}, "candidates"),
     ({"steps": 0}, "steps"), ({"loop": 5}, "loop"), ({"style_strength": 1.5}, "style strength"),
     ({"window_seconds": 0.0}, "window_seconds"), ({"guidance_interval": (2.0, 1.0)}, "guidance interval"),
+    ({"cfg_context": -1.0}, "cfg_context"), ({"cfg_clap": 50.0}, "cfg_clap"),
 ])
 def test_bad_controls_fail_when_the_request_is_built(fields, message):
     with pytest.raises(InputError, match=message):
@@ -69,5 +70,9 @@ def test_a_request_and_the_same_keywords_generate_the_same_stem(tmp_path, render
     np.testing.assert_array_equal(from_request, from_keywords)
     stronger = acc.generate(context, req, cfg_context=3.0)  # a keyword overrides the request's field
     assert stronger.shape == from_request.shape and not np.allclose(stronger, from_request)
+    # no strength given: the latent model's own (its config's w_ctx / w_clap)
+    model = acc.models["edm"].config
+    own = acc.generate(context, req, cfg_context=model.w_ctx, cfg_clap=model.w_clap)
+    np.testing.assert_array_equal(own, from_request)
     with pytest.raises(InputError, match="unknown generation option"):
         acc.generate(context, req, loop_n=2)

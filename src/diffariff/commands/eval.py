@@ -42,8 +42,9 @@ def register(subparsers) -> None:
     g.add_argument("--sampler", help="with --bundle: heun | dpmpp_2m | euler (EDM) or consistency (default: the "
                                      "bundle's preferred model)")
     g.add_argument("--steps", type=int, help="with --bundle: sampling steps (default: the model's own; 25 for the default bundle's EDM, 5 consistency)")
-    g.add_argument("--cfg-context", type=float, default=1.25, help="with --bundle: context guidance (default 1.25)")
-    g.add_argument("--cfg-clap", type=float, default=1.25, help="with --bundle: CLAP guidance (default 1.25)")
+    g.add_argument("--cfg-context", type=float, default=None,
+                   help="with --bundle: context guidance (default: the model's own)")
+    g.add_argument("--cfg-clap", type=float, default=None, help="with --bundle: CLAP guidance (default: the model's own)")
     g.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LO", "HI"),
                    help="with --bundle: guide only at noise levels LO < sigma <= HI (default: all)")
     g.add_argument("--no-key-lock", dest="key_lock", action="store_false", default=None,

@@ -82,10 +82,10 @@ def _common(parser: argparse.ArgumentParser, *, conditions: bool = True) -> None
                    help="sampler (default: the bundle's EDM model with the sampler its config names, dpmpp_2m for the "
                         "default bundle; else consistency)")
     g.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's own: 25 for the default bundle's EDM, 5 consistency)")
-    g.add_argument("--cfg-context", type=float, default=1.25,
-                   help="context guidance strength (default 1.25; 3 locks the stem more tightly to the "
-                        "context's onsets)")
-    g.add_argument("--cfg-clap", type=float, default=1.25, help="CLAP guidance strength (default 1.25)")
+    g.add_argument("--cfg-context", type=float, default=None,
+                   help="context guidance strength (default: the model's own; higher locks the stem more tightly "
+                        "to the context's onsets)")
+    g.add_argument("--cfg-clap", type=float, default=None, help="CLAP guidance strength (default: the model's own)")
     g.add_argument("--rescale-phi", type=float, default=0.0, help="rescaled CFG blend in [0, 1] (default 0)")
     g.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LO", "HI"), default=None,
                    help="apply guidance only at noise levels LO < sigma <= HI (default: all levels)")

@@ -124,8 +124,8 @@ def setting_inputs(item: Mapping, setting: Setting) -> dict:
 
 
 def bundle_generators(bundle, names: Sequence[str] | None = None, *, sampler: str | None = None,
-                      steps: int | None = None, cfg_context: float = 1.25,
-                      cfg_clap: float = 1.25, prior_guidance: float | None = None,
+                      steps: int | None = None, cfg_context: float | None = None,
+                      cfg_clap: float | None = None, prior_guidance: float | None = None,
                       guidance_interval: tuple[float, float] | None = None,
                       key_lock: bool | None = None, harmony: float | None = None,
                       precision: str = "auto") -> dict[str, Generator]:
@@ -140,7 +140,7 @@ def bundle_generators(bundle, names: Sequence[str] | None = None, *, sampler: st
     the prior's own default). ``names`` None: every setting the bundle supports (bridge / prior settings
     only with a bridge / prior). ``sampler`` / ``steps`` / ``cfg_context`` / ``cfg_clap`` /
     ``guidance_interval`` / ``key_lock`` / ``harmony`` / ``precision``: as in ``Accompanist.generate``
-    (default: the bundle's preferred model with its config's sampler and steps, guidance 1.25 / 1.25)."""
+    (default: the bundle's preferred model with its config's sampler, steps and guidance strengths)."""
     from ..pipeline import Accompanist  # noqa: PLC0415  (heavy; only needed with --bundle)
 
     model = Accompanist.from_pretrained(bundle)

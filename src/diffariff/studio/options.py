@@ -65,15 +65,15 @@ def text(form: Mapping[str, Any], name: str) -> str | None:
 
 def sampling(form: Mapping[str, Any], limits: Limits) -> dict[str, Any]:
     """The sampling keywords every job shares: sampler, steps, cfg_context, cfg_clap, harmony (None: the
-    pipeline's default), width, seed, n."""
+    model's / pipeline's default), width, seed, n."""
     sampler = _field(form, "sampler") or None
     if sampler is not None and sampler not in SAMPLERS:
         raise StudioError(f"unknown sampler '{sampler[:20]}' (one of {', '.join(SAMPLERS)})")
     return dict(
         sampler=sampler,
         steps=integer(form, "steps", None, 1, limits.max_steps, "steps"),
-        cfg_context=number(form, "cfg_context", 1.25, 0.0, 20.0, "context guidance"),
-        cfg_clap=number(form, "cfg_clap", 1.25, 0.0, 20.0, "CLAP guidance"),
+        cfg_context=number(form, "cfg_context", None, 0.0, 20.0, "context guidance"),
+        cfg_clap=number(form, "cfg_clap", None, 0.0, 20.0, "CLAP guidance"),
         harmony=number(form, "harmony", None, 0.0, 10.0, "harmony guidance"),
         width=number(form, "width", 0.4, 0.0, 1.0, "stereo width"),
         seed=integer(form, "seed", None, 0, 2**31 - 1, "seed"),
