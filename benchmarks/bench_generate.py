@@ -1,6 +1,6 @@
 """Generation speed and memory: real-time factor (wall seconds per second of audio) and peak resident
 memory of ``Accompanist.generate`` for 10-s and 3-min contexts, EDM (DPM++ 2M 25 steps, the shipped default,
-and Heun 30 steps, both with dual CFG) and consistency (5 steps), conditioned on a CLAP reference clip or, context only, on the context prior's
+and Heun 30 steps) and consistency (5 steps), each with its model's own guidance strengths, conditioned on a CLAP reference clip or, context only, on the context prior's
 choice (when the bundle has a prior; its own cost, one CLAP embedding of the context and the prior's
 sampling, is timed apart as ``prior s``).
 
@@ -70,12 +70,13 @@ def run_case(bundle: str, mode: str, sampler: str, steps: int, seconds: float, c
         prior_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     strength = None if harmony == "default" else float(harmony)
-    out = acc.generate(ctx, reference=ref, sampler=sampler, steps=steps, seed=0, cfg_context=1.25, cfg_clap=1.25,
-                       harmony=strength, precision=precision)
+    out = acc.generate(ctx, reference=ref, sampler=sampler, steps=steps, seed=0, harmony=strength, precision=precision)
+    model_config = acc.model_for(sampler)[0].config
     wall = time.perf_counter() - t0
     if acc.last_condition != condition:
         raise RuntimeError(f"expected a {condition} condition, the pipeline used {acc.last_condition}")
     return {"mode": mode, "sampler": sampler, "steps": steps, "seconds": seconds, "condition": condition,
+            "guidance": f"{model_config.w_ctx:g} / {model_config.w_clap:g}",
             "harmony": acc.harmony_strength(acc_request(strength)), "precision": precision,
             "load_s": load_s, "prior_s": prior_s, "wall_s": wall, "rtf": wall / seconds, "peak_mb": peak_rss_mb(),
             "windows": len(acc.last_windows), "shape": list(out.shape)}
@@ -145,19 +146,20 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"Measured on: {machine_line()}. Model: {label}.",
         f"Command: `{command_line('bench_generate.py', argv)}`.",
-        "Generate = encode context + CLAP condition + sampling (dual CFG 1.25 / 1.25; harmony guidance at the",
+        "Generate = encode context + CLAP condition + sampling (dual CFG at the model's own strengths, context /",
+        "CLAP in the table; harmony guidance at the",
         "strength in the table: 0.2 is the default, 0 off; through the bundle's pitch critic when it has one) + key",
         "lock + pseudo-stereo decode; precision: the networks' arithmetic (auto = bf16 where the CPU has it natively);",
         "the CLAP condition is a 5-s reference clip's embedding (`reference`) or, context only, the context",
         "prior's sample (`prior`: included in generate s; `prior s` times one draw alone, called before generate).",
         "RTF = wall seconds per second of audio (< 1 is faster than real time); peak RSS per process.",
         "",
-        "| sampler | steps | condition | harmony | precision | context | windows | load s | prior s | generate s | RTF | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| sampler | steps | guidance | condition | harmony | precision | context | windows | load s | prior s | generate s | RTF | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         prior_s = "–" if r["prior_s"] is None else f"{r['prior_s']:.2f}"
-        lines.append(f"| {r['sampler']} | {r['steps']} | {r['condition']} | {r['harmony']:g} | {r['precision']} | {r['seconds']:g} s | "
+        lines.append(f"| {r['sampler']} | {r['steps']} | {r['guidance']} | {r['condition']} | {r['harmony']:g} | {r['precision']} | {r['seconds']:g} s | "
                      f"{r['windows']} | "
                      f"{r['load_s']:.1f} | {prior_s} | {r['wall_s']:.1f} | {r['rtf']:.2f} | {r['peak_mb']:.0f} |")
     publish("Generation", lines, write=not args.no_write)

@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Measured on: {machine_line()}. Model: bundle {args.bundle}.",
         f"Command: `{command_line('bench_memory.py', argv)}`. `diffariff generate`'s path: context file ->",
         "a context longer than a minute spooled to a temporary file -> windowed sampling (condition: a 5-s CLAP",
-        "reference clip, or none: the context prior; dual CFG 1.25 / 1.25; harmony guidance 0.2, the default) -> key lock -> chunked pseudo-stereo",
+        "reference clip, or none: the context prior; dual CFG at the model's own strengths; harmony guidance 0.2, the default) -> key lock -> chunked pseudo-stereo",
         "decode into a spool file -> 24-bit stem file written block by block. Peak RSS per process (models",
         "included; `after load`: the peak once the bundle is loaded). EDM steps do not change the peak (one",
         "window at a time), so the cases may run with fewer steps than the defaults; their wall time is then not the",
