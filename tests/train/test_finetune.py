@@ -310,6 +310,7 @@ def test_the_context_prior_bank_grows_with_the_producers_pairs_and_an_interrupte
     (out / "finetune.json").write_text(json.dumps(summary))
     code, text = _run_cli(argv)
     assert code == 0 and "was written by this fine-tune; scoring it" in text and "resuming from" not in text, text
+    assert "(all in an earlier run of this work folder)" in text  # no training step in this run
     again = json.loads((out / "finetune.json").read_text())
     assert again["scored"] is True and again["generation_prior"]["rows"].keys() == {"before", "after", "real"}
     assert open_bundle(out).diffusion["edm"].read_bytes() == weights

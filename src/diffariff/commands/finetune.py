@@ -104,9 +104,12 @@ def run(args: argparse.Namespace) -> int:
 
 def report_lines(summary: dict) -> list[str]:
     """The end-of-run report: steps and speed, the held-out table, the bundle written."""
-    lines = [f"trained {summary['steps']} steps in {summary['seconds']:g} s ({summary['steps_per_s']:g} steps/s, "
-             f"{summary['processes']} process(es) on {summary['accelerator']}); last training loss "
-             f"{summary['last_loss'] if summary['last_loss'] is None else round(summary['last_loss'], 4)}"]
+    if summary.get("session_steps", 1) > 0:
+        lines = [f"trained {summary['steps']} steps in {summary['seconds']:g} s ({summary['steps_per_s']:g} steps/s, "
+                 f"{summary['processes']} process(es) on {summary['accelerator']}); last training loss "
+                 f"{summary['last_loss'] if summary['last_loss'] is None else round(summary['last_loss'], 4)}"]
+    else:  # a rerun whose training had already reached its length
+        lines = [f"trained {summary['steps']} steps (all in an earlier run of this work folder)"]
     h = summary["heldout"]
     if h["before"]:
         lines.append(f"held-out denoising loss, {h['pairs']} pairs of {len(h['songs'])} songs "

@@ -262,6 +262,7 @@ def finetune(data: str | os.PathLike, out: str | os.PathLike, source: str = "def
         if not is_global_zero:
             return None
         say(f"{out} was written by this fine-tune; scoring it")
+        unscored["session_steps"] = 0  # this run trains nothing
         return _score(src, out, work, held, cfg, window, unscored, keep_work, progress, say)
 
     encoders = Encoders(codec, _load_clap(src), start.config.codec_id, start.config.clap_id)
@@ -415,7 +416,8 @@ def _train(cfg: FinetuneConfig, trainer_kw: dict, start: LatentDiffusion, lora, 
     done, seconds = session_throughput(module.session_start, trainer.global_step)
     state = torch.load(run_dir / LAST, map_location="cpu", weights_only=True)["state_dict"]
     return {"model": exported_model(state, start.config, lora), "method": cfg.method,
-            "steps": int(trainer.global_step), "seconds": round(seconds, 1), "steps_per_s": round(done / seconds, 3),
+            "steps": int(trainer.global_step), "session_steps": int(done), "seconds": round(seconds, 1),
+            "steps_per_s": round(done / seconds, 3),
             "processes": trainer.world_size, "ranks_in_sync": module.ranks_in_sync, "accelerator": trainer_kw["accelerator"],
             "precision": trainer_kw["precision"], "trainable_parameters": trainable,
             "parameters": start.num_parameters(),
