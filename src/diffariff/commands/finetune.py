@@ -123,12 +123,12 @@ def report_lines(summary: dict) -> list[str]:
     if p.get("refit"):
         lines.append(f"context prior: {p['added_rows']} pairs of the training songs added to the source's "
                      f"{p['source_rows']} bank rows")
+    from ..eval.before_after import comparison_lines  # noqa: PLC0415  (keep `--help` fast)
+
     for key in ("generation", "generation_prior"):
         gen = summary.get(key)
         if not gen:
             continue
-        from ..eval.before_after import comparison_lines  # noqa: PLC0415  (keep `--help` fast)
-
         lines.append(f"generated stems, {gen['pairs']} held-out pairs ({gen['setting']}, {gen['sampler']} "
                      f"{gen['steps']} steps; mean ± 95 % interval over {gen['batches']} batches; KD, FAD lower "
                      "is better, the rest higher):")

@@ -145,8 +145,7 @@ class GapFilling:
         ctx_db = frame_levels_db(self.codec, ctx_latents)[0] if context_db is None else np.asarray(context_db)
         if ctx_db.shape != (t,):
             raise ValueError(f"context_db has {ctx_db.shape} levels for {t} frames")
-        with inference_autocast(INFERENCE_PRECISIONS[req.precision], z.device):  # as the decode runs
-            stem_db = frame_levels_db(self.codec, z)
+        stem_db = self._stem_levels(z, req)
         model, _ = self.model_for(req.sampler)
         window = self._seconds_to_frames(req.window_seconds) or self.default_window_frames(model)
         kept = (self.last_seed, self.last_windows)
@@ -162,6 +161,11 @@ class GapFilling:
             self.last_seed, self.last_windows = kept
         return z
 
+    def _stem_levels(self, z: torch.Tensor, req: GenerationRequest) -> np.ndarray:
+        """:func:`frame_levels_db` of latents ``z`` under the precision the decode runs at."""
+        with inference_autocast(INFERENCE_PRECISIONS[req.precision], z.device):
+            return frame_levels_db(self.codec, z)
+
     def _fill_one(self, z: torch.Tensor, gap: tuple[int, int], threshold: float, window: int,
                   ctx_latents: torch.Tensor, clap: torch.Tensor | None, req: GenerationRequest, *, seed: int,
                   style, ctx_chroma, candidate: int, fps: float) -> torch.Tensor:
@@ -173,14 +177,14 @@ class GapFilling:
         keep = torch.ones(c1 - c0, dtype=torch.bool)
         keep[a - c0:b - c0] = False
         cond = clap if clap is None or clap.shape[0] == 1 else clap[candidate:candidate + 1]
-        silent_before = int((frame_levels_db(self.codec, z[..., gap[0]:gap[1]])[0] < threshold).sum())
+        silent_before = gap[1] - gap[0]  # a gap is a run of frames below the threshold (find_gaps)
         best, silent = z, silent_before
         for attempt in range(ATTEMPTS):
             take = self.sample_latents(
                 ctx_latents[..., c0:c1], cond, c1 - c0, dataclasses.replace(req, n=1, loop=None, progress=False),
                 known=z[..., c0:c1], keep=keep, seed=seed + attempt, style=style,
                 ctx_chroma=None if ctx_chroma is None else ctx_chroma[..., c0:c1])
-            left = int((frame_levels_db(self.codec, take[..., gap[0] - c0:gap[1] - c0])[0] < threshold).sum())
+            left = int((self._stem_levels(take[..., gap[0] - c0:gap[1] - c0], req)[0] < threshold).sum())
             if left < silent:
                 best, silent = z.clone(), left
                 best[..., c0:c1] = take

@@ -131,7 +131,7 @@ class NeighbourPrior(torch.nn.Module):
         ``ROLE_NAMES``, every row with a context): what :meth:`build` takes, so a bank can be grown with
         more pairs and rebuilt (its classifier refitted on all rows)."""
         roles = torch.as_tensor(self.config.roles, dtype=torch.long)[self.role]
-        return PriorPairs(self.context.clone(), self.target.clone(), torch.ones(len(roles), dtype=torch.bool), roles)
+        return PriorPairs(self.context, self.target, torch.ones(len(roles), dtype=torch.bool), roles)
 
     # ---- sampling ----------------------------------------------------------------------------------
 

@@ -280,9 +280,9 @@ def finetune(data: str | os.PathLike, out: str | os.PathLike, source: str = "def
         return None
     model = summary.pop("model")
     prior_pairs = min(2000, pairs) if cfg.prior_pairs is None else cfg.prior_pairs
-    prior, summary["prior"] = refit_prior(src.prior, src.clap, train_songs, work / "prior", pairs=prior_pairs,
-                                          window_seconds=window, reference_seconds=reference, seed=cfg.seed,
-                                          progress=progress, say=say)
+    prior, summary["prior"] = refit_prior(src.prior, encoders.clap, src.clap, train_songs, work / "prior",
+                                          pairs=prior_pairs, window_seconds=window, reference_seconds=reference,
+                                          seed=cfg.seed, progress=progress, say=say)
     weights = model.save(work / "diffusion_edm.safetensors", fp16=True,
                          extra={"step": summary["steps"], "finetune": config_to_dict(cfg), "source": str(src.root)})
     after = heldout_losses(LatentDiffusion.load(weights), held_tensors, cfg.seed) if held_tensors is not None else None
@@ -306,8 +306,9 @@ def _unscored_summary(out: Path, work: Path) -> dict | None:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    done = summary.get("scored", True)
-    return summary if isinstance(summary, dict) and summary.get("work") == str(work.resolve()) and not done else None
+    if not isinstance(summary, dict) or summary.get("work") != str(work.resolve()):
+        return None
+    return None if summary.get("scored", True) else summary
 
 
 def _score(src: Bundle, out: Path, work: Path, held: list[Song], cfg: FinetuneConfig, window: float, summary: dict,

@@ -28,12 +28,12 @@ from ..errors import ConfigError
 PART_SIZE = 256
 
 
-def refit_prior(source_prior: Path | None, clap_path: Path, songs: Sequence[Song], folder: Path, *, pairs: int,
+def refit_prior(source_prior: Path | None, clap, clap_path: Path, songs: Sequence[Song], folder: Path, *, pairs: int,
                 window_seconds: float, reference_seconds: float, seed: int, progress: bool = False,
                 say: Callable[[str], None] = print) -> tuple[Path | None, dict]:
     """(path of the grown prior written in ``folder``, or None when the source's prior is kept as it is;
-    a summary: ``refit``, ``source_rows``, ``added_rows``, ``roles`` of the added rows)."""
-    from ..clap.builtin import BuiltinClap
+    a summary: ``refit``, ``source_rows``, ``added_rows``, ``roles`` of the added rows). ``clap``: the
+    bundle's CLAP, already loaded from ``clap_path``."""
     from ..priors.context_prior import ROLE_NAMES, PriorPairs
     from ..priors.load import load_context_prior
     from ..priors.neighbour_prior import NeighbourPrior
@@ -51,7 +51,7 @@ def refit_prior(source_prior: Path | None, clap_path: Path, songs: Sequence[Song
     cfg = PriorTrainConfig(pairs=int(pairs), part_size=min(int(pairs), PART_SIZE), window_seconds=float(window_seconds),
                            reference_seconds=float(reference_seconds), seed=int(seed))
     say(f"embedding {pairs} context / stem pairs of the training songs for the context prior")
-    added, _ = embedded_pairs(BuiltinClap.load(clap_path), clap_sha, songs, cfg, folder / "pairs", split="train",
+    added, _ = embedded_pairs(clap, clap_sha, songs, cfg, folder / "pairs", split="train",
                               progress=progress)
     usable = added.has_context & (added.role >= 0)
     bank = prior.bank_pairs()
